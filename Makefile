@@ -1,0 +1,42 @@
+# kubetfx — every entry point a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
+UV_VERSION := 0.13.9
+INSTALLED := $(VENV)/.installed
+KUBETFX := $(VENV)/bin/kubetfx
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test bench compile regenerate clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+# The stamp depends on the lock: editing it reinstalls, otherwise `install` does nothing.
+$(INSTALLED): requirements.lock pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON) and installing the pinned TFX 1.16 stack"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) pip install --python $(PY) -r requirements.lock
+	$(UV) pip install --python $(PY) --no-deps -e .
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv/ with the locked stack and kubetfx (idempotent)
+
+run: install ## Run the nine-stage pipeline locally on the embedded penguins data
+	$(KUBETFX) run
+
+test: install ## Run the whole test suite (slow and container tests included)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lock: ## Re-resolve requirements.lock from requirements.in
+	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean: ## Remove run outputs and build files (keeps .venv/)
+	rm -rf .kubetfx build
+
+include components/container/container.mk
+include manifests/cluster.mk

@@ -1,0 +1,62 @@
+"""Evaluator: TFMA metrics on the eval split; blesses above the threshold and not worse than
+the latest blessed model (beyond `change_tolerance`)."""
+from __future__ import annotations
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+
+from kubetfx.components.trainer import model as trainer_model
+
+# (metric class, higher is better) for the gate of each task.
+GATE_METRICS = {
+    "classification": ("SparseCategoricalAccuracy", True),
+    "regression": ("MeanAbsoluteError", False),
+}
+
+
+def gate_metric(task: str) -> str:
+    return GATE_METRICS[task][0]
+
+
+def eval_config(config) -> tfma.EvalConfig:
+    metric, higher_is_better = GATE_METRICS[config.task]
+    threshold = config.effective_threshold()
+    value_threshold = None
+    if threshold is not None:
+        bound = {"lower_bound": {"value": threshold}} if higher_is_better else {"upper_bound": {"value": threshold}}
+        value_threshold = tfma.GenericValueThreshold(**bound)
+    direction = tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better else tfma.MetricDirection.LOWER_IS_BETTER
+    tolerance = -config.change_tolerance if higher_is_better else config.change_tolerance
+    change_threshold = tfma.GenericChangeThreshold(direction=direction, absolute={"value": tolerance})
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(
+            signature_name="serving_default",
+            label_key=config.label,
+            prediction_key=trainer_model.prediction_key(config.task),
+            preprocessing_function_names=["transform_features"],
+        )],
+        # The blessing needs one overall metric; no slices, no extra metrics computed.
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
+            class_name=metric,
+            threshold=tfma.MetricThreshold(value_threshold=value_threshold, change_threshold=change_threshold),
+        )])],
+    )
+
+
+def build_baseline_resolver(config):
+    """The latest blessed model of this pipeline, the Evaluator's baseline."""
+    return tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id("latest_blessed_model_resolver")
+
+
+def build(config, example_gen, trainer, baseline_resolver) -> tfx.components.Evaluator:
+    return tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        model=trainer.outputs["model"],
+        baseline_model=baseline_resolver.outputs["model"],
+        eval_config=eval_config(config),
+    )

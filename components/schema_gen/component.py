@@ -1,0 +1,9 @@
+"""SchemaGen: a curated schema imported from the repo when configured, else inferred."""
+from tfx import v1 as tfx
+
+
+def build(config, statistics_gen):
+    if config.schema_file:
+        return tfx.components.ImportSchemaGen(schema_file=str(config.schema_file))
+    return tfx.components.SchemaGen(
+        statistics=statistics_gen.outputs["statistics"], infer_feature_shape=False)

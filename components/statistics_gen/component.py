@@ -1,0 +1,6 @@
+"""StatisticsGen: TFDV statistics per split, the base of schema, validation and monitoring."""
+from tfx import v1 as tfx
+
+
+def build(config, example_gen) -> tfx.components.StatisticsGen:
+    return tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])

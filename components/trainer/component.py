@@ -1,0 +1,22 @@
+"""Trainer: a Keras model on the transformed examples, exported with the transform inside."""
+from tfx import v1 as tfx
+
+RUN_FN = "kubetfx.components.trainer.model.run_fn"
+
+
+def custom_config(config) -> dict:
+    return {"label": config.label, "task": config.task, "batch_size": config.batch_size}
+
+
+def build(config, transform, schema_gen) -> tfx.components.Trainer:
+    # run_fn by dotted name: imported from the installed package, no user-code wheel.
+    code = {"module_file": config.module_file} if config.module_file else {"run_fn": RUN_FN}
+    return tfx.components.Trainer(
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config=custom_config(config),
+        **code,
+    )

@@ -1,0 +1,114 @@
+"""`kubetfx` command line. Heavy libraries (TensorFlow, TFX) are imported only by the
+command that needs them, so `kubetfx --help` and input errors answer at once."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from kubetfx.pipelines import exit_codes
+from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+
+
+def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("pipeline (override the --config file)")
+    g.add_argument("--config", help="YAML file of PipelineConfig fields")
+    g.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
+    g.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
+    g.add_argument("--data", help="CSV file or folder of CSV files (default: embedded penguins)")
+    g.add_argument("--label", help="label column (required with --data)")
+    g.add_argument("--task", choices=["classification", "regression"], help="default: from the label column")
+    g.add_argument("--module-file", help="your own TFX module file (preprocessing_fn and run_fn)")
+    g.add_argument("--schema-file", help="curated schema.pbtxt to import instead of inferring one")
+    g.add_argument("--eval-threshold", type=float,
+                   help="accuracy lower bound (classification) or MAE upper bound (regression)")
+    g.add_argument("--train-steps", type=int)
+    g.add_argument("--on-anomalies", choices=["fail", "warn"], help="data anomalies stop the run or warn")
+    g.add_argument("--beam-pipeline-args", nargs="+", metavar="ARG",
+                   help="Beam options for the Beam stages, e.g. --runner=FlinkRunner")
+    g.add_argument("--no-cache", action="store_true", help="re-run every stage")
+
+
+def config_from_args(args) -> PipelineConfig:
+    config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
+    if args.data and not args.label and not (args.config and config.label != PipelineConfig.label):
+        raise ConfigError("--data needs --label COLUMN (the column to predict)")
+    config = config.replace(
+        home=resolve_home(args.home) if (args.home or not args.config) else None,
+        name=args.name, data=args.data, label=args.label, task=args.task,
+        module_file=args.module_file, schema_file=args.schema_file,
+        eval_threshold=args.eval_threshold, train_steps=args.train_steps,
+        on_anomalies=args.on_anomalies, beam_pipeline_args=args.beam_pipeline_args,
+        enable_cache=False if args.no_cache else None,
+    )
+    if args.data and args.name is None and not args.config:
+        # Another dataset is another pipeline: its own metadata, baseline and serving dir.
+        from pathlib import Path
+        stem = Path(args.data).resolve().stem.lower()
+        config = config.replace(name="kubetfx-" + "".join(c if c.isalnum() else "-" for c in stem).strip("-")[:40])
+    return config.validate()
+
+
+def _cmd_run(args) -> int:
+    from kubetfx.pipelines import run_command
+
+    return run_command.run(config_from_args(args), engine=args.engine)
+
+
+def _cmd_compile(args) -> int:
+    from kubetfx.pipelines import kubeflow_compiler
+
+    path = kubeflow_compiler.compile_to_file(config_from_args(args), args.output, image=args.image)
+    print(f"wrote {path}")
+    return exit_codes.OK
+
+
+def _cmd_submit(args) -> int:
+    from kubetfx.pipelines import submit
+
+    return submit.main(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="show TFX and Beam logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the pipeline (locally in-process, or in containers)")
+    _add_pipeline_flags(run)
+    run.add_argument("--engine", choices=["local", "containers"], default="local",
+                     help="local: TFX LocalDagRunner; containers: the compiled KFP spec, each task in Docker")
+    run.set_defaults(func=_cmd_run)
+
+    comp = sub.add_parser("compile", help="write the KFP v2 pipeline spec (IR YAML)")
+    _add_pipeline_flags(comp)
+    comp.add_argument("--output", help="default: build/<pipeline-name>.yaml")
+    comp.add_argument("--image", help="image for every task (default: the kubetfx images of this version)")
+    comp.set_defaults(func=_cmd_compile)
+
+    try:
+        from kubetfx.pipelines import submit
+        submit.add_parser(sub, _cmd_submit)
+    except ImportError:
+        pass
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        return args.func(args)
+    except exit_codes.UserError as err:
+        print(f"kubetfx: error: {err}", file=sys.stderr)
+        return exit_codes.USAGE
+    except KeyboardInterrupt:
+        print("kubetfx: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

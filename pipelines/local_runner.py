@@ -1,0 +1,55 @@
+"""Runs the pipeline in this process with TFX's LocalDagRunner, SQLite MLMD and local files."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from kubetfx.pipelines.config import PipelineConfig
+
+
+class RunLockedError(RuntimeError):
+    """Another run of the same pipeline holds the home directory."""
+
+
+@contextlib.contextmanager
+def exclusive_run(config: PipelineConfig):
+    """One run per pipeline and home at a time: SQLite MLMD and the serving directory are
+    shared, so a second run is refused with a clear message instead of racing the first."""
+    lock_path = config.home_path / "locks" / f"{config.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise RunLockedError(
+                f"pipeline {config.name!r} is already running in {config.home_path} ({holder}); "
+                "wait for it, or use another --home") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        yield
+
+
+def metadata_config(config: PipelineConfig):
+    from tfx.orchestration import metadata
+
+    config.metadata_path.parent.mkdir(parents=True, exist_ok=True)
+    return metadata.sqlite_metadata_connection_config(str(config.metadata_path))
+
+
+def run(config: PipelineConfig) -> None:
+    """Runs `config` (already prepared) to completion; raises on a failed stage."""
+    from tfx import v1 as tfx
+
+    from kubetfx.pipelines.pipeline import create_pipeline
+
+    for path in (config.pipeline_root, config.serving_dir):
+        Path(path).mkdir(parents=True, exist_ok=True)
+    with exclusive_run(config):
+        pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
+        tfx.orchestration.LocalDagRunner().run(pipeline)

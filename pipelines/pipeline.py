@@ -1,0 +1,50 @@
+"""The kubetfx pipeline, written once: every runner (local, containers, Kubeflow) builds it here."""
+from __future__ import annotations
+
+from tfx import v1 as tfx
+
+from kubetfx.components.evaluator import component as evaluator
+from kubetfx.components.example_gen import component as example_gen
+from kubetfx.components.example_validator import component as example_validator
+from kubetfx.components.infra_validator import component as infra_validator
+from kubetfx.components.pusher import component as pusher
+from kubetfx.components.schema_gen import component as schema_gen
+from kubetfx.components.statistics_gen import component as statistics_gen
+from kubetfx.components.trainer import component as trainer
+from kubetfx.components.transform import component as transform
+from kubetfx.pipelines.config import PipelineConfig
+
+# Component ids, in pipeline order (names as TFX gives them).
+STAGES = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+          "Trainer", "Evaluator", "InfraValidator", "Pusher")
+
+
+def create_components(config: PipelineConfig) -> list:
+    gen = example_gen.build(config)
+    stats = statistics_gen.build(config, gen)
+    schema = schema_gen.build(config, stats)
+    validator = example_validator.build(config, stats, schema)
+    xform = transform.build(config, gen, schema)
+    # Transform waits for the data to pass validation (the validator halts on anomalies).
+    xform.add_upstream_node(validator)
+    train = trainer.build(config, xform, schema)
+    baseline = evaluator.build_baseline_resolver(config)
+    evaluate = evaluator.build(config, gen, train, baseline)
+    infra = infra_validator.build(config, train, gen)
+    push = pusher.build(config, train, evaluate, infra)
+    return [gen, stats, schema, validator, xform, train, baseline, evaluate, infra, push]
+
+
+def create_pipeline(config: PipelineConfig, *, pipeline_root: str | None = None,
+                    metadata_connection_config=None) -> tfx.dsl.Pipeline:
+    """`config.task` must be set (see `kubetfx.pipelines.dataset.complete`)."""
+    if config.task is None:
+        raise ValueError("config.task must be resolved before building the pipeline")
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=pipeline_root or str(config.pipeline_root),
+        components=create_components(config),
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(config.beam_pipeline_args) or ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+    )

@@ -1,0 +1,47 @@
+"""`kubetfx run`: prepare, run on the chosen engine, print the summary, map to an exit code."""
+from __future__ import annotations
+
+import sys
+
+from kubetfx.pipelines import exit_codes, prepare, summary
+from kubetfx.pipelines.config import PipelineConfig
+
+
+def run(config: PipelineConfig, engine: str = "local") -> int:
+    config = prepare.prepare(config)
+    print(f"kubetfx: pipeline {config.name} on {config.data} (label {config.label}, {config.task}), "
+          f"home {config.home_path}", flush=True)
+    from kubetfx.pipelines import local_runner
+
+    try:
+        if engine == "containers":
+            from kubetfx.pipelines import container_runner
+            container_runner.run(config)
+        else:
+            local_runner.run(config)
+        failure = None
+    except local_runner.RunLockedError as err:
+        print(f"kubetfx: error: {err}", file=sys.stderr)
+        return exit_codes.BUSY
+    except Exception as err:  # the stage's own log has the trace; the summary says where
+        failure = err
+    result = summary.summarize(str(config.metadata_path), config.name)
+    if result:
+        print(result.table())
+    return _outcome(config, result, failure)
+
+
+def _outcome(config, result, failure) -> int:
+    from kubetfx.components.example_validator import gate
+
+    if isinstance(failure, gate.DataRejectedError):
+        print(f"kubetfx: data rejected: {failure}", file=sys.stderr)
+        return exit_codes.DATA_REJECTED
+    if failure is not None:
+        print(f"kubetfx: run failed: {type(failure).__name__}: {failure}", file=sys.stderr)
+        return exit_codes.CRASH
+    if result and result.pushed_path:
+        print(f"kubetfx: model pushed to {result.pushed_path}")
+        return exit_codes.OK
+    print("kubetfx: model NOT pushed (not blessed by Evaluator or InfraValidator)", file=sys.stderr)
+    return exit_codes.NOT_BLESSED

@@ -1,0 +1,110 @@
+"""A run's outcome read back from ML Metadata: each stage, its duration and key result."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
+
+from kubetfx.pipelines import stage_results
+
+_STATE = {
+    metadata_store_pb2.Execution.COMPLETE: "complete",
+    metadata_store_pb2.Execution.CACHED: "cached",
+    metadata_store_pb2.Execution.FAILED: "failed",
+    metadata_store_pb2.Execution.RUNNING: "running",
+    metadata_store_pb2.Execution.NEW: "new",
+    metadata_store_pb2.Execution.CANCELED: "canceled",
+}
+
+
+@dataclasses.dataclass
+class StageResult:
+    stage: str
+    state: str
+    seconds: float
+    result: str
+
+
+@dataclasses.dataclass
+class RunSummary:
+    pipeline: str
+    run_id: str
+    stages: list
+    blessed: Optional[bool] = None
+    pushed_path: Optional[str] = None
+
+    def table(self) -> str:
+        width = max([len(s.stage) for s in self.stages] + [5])
+        lines = [f"Run {self.run_id} of {self.pipeline}",
+                 f"  {'stage':<{width}}  {'state':<9} {'time':>7}  result"]
+        for s in self.stages:
+            lines.append(f"  {s.stage:<{width}}  {s.state:<9} {s.seconds:>6.1f}s  {s.result}")
+        return "\n".join(lines)
+
+
+def _store(metadata_path: str):
+    from ml_metadata import metadata_store
+
+    cfg = metadata_store_pb2.ConnectionConfig()
+    cfg.sqlite.filename_uri = metadata_path
+    cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(cfg)
+
+
+def _prop(artifact, name):
+    if name not in artifact.custom_properties:
+        return None
+    value = artifact.custom_properties[name]
+    return value.int_value if value.HasField("int_value") else value.string_value
+
+
+def latest_run_id(store, pipeline_name: str) -> Optional[str]:
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        return None
+    mine = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
+    runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: -c.create_time_since_epoch)
+    for run in runs:
+        if any(e.id in mine for e in store.get_executions_by_context(run.id)):
+            return run.name
+    return None
+
+
+def _node_id(store, execution, pipeline_name: str) -> str:
+    node_type = store.get_context_type("node")
+    for ctx in store.get_contexts_by_execution(execution.id):
+        if ctx.type_id == node_type.id:
+            return ctx.name.split(".", 1)[-1]
+    return "?"
+
+
+def _outputs(store, execution_id: int) -> dict:
+    events = store.get_events_by_execution_ids([execution_id])
+    out_ids = {e.artifact_id: e for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
+    artifacts = store.get_artifacts_by_id(list(out_ids))
+    types = {t.id: t.name for t in store.get_artifact_types()}
+    return {types[a.type_id]: a for a in artifacts}
+
+
+def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Optional[RunSummary]:
+    if not os.path.exists(metadata_path):
+        return None
+    store = _store(metadata_path)
+    run_id = run_id or latest_run_id(store, pipeline_name)
+    if run_id is None:
+        return None
+    run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    summary = RunSummary(pipeline=pipeline_name, run_id=run_id, stages=[])
+    for execution in sorted(store.get_executions_by_context(run_ctx.id), key=lambda e: e.create_time_since_epoch):
+        stage = _node_id(store, execution, pipeline_name)
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
+        outputs = _outputs(store, execution.id)
+        summary.stages.append(StageResult(stage, _STATE.get(execution.last_known_state, "?"), seconds,
+                                          stage_results.describe(stage, outputs)))
+        if "ModelBlessing" in outputs:
+            summary.blessed = bool(_prop(outputs["ModelBlessing"], "blessed"))
+        if "PushedModel" in outputs and _prop(outputs["PushedModel"], "pushed"):
+            summary.pushed_path = _prop(outputs["PushedModel"], "pushed_destination")
+    return summary
