@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import glob
+import json
 import os
+import re
 
 
 def _prop(artifact, name):
@@ -58,45 +60,80 @@ def _anomalies(a) -> str:
     return "anomalies " + "; ".join(parts)
 
 
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def gated_metrics(evaluation_uri: str) -> dict:
+    """{metric name: (candidate value, "bound text")} for every metric with a threshold."""
+    import tensorflow_model_analysis as tfma
+
+    with open(os.path.join(evaluation_uri, "eval_config.json")) as f:
+        config = json.load(f)["evalConfig"]
+    bounds = {}
+    for spec in config.get("metricsSpecs", []):
+        for metric in spec.get("metrics", []):
+            value = metric.get("threshold", {}).get("valueThreshold", {})
+            text = " and ".join(f"{op} {value[k]}" for k, op in (("lowerBound", ">="), ("upperBound", "<=")) if k in value)
+            bounds[_snake(metric["className"])] = text or "no absolute bound"
+    found = {}
+    for record in tfma.load_metrics(evaluation_uri):
+        for item in record.metric_keys_and_values:
+            key = item.key
+            if key.name in bounds and not key.is_diff and key.model_name in ("", "candidate"):
+                found[key.name] = (item.value.double_value.value, bounds[key.name])
+    return found
+
+
 def _evaluation(a) -> str:
     import tensorflow_model_analysis as tfma
 
+    metrics = [f"{name} {value:.3f} ({bound})" for name, (value, bound) in gated_metrics(a.uri).items()]
     result = tfma.load_validation_result(a.uri)
-    metrics = []
-    for record in tfma.load_metrics(a.uri):
-        for key in record.metric_keys_and_values:
-            if key.key.name.endswith("example_count") or key.key.HasField("is_diff") and key.key.is_diff:
-                continue
-            if not key.key.model_name or key.key.model_name == "candidate":
-                metrics.append(f"{key.key.name}={key.value.double_value.value:.3f}")
-    failures = [f.metric_key.name for v in result.metric_validations_per_slice for f in v.failures]
-    verdict = "passed" if result.validation_ok else f"failed ({', '.join(sorted(set(failures))) or 'see artifact'})"
-    return f"{' '.join(metrics)} thresholds {verdict}"
+    failures = sorted({f.metric_key.name + (" vs baseline" if f.metric_key.is_diff else "")
+                       for v in result.metric_validations_per_slice for f in v.failures})
+    verdict = "passed" if result.validation_ok else f"failed: {', '.join(failures) or 'see artifact'}"
+    return f"{', '.join(metrics)} {verdict}"
+
+
+def _examples(a) -> str:
+    return "splits " + ", ".join(_split_dirs(a.uri))
+
+
+def _blessing(outputs) -> str:
+    blessed = _prop(outputs["ModelBlessing"], "blessed") if "ModelBlessing" in outputs else None
+    return f"{_evaluation(outputs['ModelEvaluation'])}; {'BLESSED' if blessed else 'NOT blessed'}"
+
+
+def _infra(outputs) -> str:
+    return "INFRA BLESSED" if _prop(outputs["InfraBlessing"], "blessed") else "infra validation FAILED"
+
+
+def _pushed(outputs) -> str:
+    pushed = outputs["PushedModel"]
+    return f"pushed to {_prop(pushed, 'pushed_destination')}" if _prop(pushed, "pushed") else "NOT pushed"
+
+
+# Artifact type whose content best says what the stage did, in the order to look for it.
+_DESCRIBERS = (
+    ("ModelEvaluation", _blessing),
+    ("InfraBlessing", _infra),
+    ("PushedModel", _pushed),
+    ("TransformGraph", lambda o: "transform graph " + o["TransformGraph"].uri),
+    ("Model", lambda o: "model " + o["Model"].uri),
+    ("ExampleAnomalies", lambda o: _anomalies(o["ExampleAnomalies"])),
+    ("ExampleStatistics", lambda o: _statistics(o["ExampleStatistics"])),
+    ("Schema", lambda o: _schema(o["Schema"])),
+    ("Examples", lambda o: _examples(o["Examples"])),
+)
 
 
 def describe(stage: str, outputs: dict) -> str:
     """`outputs` maps artifact type name to the output artifact of that type."""
-    try:
-        if "ExampleStatistics" in outputs:
-            return _statistics(outputs["ExampleStatistics"])
-        if "Examples" in outputs and stage.endswith("ExampleGen"):
-            return "splits " + ", ".join(_split_dirs(outputs["Examples"].uri))
-        if "Schema" in outputs:
-            return _schema(outputs["Schema"])
-        if "ExampleAnomalies" in outputs:
-            return _anomalies(outputs["ExampleAnomalies"])
-        if "TransformGraph" in outputs:
-            return "transform graph " + outputs["TransformGraph"].uri
-        if "ModelEvaluation" in outputs:
-            blessed = _prop(outputs.get("ModelBlessing"), "blessed") if "ModelBlessing" in outputs else None
-            return f"{_evaluation(outputs['ModelEvaluation'])}; {'BLESSED' if blessed else 'NOT blessed'}"
-        if "InfraBlessing" in outputs:
-            return "INFRA BLESSED" if _prop(outputs["InfraBlessing"], "blessed") else "infra validation FAILED"
-        if "PushedModel" in outputs:
-            pushed = outputs["PushedModel"]
-            return f"pushed to {_prop(pushed, 'pushed_destination')}" if _prop(pushed, "pushed") else "NOT pushed"
-        if "Model" in outputs:
-            return "model " + outputs["Model"].uri
-    except (OSError, ValueError) as err:  # a summary line must never fail the run
-        return f"(no detail: {err})"
+    for type_name, describer in _DESCRIBERS:
+        if type_name in outputs:
+            try:
+                return describer(outputs)
+            except (OSError, ValueError, AttributeError) as err:  # a summary must never fail the run
+                return f"(no detail: {err})"
     return ""
