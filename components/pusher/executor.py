@@ -3,6 +3,7 @@ so a model server polling it can see a partial model, and it pushes with one ble
 missing. This one requires both blessings and publishes a complete copy with one rename."""
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 
@@ -21,9 +22,24 @@ def next_version(base_directory: str) -> str:
     return str(max([int(time.time())] + [v + 1 for v in existing]))
 
 
+def _digest(saved_model_dir: str) -> str:
+    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def latest_version(base_directory: str):
+    versions = [n for n in os.listdir(base_directory) if n.isdigit()] if os.path.isdir(base_directory) else []
+    return max(versions, key=int) if versions else None
+
+
 def publish_atomically(model_path: str, base_directory: str) -> tuple[str, str]:
-    """Copies the model beside its destination, then renames it into place."""
+    """Copies the model beside its destination, then renames it into place. A model that
+    is already the latest version (a re-run, a retried task) is not pushed twice."""
     os.makedirs(base_directory, exist_ok=True)
+    current = latest_version(base_directory)
+    if current is not None and _digest(os.path.join(base_directory, current)) == _digest(model_path):
+        logging.info("Model already served as version %s; not pushing a duplicate.", current)
+        return os.path.join(base_directory, current), current
     version = next_version(base_directory)
     staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{os.getpid()}")
     io_utils.copy_dir(model_path, staging)

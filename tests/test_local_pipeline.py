@@ -1,0 +1,149 @@
+"""End to end: the nine-stage pipeline on the embedded data, run by the real CLI with real
+TFX executors, then every stage's output checked on disk and in ML Metadata."""
+from __future__ import annotations
+
+import glob
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import executions_by_stage
+
+pytestmark = [pytest.mark.slow, pytest.mark.serving]
+
+NINE_STAGES = {"ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
+               "Trainer", "Evaluator", "InfraValidator", "Pusher"}
+
+
+def _stage(states: dict, suffix: str) -> list:
+    return next(v for k, v in states.items() if k.endswith(suffix))
+
+
+def _stage_ids(states: dict) -> set:
+    return {next((s for s in NINE_STAGES if k.endswith(s)), k) for k in states}
+
+
+def _only(pattern: str) -> str:
+    found = sorted(glob.glob(pattern))
+    assert found, f"nothing matches {pattern}"
+    return found[-1]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory, run_kubetfx):
+    home = tmp_path_factory.mktemp("home")
+    result = run_kubetfx("run", "--home", home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return home, result
+
+
+@pytest.fixture(scope="module")
+def root(default_run):
+    return default_run[0] / "pipelines" / "kubetfx-penguin"
+
+
+def test_all_nine_stages_completed_in_metadata(default_run):
+    home, _ = default_run
+    states = executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite")
+    assert NINE_STAGES <= _stage_ids(states)
+    for stage in NINE_STAGES:
+        assert _stage(states, stage) == ["COMPLETE"], stage
+
+
+def test_summary_names_each_stage_and_the_push(default_run):
+    home, result = default_run
+    for stage in ("StatisticsGen", "Evaluator", "InfraValidator", "Pusher"):
+        assert stage in result.stdout
+    assert "BLESSED" in result.stdout and "INFRA BLESSED" in result.stdout
+    assert f"model pushed to {home}/serving/kubetfx-penguin/" in result.stdout
+
+
+def test_statistics_count_every_row(root):
+    from kubetfx.pipelines import stage_results
+
+    counts = stage_results.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
+    assert set(counts) == {"train", "eval"}
+    assert sum(counts.values()) == 344  # every penguin, none lost or duplicated
+    assert counts["train"] > counts["eval"]
+
+
+def test_schema_is_the_curated_one(root):
+    from tfx.utils import io_utils
+
+    schema = io_utils.SchemaReader().read(os.path.join(_only(f"{root}/*SchemaGen/schema/*"), "schema.pbtxt"))
+    species = next(d for d in schema.string_domain if d.name == "species")
+    assert list(species.value) == ["Adelie", "Chinstrap", "Gentoo"]
+
+
+def test_no_anomalies_in_the_embedded_data(root):
+    from kubetfx.pipelines import stage_results
+
+    found = stage_results.anomalies_per_split(_only(f"{root}/ExampleValidator/anomalies/*"))
+    assert set(found) == {"train", "eval"}
+    assert all(not a.anomaly_info for a in found.values())
+
+
+def test_transform_graph_has_vocabularies_and_scales(root):
+    import tensorflow_transform as tft
+
+    output = tft.TFTransformOutput(_only(f"{root}/Transform/transform_graph/*"))
+    assert sorted(x.decode() for x in output.vocabulary_by_name("label")) == ["Adelie", "Chinstrap", "Gentoo"]
+    assert output.vocabulary_size_by_name("vocab_island") == 3
+    spec = output.transformed_feature_spec()
+    assert spec["bill_length_mm"].dtype.name == "float32" and spec["island"].dtype.name == "int64"
+
+
+def test_model_serves_raw_examples_with_class_names(root):
+    import tensorflow as tf
+
+    model = tf.saved_model.load(os.path.join(_only(f"{root}/Trainer/model/*"), "Format-Serving"))
+    assert {"serving_default", "transform_features"} <= set(model.signatures)
+    example = tf.train.Example()
+    for key, value in {"island": b"Biscoe", "sex": b"male"}.items():
+        example.features.feature[key].bytes_list.value.append(value)
+    for key, value in {"bill_length_mm": 47.5, "bill_depth_mm": 15.0}.items():
+        example.features.feature[key].float_list.value.append(value)
+    for key, value in {"flipper_length_mm": 218, "body_mass_g": 5200, "year": 2008}.items():
+        example.features.feature[key].int64_list.value.append(value)
+    out = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))
+    assert out["probabilities"].shape == (1, 3)
+    assert out["classes"].numpy()[0] == b"Gentoo"  # a large Biscoe penguin
+
+
+def test_evaluation_meets_the_threshold_and_blesses(root):
+    import tensorflow_model_analysis as tfma
+    from kubetfx.pipelines import stage_results
+
+    evaluation = _only(f"{root}/Evaluator/evaluation/*")
+    assert tfma.load_validation_result(evaluation).validation_ok
+    value, bound = stage_results.gated_metrics(evaluation)["sparse_categorical_accuracy"]
+    assert value >= 0.9 and bound == ">= 0.6"
+    assert os.path.exists(os.path.join(_only(f"{root}/Evaluator/blessing/*"), "BLESSED"))
+
+
+def test_infra_validator_blessed_the_model(root):
+    assert os.path.exists(os.path.join(_only(f"{root}/InfraValidator/blessing/*"), "INFRA_BLESSED"))
+
+
+def test_pushed_model_is_a_complete_versioned_saved_model(default_run):
+    import tensorflow as tf
+
+    home, _ = default_run
+    versions = os.listdir(home / "serving" / "kubetfx-penguin")
+    assert len(versions) == 1 and versions[0].isdigit()  # no staging leftovers
+    pushed = home / "serving" / "kubetfx-penguin" / versions[0]
+    assert (pushed / "saved_model.pb").exists()
+    assert "serving_default" in tf.saved_model.load(str(pushed)).signatures
+
+
+def test_rerun_reuses_the_cache_and_pushes_nothing_new(default_run, run_kubetfx):
+    home, _ = default_run
+    result = run_kubetfx("run", "--home", home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    states = executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite")
+    for stage in ("StatisticsGen", "Transform", "Trainer"):
+        assert _stage(states, stage) == ["COMPLETE", "CACHED"], stage
+    # The same model is already served: the re-run keeps one version.
+    assert len(os.listdir(home / "serving" / "kubetfx-penguin")) == 1
