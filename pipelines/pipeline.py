@@ -12,6 +12,7 @@ from kubetfx.components.schema_gen import component as schema_gen
 from kubetfx.components.statistics_gen import component as statistics_gen
 from kubetfx.components.trainer import component as trainer
 from kubetfx.components.transform import component as transform
+from kubetfx.pipelines import beam_options
 from kubetfx.pipelines.config import PipelineConfig
 
 # Component ids, in pipeline order (names as TFX gives them).
@@ -46,5 +47,5 @@ def create_pipeline(config: PipelineConfig, *, pipeline_root: str | None = None,
         components=create_components(config),
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(config.beam_pipeline_args) or ["--direct_running_mode=in_memory", "--direct_num_workers=1"],
+        beam_pipeline_args=beam_options.beam_args(config),
     )

@@ -37,6 +37,8 @@ def eval_config(config) -> tfma.EvalConfig:
         )],
         # The blessing needs one overall metric; no slices, no extra metrics computed.
         slicing_specs=[tfma.SlicingSpec()],
+        # Skip the metrics compiled into the Keras model (loss...): only the gate is computed.
+        options=tfma.Options(include_default_metrics={"value": False}),
         metrics_specs=[tfma.MetricsSpec(metrics=[tfma.MetricConfig(
             class_name=metric,
             threshold=tfma.MetricThreshold(value_threshold=value_threshold, change_threshold=change_threshold),

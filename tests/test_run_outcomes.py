@@ -1,0 +1,92 @@
+"""What `kubetfx run` does with other data and when a gate says no: real runs, real stores."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+import taxi_like
+from conftest import REPO, executions_by_stage
+
+EMBEDDED = REPO / "pipelines" / "data" / "penguins" / "penguins.csv"
+
+
+def _served_versions(home, name):
+    path = home / "serving" / name
+    return sorted(os.listdir(path)) if path.exists() else []
+
+
+@pytest.mark.slow
+@pytest.mark.serving
+def test_any_csv_with_strings_missing_values_and_a_regression_label(tmp_path, run_kubetfx):
+    data = taxi_like.write(tmp_path / "trips.csv")
+    result = run_kubetfx("run", "--home", tmp_path / "home", "--data", data, "--label", "fare")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "regression" in result.stdout and "mean_absolute_error" in result.stdout
+    # Another dataset is another pipeline, named after the file.
+    assert len(_served_versions(tmp_path / "home", "kubetfx-trips")) == 1
+
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    root = tmp_path / "home" / "pipelines" / "kubetfx-trips"
+    graph = tft.TFTransformOutput(str(next((root / "Transform" / "transform_graph").iterdir())))
+    assert graph.transformed_feature_spec()["company"].dtype == tf.int64  # string -> vocabulary id
+    model = tf.saved_model.load(str(next((tmp_path / "home" / "serving" / "kubetfx-trips").iterdir())))
+    example = tf.train.Example()
+    example.features.feature["trip_miles"].float_list.value.append(10.0)
+    example.features.feature["trip_seconds"].int64_list.value.append(1800)
+    example.features.feature["payment_type"].bytes_list.value.append(b"Cash")
+    # pickup_hour and company missing: the transform fills them in.
+    fare = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))["predictions"]
+    assert 10.0 < float(fare[0][0]) < 45.0  # the true fare is about 30
+
+
+@pytest.mark.slow
+@pytest.mark.serving
+def test_a_model_below_the_threshold_is_not_pushed(tmp_path, run_kubetfx):
+    home = tmp_path / "home"
+    result = run_kubetfx("run", "--home", home, "--eval-threshold", "1.01", "--train-steps", "20")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "NOT blessed" in result.stdout and "failed: sparse_categorical_accuracy" in result.stdout
+    assert "NOT pushed" in result.stderr
+    assert _served_versions(home, "kubetfx-penguin") == []
+    assert executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite")["Pusher"] == ["COMPLETE"]
+
+
+@pytest.mark.slow
+def test_a_model_the_server_cannot_serve_is_not_pushed(tmp_path, run_kubetfx):
+    # The model server fails to start: InfraValidator must not bless, Pusher must not push.
+    home = tmp_path / "home"
+    result = run_kubetfx("run", "--home", home, "--train-steps", "20", env={"KUBETFX_SERVING_PYTHON": "/bin/false"})
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "infra validation FAILED" in result.stdout and "BLESSED" in result.stdout
+    assert _served_versions(home, "kubetfx-penguin") == []
+
+
+@pytest.mark.slow
+def test_data_breaking_the_schema_stops_before_transform(tmp_path, run_kubetfx):
+    data = tmp_path / "penguins.csv"
+    data.write_text(EMBEDDED.read_text().replace("\nAdelie,Torgersen,", "\nEmperor,Torgersen,"))
+    home = tmp_path / "home"
+    result = run_kubetfx("run", "--home", home, "--data", data, "--label", "species", "--schema-file",
+                         REPO / "pipelines" / "schemas" / "penguins.schema.pbtxt")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "column 'species'" in result.stderr and "Emperor" in result.stderr
+    assert "Full anomalies:" in result.stderr and "Traceback" not in result.stderr
+    states = executions_by_stage(home / "metadata" / "kubetfx-penguins.sqlite")
+    assert states["ExampleValidator"] == ["FAILED"]
+    assert "Transform" not in states and "Trainer" not in states and "Pusher" not in states
+    assert _served_versions(home, "kubetfx-penguins") == []
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--data", "/nonexistent/trips.csv", "--label", "fare"], "does not exist"),
+    (["--data", str(EMBEDDED), "--label", "no_such_column"], "label column 'no_such_column'"),
+    (["--data", str(EMBEDDED)], "--data needs --label"),
+    (["--name", "Not A Name"], "pipeline name"),
+])
+def test_user_errors_get_one_line_and_exit_2(tmp_path, run_kubetfx, args, message):
+    result = run_kubetfx("run", "--home", tmp_path / "home", *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home" / "pipelines").exists()  # nothing started
