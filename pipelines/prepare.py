@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubetfx.components.example_gen import csv_input
+from kubetfx.pipelines import baseline
 from kubetfx.pipelines.config import PipelineConfig
 
 CURATED_SCHEMA = Path(__file__).resolve().parent / "schemas" / "penguins.schema.pbtxt"
@@ -15,6 +16,8 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
     csv_input.check(config.data, config.label)
     task = config.task or csv_input.infer_task(config.data, config.label)
     schema_file = config.schema_file
-    if schema_file is None and config.uses_embedded_data and CURATED_SCHEMA.exists():
+    if schema_file is None and config.uses_embedded_data:
         schema_file = str(CURATED_SCHEMA)
+    if schema_file is None:
+        schema_file = baseline.latest_pushed_schema(str(config.metadata_path), config.name)
     return config.replace(task=task, schema_file=schema_file)

@@ -40,6 +40,14 @@ def test_any_csv_with_strings_missing_values_and_a_regression_label(tmp_path, ru
     fare = model.signatures["serving_default"](examples=tf.constant([example.SerializeToString()]))["predictions"]
     assert 10.0 < float(fare[0][0]) < 45.0  # the true fare is about 30
 
+    # The next data is checked against the schema of the model now served: a new company
+    # it never saw is rejected before any training.
+    data.write_text(data.read_text().replace("Sun Taxi", "Night Owl Cabs"))
+    result = run_kubetfx("run", "--home", tmp_path / "home", "--data", data, "--label", "fare")
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert "column 'company'" in result.stderr and "Night Owl Cabs" in result.stderr
+    assert len(_served_versions(tmp_path / "home", "kubetfx-trips")) == 1
+
 
 @pytest.mark.slow
 @pytest.mark.serving
