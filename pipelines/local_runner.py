@@ -6,6 +6,7 @@ import fcntl
 import os
 from pathlib import Path
 
+from kubetfx.pipelines import recovery
 from kubetfx.pipelines.config import PipelineConfig
 
 
@@ -51,5 +52,6 @@ def run(config: PipelineConfig) -> None:
     for path in (config.pipeline_root, config.serving_dir):
         Path(path).mkdir(parents=True, exist_ok=True)
     with exclusive_run(config):
+        recovery.recover(config)
         pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
         tfx.orchestration.LocalDagRunner().run(pipeline)
