@@ -9,14 +9,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-
-def _store(metadata_path: str):
-    from ml_metadata import metadata_store
-
-    cfg = metadata_store_pb2.ConnectionConfig()
-    cfg.sqlite.filename_uri = metadata_path
-    cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(cfg)
+from kubetfx.pipelines import mlmd
 
 
 def _producer_inputs(store, artifact_id: int, event_type) -> list:
@@ -33,7 +26,7 @@ def latest_pushed_schema(metadata_path: str, pipeline_name: str) -> Optional[str
     """Path of the schema.pbtxt the latest pushed model of the pipeline was trained with."""
     if not os.path.exists(metadata_path):
         return None
-    store = _store(metadata_path)
+    store = mlmd.open_store(metadata_path)
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         return None

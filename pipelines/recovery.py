@@ -12,6 +12,7 @@ from absl import logging
 from ml_metadata.proto import metadata_store_pb2
 
 from kubetfx.components.pusher.executor import STAGING_PREFIX
+from kubetfx.pipelines import mlmd
 
 _UNFINISHED = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
 
@@ -19,11 +20,7 @@ _UNFINISHED = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RU
 def cancel_orphaned_executions(metadata_path: Path, pipeline_name: str) -> int:
     if not metadata_path.exists():
         return 0
-    from ml_metadata import metadata_store
-
-    cfg = metadata_store_pb2.ConnectionConfig()
-    cfg.sqlite.filename_uri = str(metadata_path)
-    store = metadata_store.MetadataStore(cfg)
+    store = mlmd.open_store(metadata_path, writable=True)
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
         return 0

@@ -7,6 +7,8 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from kubetfx.pipelines import mlmd
+
 from kubetfx.pipelines import stage_results
 
 _STATE = {
@@ -42,15 +44,6 @@ class RunSummary:
         for s in self.stages:
             lines.append(f"  {s.stage:<{width}}  {s.state:<9} {s.seconds:>6.1f}s  {s.result}")
         return "\n".join(lines)
-
-
-def _store(metadata_path: str):
-    from ml_metadata import metadata_store
-
-    cfg = metadata_store_pb2.ConnectionConfig()
-    cfg.sqlite.filename_uri = metadata_path
-    cfg.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    return metadata_store.MetadataStore(cfg)
 
 
 def _prop(artifact, name):
@@ -91,7 +84,7 @@ def _outputs(store, execution_id: int) -> dict:
 def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Optional[RunSummary]:
     if not os.path.exists(metadata_path):
         return None
-    store = _store(metadata_path)
+    store = mlmd.open_store(metadata_path)
     run_id = run_id or latest_run_id(store, pipeline_name)
     if run_id is None:
         return None

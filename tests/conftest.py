@@ -23,12 +23,10 @@ def run_kubetfx():
 
 def executions_by_stage(metadata_path: Path) -> dict:
     """{node id: [execution state names]} for every execution recorded in the store."""
-    from ml_metadata import metadata_store
     from ml_metadata.proto import metadata_store_pb2
+    from kubetfx.pipelines import mlmd
 
-    cfg = metadata_store_pb2.ConnectionConfig()
-    cfg.sqlite.filename_uri = str(metadata_path)
-    store = metadata_store.MetadataStore(cfg)
+    store = mlmd.open_store(metadata_path)
     node_type = store.get_context_type("node")
     states = {}
     for execution in store.get_executions():
