@@ -100,6 +100,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    from absl import logging as absl_logging  # TFX and Beam log through absl
+    absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.WARNING)
     try:
         return args.func(args)
     except exit_codes.UserError as err:
