@@ -26,10 +26,10 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 install: $(INSTALLED) ## Create .venv/ with the locked stack and kubetfx (idempotent)
 
-run: install ## Run the nine-stage pipeline locally on the embedded penguins data
+run: install serving-env ## Run the nine-stage pipeline locally on the embedded penguins data
 	$(KUBETFX) run
 
-test: install ## Run the whole test suite (slow and container tests included)
+test: install serving-env ## Run the whole test suite (slow and container tests included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lock: ## Re-resolve requirements.lock from requirements.in
@@ -38,5 +38,6 @@ lock: ## Re-resolve requirements.lock from requirements.in
 clean: ## Remove run outputs and build files (keeps .venv/)
 	rm -rf .kubetfx build
 
+include components/infra_validator/serving.mk
 include components/container/container.mk
 include manifests/cluster.mk

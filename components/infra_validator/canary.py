@@ -1,0 +1,75 @@
+"""Canary requests from real examples, sent over TF Serving's REST API (which KServe's V1
+protocol shares), so the same check runs against a local server or TF Serving in a cluster."""
+from __future__ import annotations
+
+import base64
+import glob
+import gzip
+import json
+import os
+import urllib.error
+import urllib.request
+from typing import Iterator
+
+
+class CanaryError(RuntimeError):
+    """The server did not load the model or did not answer correctly."""
+
+
+def _tfrecords(path: str) -> Iterator[bytes]:
+    """Records of a GZIP TFRecord file (length, crc, data, crc), read without TensorFlow."""
+    with gzip.open(path, "rb") as f:
+        while header := f.read(12):
+            length = int.from_bytes(header[:8], "little")
+            data = f.read(length)
+            f.read(4)
+            yield data
+
+
+def read_examples(examples_uri: str, split: str, limit: int) -> list[bytes]:
+    found = []
+    for path in sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))):
+        for record in _tfrecords(path):
+            found.append(record)
+            if len(found) == limit:
+                return found
+    if not found:
+        raise CanaryError(f"no examples in {examples_uri}/Split-{split} to build canary requests from")
+    return found
+
+
+def predict_body(examples: list[bytes], signature: str = "serving_default") -> bytes:
+    instances = [{"b64": base64.b64encode(e).decode()} for e in examples]
+    return json.dumps({"signature_name": signature, "instances": instances}).encode()
+
+
+def _http(url: str, body: bytes | None = None, timeout: float = 30) -> dict:
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        raise CanaryError(f"{url} answered HTTP {err.code}: {err.read()[:500].decode(errors='replace')}") from err
+
+
+def model_available(base_url: str, model_name: str) -> bool:
+    """True once the server reports the model loaded (TF Serving: AVAILABLE; KServe: ready)."""
+    try:
+        status = _http(f"{base_url}/v1/models/{model_name}", timeout=5)
+    except (OSError, CanaryError, ValueError):
+        return False
+    states = [s.get("state") for s in status.get("model_version_status", [])]
+    return status.get("ready") is True or "AVAILABLE" in states
+
+
+def send_canaries(base_url: str, model_name: str, examples: list[bytes]) -> list:
+    """One predict request with every example; each must get its own prediction."""
+    try:
+        answer = _http(f"{base_url}/v1/models/{model_name}:predict", predict_body(examples))
+    except OSError as err:
+        raise CanaryError(f"predict request failed: {err}") from err
+    predictions = answer.get("predictions")
+    if not isinstance(predictions, list) or len(predictions) != len(examples):
+        got = len(predictions) if isinstance(predictions, list) else answer
+        raise CanaryError(f"expected {len(examples)} predictions, got {got}")
+    return predictions
