@@ -16,6 +16,7 @@ from pathlib import Path
 
 MODEL_SERVER_SCRIPT = Path(__file__).resolve().with_name("model_server.py")
 IMAGE_SERVING_PYTHON = Path("/opt/kubetfx-serving/bin/python")
+REPO_SERVING_PYTHON = Path(__file__).resolve().parents[2] / ".venv-serving" / "bin" / "python"
 
 
 class ServerUnavailableError(RuntimeError):
@@ -24,8 +25,7 @@ class ServerUnavailableError(RuntimeError):
 
 def serving_python() -> Path:
     """$KUBETFX_SERVING_PYTHON, the image's serving env, or the repo's .venv-serving."""
-    repo_env = Path(__file__).resolve().parents[2] / ".venv-serving" / "bin" / "python"
-    candidates = [os.environ.get("KUBETFX_SERVING_PYTHON"), IMAGE_SERVING_PYTHON, repo_env]
+    candidates = [os.environ.get("KUBETFX_SERVING_PYTHON"), IMAGE_SERVING_PYTHON, REPO_SERVING_PYTHON]
     for candidate in candidates:
         if candidate and Path(candidate).exists():
             return Path(candidate)
