@@ -74,7 +74,8 @@ def gated_metrics(evaluation_uri: str) -> dict:
     for spec in config.get("metricsSpecs", []):
         for metric in spec.get("metrics", []):
             value = metric.get("threshold", {}).get("valueThreshold", {})
-            text = " and ".join(f"{op} {value[k]}" for k, op in (("lowerBound", ">="), ("upperBound", "<=")) if k in value)
+            text = " and ".join(f"{op} {value[k]}" for k, op in (("lowerBound", ">="), ("upperBound", "<="))
+                                if k in value and abs(value[k]) < 1e300)
             bounds[_snake(metric["className"])] = text or "no absolute bound"
     found = {}
     for record in tfma.load_metrics(evaluation_uri):
@@ -92,6 +93,8 @@ def _evaluation(a) -> str:
     result = tfma.load_validation_result(a.uri)
     failures = sorted({f.metric_key.name + (" vs baseline" if f.metric_key.is_diff else "")
                        for v in result.metric_validations_per_slice for f in v.failures})
+    if result.missing_thresholds:
+        failures.append("metrics without thresholds")
     verdict = "passed" if result.validation_ok else f"failed: {', '.join(failures) or 'see artifact'}"
     return f"{', '.join(metrics)} {verdict}"
 

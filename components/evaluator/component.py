@@ -14,6 +14,9 @@ GATE_METRICS = {
 }
 
 
+NO_BOUND = 1e300  # "no absolute bound": every finite metric value passes
+
+
 def gate_metric(task: str) -> str:
     return GATE_METRICS[task][0]
 
@@ -21,10 +24,12 @@ def gate_metric(task: str) -> str:
 def eval_config(config) -> tfma.EvalConfig:
     metric, higher_is_better = GATE_METRICS[config.task]
     threshold = config.effective_threshold()
-    value_threshold = None
-    if threshold is not None:
-        bound = {"lower_bound": {"value": threshold}} if higher_is_better else {"upper_bound": {"value": threshold}}
-        value_threshold = tfma.GenericValueThreshold(**bound)
+    if threshold is None:
+        # TFMA reports a metric without any threshold as `missing_thresholds` (a failed
+        # validation) on a first run, when the baseline comparison is dropped.
+        threshold = NO_BOUND if not higher_is_better else -NO_BOUND
+    bound = {"lower_bound": {"value": threshold}} if higher_is_better else {"upper_bound": {"value": threshold}}
+    value_threshold = tfma.GenericValueThreshold(**bound)
     direction = tfma.MetricDirection.HIGHER_IS_BETTER if higher_is_better else tfma.MetricDirection.LOWER_IS_BETTER
     tolerance = -config.change_tolerance if higher_is_better else config.change_tolerance
     change_threshold = tfma.GenericChangeThreshold(direction=direction, absolute={"value": tolerance})
