@@ -7,8 +7,11 @@ from kubetfx.components.example_gen import csv_input
 
 
 def build(config) -> tfx.components.CsvExampleGen:
-    files = csv_input.csv_files(config.data)
-    pattern = files[0].name if len(files) == 1 and not csv_input.Path(config.data).is_dir() else "*.csv"
+    data = csv_input.Path(config.data)
+    if data.is_file():
+        input_base, pattern = str(data.parent), data.name
+    else:  # a local folder, or a location only the cluster sees (checked by the stage there)
+        input_base, pattern = str(data), "*.csv"
     return tfx.components.CsvExampleGen(
-        input_base=str(files[0].parent),
+        input_base=input_base,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]))

@@ -1,13 +1,30 @@
 """InfraValidator: the candidate model must load in a real model server and answer canary
-requests built from real examples before it may be pushed."""
+requests built from real examples before it may be pushed.
+
+Its own component class (same spec as TFX's) because TFX's Kubeflow V2 compiler refuses
+to compile `tfx.components.InfraValidator`; the executor is ours (see executor.py)."""
+from tfx import types
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.standard_component_specs import InfraValidatorSpec
 
 from kubetfx.components.infra_validator import executor
 
 
-def build(config, trainer, example_gen) -> tfx.components.InfraValidator:
-    validator = tfx.components.InfraValidator(
+class InfraValidator(base_component.BaseComponent):
+    SPEC_CLASS = InfraValidatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, model, examples, serving_spec, validation_spec, request_spec):
+        super().__init__(spec=InfraValidatorSpec(
+            model=model, examples=examples,
+            blessing=types.Channel(type=standard_artifacts.InfraBlessing),
+            serving_spec=serving_spec, validation_spec=validation_spec, request_spec=request_spec))
+
+
+def build(config, trainer, example_gen) -> InfraValidator:
+    return InfraValidator(
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         # The serving spec names TF Serving, the server that answers in production; the
@@ -22,5 +39,3 @@ def build(config, trainer, example_gen) -> tfx.components.InfraValidator:
             num_examples=config.infra_validation_examples,
         ),
     )
-    validator.executor_spec = executor_spec.ExecutorClassSpec(executor.Executor)
-    return validator

@@ -1,0 +1,108 @@
+"""Runs one pipeline stage inside its container from the executor input a KFP v2 launcher
+hands it (`{{$}}`), on open-source KFP as on Vertex AI.
+
+    python -m kubetfx.components.container.entrypoint \
+        --executor_class_path <executor> --artifact_types '<{key: tfx type}>' \
+        --json_serialized_invocation_args '{{$}}' [beam args...]
+
+It repairs the executor input (see kfp_compat), applies the pipeline parameters the
+compiler wired in (`kubetfx_*`), runs ExampleGen's driver when KFP did not (OSS KFP ignores
+`lifecycle.preCacheCheck`), then hands over to TFX's own Kubeflow V2 executor runner."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from kubetfx.components.container import kfp_compat
+
+DATA_ROOT = "kubetfx_data_root"
+EVAL_THRESHOLD = "kubetfx_eval_threshold"
+
+
+def _pop_parameter(executor_input: dict, name: str):
+    value = executor_input.get("inputs", {}).get("parameterValues", {}).pop(name, None)
+    return None if value in (None, "", "null") else value
+
+
+def apply_data_root(executor_input: dict) -> None:
+    data_root = _pop_parameter(executor_input, DATA_ROOT)
+    if data_root:
+        executor_input["inputs"]["parameterValues"]["input_base"] = data_root
+
+
+def apply_eval_threshold(executor_input: dict) -> None:
+    """Sets the gate metric's bound in eval_config (lower for accuracy, upper for error)."""
+    from kubetfx.components.evaluator.component import GATE_METRICS
+
+    threshold = _pop_parameter(executor_input, EVAL_THRESHOLD)
+    if threshold is None or float(threshold) < 0:  # < 0: keep the compiled default
+        return
+    params = executor_input["inputs"]["parameterValues"]
+    eval_config = json.loads(params["eval_config"])
+    higher_is_better = {name: higher for name, higher in GATE_METRICS.values()}
+    for spec in eval_config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            if metric["class_name"] in higher_is_better:
+                bound = "lower_bound" if higher_is_better[metric["class_name"]] else "upper_bound"
+                metric.setdefault("threshold", {})["value_threshold"] = {bound: float(threshold)}
+    params["eval_config"] = json.dumps(eval_config)
+
+
+def repair(executor_input: dict, declared_types: dict, env: dict) -> list:
+    """All fixes, in order; returns the URI mapping to undo on the output file."""
+    mapping = kfp_compat.uri_map(env)
+    kfp_compat.fix_artifact_types(executor_input, declared_types)
+    kfp_compat.map_uris(executor_input, mapping)
+    kfp_compat.fix_model_layouts(executor_input, declared_types)
+    for artifact_list in executor_input.get("inputs", {}).get("artifacts", {}).values():
+        for artifact in artifact_list.get("artifacts", []):
+            if os.path.isdir(artifact["uri"]):
+                kfp_compat.remove_directory_markers(artifact["uri"])
+    apply_data_root(executor_input)
+    if "eval_config" in executor_input.get("inputs", {}).get("parameterValues", {}):
+        apply_eval_threshold(executor_input)
+    kfp_compat.export_namespace(env)
+    return mapping
+
+
+def _run_example_gen_driver(invocation: str) -> None:
+    from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver
+
+    driver.main(argparse.Namespace(json_serialized_invocation_args=invocation,
+                                   json_serialized_inputs_spec_args=None))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--executor_class_path", required=True)
+    parser.add_argument("--json_serialized_invocation_args", required=True)
+    parser.add_argument("--artifact_types", default="{}", help="JSON {artifact key: TFX type title}")
+    args, beam_args = parser.parse_known_args(argv)
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+    executor_input = json.loads(args.json_serialized_invocation_args)
+    mapping = repair(executor_input, json.loads(args.artifact_types), os.environ)
+    invocation = json.dumps(executor_input)
+    output_file = executor_input["outputs"]["outputFile"]
+    os.makedirs(os.path.dirname(output_file), exist_ok=True)
+
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_runner
+    from tfx.utils import import_utils
+    from tfx.components.example_gen import base_example_gen_executor
+
+    executor_class = import_utils.import_class_by_path(args.executor_class_path)
+    if issubclass(executor_class, base_example_gen_executor.BaseExampleGenExecutor):
+        _run_example_gen_driver(invocation)
+    tfx_runner._run_executor(  # noqa: SLF001 — TFX's runner, reused as is
+        argparse.Namespace(executor_class_path=args.executor_class_path,
+                           json_serialized_invocation_args=invocation,
+                           json_serialized_inputs_spec_args=None),
+        beam_args)
+    kfp_compat.unmap_output_file(output_file, mapping)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
