@@ -41,3 +41,12 @@ clean: ## Remove run outputs and build files (keeps .venv/)
 include components/infra_validator/serving.mk
 include components/container/container.mk
 include manifests/cluster.mk
+
+compile: install ## Write the KFP v2 pipeline spec to build/<pipeline-name>.yaml
+	$(KUBETFX) compile
+
+run-containers: image ## Run the compiled spec locally, every stage in its container
+	$(KUBETFX) run --engine containers
+
+regenerate: install ## Refresh golden files (compiled spec) after an intended change
+	KUBETFX_REGENERATE=1 $(PY) -m pytest pipelines/kubeflow_compiler_test.py -q

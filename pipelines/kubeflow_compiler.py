@@ -56,6 +56,25 @@ class ClusterSettings:
         return f"{CLUSTER_MOUNT}/serving"
 
 
+_PARAMETER_TYPES = {"STRING": "STRING", "INT": "NUMBER_INTEGER", "DOUBLE": "NUMBER_DOUBLE"}
+
+
+def modernize_parameters(spec: dict) -> None:
+    """TFX 1.16 writes the deprecated parameter forms (`runtimeValue.constantValue`,
+    `type: STRING`) that only Vertex still reads; the OSS KFP v2 driver (and kfp.local:
+    "Expected constant") needs `runtimeValue.constant` and `parameterType`."""
+    for component in spec["components"].values():
+        for definition in component.get("inputDefinitions", {}).get("parameters", {}).values():
+            if "type" in definition:
+                definition["parameterType"] = _PARAMETER_TYPES[definition.pop("type")]
+    for task in spec["root"]["dag"]["tasks"].values():
+        for parameter in task.get("inputs", {}).get("parameters", {}).values():
+            old = parameter.get("runtimeValue", {}).pop("constantValue", None)
+            if old is not None:
+                (kind, value), = old.items()
+                parameter["runtimeValue"]["constant"] = {"intValue": int, "doubleValue": float}.get(kind, str)(value)
+
+
 def _stage_of(task_name: str) -> str:
     return task_name.split("-", 1)[0]
 
@@ -99,6 +118,10 @@ def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings, da
     env = [{"name": "KUBETFX_URI_MAP", "value": f"{settings.pipeline_root.split('/v2/')[0]}={CLUSTER_MOUNT}/root"},
            {"name": "TF_USE_LEGACY_KERAS", "value": "1"}]
     platform_executors = {}
+    modernize_parameters(spec)
+    example_gen = next(n for n in tasks if n.endswith("ExampleGen"))
+    _add_parameter(spec, example_gen, "kubetfx_data_root", "data_root", "STRING")
+    _add_parameter(spec, "Evaluator", "kubetfx_eval_threshold", "eval_threshold", "NUMBER_DOUBLE")
     for name, task in tasks.items():
         component = spec["components"][task["componentRef"]["name"]]
         executor_label = component["executorLabel"]
@@ -108,7 +131,11 @@ def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings, da
         stage = _stage_of(name)
         container["image"] = settings.image or (INFRA_VALIDATOR_IMAGE if stage == "InfraValidator" else PIPELINE_IMAGE)
         container["command"] = list(ENTRYPOINT)
-        container["args"] = ["--artifact_types", json.dumps(_declared_types(component), sort_keys=True)] + container["args"]
+        # The parameter types tell TFX's runner to read `parameterValues` (what OSS KFP sends).
+        inputs_spec = {"parameters": component.get("inputDefinitions", {}).get("parameters", {})}
+        container["args"] = ["--artifact_types", json.dumps(_declared_types(component), sort_keys=True),
+                             "--json_serialized_inputs_spec_args", json.dumps(inputs_spec, sort_keys=True),
+                             ] + container["args"]
         cpu_req, cpu_lim, mem_req, mem_lim = RESOURCES.get(stage, DEFAULT_RESOURCES)
         container["resources"] = {"cpuRequest": cpu_req, "cpuLimit": cpu_lim,
                                   "memoryRequest": mem_req, "memoryLimit": mem_lim}
@@ -121,9 +148,6 @@ def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings, da
         "eval_threshold": {"parameterType": "NUMBER_DOUBLE", "isOptional": True,
                            "defaultValue": config.effective_threshold() if config.effective_threshold() is not None else -1.0},
     })
-    example_gen = next(n for n in tasks if n.endswith("ExampleGen"))
-    _add_parameter(spec, example_gen, "kubetfx_data_root", "data_root", "STRING")
-    _add_parameter(spec, "Evaluator", "kubetfx_eval_threshold", "eval_threshold", "NUMBER_DOUBLE")
     platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": platform_executors}}}}
     return spec, platform
 

@@ -13,10 +13,11 @@ def run(config: PipelineConfig, engine: str = "local") -> int:
           f"home {config.home_path}", flush=True)
     from kubetfx.pipelines import local_runner
 
+    result = None
     try:
         if engine == "containers":
             from kubetfx.pipelines import container_runner
-            container_runner.run(config)
+            result = container_runner.run(config)
         else:
             local_runner.run(config)
         failure = None
@@ -25,7 +26,8 @@ def run(config: PipelineConfig, engine: str = "local") -> int:
         return exit_codes.BUSY
     except Exception as err:  # the stage's own log has the trace; the summary says where
         failure = err
-    result = summary.summarize(str(config.metadata_path), config.name)
+    if engine == "local":
+        result = summary.summarize(str(config.metadata_path), config.name)
     if result:
         print(result.table())
     return _outcome(config, result, failure)
@@ -34,7 +36,8 @@ def run(config: PipelineConfig, engine: str = "local") -> int:
 def _outcome(config, result, failure) -> int:
     from kubetfx.components.example_validator import gate
 
-    if isinstance(failure, gate.DataRejectedError):
+    rejected = getattr(failure, "log", None) and "DataRejectedError" in failure.log.read_text(errors="replace")
+    if isinstance(failure, gate.DataRejectedError) or rejected:
         print(f"kubetfx: data rejected: {failure}", file=sys.stderr)
         return exit_codes.DATA_REJECTED
     if failure is not None:

@@ -67,11 +67,11 @@ def repair(executor_input: dict, declared_types: dict, env: dict) -> list:
     return mapping
 
 
-def _run_example_gen_driver(invocation: str) -> None:
+def _run_example_gen_driver(invocation: str, inputs_spec) -> None:
     from tfx.orchestration.kubeflow.v2.file_based_example_gen import driver
 
     driver.main(argparse.Namespace(json_serialized_invocation_args=invocation,
-                                   json_serialized_inputs_spec_args=None))
+                                   json_serialized_inputs_spec_args=inputs_spec))
 
 
 def main(argv=None) -> int:
@@ -79,6 +79,7 @@ def main(argv=None) -> int:
     parser.add_argument("--executor_class_path", required=True)
     parser.add_argument("--json_serialized_invocation_args", required=True)
     parser.add_argument("--artifact_types", default="{}", help="JSON {artifact key: TFX type title}")
+    parser.add_argument("--json_serialized_inputs_spec_args", default=None)
     args, beam_args = parser.parse_known_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
@@ -94,11 +95,11 @@ def main(argv=None) -> int:
 
     executor_class = import_utils.import_class_by_path(args.executor_class_path)
     if issubclass(executor_class, base_example_gen_executor.BaseExampleGenExecutor):
-        _run_example_gen_driver(invocation)
+        _run_example_gen_driver(invocation, args.json_serialized_inputs_spec_args)
     tfx_runner._run_executor(  # noqa: SLF001 — TFX's runner, reused as is
         argparse.Namespace(executor_class_path=args.executor_class_path,
                            json_serialized_invocation_args=invocation,
-                           json_serialized_inputs_spec_args=None),
+                           json_serialized_inputs_spec_args=args.json_serialized_inputs_spec_args),
         beam_args)
     kfp_compat.unmap_output_file(output_file, mapping)
     return 0

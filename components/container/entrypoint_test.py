@@ -1,0 +1,150 @@
+"""Each incompatibility between the OSS KFP v2 driver's executor input and TFX, reproduced
+and shown handled; then a real stage run through the entrypoint from such an input."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from kubetfx.components.container import entrypoint, kfp_compat
+
+# As the OSS v2 driver builds it (backend/src/v2/driver): artifacts typed from MLMD,
+# `system.*` titles, no instance schema, URIs in the minio:// pipeline root.
+def _driver_input(root="minio://mlpipeline/v2/artifacts/p/run/Task"):
+    return {
+        "inputs": {
+            "parameterValues": {"eval_config": json.dumps({"metrics_specs": [{"metrics": [
+                {"class_name": "SparseCategoricalAccuracy", "threshold": {"value_threshold": {"lower_bound": 0.6}}}]}]}),
+                "kubetfx_eval_threshold": 0.8},
+            "artifacts": {"model": {"artifacts": [{"name": "m", "uri": f"{root}/model",
+                                                   "type": {"schemaTitle": "system.Model"}}]},
+                          "examples": {"artifacts": [{"name": "e", "uri": f"{root}/examples",
+                                                      "type": {"instanceSchema": ""}}]}}},
+        "outputs": {"artifacts": {"blessing": {"artifacts": [{"name": "b", "uri": f"{root}/blessing",
+                                                             "type": {"schemaTitle": "system.Artifact"}}]}},
+                    "outputFile": f"{root}/executor_output.json"},
+    }
+
+
+DECLARED = {"model": "tfx.Model", "examples": "tfx.Examples", "blessing": "tfx.ModelBlessing"}
+
+
+def test_system_titles_and_empty_instance_schemas_become_declared_tfx_types():
+    executor_input = _driver_input()
+    kfp_compat.fix_artifact_types(executor_input, DECLARED)
+    types = {k: v["artifacts"][0]["type"]["instanceSchema"]
+             for side in ("inputs", "outputs") for k, v in executor_input[side]["artifacts"].items()}
+    assert types == {k: f"title: {t}\ntype: object\n" for k, t in DECLARED.items()}
+
+
+def test_tfx_parses_the_repaired_artifacts_as_their_real_classes():
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as utils
+    from tfx.types import standard_artifacts
+
+    executor_input = _driver_input()
+    kfp_compat.fix_artifact_types(executor_input, DECLARED)
+    proto = json_format.ParseDict(executor_input, pipeline_spec_pb2.ExecutorInput(), ignore_unknown_fields=True)
+    parsed = utils.parse_raw_artifact_dict(proto.inputs.artifacts)
+    assert isinstance(parsed["model"][0], standard_artifacts.Model)
+    assert isinstance(parsed["examples"][0], standard_artifacts.Examples)
+
+
+def test_minio_uris_map_onto_the_mounted_volume_and_back(tmp_path):
+    mapping = kfp_compat.uri_map({"KUBETFX_URI_MAP": f"minio://mlpipeline={tmp_path}"})
+    executor_input = _driver_input()
+    kfp_compat.map_uris(executor_input, mapping)
+    assert executor_input["inputs"]["artifacts"]["model"]["artifacts"][0]["uri"] == f"{tmp_path}/v2/artifacts/p/run/Task/model"
+    output = tmp_path / "out.json"
+    output.write_text(json.dumps({"artifacts": {"blessing": {"artifacts": [{"uri": f"{tmp_path}/v2/x"}]}}}))
+    kfp_compat.unmap_output_file(str(output), mapping)
+    assert json.loads(output.read_text())["artifacts"]["blessing"]["artifacts"][0]["uri"] == "minio://mlpipeline/v2/x"
+
+
+def test_unmapped_minio_uri_is_a_clear_error():
+    with pytest.raises(ValueError, match="KUBETFX_URI_MAP=minio://"):
+        kfp_compat.map_uris(_driver_input(), [])
+
+
+def test_zero_byte_directory_markers_are_removed_real_files_kept(tmp_path):
+    (tmp_path / "Split-train").mkdir()
+    (tmp_path / "Split-train_$folder$").write_bytes(b"")
+    (tmp_path / "Split-train" / "data.gz").write_bytes(b"data")
+    (tmp_path / "Split-train" / "empty-but-real.txt").write_bytes(b"")
+    assert kfp_compat.remove_directory_markers(str(tmp_path)) == 1
+    assert sorted(os.listdir(tmp_path)) == ["Split-train"]
+    assert sorted(os.listdir(tmp_path / "Split-train")) == ["data.gz", "empty-but-real.txt"]
+
+
+def test_model_saved_at_the_artifact_root_gets_a_format_serving_view(tmp_path):
+    (tmp_path / "saved_model.pb").write_bytes(b"pb")
+    view = kfp_compat.ensure_serving_layout(str(tmp_path))
+    assert (Path(view) / "Format-Serving" / "saved_model.pb").read_bytes() == b"pb"
+    assert sorted(os.listdir(tmp_path)) == ["saved_model.pb"]  # the input is untouched
+    (tmp_path / "Format-Serving").mkdir()
+    assert kfp_compat.ensure_serving_layout(str(tmp_path)) == str(tmp_path)
+
+
+def test_kfp_namespace_comes_from_the_pod(monkeypatch, tmp_path):
+    env = {"POD_NAMESPACE": "team-a"}
+    kfp_compat.export_namespace(env)
+    assert env["KFP_NAMESPACE"] == "team-a"
+    namespace_file = tmp_path / "namespace"
+    namespace_file.write_text("kubeflow-user\n")
+    monkeypatch.setattr(kfp_compat, "SERVICE_ACCOUNT_NAMESPACE", namespace_file)
+    env = {}
+    kfp_compat.export_namespace(env)
+    assert env["KFP_NAMESPACE"] == "kubeflow-user"
+
+
+def test_pipeline_parameters_reach_the_stage_exec_properties():
+    executor_input = _driver_input()
+    executor_input["inputs"]["parameterValues"]["kubetfx_data_root"] = "/data/new"
+    entrypoint.apply_data_root(executor_input)
+    entrypoint.apply_eval_threshold(executor_input)
+    params = executor_input["inputs"]["parameterValues"]
+    assert params["input_base"] == "/data/new" and "kubetfx_data_root" not in params
+    metric = json.loads(params["eval_config"])["metrics_specs"][0]["metrics"][0]
+    assert metric["threshold"]["value_threshold"] == {"lower_bound": 0.8}
+
+
+@pytest.mark.slow
+def test_example_gen_runs_from_an_oss_driver_shaped_input(tmp_path):
+    """The real ExampleGen executor, through the entrypoint, from a minio:// input."""
+    from kubetfx.pipelines.config import EMBEDDED_DATA
+
+    root = "minio://mlpipeline/v2/artifacts/p/run/CsvExampleGen"
+    executor_input = {
+        "inputs": {"parameterValues": {
+            "input_base": "unused", "kubetfx_data_root": str(EMBEDDED_DATA),
+            "input_config": json.dumps({"splits": [{"name": "single_split", "pattern": "*.csv"}]}),
+            "output_config": json.dumps({"split_config": {"splits": [{"hash_buckets": 2, "name": "train"},
+                                                                     {"hash_buckets": 1, "name": "eval"}]}}),
+            "output_data_format": 6, "output_file_format": 5}},
+        "outputs": {"artifacts": {"examples": {"artifacts": [{"name": "ex", "uri": f"{root}/examples",
+                                                              "type": {"schemaTitle": "system.Dataset"}}]}},
+                    "outputFile": f"{root}/executor_output.json"},
+    }
+    inputs_spec = {"parameters": {"input_base": {"parameterType": "STRING"}, "input_config": {"parameterType": "STRING"},
+                                  "output_config": {"parameterType": "STRING"},
+                                  "output_data_format": {"parameterType": "NUMBER_INTEGER"},
+                                  "output_file_format": {"parameterType": "NUMBER_INTEGER"},
+                                  "kubetfx_data_root": {"parameterType": "STRING"}}}
+    os.environ["KUBETFX_URI_MAP"] = f"minio://mlpipeline={tmp_path}"
+    try:
+        assert entrypoint.main([
+            "--executor_class_path", "tfx.components.example_gen.csv_example_gen.executor.Executor",
+            "--artifact_types", json.dumps({"examples": "tfx.Examples"}),
+            "--json_serialized_inputs_spec_args", json.dumps(inputs_spec),
+            "--json_serialized_invocation_args", json.dumps(executor_input)]) == 0
+    finally:
+        del os.environ["KUBETFX_URI_MAP"]
+    task_dir = tmp_path / "v2" / "artifacts" / "p" / "run" / "CsvExampleGen"
+    assert sorted(os.listdir(task_dir / "examples")) == ["Split-eval", "Split-train"]
+    output = json.loads((task_dir / "executor_output.json").read_text())
+    artifact = output["artifacts"]["examples"]["artifacts"][0]
+    assert artifact["uri"] == f"{root}/examples"  # KFP gets back the URI it handed out
+    assert json.loads(artifact["metadata"]["split_names"]) == ["train", "eval"]
