@@ -45,13 +45,13 @@ def metadata_config(config: PipelineConfig):
 
 def run(config: PipelineConfig) -> None:
     """Runs `config` (already prepared) to completion; raises on a failed stage."""
-    from tfx import v1 as tfx
-
-    from kubetfx.pipelines.pipeline import create_pipeline
-
     for path in (config.pipeline_root, config.serving_dir):
         Path(path).mkdir(parents=True, exist_ok=True)
-    with exclusive_run(config):
+    with exclusive_run(config):  # before the slow imports: a second run is refused at once
+        from tfx import v1 as tfx
+
+        from kubetfx.pipelines.pipeline import create_pipeline
+
         recovery.recover(config)
         pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
         tfx.orchestration.LocalDagRunner().run(pipeline)

@@ -36,7 +36,8 @@ def test_kill_mid_stage_then_rerun_pushes_exactly_one_model(tmp_path, run_kubetf
     home = tmp_path / "home"
     first = _start(home)
     _wait_for(home / "pipelines" / "kubetfx-penguin" / stage, first)
-    time.sleep(2)  # let the stage get going
+    time.sleep(1)  # let the stage get going, then freeze the run right there
+    os.killpg(first.pid, signal.SIGSTOP)
 
     # While it runs, a second run on the same home is refused with a clear message.
     second = run_kubetfx("run", "--home", home)
