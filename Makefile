@@ -10,7 +10,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test bench compile regenerate clean
+.PHONY: help install run test lock compile run-containers regenerate clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
