@@ -48,5 +48,5 @@ compile: install ## Write the KFP v2 pipeline spec to build/<pipeline-name>.yaml
 run-containers: image ## Run the compiled spec locally, every stage in its container
 	$(KUBETFX) run --engine containers
 
-regenerate: install ## Refresh golden files (compiled spec) after an intended change
-	KUBETFX_REGENERATE=1 $(PY) -m pytest pipelines/kubeflow_compiler_test.py -q
+regenerate: install ## Refresh golden files (compiled spec, README tables) after an intended change
+	KUBETFX_REGENERATE=1 $(PY) -m pytest pipelines/kubeflow_compiler_test.py tests/test_readme_tables.py -q

@@ -1,0 +1,55 @@
+"""Bad inputs a user may hand `kubetfx run`, and the message each gets. Shared by the tests
+(which prove each message) and the README table (rendered from this list)."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+HEADER = "species,island,bill_length_mm\n"
+ROWS = "Adelie,Torgersen,39.1\nGentoo,Biscoe,47.5\n"
+
+
+def _write(path: Path, content) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    (path.write_bytes if isinstance(content, bytes) else path.write_text)(content)
+    return path
+
+
+# (case, how to make it under a folder -> data path, label, expected message fragment)
+CASES = [
+    ("missing path", lambda d: d / "nowhere.csv", "species", "does not exist"),
+    ("empty file", lambda d: _write(d / "empty.csv", ""), "species", "is empty (0 bytes)"),
+    ("header only", lambda d: _write(d / "header.csv", HEADER), "species", "has a header but no data rows"),
+    ("label column absent", lambda d: _write(d / "ok.csv", HEADER + ROWS), "sex", "label column 'sex' is not in"),
+    ("label never filled", lambda d: _write(d / "nolabel.csv", HEADER + ",Dream,40.1\n,Biscoe,41.0\n"), "species",
+     "has no values"),
+    ("not UTF-8", lambda d: _write(d / "latin1.csv", (HEADER + "Adelie,Torgersen,39.1\nGentoo,Bisc\xf6e,47.5\n").encode("latin-1")),
+     "species", "is not UTF-8"),
+    ("semicolon-separated", lambda d: _write(d / "semi.csv", HEADER.replace(",", ";") + ROWS.replace(",", ";")), "species",
+     "separates columns with semicolons"),
+    ("mixed delimiters", lambda d: _write(d / "mixed.csv", HEADER + ROWS + "Chinstrap;Dream;46.5\nAdelie,Dream,38.2,extra\n"),
+     "species", "is not a consistent CSV file"),
+    ("not a CSV (gzip)", lambda d: _write(d / "data.csv", gzip.compress((HEADER + ROWS).encode())), "species",
+     "is not a CSV file: it is gzip-compressed"),
+    ("not a CSV (binary)", lambda d: _write(d / "image.csv", b"\x00\x01\x02binary\x00"), "species", "contains binary data"),
+    ("folder without CSV", lambda d: _write(d / "notes" / "readme.txt", "hi").parent, "species", "holds no .csv file"),
+    ("folder, different headers", lambda d: (_write(d / "parts" / "a.csv", HEADER + ROWS),
+                                             _write(d / "parts" / "b.csv", "species,island\nAdelie,Dream\n"))[0].parent,
+     "species", "has other columns than"),
+]
+
+
+def render_table(workdir: Path) -> str:
+    """The README table: each case and the message `kubetfx run` prints for it (exit 2)."""
+    from kubetfx.components.example_gen import csv_input
+
+    lines = ["| bad input | what `kubetfx run` says (exit code 2, nothing started) |", "| --- | --- |"]
+    for case, make, label, _ in CASES:
+        folder = workdir / case.replace(" ", "-")
+        try:
+            csv_input.check(str(make(folder)), label)
+            message = "(accepted)"
+        except csv_input.InputError as err:
+            message = str(err).replace(str(folder), "…").replace("|", "\\|").replace("`", "'")
+        lines.append(f"| {case} | {message} |")
+    return "\n".join(lines) + "\n"
