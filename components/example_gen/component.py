@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from tfx import v1 as tfx
 
-from kubetfx.components.example_gen import csv_input
+from tfx.dsl.components.base import executor_spec
+
+from kubetfx.components.example_gen import csv_input, executor
 
 
 def build(config) -> tfx.components.CsvExampleGen:
@@ -12,6 +14,9 @@ def build(config) -> tfx.components.CsvExampleGen:
         input_base, pattern = str(data.parent), data.name
     else:  # a local folder, or a location only the cluster sees (checked by the stage there)
         input_base, pattern = str(data), "*.csv"
-    return tfx.components.CsvExampleGen(
+    component = tfx.components.CsvExampleGen(
         input_base=input_base,
         input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]))
+    # Same component, same artifact; the Arrow + C++ executor (see executor.py).
+    component.executor_spec = executor_spec.BeamExecutorSpec(executor.Executor)
+    return component
