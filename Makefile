@@ -10,7 +10,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean
+.PHONY: help install run test lock compile run-containers regenerate clean bench
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -50,3 +50,8 @@ run-containers: image ## Run the compiled spec locally, every stage in its conta
 
 regenerate: install ## Refresh golden files (compiled spec, README tables) after an intended change
 	KUBETFX_REGENERATE=1 $(PY) -m pytest pipelines/kubeflow_compiler_test.py tests/test_readme_tables.py -q
+
+BENCH_SIZES ?= default,100k,1m
+BENCH_REPS ?= 1
+bench: install serving-env ## Benchmark against TFX's penguin example (build/bench/results.json)
+	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS)

@@ -1,0 +1,49 @@
+"""Deterministic benchmark data: TFX's processed penguin table (what its example reads),
+derived from the embedded raw data, and scaled copies of it (resampled rows, small noise)."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from kubetfx.pipelines.config import EMBEDDED_DATA
+
+SPECIES = {"Adelie": 0, "Chinstrap": 1, "Gentoo": 2}
+RAW_TO_PROCESSED = {"bill_length_mm": "culmen_length_mm", "bill_depth_mm": "culmen_depth_mm",
+                    "flipper_length_mm": "flipper_length_mm", "body_mass_g": "body_mass_g"}
+SIZES = {"default": None, "100k": 100_000, "1m": 1_000_000}
+
+
+def processed_rows() -> np.ndarray:
+    """[species, 4 features scaled to [0, 1]] for every complete row of the raw data."""
+    rows = []
+    with open(EMBEDDED_DATA / "penguins.csv") as f:
+        for row in csv.DictReader(f):
+            values = [row[c] for c in RAW_TO_PROCESSED]
+            if all(values):
+                rows.append([SPECIES[row["species"]]] + [float(v) for v in values])
+    data = np.array(rows, dtype=np.float64)
+    low, high = data[:, 1:].min(axis=0), data[:, 1:].max(axis=0)
+    data[:, 1:] = (data[:, 1:] - low) / (high - low)
+    return data
+
+
+def write(size: str, folder: Path, seed: int = 42) -> Path:
+    """`folder/data.csv` with the processed schema; the same bytes for the same size."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "data.csv"
+    if path.exists():
+        return path
+    base = processed_rows()
+    rows = SIZES[size]
+    if rows is None:
+        data = base
+    else:
+        rng = np.random.default_rng(seed)
+        data = base[rng.integers(0, len(base), rows)]
+        data[:, 1:] = np.clip(data[:, 1:] + rng.normal(0, 0.01, (rows, 4)), 0, 1)
+    header = "species," + ",".join(RAW_TO_PROCESSED.values())
+    body = "\n".join(f"{int(r[0])}," + ",".join(f"{v:.6f}" for v in r[1:]) for r in data)
+    path.write_text(header + "\n" + body + "\n")
+    return path
