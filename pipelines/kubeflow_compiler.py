@@ -169,11 +169,11 @@ def compile_spec(config: PipelineConfig, settings: Optional[ClusterSettings] = N
     from kubetfx.pipelines import prepare
 
     settings = settings or ClusterSettings()
-    config = prepare.prepare(config)
-    data_root = IMAGE_DATA_ROOT if config.uses_embedded_data else str(Path(config.data).resolve())
-    # In the cluster the serving directory is on the mounted volume, not this machine's home.
-    cluster = config.replace(home=CLUSTER_MOUNT)
-    if config.schema_file and config.uses_embedded_data:
+    # In the cluster, outputs go to the mounted volume, not this machine's home (and no
+    # baseline schema of a local run leaks into the spec).
+    cluster = prepare.prepare(config.replace(home=CLUSTER_MOUNT))
+    data_root = IMAGE_DATA_ROOT if cluster.uses_embedded_data else str(Path(cluster.data).resolve())
+    if cluster.schema_file and cluster.uses_embedded_data:
         cluster = cluster.replace(schema_file=IMAGE_SCHEMA)
     cluster = dataclasses.replace(cluster, data=data_root)
     return finish_spec(_tfx_ir(cluster, settings), cluster, settings, data_root)

@@ -15,10 +15,6 @@ from kubetfx.components.transform import component as transform
 from kubetfx.pipelines import beam_options
 from kubetfx.pipelines.config import PipelineConfig
 
-# Component ids, in pipeline order (names as TFX gives them).
-STAGES = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform",
-          "Trainer", "Evaluator", "InfraValidator", "Pusher")
-
 
 def create_components(config: PipelineConfig) -> list:
     gen = example_gen.build(config)
