@@ -3,8 +3,12 @@
 # lock (downloaded, or built here for sdist-only packages) and the kubetfx wheel itself.
 # Containers never reach a package index; air-gapped teams carry this folder instead.
 set -euo pipefail
-lock="${1:?usage: build-wheelhouse.sh LOCK OUTDIR}"
-out="${2:?usage: build-wheelhouse.sh LOCK OUTDIR}"
+usage="usage: build-wheelhouse.sh LOCK OUTDIR [EXTRA_PIN...]"
+lock="${1:?$usage}"
+out="${2:?$usage}"
+shift 2
+# Extra pins: tools the image build itself needs (uv), which the runtime lock does not list.
+extra=("$@")
 python="${PYTHON:-python3}"
 mkdir -p "$out"
 
@@ -16,6 +20,6 @@ fetch() {
     || { echo "wheelhouse: cannot get $pin" >&2; return 1; }
 }
 export -f fetch
-grep -E '^[A-Za-z0-9_.-]+==' "$lock" | sed 's/ .*//' \
-  | xargs -P 4 -I{} bash -c 'fetch "$@"' _ {} "$out" "$python"
+{ grep -E '^[A-Za-z0-9_.-]+==' "$lock" | sed 's/ .*//'; printf '%s\n' "${extra[@]}"; } \
+  | grep . | xargs -P 4 -I{} bash -c 'fetch "$@"' _ {} "$out" "$python"
 echo "wheelhouse: $(ls "$out" | wc -l) wheels, $(du -sh "$out" | cut -f1)"

@@ -14,9 +14,10 @@ docker-up: ## Install (Debian docker.io) and start the Docker engine if needed
 base-image: docker-up ## Build the Debian bookworm + Python 3.11 base image locally (debootstrap)
 	@components/container/build-base-image.sh $(BASE_IMAGE)
 
-wheelhouse/.complete: requirements.lock
-	@echo "==> wheelhouse/: one wheel per pin of requirements.lock"
-	components/container/build-wheelhouse.sh requirements.lock wheelhouse
+# uv is pinned in the Makefile, not the lock; the image build installs with it.
+wheelhouse/.complete: requirements.lock Makefile components/container/container.mk
+	@echo "==> wheelhouse/: one wheel per pin of requirements.lock, plus uv"
+	components/container/build-wheelhouse.sh requirements.lock wheelhouse "uv==$(UV_VERSION)"
 	@touch $@
 
 wheelhouse-serving/.complete: components/infra_validator/serving-requirements.lock
