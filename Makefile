@@ -5,6 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
+# Python 3.10 has its own lock (protobuf 3.20, no kfp SDK: see requirements.in).
+LOCK := $(if $(filter 3.10,$(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')),requirements-py310.lock,requirements.lock)
 INSTALLED := $(VENV)/.installed
 KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
@@ -16,11 +18,11 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # The stamp depends on the lock: editing it reinstalls, otherwise `install` does nothing.
-$(INSTALLED): requirements.lock pyproject.toml
-	@echo "==> creating $(VENV) with $(PYTHON) and installing the pinned TFX 1.16 stack"
+$(INSTALLED): $(LOCK) pyproject.toml
+	@echo "==> creating $(VENV) with $(PYTHON) and installing the pinned TFX 1.16 stack ($(LOCK))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) pip install --python $(PY) -r requirements.lock
+	$(UV) pip install --python $(PY) -r $(LOCK)
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@touch $@
 
@@ -32,8 +34,9 @@ run: install serving-env ## Run the nine-stage pipeline locally on the embedded 
 test: install serving-env ## Run the whole test suite (slow and container tests included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lock: ## Re-resolve requirements.lock from requirements.in
-	$(UV) pip compile requirements.in --python-version 3.11 -o requirements.lock
+lock: ## Re-resolve both locks (Python 3.11 and 3.10) from requirements.in
+	$(UV) pip compile requirements.in --python-version 3.11 --no-python-downloads -o requirements.lock
+	$(UV) pip compile requirements.in --python-version 3.10 --no-python-downloads -o requirements-py310.lock
 
 clean: ## Remove run outputs and build files (keeps .venv/)
 	rm -rf .kubetfx build

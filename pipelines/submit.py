@@ -107,7 +107,13 @@ def _wait(client, run_id: str, timeout: float) -> str:
 
 
 def submit(args) -> int:
-    import kfp
+    try:
+        import kfp
+    except ImportError:
+        # Python 3.10 lock: TFX 1.16 pins protobuf < 4.21 there, every kfp 2.x needs >= 4.21.1.
+        raise SubmitError("`kubetfx submit` needs the kfp 2 SDK, which TFX 1.16 cannot share an environment "
+                          "with on Python 3.10; submit from a Python 3.11 install (or upload "
+                          f"{args.spec} in the KFP UI)", USAGE) from None
     import yaml
 
     spec = Path(args.spec)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -144,3 +145,11 @@ def test_missing_spec_and_bad_params_are_usage_errors(tmp_path, spec, capsys):
     assert _submit("--host", "http://127.0.0.1:1", "--spec", tmp_path / "none.yaml") == submit.USAGE
     assert "make compile" in capsys.readouterr().err
     assert _submit("--host", "http://127.0.0.1:1", "--spec", spec, "--param", "novalue") == submit.USAGE
+
+
+def test_without_the_kfp_sdk_submit_says_which_install_has_it(spec, monkeypatch, capsys):
+    # The Python 3.10 lock cannot hold kfp 2 (protobuf cap of TFX 1.16 there): no import, one line.
+    monkeypatch.setitem(sys.modules, "kfp", None)
+    assert _submit("--host", "http://127.0.0.1:1", "--spec", spec) == submit.USAGE
+    err = capsys.readouterr().err
+    assert "Python 3.11" in err and "Traceback" not in err
