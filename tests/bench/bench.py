@@ -1,8 +1,8 @@
 """`make bench`: kubetfx against TFX's own penguin example, side by side in one invocation.
 
 For each size, alternating stock / kubetfx for N repetitions, each run in a fresh process
-and a fresh pipeline root: end-to-end and per-stage wall time (from each run's ML
-Metadata), peak RSS, and the ratio kubetfx/stock. Also import and compile time, and image
+and a fresh pipeline root: end-to-end wall time (process start to exit, imports included,
+as a user waits for it) and per-stage wall time (from each run's ML Metadata), peak RSS, and the ratio kubetfx/stock. Also import and compile time, and image
 sizes and a container cold start when Docker and the images are there. Writes
 build/bench/results.json and prints a table."""
 from __future__ import annotations
@@ -20,6 +20,9 @@ from pathlib import Path
 from kubetfx.pipelines import kubeflow_compiler, summary
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import datasets  # noqa: E402  (beside this script, not a package)
+
 REPO = HERE.parents[1]
 OUT = REPO / "build" / "bench"
 STAGE_ALIASES = {"CsvExampleGen": "ExampleGen", "ImportSchemaGen": "SchemaGen"}
@@ -35,15 +38,18 @@ def _stages(metadata: Path, pipeline: str) -> dict:
 
 
 def run_stock(data: Path, root: Path) -> dict:
-    out = subprocess.run([sys.executable, str(HERE / "run_stock.py"), str(data.parent), str(root)],
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, str(HERE / "run_stock.py"), str(data.parents[1]), str(root)],
                          capture_output=True, text=True, check=True)
-    return {**_json_line(out.stdout), "stages": _stages(root / "metadata.sqlite", "penguin-stock")}
+    return {**_json_line(out.stdout), "seconds": time.monotonic() - started,
+            "stages": _stages(root / "metadata.sqlite", "penguin-stock")}
 
 
 def run_kubetfx(data: Path | None, root: Path) -> dict:
     args = ["--home", str(root)] + (["--data", str(data), "--label", "species", "--name", "bench"] if data else [])
+    started = time.monotonic()
     out = subprocess.run([sys.executable, str(HERE / "run_kubetfx.py"), *args], capture_output=True, text=True)
-    result = _json_line(out.stdout)
+    result = {**_json_line(out.stdout), "seconds": time.monotonic() - started}
     if result["exit_code"] != 0:
         raise RuntimeError(f"kubetfx run failed ({result['exit_code']}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     name = "bench" if data else "kubetfx-penguin"
@@ -77,9 +83,6 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", default="default,100k,1m")
     parser.add_argument("--reps", type=int, default=1)
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(HERE))
-    import datasets
-
     results = {"machine": {"cpus": os.cpu_count()}, "sizes": {}, "reps": args.reps}
     results["import_seconds"] = round(timed([sys.executable, "-c", "import kubetfx.pipelines.pipeline"]), 1)
     results["compile_seconds"] = round(timed([sys.executable, "-m", "kubetfx.pipelines.cli", "compile",
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
                 kubetfx_data = None if size == "default" else data
                 runs[side].append(run_stock(data, root) if side == "stock" else run_kubetfx(kubetfx_data, root))
         results["sizes"][size] = summarize_size(runs)
+    results["scaling"] = scaling(results["sizes"])
     results["docker"] = docker_facts()
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
@@ -116,6 +120,24 @@ def summarize_size(runs: dict) -> dict:
             "stages": per_stage, "runs": runs}
 
 
+def scaling(sizes: dict) -> dict:
+    """Cost per extra 100k rows between the scaled sizes (linear growth shows as a steady slope)."""
+    measured = sorted(((datasets.SIZES[s], r) for s, r in sizes.items() if datasets.SIZES.get(s)),
+                      key=lambda m: m[0])
+    if len(measured) < 2:
+        return {}
+    (n0, r0), (n1, r1) = measured[0], measured[-1]
+    per_100k = 100_000 / (n1 - n0)
+    out = {f"{side} s per 100k rows": round((r1[f"{side}_seconds"] - r0[f"{side}_seconds"]) * per_100k, 1)
+           for side in ("stock", "kubetfx")}
+    out["kubetfx peak RSS MB per 100k rows"] = round(
+        (r1["kubetfx_peak_rss_mb"] - r0["kubetfx_peak_rss_mb"]) * per_100k, 1)
+    example_gen = r1["stages"].get("ExampleGen", {})
+    if example_gen.get("kubetfx"):
+        out[f"ExampleGen speed-up at {n1:,} rows"] = round(example_gen["stock"] / example_gen["kubetfx"], 1)
+    return out
+
+
 def table(results: dict) -> str:
     lines = ["| size | stage | stock TFX (s) | kubetfx (s) | kubetfx/stock |", "| --- | --- | ---: | ---: | ---: |"]
     for size, r in results["sizes"].items():
@@ -125,6 +147,7 @@ def table(results: dict) -> str:
         lines.append(f"| {size} | **end to end** | **{r['stock_seconds']}** | **{r['kubetfx_seconds']}** | **{r['ratio']}** |")
         lines.append(f"| {size} | peak RSS (MB) | {r['stock_peak_rss_mb']} | {r['kubetfx_peak_rss_mb']} | |")
     extra = [f"import {results['import_seconds']} s, compile {results['compile_seconds']} s"]
+    extra += [f"{k}: {v}" for k, v in results.get("scaling", {}).items()]
     extra += [f"{k}: {v}" for k, v in results.get("docker", {}).items()]
     return "\n".join(lines) + "\n\n" + "; ".join(extra)
 

@@ -30,9 +30,10 @@ def processed_rows() -> np.ndarray:
 
 
 def write(size: str, folder: Path, seed: int = 42) -> Path:
-    """`folder/data.csv` with the processed schema; the same bytes for the same size."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "data.csv"
+    """`folder/labelled/data.csv` (the layout TFX's penguin example reads from its data root)
+    with the processed schema; the same bytes for the same size."""
+    path = folder / "labelled" / "data.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         return path
     base = processed_rows()
