@@ -24,7 +24,7 @@ def create_components(config: PipelineConfig) -> list:
     xform = transform.build(config, gen, schema)
     # Transform waits for the data to pass validation (the validator halts on anomalies).
     xform.add_upstream_node(validator)
-    train = trainer.build(config, xform, schema)
+    train = trainer.build(config, gen, xform, schema)
     baseline = evaluator.build_baseline_resolver(config)
     evaluate = evaluator.build(config, gen, train, baseline)
     infra = infra_validator.build(config, train, gen)

@@ -1,5 +1,7 @@
-"""Trainer: a Keras model on the transformed examples, exported with the transform inside."""
+"""Trainer: a Keras model on the transformed features, exported with the transform inside."""
 from tfx import v1 as tfx
+
+from kubetfx.components.transform import component as transform_component
 
 RUN_FN = "kubetfx.components.trainer.model.run_fn"
 
@@ -8,11 +10,14 @@ def custom_config(config) -> dict:
     return {"label": config.label, "task": config.task, "batch_size": config.batch_size}
 
 
-def build(config, transform, schema_gen) -> tfx.components.Trainer:
+def build(config, example_gen, transform, schema_gen) -> tfx.components.Trainer:
     # run_fn by dotted name: imported from the installed package, no user-code wheel.
     code = {"module_file": config.module_file} if config.module_file else {"run_fn": RUN_FN}
+    # The built-in run_fn transforms raw examples on the fly (see transform.materializes).
+    examples = (transform.outputs["transformed_examples"] if transform_component.materializes(config)
+                else example_gen.outputs["examples"])
     return tfx.components.Trainer(
-        examples=transform.outputs["transformed_examples"],
+        examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),

@@ -27,12 +27,18 @@ def prediction_key(task: str) -> str:
     return PROBABILITIES if task == "classification" else PREDICTIONS
 
 
-def _dataset(fn_args, files, tf_transform_output, label, batch_size):
+def _dataset(fn_args, files, tf_transform_output, transform_layer, label, batch_size):
+    """(transformed features, label) batches from raw examples: Transform wrote none out,
+    the graph is applied here (as it is at serving), on the few batches training reads."""
+    def transform(raw):
+        features = transform_layer(raw)
+        return features, features.pop(label)
+
     return fn_args.data_accessor.tf_dataset_factory(
         files,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=label),
-        tf_transform_output.transformed_metadata.schema,
-    ).repeat()
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size),
+        tf_transform_output.raw_metadata.schema,
+    ).map(transform, num_parallel_calls=tf.data.AUTOTUNE).repeat()
 
 
 def _build_model(tf_transform_output, label, task):
@@ -65,7 +71,6 @@ def _build_model(tf_transform_output, label, task):
 
 
 def _signatures(model, tf_transform_output, label, task):
-    model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k != label}
     class_names = None
@@ -96,9 +101,12 @@ def run_fn(fn_args):
     label, task = config["label"], config["task"]
     batch_size = int(config.get("batch_size", 32))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, label, batch_size)
-    evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, label, batch_size)
     model = _build_model(tf_transform_output, label, task)
+    # One transform layer (one load of the transform graph) for training, validation and the
+    # exported signatures; tracked by the model, so it is saved with it.
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, model.tft_layer, label, batch_size)
+    evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, model.tft_layer, label, batch_size)
     model.fit(train, steps_per_epoch=fn_args.train_steps, validation_data=evaluation,
               validation_steps=fn_args.eval_steps, verbose=2)
     model.save(fn_args.serving_model_dir, save_format="tf",
