@@ -25,9 +25,17 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                    help="accuracy lower bound (classification) or MAE upper bound (regression)")
     g.add_argument("--train-steps", type=int)
     g.add_argument("--on-anomalies", choices=["fail", "warn"], help="data anomalies stop the run or warn")
-    g.add_argument("--beam-pipeline-args", nargs="+", metavar="ARG",
-                   help="Beam options for the Beam stages, e.g. --runner=FlinkRunner")
+    # One quoted string (or repeated flags): argparse takes a bare `--runner=...` for a flag.
+    g.add_argument("--beam-pipeline-args", action="append", metavar="'ARGS'",
+                   help="Beam options for the Beam stages, e.g. "
+                        "--beam-pipeline-args='--runner=FlinkRunner --parallelism=8'")
     g.add_argument("--no-cache", action="store_true", help="re-run every stage")
+
+
+def _beam_args(values):
+    import shlex
+
+    return [arg for value in values for arg in shlex.split(value)] if values else None
 
 
 def config_from_args(args) -> PipelineConfig:
@@ -39,7 +47,7 @@ def config_from_args(args) -> PipelineConfig:
         name=args.name, data=args.data, label=args.label, task=args.task,
         module_file=args.module_file, schema_file=args.schema_file,
         eval_threshold=args.eval_threshold, train_steps=args.train_steps,
-        on_anomalies=args.on_anomalies, beam_pipeline_args=args.beam_pipeline_args,
+        on_anomalies=args.on_anomalies, beam_pipeline_args=_beam_args(args.beam_pipeline_args),
         enable_cache=False if args.no_cache else None,
     )
     if args.data and args.name is None and not args.config:

@@ -57,3 +57,12 @@ def test_thresholds_default_per_task():
     assert PipelineConfig(task="classification").effective_threshold() == 0.6
     assert PipelineConfig(task="regression").effective_threshold() is None
     assert PipelineConfig(task="regression", eval_threshold=2.5).effective_threshold() == 2.5
+
+
+def test_beam_args_from_one_quoted_string_or_repeated_flags():
+    parse = cli.build_parser().parse_args
+    quoted = cli.config_from_args(parse(["run", "--beam-pipeline-args=--runner=FlinkRunner --parallelism=8"]))
+    repeated = cli.config_from_args(parse(["run", "--beam-pipeline-args=--runner=FlinkRunner",
+                                           "--beam-pipeline-args", "--parallelism=8 "]))
+    assert quoted.beam_pipeline_args == repeated.beam_pipeline_args == ["--runner=FlinkRunner", "--parallelism=8"]
+    assert cli.config_from_args(parse(["run"])).beam_pipeline_args == []

@@ -95,6 +95,14 @@ def test_transform_graph_has_vocabularies_and_scales(root):
     assert spec["bill_length_mm"].dtype.name == "float32" and spec["island"].dtype.name == "int64"
 
 
+def test_transform_made_one_analysis_pass(root):
+    # The built-in Trainer transforms raw examples as it reads: nothing materialized, and no
+    # pre/post-transform statistics repeating StatisticsGen's pass.
+    assert glob.glob(f"{root}/Transform/transform_graph/*")
+    for output in ("transformed_examples", "pre_transform_stats", "post_transform_stats"):
+        assert not any(os.listdir(d) for d in glob.glob(f"{root}/Transform/{output}/*")), output
+
+
 def test_model_serves_raw_examples_with_class_names(root):
     import tensorflow as tf
 

@@ -32,6 +32,9 @@ from tfx_bsl.coders import example_coder
 from kubetfx.components.example_gen.csv_input import NULL_VALUES
 
 BLOCK_BYTES = 16 << 20
+# zlib level 1 instead of the default 6: writing 1M rows takes 0.8 s instead of 2.1 s, for
+# files ~12% larger. Still GZIP TFRecords: every reader is unchanged.
+GZIP = tf.io.TFRecordOptions(compression_type="GZIP", compression_level=1)
 NARROWEST_FIRST = (pa.int64(), pa.float32())  # tf.Example floats are 32-bit
 
 
@@ -108,7 +111,7 @@ class Executor(csv_executor.Executor):
         for name in names:
             split_dir = artifact_utils.get_split_uri([examples], name)
             tf.io.gfile.makedirs(split_dir)
-            writers.append(tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"), "GZIP"))
+            writers.append(tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"), GZIP))
         rows = 0
         try:
             for path in paths:
