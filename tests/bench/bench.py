@@ -142,6 +142,8 @@ def table(results: dict) -> str:
     lines = ["| size | stage | stock TFX (s) | kubetfx (s) | kubetfx/stock |", "| --- | --- | ---: | ---: | ---: |"]
     for size, r in results["sizes"].items():
         for stage, t in r["stages"].items():
+            if not (t["stock"] or t["kubetfx"]):
+                continue  # under 0.05 s on both sides (SchemaGen, Pusher...)
             ratio = f"{t['kubetfx'] / t['stock']:.2f}" if t["stock"] and t["kubetfx"] else "–"
             lines.append(f"| {size} | {stage} | {t['stock'] or '–'} | {t['kubetfx'] or '–'} | {ratio} |")
         lines.append(f"| {size} | **end to end** | **{r['stock_seconds']}** | **{r['kubetfx_seconds']}** | **{r['ratio']}** |")
