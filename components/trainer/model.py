@@ -27,7 +27,7 @@ def prediction_key(task: str) -> str:
     return PROBABILITIES if task == "classification" else PREDICTIONS
 
 
-def _dataset(fn_args, files, tf_transform_output, transform_layer, label, batch_size):
+def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size):
     """(transformed features, label) batches from raw examples: Transform wrote none out,
     the graph is applied here (as it is at serving), on the few batches training reads."""
     def transform(raw):
@@ -37,7 +37,7 @@ def _dataset(fn_args, files, tf_transform_output, transform_layer, label, batch_
     return fn_args.data_accessor.tf_dataset_factory(
         files,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size),
-        tf_transform_output.raw_metadata.schema,
+        raw_schema,
     ).map(transform, num_parallel_calls=tf.data.AUTOTUNE).repeat()
 
 
@@ -105,8 +105,9 @@ def run_fn(fn_args):
     # One transform layer (one load of the transform graph) for training, validation and the
     # exported signatures; tracked by the model, so it is saved with it.
     model.tft_layer = tf_transform_output.transform_features_layer()
-    train = _dataset(fn_args, fn_args.train_files, tf_transform_output, model.tft_layer, label, batch_size)
-    evaluation = _dataset(fn_args, fn_args.eval_files, tf_transform_output, model.tft_layer, label, batch_size)
+    raw_schema = tf_transform_output.raw_metadata.schema
+    train = _dataset(fn_args, fn_args.train_files, raw_schema, model.tft_layer, label, batch_size)
+    evaluation = _dataset(fn_args, fn_args.eval_files, raw_schema, model.tft_layer, label, batch_size)
     model.fit(train, steps_per_epoch=fn_args.train_steps, validation_data=evaluation,
               validation_steps=fn_args.eval_steps, verbose=2)
     model.save(fn_args.serving_model_dir, save_format="tf",
