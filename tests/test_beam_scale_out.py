@@ -2,29 +2,14 @@
 direct runner (the stand-in here for Dataflow/Flink/Spark), gives the same statistics."""
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from kubetfx.components.example_gen import executor as example_gen_executor
+from kubetfx.components.example_gen.executor_test import run_example_gen
 from kubetfx.pipelines import stage_results
 from kubetfx.pipelines.config import EMBEDDED_DATA
 
 pytestmark = pytest.mark.slow
-
-
-def _examples(tmp_path):
-    from tfx.types import standard_artifacts
-
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path / "examples")
-    example_gen_executor.Executor().Do({}, {"examples": [examples]}, {
-        "input_base": str(EMBEDDED_DATA),
-        "input_config": json.dumps({"splits": [{"name": "single_split", "pattern": "*.csv"}]}),
-        "output_config": json.dumps({"split_config": {"splits": [{"name": "train", "hash_buckets": 2},
-                                                                 {"name": "eval", "hash_buckets": 1}]}}),
-        "output_data_format": 6, "output_file_format": 5})
-    return examples
 
 
 def _statistics(examples, uri, beam_args):
@@ -41,7 +26,7 @@ def _statistics(examples, uri, beam_args):
 
 
 def test_multi_process_runner_gives_the_same_statistics(tmp_path):
-    examples = _examples(tmp_path)
+    examples = run_example_gen(example_gen_executor.Executor, EMBEDDED_DATA, tmp_path / "examples")
     in_process = _statistics(examples, str(tmp_path / "stats-1"), [])
     multi_process = _statistics(examples, str(tmp_path / "stats-2"),
                                 ["--direct_running_mode=multi_processing", "--direct_num_workers=2"])

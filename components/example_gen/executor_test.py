@@ -27,7 +27,8 @@ def _as_dict(example) -> dict:
     return out
 
 
-def _run(executor_class, csv_dir, out_dir):
+def run_example_gen(executor_class, csv_dir, out_dir):
+    """One ExampleGen execution on a CSV folder, train:eval 2:1 (also used by tests/)."""
     from tfx.types import standard_artifacts
 
     examples = standard_artifacts.Examples()
@@ -57,7 +58,7 @@ def csv_dir(tmp_path):
 
 
 def test_types_missing_values_and_split_proportions(csv_dir, tmp_path):
-    artifact = _run(fast.Executor, csv_dir, tmp_path / "out")
+    artifact = run_example_gen(fast.Executor, csv_dir, tmp_path / "out")
     assert json.loads(artifact.split_names) == ["train", "eval"]
     train, evaluation = _read(artifact.uri, "train"), _read(artifact.uri, "eval")
     assert len(train) + len(evaluation) == 3000
@@ -75,8 +76,8 @@ def test_same_examples_in_the_same_splits_as_csv_example_gen(csv_dir, tmp_path):
 
     # CsvExampleGen reads "NA" as a string: give it empty fields instead.
     (csv_dir / "part.csv").write_text((csv_dir / "part.csv").read_text().replace(",NA,", ",,"))
-    ours = _run(fast.Executor, csv_dir, tmp_path / "ours")
-    theirs = _run(stock.Executor, csv_dir, tmp_path / "theirs")
+    ours = run_example_gen(fast.Executor, csv_dir, tmp_path / "ours")
+    theirs = run_example_gen(stock.Executor, csv_dir, tmp_path / "theirs")
     for split in ("train", "eval"):
         key = lambda d: sorted(d.items())  # noqa: E731
         mine = sorted((_as_dict(e) for e in _read(ours.uri, split)), key=key)
@@ -85,7 +86,7 @@ def test_same_examples_in_the_same_splits_as_csv_example_gen(csv_dir, tmp_path):
 
 
 def test_deterministic_output(csv_dir, tmp_path):
-    a = _run(fast.Executor, csv_dir, tmp_path / "a")
-    b = _run(fast.Executor, csv_dir, tmp_path / "b")
+    a = run_example_gen(fast.Executor, csv_dir, tmp_path / "a")
+    b = run_example_gen(fast.Executor, csv_dir, tmp_path / "b")
     for split in ("train", "eval"):
         assert [e.SerializeToString() for e in _read(a.uri, split)] == [e.SerializeToString() for e in _read(b.uri, split)]

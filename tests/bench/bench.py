@@ -2,9 +2,10 @@
 
 For each size, alternating stock / kubetfx for N repetitions, each run in a fresh process
 and a fresh pipeline root: end-to-end wall time (process start to exit, imports included,
-as a user waits for it) and per-stage wall time (from each run's ML Metadata), peak RSS, and the ratio kubetfx/stock. Also import and compile time, and image
-sizes and a container cold start when Docker and the images are there. Writes
-build/bench/results.json and prints a table."""
+as a user waits for it), per-stage wall time (from each run's ML Metadata), peak RSS, and
+the ratio kubetfx/stock. Also import and compile time, and image sizes and a container
+cold start when Docker and the images are there. Writes build/bench/results.json and
+prints a table."""
 from __future__ import annotations
 
 import argparse
@@ -37,19 +38,22 @@ def _stages(metadata: Path, pipeline: str) -> dict:
     return {STAGE_ALIASES.get(s.stage, s.stage): round(s.seconds, 2) for s in result.stages} if result else {}
 
 
-def run_stock(data: Path, root: Path) -> dict:
+def run_timed(command: list, check: bool = True) -> tuple:
+    """(completed process, wall seconds from spawn to exit)."""
     started = time.monotonic()
-    out = subprocess.run([sys.executable, str(HERE / "run_stock.py"), str(data.parents[1]), str(root)],
-                         capture_output=True, text=True, check=True)
-    return {**_json_line(out.stdout), "seconds": time.monotonic() - started,
-            "stages": _stages(root / "metadata.sqlite", "penguin-stock")}
+    out = subprocess.run(command, capture_output=True, text=True, check=check)
+    return out, time.monotonic() - started
+
+
+def run_stock(data: Path, root: Path) -> dict:
+    out, seconds = run_timed([sys.executable, str(HERE / "run_stock.py"), str(data.parents[1]), str(root)])
+    return {**_json_line(out.stdout), "seconds": seconds, "stages": _stages(root / "metadata.sqlite", "penguin-stock")}
 
 
 def run_kubetfx(data: Path | None, root: Path) -> dict:
     args = ["--home", str(root)] + (["--data", str(data), "--label", "species", "--name", "bench"] if data else [])
-    started = time.monotonic()
-    out = subprocess.run([sys.executable, str(HERE / "run_kubetfx.py"), *args], capture_output=True, text=True)
-    result = {**_json_line(out.stdout), "seconds": time.monotonic() - started}
+    out, seconds = run_timed([sys.executable, str(HERE / "run_kubetfx.py"), *args], check=False)
+    result = {**_json_line(out.stdout), "seconds": seconds}
     if result["exit_code"] != 0:
         raise RuntimeError(f"kubetfx run failed ({result['exit_code']}):\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
     name = "bench" if data else "kubetfx-penguin"
@@ -57,9 +61,7 @@ def run_kubetfx(data: Path | None, root: Path) -> dict:
 
 
 def timed(command: list) -> float:
-    started = time.monotonic()
-    subprocess.run(command, check=True, capture_output=True)
-    return time.monotonic() - started
+    return run_timed(command)[1]
 
 
 def docker_facts() -> dict:
