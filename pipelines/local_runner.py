@@ -50,7 +50,10 @@ def run(config: PipelineConfig) -> None:
     with exclusive_run(config):  # before the slow imports: a second run is refused at once
         from tfx import v1 as tfx
 
+        from kubetfx.components import autograph
         from kubetfx.pipelines.pipeline import create_pipeline
+
+        autograph.skip_libraries()  # also for a user's module file, trained in this process
 
         recovery.recover(config)
         pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))

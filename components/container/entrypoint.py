@@ -93,6 +93,9 @@ def main(argv=None) -> int:
     from tfx.utils import import_utils
     from tfx.components.example_gen import base_example_gen_executor
 
+    from kubetfx.components import autograph
+
+    autograph.skip_libraries()  # a user's module file trains in this container too
     executor_class = import_utils.import_class_by_path(args.executor_class_path)
     if issubclass(executor_class, base_example_gen_executor.BaseExampleGenExecutor):
         _run_example_gen_driver(invocation, args.json_serialized_inputs_spec_args)

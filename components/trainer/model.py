@@ -17,7 +17,10 @@ import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
+from kubetfx.components import autograph  # noqa: E402
 from kubetfx.components.transform import preprocessing  # noqa: E402
+
+autograph.skip_libraries()
 
 PROBABILITIES = "probabilities"
 PREDICTIONS = "predictions"
