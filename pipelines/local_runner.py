@@ -48,13 +48,13 @@ def run(config: PipelineConfig) -> None:
     for path in (config.pipeline_root, config.serving_dir):
         Path(path).mkdir(parents=True, exist_ok=True)
     with exclusive_run(config):  # before the slow imports: a second run is refused at once
-        from tfx import v1 as tfx
-
         from kubetfx.components import autograph
+        from kubetfx.pipelines.parallel_runner import ParallelDagRunner
         from kubetfx.pipelines.pipeline import create_pipeline
 
         autograph.skip_libraries()  # also for a user's module file, trained in this process
 
         recovery.recover(config)
         pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        # Two at a time: the widest point of kubetfx's DAG (Evaluator and InfraValidator).
+        ParallelDagRunner(max_workers=2).run(pipeline)

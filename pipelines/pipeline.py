@@ -1,7 +1,7 @@
 """The kubetfx pipeline, written once: every runner (local, containers, Kubeflow) builds it here."""
 from __future__ import annotations
 
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 
 from kubetfx.components.evaluator import component as evaluator
 from kubetfx.components.example_gen import component as example_gen

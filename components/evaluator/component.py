@@ -3,7 +3,7 @@ the latest blessed model (beyond `change_tolerance`)."""
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 
 from kubetfx.components.trainer import model as trainer_model
 

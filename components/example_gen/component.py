@@ -1,7 +1,7 @@
 """ExampleGen: CSV file or folder -> tf.Example TFRecords split 2:1 into train and eval."""
 from __future__ import annotations
 
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 
 from tfx.dsl.components.base import executor_spec
 

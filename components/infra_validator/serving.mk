@@ -6,7 +6,7 @@ SERVING_LOCK := components/infra_validator/serving-requirements.lock
 $(SERVING_VENV)/.installed: $(SERVING_LOCK) | $(INSTALLED)
 	@echo "==> creating $(SERVING_VENV) (KServe model server for InfraValidator)"
 	$(UV) venv $(SERVING_VENV) --python $(PYTHON) --allow-existing -q
-	$(UV) pip install --python $(SERVING_VENV)/bin/python -r $(SERVING_LOCK)
+	$(UV) pip install --python $(SERVING_VENV)/bin/python --compile-bytecode -r $(SERVING_LOCK)
 	@touch $@
 
 serving-env: $(SERVING_VENV)/.installed ## Create .venv-serving, the InfraValidator model server env

@@ -1,5 +1,5 @@
 """Pusher: copies a model blessed by Evaluator AND InfraValidator to a versioned directory."""
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 from tfx.dsl.components.base import executor_spec
 
 from kubetfx.components.pusher import executor

@@ -1,5 +1,5 @@
 """SchemaGen: a curated schema imported from the repo when configured, else inferred."""
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 
 
 def build(config, statistics_gen):

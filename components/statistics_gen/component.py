@@ -1,5 +1,5 @@
 """StatisticsGen: TFDV statistics per split, the base of schema, validation and monitoring."""
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 
 
 def build(config, example_gen) -> tfx.components.StatisticsGen:

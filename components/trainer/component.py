@@ -1,5 +1,5 @@
 """Trainer: a Keras model on the transformed features, exported with the transform inside."""
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 
 from kubetfx.components.transform import component as transform_component
 

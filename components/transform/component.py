@@ -1,5 +1,5 @@
 """Transform: the schema-driven preprocessing (or the user's module file) as a TF graph."""
-from tfx import v1 as tfx
+from kubetfx.components import tfx_api as tfx
 
 PREPROCESSING_FN = "kubetfx.components.transform.preprocessing.preprocessing_fn"
 
@@ -28,5 +28,6 @@ def build(config, example_gen, schema_gen) -> tfx.components.Transform:
         # post-transform ones; each is a full TFDV pass over the data (most of Transform's
         # time at 1M rows).
         disable_statistics=True,
+        force_tf_compat_v1=not config.module_file,
         **code,
     )

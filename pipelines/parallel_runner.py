@@ -1,0 +1,82 @@
+"""TFX's LocalDagRunner, launching independent nodes at the same time.
+
+LocalDagRunner launches the nodes one after another (its own TODO, b/171319478, is to run
+independent ones in parallel). This runner launches each node with the same TFX launcher as
+soon as every node upstream of it has finished, up to `max_workers` at once. In kubetfx's
+pipeline that puts the Evaluator and the InfraValidator (whose model server is a separate
+process) side by side. Each launch opens its own MLMD connection, as LocalDagRunner's do.
+
+A failed node stops new launches; nodes already running finish (a thread cannot be
+cancelled, and an execution left half-published in MLMD would need recovery), then the
+first error is raised, as LocalDagRunner raises it.
+"""
+from __future__ import annotations
+
+import datetime
+from concurrent import futures
+
+from absl import logging
+from tfx.dsl.compiler import constants
+from tfx.orchestration import metadata
+from tfx.orchestration.local import runner_utils
+from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_runner
+from tfx.proto.orchestration import pipeline_pb2
+
+
+def ready_nodes(pending: list, upstream: dict, finished: set) -> list:
+    """The pending node ids (in pipeline order) whose upstream nodes have all finished."""
+    return [node for node in pending if upstream[node] <= finished]
+
+
+class ParallelDagRunner(tfx_runner.IrBasedRunner):
+    def __init__(self, max_workers: int = 2):
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._max_workers = max_workers
+
+    def run_with_ir(self, pipeline: pipeline_pb2.Pipeline, run_options=None) -> None:
+        if run_options is not None:
+            raise NotImplementedError("partial runs: use tfx's LocalDagRunner")
+        runtime_parameter_utils.substitute_runtime_parameter(
+            pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: datetime.datetime.now().isoformat()})
+        deployment_config = runner_utils.extract_local_deployment_config(pipeline)
+        connection = deployment_config.metadata_connection_config
+        connection_config = getattr(connection, connection.WhichOneof("connection_config"))
+
+        nodes = {node.pipeline_node.node_info.id: node.pipeline_node for node in pipeline.nodes
+                 if not node.pipeline_node.execution_options.HasField("skip")}
+        # A skipped upstream node counts as finished, as in LocalDagRunner's sequential order.
+        upstream = {node_id: set(node.upstream_nodes) & nodes.keys() for node_id, node in nodes.items()}
+
+        def launch(node_id: str) -> None:
+            logging.info("Component %s is running.", node_id)
+            launcher.Launcher(
+                pipeline_node=nodes[node_id],
+                mlmd_connection=metadata.Metadata(connection_config),
+                pipeline_info=pipeline.pipeline_info,
+                pipeline_runtime_spec=pipeline.runtime_spec,
+                executor_spec=runner_utils.extract_executor_spec(deployment_config, node_id),
+                custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config, node_id),
+            ).launch()
+            logging.info("Component %s is finished.", node_id)
+
+        pending, finished, running, error = list(nodes), set(), {}, None
+        with futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="node") as pool:
+            while True:
+                if error is None:
+                    for node_id in ready_nodes(pending, upstream, finished)[:self._max_workers - len(running)]:
+                        pending.remove(node_id)
+                        running[pool.submit(launch, node_id)] = node_id
+                if not running:
+                    break
+                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                for future in done:
+                    node_id = running.pop(future)
+                    if future.exception() is not None:
+                        error = error or future.exception()
+                    else:
+                        finished.add(node_id)
+        if error is not None:
+            raise error
+        if pending:  # not reachable from a valid IR: upstream ids always name pipeline nodes
+            raise RuntimeError(f"nodes never became ready: {pending}")
