@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline (locally in-process, or in containers)")
     _add_pipeline_flags(run)
     run.add_argument("--engine", choices=["local", "containers"], default="local",
-                     help="local: TFX LocalDagRunner; containers: the compiled KFP spec, each task in Docker")
+                     help="local: in this process (TFX launcher, independent stages side by side); containers: the compiled KFP spec, each task in Docker")
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser("compile", help="write the KFP v2 pipeline spec (IR YAML)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from kubetfx.components import tfx_api as tfx
-
 from kubetfx.components.evaluator import component as evaluator
 from kubetfx.components.example_gen import component as example_gen
 from kubetfx.components.example_validator import component as example_validator

@@ -3,8 +3,8 @@ the latest blessed model (beyond `change_tolerance`)."""
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
-from kubetfx.components import tfx_api as tfx
 
+from kubetfx.components import tfx_api as tfx
 from kubetfx.components.trainer import model as trainer_model
 
 # (metric class, higher is better) for the gate of each task.

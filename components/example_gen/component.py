@@ -1,10 +1,10 @@
 """ExampleGen: CSV file or folder -> tf.Example TFRecords split 2:1 into train and eval."""
 from __future__ import annotations
 
-from kubetfx.components import tfx_api as tfx
 
 from tfx.dsl.components.base import executor_spec
 
+from kubetfx.components import tfx_api as tfx
 from kubetfx.components.example_gen import csv_input, executor
 
 

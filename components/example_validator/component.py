@@ -1,8 +1,8 @@
 """ExampleValidator: anomalies of the new data's statistics against the schema; error
 anomalies stop the run unless `on_anomalies: warn`."""
-from kubetfx.components import tfx_api as tfx
 from tfx.dsl.components.base import executor_spec
 
+from kubetfx.components import tfx_api as tfx
 from kubetfx.components.example_validator import gate
 
 

@@ -4,11 +4,11 @@ requests built from real examples before it may be pushed.
 Its own component class (same spec as TFX's) because TFX's Kubeflow V2 compiler refuses
 to compile `tfx.components.InfraValidator`; the executor is ours (see executor.py)."""
 from tfx import types
-from kubetfx.components import tfx_api as tfx
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.standard_component_specs import InfraValidatorSpec
 
+from kubetfx.components import tfx_api as tfx
 from kubetfx.components.infra_validator import executor
 
 

@@ -1,7 +1,7 @@
 """Pusher: copies a model blessed by Evaluator AND InfraValidator to a versioned directory."""
-from kubetfx.components import tfx_api as tfx
 from tfx.dsl.components.base import executor_spec
 
+from kubetfx.components import tfx_api as tfx
 from kubetfx.components.pusher import executor
 
 
