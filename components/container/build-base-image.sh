@@ -2,8 +2,11 @@
 # Builds the base image locally where no registry can be reached: a minimal Debian bookworm
 # root filesystem with Python 3.11 (debootstrap from the Debian mirror), imported into
 # Docker. With a registry, use BASE_IMAGE=python:3.11-slim-bookworm instead.
+# EXTRA_PACKAGES (comma-separated) go into this image too: the build-stage image adds
+# binutils, to strip debug info from TensorFlow's libraries.
 set -euo pipefail
-image="${1:?usage: build-base-image.sh IMAGE}"
+image="${1:?usage: build-base-image.sh IMAGE [EXTRA_PACKAGES]}"
+extra="${2:-}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 if docker image inspect "$image" >/dev/null 2>&1; then
@@ -13,7 +16,7 @@ fi
 rootfs="$(mktemp -d /tmp/kubetfx-rootfs.XXXXXX)"
 trap 'rm -rf "$rootfs"' EXIT
 echo "base-image: debootstrap bookworm into $rootfs (from $mirror)"
-debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates${extra:+,$extra} \
   bookworm "$rootfs" "$mirror" >/tmp/kubetfx-debootstrap.log 2>&1 \
   || { tail -20 /tmp/kubetfx-debootstrap.log >&2; exit 1; }
 # Smaller image: no apt lists, docs, man pages or locales beyond C.

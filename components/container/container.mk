@@ -3,16 +3,21 @@
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 IMAGE_REPO ?= kubetfx
 BASE_IMAGE ?= $(IMAGE_REPO)/base:bookworm-py3.11
+# The images' build stage: the base plus binutils (strip). With a registry:
+# BUILD_IMAGE=python:3.11-bookworm.
+BUILD_IMAGE ?= $(IMAGE_REPO)/base-build:bookworm-py3.11
 PIPELINE_IMAGE := $(IMAGE_REPO)/pipeline:$(VERSION)
 INFRA_IMAGE := $(IMAGE_REPO)/infra-validator:$(VERSION)
-DOCKER_BUILD := docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg VERSION=$(VERSION)
+DOCKER_BUILD := docker build -q --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg BUILD_IMAGE=$(BUILD_IMAGE) \
+	--build-arg VERSION=$(VERSION)
 .PHONY: docker-up base-image wheelhouse image image-sizes
 
 docker-up: ## Install (Debian docker.io) and start the Docker engine if needed
 	@components/container/docker-up.sh
 
-base-image: docker-up ## Build the Debian bookworm + Python 3.11 base image locally (debootstrap)
+base-image: docker-up ## Build the Debian bookworm + Python 3.11 base images locally (debootstrap)
 	@components/container/build-base-image.sh $(BASE_IMAGE)
+	@components/container/build-base-image.sh $(BUILD_IMAGE) binutils
 
 # uv is pinned in the Makefile, not the lock; the image build installs with it.
 wheelhouse/.complete: requirements.lock Makefile components/container/container.mk
