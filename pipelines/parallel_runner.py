@@ -7,13 +7,14 @@ pipeline that puts the Evaluator and the InfraValidator (whose model server is a
 process) side by side. Each launch opens its own MLMD connection, as LocalDagRunner's do.
 
 A failed node stops new launches; nodes already running finish (a thread cannot be
-cancelled, and an execution left half-published in MLMD would need recovery), then the
-first error is raised, as LocalDagRunner raises it.
+cancelled), then the first error is raised, as LocalDagRunner raises it. Ctrl-C does not
+wait for them: see run_with_ir.
 """
 from __future__ import annotations
 
 import datetime
-from concurrent import futures
+import queue
+import threading
 
 from absl import logging
 from tfx.dsl.compiler import constants
@@ -60,22 +61,33 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
             ).launch()
             logging.info("Component %s is finished.", node_id)
 
-        pending, finished, running, error = list(nodes), set(), {}, None
-        with futures.ThreadPoolExecutor(self._max_workers, thread_name_prefix="node") as pool:
-            while True:
-                if error is None:
-                    for node_id in ready_nodes(pending, upstream, finished)[:self._max_workers - len(running)]:
-                        pending.remove(node_id)
-                        running[pool.submit(launch, node_id)] = node_id
-                if not running:
-                    break
-                done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-                for future in done:
-                    node_id = running.pop(future)
-                    if future.exception() is not None:
-                        error = error or future.exception()
-                    else:
-                        finished.add(node_id)
+        results: queue.Queue = queue.Queue()
+
+        def run_node(node_id: str) -> None:
+            try:
+                launch(node_id)
+                results.put((node_id, None))
+            except BaseException as err:  # handed to the scheduling thread, which raises it
+                results.put((node_id, err))
+
+        pending, finished, running, error = list(nodes), set(), set(), None
+        while True:
+            if error is None:
+                for node_id in ready_nodes(pending, upstream, finished)[:self._max_workers - len(running)]:
+                    pending.remove(node_id)
+                    running.add(node_id)
+                    # Daemon threads: Ctrl-C in the main thread ends the run at once, as with
+                    # LocalDagRunner; a node cut off stays RUNNING in MLMD until the next
+                    # run's recovery marks it CANCELED.
+                    threading.Thread(target=run_node, args=(node_id,), name=f"node-{node_id}", daemon=True).start()
+            if not running:
+                break
+            node_id, err = results.get()
+            running.discard(node_id)
+            if err is None:
+                finished.add(node_id)
+            else:
+                error = error or err
         if error is not None:
             raise error
         if pending:  # not reachable from a valid IR: upstream ids always name pipeline nodes

@@ -2,6 +2,8 @@
 # No `from __future__ import annotations`: TFX reads the component signature's real types.
 
 import json
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -20,13 +22,14 @@ def Step(log_dir: Parameter[str], name: Parameter[str], seconds: Parameter[float
          fail: Parameter[int], out: OutputArtifact[String]):
     """Records when it ran (start and end, wall clock) in log_dir/name.json."""
     start = time.time()
+    Path(log_dir, f"{name}.started").touch()
     time.sleep(seconds)
     if fail:
         raise RuntimeError(f"{name} failed on purpose")
     Path(log_dir, f"{name}.json").write_text(json.dumps({"start": start, "end": time.time()}))
 
 
-def _pipeline(tmp_path: Path, fail_left: bool = False) -> tfx.dsl.Pipeline:
+def _pipeline(tmp_path: Path, fail_left: bool = False, branch_seconds: float = 1.0) -> tfx.dsl.Pipeline:
     def step(name, seconds=1.0, fail=False, after=()):
         node = Step(log_dir=str(tmp_path), name=name, seconds=seconds, fail=int(fail)).with_id(name)
         for upstream in after:
@@ -34,8 +37,8 @@ def _pipeline(tmp_path: Path, fail_left: bool = False) -> tfx.dsl.Pipeline:
         return node
 
     root = step("root", seconds=0.0)
-    left = step("left", fail=fail_left, after=[root])
-    right = step("right", after=[root])
+    left = step("left", seconds=branch_seconds, fail=fail_left, after=[root])
+    right = step("right", seconds=branch_seconds, after=[root])
     join = step("join", seconds=0.0, after=[left, right])
     return tfx.dsl.Pipeline(
         pipeline_name="parallel", pipeline_root=str(tmp_path / "root"), components=[root, left, right, join],
@@ -65,6 +68,20 @@ def test_a_failed_node_raises_and_nothing_downstream_runs(tmp_path):
     with pytest.raises(RuntimeError, match="left failed on purpose"):
         ParallelDagRunner(max_workers=2).run(_pipeline(tmp_path, fail_left=True))
     assert (tmp_path / "right.json").exists()  # already running: it is let finish
+    assert not (tmp_path / "join.json").exists()
+
+
+def test_ctrl_c_ends_the_run_without_waiting_for_running_nodes(tmp_path):
+    def interrupt_once_the_branches_run():
+        while not (tmp_path / "left.started").exists():
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+    threading.Thread(target=interrupt_once_the_branches_run, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        ParallelDagRunner(max_workers=2).run(_pipeline(tmp_path, branch_seconds=60.0))
+    assert time.monotonic() - started < 40  # the branches sleep 60 s: nothing waited for them
     assert not (tmp_path / "join.json").exists()
 
 
