@@ -1,0 +1,34 @@
+"""The built-in preprocessing_fn through real TFT analysis (Beam, in memory), both tracing modes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_transform.beam as tft_beam
+from tensorflow_transform.tf_metadata import dataset_metadata, schema_utils
+
+from kubetfx.components.transform import preprocessing
+
+SPEC = {"x": tf.io.VarLenFeature(tf.float32), "colour": tf.io.VarLenFeature(tf.string),
+        "y": tf.io.VarLenFeature(tf.string)}
+ROWS = [{"x": [1.0], "colour": ["red"], "y": ["a"]},
+        {"x": [3.0], "colour": ["red"], "y": ["b"]},
+        {"x": [], "colour": [], "y": ["a"]}]
+
+
+def _transform(tmp_path, force_tf_compat_v1):
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=force_tf_compat_v1):
+        (rows, _), _ = (ROWS, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, {"label": "y", "task": "classification"}))
+    return rows
+
+
+@pytest.mark.parametrize("force_tf_compat_v1", [True, False])
+def test_numeric_columns_are_z_scored_by_present_values_and_missing_ones_are_zero(tmp_path, force_tf_compat_v1):
+    rows = _transform(tmp_path, force_tf_compat_v1)
+    # Present values 1 and 3: mean 2, variance 1. Imputing first would have scaled by
+    # the variance of [1, 3, 2] (2/3) instead.
+    np.testing.assert_allclose([r["x"] for r in rows], [-1.0, 1.0, 0.0], atol=1e-6)
+    assert [r["y"] for r in rows] == [0, 1, 0]  # class ids in frequency order
+    assert rows[0]["colour"] == rows[1]["colour"] != rows[2]["colour"]  # "" is its own token
