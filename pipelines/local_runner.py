@@ -1,4 +1,5 @@
-"""Runs the pipeline in this process with TFX's launcher (ParallelDagRunner), SQLite MLMD and local files."""
+"""Runs the pipeline in this process (TFX's launcher, through ParallelDagRunner), with
+SQLite MLMD and local files."""
 from __future__ import annotations
 
 import contextlib
