@@ -3,8 +3,10 @@ the latest blessed model (beyond `change_tolerance`)."""
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
+from tfx.dsl.components.base import executor_spec
 
 from kubetfx.components import tfx_api as tfx
+from kubetfx.components.evaluator import executor
 from kubetfx.components.trainer import model as trainer_model
 
 # (metric class, higher is better) for the gate of each task.
@@ -61,9 +63,12 @@ def build_baseline_resolver(config):
 
 
 def build(config, example_gen, trainer, baseline_resolver) -> tfx.components.Evaluator:
-    return tfx.components.Evaluator(
+    component = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline_resolver.outputs["model"],
         eval_config=eval_config(config),
     )
+    # Same component, same artifacts; the gate computed in large batches (see executor.py).
+    component.executor_spec = executor_spec.BeamExecutorSpec(executor.Executor)
+    return component

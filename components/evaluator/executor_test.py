@@ -1,0 +1,182 @@
+"""The batched Evaluator writes what TFX's Evaluator (TFMA) writes: same metric keys and
+values, same validation result, same blessing; and it hands TFMA anything else.
+
+Each case runs both executors on the same examples and SavedModels. The models are small
+tf.Modules with the two signatures kubetfx's Trainer exports (serialized examples in), whose
+accuracy / error is known by construction."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from kubetfx.components.evaluator import component, executor as batched
+from kubetfx.pipelines.config import PipelineConfig
+
+pytestmark = pytest.mark.slow
+
+ROWS = 1000
+CLASSES = (b"Adelie", b"Chinstrap", b"Gentoo")
+
+
+def _write_examples(root) -> "Examples":
+    import tensorflow as tf
+    from tfx.types import artifact_utils, standard_artifacts
+
+    rng = np.random.default_rng(7)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "examples")
+    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
+    for split in ("train", "eval"):
+        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
+        path = os.path.join(examples.uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for _ in range(ROWS):
+                features = {
+                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.random()])),
+                    "mass": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.normal(4000, 500)])),
+                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[CLASSES[rng.integers(3)]])),
+                }
+                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return examples
+
+
+def _save_model(path, task: str, quality: float) -> "Model":
+    """classification: right on examples with x < quality (accuracy ~ quality);
+    regression: predicts mass + 1000 * (1 - quality) (MAE exactly that)."""
+    import tensorflow as tf
+    from tfx.types import standard_artifacts
+
+    spec = {"x": tf.io.FixedLenFeature([], tf.float32), "mass": tf.io.FixedLenFeature([], tf.float32),
+            "species": tf.io.FixedLenFeature([], tf.string)}
+
+    def transform(examples):
+        raw = tf.io.parse_example(examples, spec)
+        ids = tf.argmax(tf.cast(tf.equal(raw["species"][:, None], tf.constant(CLASSES)[None, :]), tf.int64), axis=1)
+        return {"species": ids, "x": raw["x"], "mass": raw["mass"]}
+
+    module = tf.Module()
+    signature = [tf.TensorSpec([None], tf.string, name="examples")]
+
+    @tf.function(input_signature=signature)
+    def serve(examples):
+        features = transform(examples)
+        if task == "regression":
+            return {"predictions": features["mass"][:, None] + 1000.0 * (1.0 - quality)}
+        wrong = tf.cast(features["x"] >= quality, tf.int64)
+        return {"probabilities": tf.one_hot((features["species"] + wrong) % 3, 3)}
+
+    module.serve = serve
+    module.transform_features = tf.function(transform, input_signature=signature)
+    model = standard_artifacts.Model()
+    model.uri = str(path)
+    tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"),
+                        signatures={"serving_default": serve, "transform_features": module.transform_features})
+    return model
+
+
+def _evaluate(executor_class, root, examples, model, baseline, eval_config) -> dict:
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
+    evaluation.uri, blessing.uri = str(root / "evaluation"), str(root / "blessing")
+    os.makedirs(blessing.uri)
+    inputs = {"examples": [examples], "model": [model], "baseline_model": [baseline] if baseline else []}
+    executor_class().Do(inputs, {"evaluation": [evaluation], "blessing": [blessing]},
+                        {"eval_config": proto_utils.proto_to_json(eval_config), "example_splits": "null"})
+    return {"evaluation": evaluation, "blessing": blessing}
+
+
+def _results(outputs) -> dict:
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.writers import eval_config_writer
+    from tfx.components.evaluator import constants
+
+    uri = outputs["evaluation"].uri
+    metrics = {}
+    for record in tfma.load_metrics(uri):
+        assert not record.slice_key.single_slice_keys  # the overall slice only
+        for item in record.metric_keys_and_values:
+            metrics[(item.key.name, item.key.model_name, item.key.is_diff)] = item.value.double_value.value
+    blessing = outputs["blessing"]
+    files = sorted(os.listdir(blessing.uri))
+    config, _, _, models = eval_config_writer.load_eval_run(uri)
+    return {"metrics": metrics, "validation": tfma.load_validation_result(uri), "blessing_files": files,
+            "blessed": blessing.get_int_custom_property("blessed"), "config": config, "models": models,
+            "baseline_uri": blessing.get_string_custom_property(constants.ARTIFACT_PROPERTY_BASELINE_MODEL_URI_KEY)}
+
+
+def _both(tmp_path, task: str, candidate_quality: float, baseline_quality=None, **config) -> tuple:
+    examples = _write_examples(tmp_path)
+    model = _save_model(tmp_path / "candidate", task, candidate_quality)
+    baseline = _save_model(tmp_path / "baseline", task, baseline_quality) if baseline_quality else None
+    label = "species" if task == "classification" else "mass"
+    eval_config = component.eval_config(PipelineConfig(label=label, task=task, **config))
+    from tfx.components.evaluator import executor as stock
+
+    ours = _results(_evaluate(batched.Executor, tmp_path / "ours", examples, model, baseline, eval_config))
+    theirs = _results(_evaluate(stock.Executor, tmp_path / "stock", examples, model, baseline, eval_config))
+    return ours, theirs
+
+
+def _without_values(validation):
+    """The validation result with each failing metric's value replaced by 6 digits of it."""
+    validation = type(validation).FromString(validation.SerializeToString())
+    for per_slice in validation.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            value = failure.metric_value.double_value
+            value.value = float(f"{value.value:.6g}")
+    return validation
+
+
+def _same(ours: dict, theirs: dict) -> None:
+    assert ours["metrics"].keys() == theirs["metrics"].keys()
+    for key, value in theirs["metrics"].items():
+        assert ours["metrics"][key] == pytest.approx(value, rel=1e-6, abs=1e-6), key  # float32 sums
+    assert _without_values(ours["validation"]) == _without_values(theirs["validation"])
+    assert ours["config"] == theirs["config"]
+    assert ours["models"] == theirs["models"]
+    for key in ("blessing_files", "blessed", "baseline_uri"):
+        assert ours[key] == theirs[key], key
+
+
+def test_first_model_above_the_threshold_is_blessed_as_tfma_blesses_it(tmp_path):
+    ours, theirs = _both(tmp_path, "classification", 0.9)
+    _same(ours, theirs)
+    assert list(ours["metrics"]) == [("sparse_categorical_accuracy", "", False)]
+    assert ours["metrics"][("sparse_categorical_accuracy", "", False)] == pytest.approx(0.9, abs=0.05)
+    assert ours["blessing_files"] == ["BLESSED"] and ours["validation"].validation_ok
+
+
+def test_a_regression_against_the_baseline_is_not_blessed(tmp_path):
+    ours, theirs = _both(tmp_path, "classification", 0.7, baseline_quality=0.9)
+    _same(ours, theirs)
+    assert ours["metrics"][("sparse_categorical_accuracy", "candidate", True)] == pytest.approx(-0.2, abs=0.05)
+    failures = [f.metric_key for v in ours["validation"].metric_validations_per_slice for f in v.failures]
+    assert [(k.name, k.is_diff) for k in failures] == [("sparse_categorical_accuracy", True)]
+    assert ours["blessing_files"] == ["NOT_BLESSED"] and ours["baseline_uri"].endswith("baseline")
+
+
+def test_regression_error_above_the_bound_is_not_blessed(tmp_path):
+    ours, theirs = _both(tmp_path, "regression", 0.5, baseline_quality=0.5, eval_threshold=400.0)
+    _same(ours, theirs)
+    assert ours["metrics"][("mean_absolute_error", "candidate", False)] == pytest.approx(500.0, rel=1e-4)
+    assert ours["metrics"][("mean_absolute_error", "candidate", True)] == pytest.approx(0.0, abs=1e-3)
+    assert ours["blessing_files"] == ["NOT_BLESSED"]
+
+
+def test_slices_are_handed_to_tfma(tmp_path):
+    """A config the batched path does not compute (here a slice by feature) runs TFMA."""
+    import tensorflow_model_analysis as tfma
+
+    examples = _write_examples(tmp_path)
+    model = _save_model(tmp_path / "candidate", "classification", 0.9)
+    eval_config = component.eval_config(PipelineConfig(label="species", task="classification"))
+    eval_config.slicing_specs.append(tfma.SlicingSpec(feature_keys=["species"]))
+    with pytest.raises(batched.Unsupported, match="slices"):
+        batched._check_config(eval_config)
+    outputs = _evaluate(batched.Executor, tmp_path / "ours", examples, model, None, eval_config)
+    slices = [record.slice_key for record in tfma.load_metrics(outputs["evaluation"].uri)]
+    assert len(slices) == 4  # overall + one per species
