@@ -180,3 +180,16 @@ def test_slices_are_handed_to_tfma(tmp_path):
     outputs = _evaluate(batched.Executor, tmp_path / "ours", examples, model, None, eval_config)
     slices = [record.slice_key for record in tfma.load_metrics(outputs["evaluation"].uri)]
     assert len(slices) == 4  # overall + one per species
+
+
+def test_a_distributed_beam_runner_gets_tfma(tmp_path):
+    """With --runner=DataflowRunner (Flink, Spark...) the evaluation scales out through TFMA."""
+    from tfx.dsl.components.base import base_beam_executor
+
+    context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=["--runner=DataflowRunner"])
+    with pytest.raises(batched.Unsupported, match="DataflowRunner"):
+        batched.Executor(context)._plan({}, {})
+    in_process = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    with pytest.raises(batched.Unsupported, match="no eval_config"):  # past the runner check
+        batched.Executor(in_process)._plan({}, {})
