@@ -199,18 +199,18 @@ class Executor(tfx_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         try:
-            plan = self._plan(input_dict, exec_properties)
+            eval_config, models, files, compression, metric_keys = self._plan(input_dict, exec_properties)
             started = time.monotonic()
-            metrics = compute_metrics(*plan)
-        except Unsupported as reason:
+            metrics = compute_metrics(eval_config, models, files, compression, metric_keys)
+        except Unsupported as reason:  # raised before anything is written
             logging.info("Evaluator: TFMA's general path (%s)", reason)
             return super().Do(input_dict, output_dict, exec_properties)
         self._log_startup(input_dict, output_dict, exec_properties)
-        eval_config, models, files = plan[0], plan[1], plan[2]
         output_uri = artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY])
         write_results(output_uri, eval_config, metrics, models, ",".join(files))
-        logging.info("Evaluator: %s in %.1f s", {str(k): float(v) for k, v in metrics.items()},
-                     time.monotonic() - started)
+        logging.info("Evaluator: %s over %d files in %.1f s", {str(k): float(v) for k, v in metrics.items()},
+                     len(files), time.monotonic() - started)
+        # As TFX: no thresholds, no blessing (nothing is blessed by accident).
         if tfma.metrics.metric_thresholds_from_metrics_specs(eval_config.metrics_specs, eval_config=eval_config):
             self._bless(input_dict, output_dict, exec_properties, output_uri)
 
