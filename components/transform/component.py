@@ -28,6 +28,10 @@ def build(config, example_gen, schema_gen) -> tfx.components.Transform:
         # post-transform ones; each is a full TFDV pass over the data (most of Transform's
         # time at 1M rows).
         disable_statistics=True,
+        # The analyzer cache only pays off when a later Transform is given it as input, which
+        # kubetfx never does (each run reads its whole dataset): writing it was ~40% of
+        # Transform's time on the embedded data (17 -> 10 s without).
+        disable_analyzer_cache=True,
         force_tf_compat_v1=not config.module_file,
         **code,
     )
