@@ -230,14 +230,14 @@ class Executor(tfx_executor.Executor):
         tfma.utils.verify_eval_config(eval_config)
         eval_config = tfma.utils.update_eval_config_with_defaults(eval_config, has_baseline=has_baseline)
         metric_keys = _check_config(eval_config)
-        models = []
+        splits = json_utils.loads(exec_properties.get(keys.EXAMPLE_SPLITS_KEY, "null")) or ["eval"]
+        files, compression = _split_files(artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY]), splits)
+        models = []  # loaded last: the costly step, after every cheaper reason to hand over
         for spec in eval_config.model_specs:
             key = keys.BASELINE_MODEL_KEY if spec.is_baseline else keys.MODEL_KEY
             artifact = artifact_utils.get_single_instance(input_dict[key])
             path = path_utils.serving_model_path(artifact.uri, path_utils.is_old_model_artifact(artifact))
             models.append(_Model(spec, path))
-        splits = json_utils.loads(exec_properties.get(keys.EXAMPLE_SPLITS_KEY, "null")) or ["eval"]
-        files, compression = _split_files(artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY]), splits)
         return eval_config, models, files, compression, metric_keys
 
     @staticmethod

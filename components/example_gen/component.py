@@ -1,7 +1,6 @@
 """ExampleGen: CSV file or folder -> tf.Example TFRecords split 2:1 into train and eval."""
 from __future__ import annotations
 
-
 from tfx.dsl.components.base import executor_spec
 
 from kubetfx.components import tfx_api as tfx
