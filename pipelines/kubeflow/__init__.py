@@ -1,0 +1,1 @@
+"""Kubeflow Pipelines: the compiled spec, the local stand-in of its backend, submit."""
