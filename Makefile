@@ -34,7 +34,7 @@ install: $(INSTALLED) ## Create .venv/ with the locked stack and kubetfx (idempo
 run: install serving-env ## Run the nine-stage pipeline locally on the embedded penguins data
 	$(KUBETFX) run
 
-test: install serving-env ## Run the whole test suite (slow and container tests included)
+test: install serving-env object-store-env ## Run the whole test suite (slow and container tests included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lock: ## Re-resolve both locks (Python 3.11 and 3.10) from requirements.in
@@ -45,6 +45,7 @@ clean: ## Remove run outputs and build files (keeps .venv/)
 	rm -rf .kubetfx build
 
 include components/infra_validator/serving.mk
+include pipelines/kubeflow/object_store.mk
 include components/container/container.mk
 include manifests/cluster.mk
 
