@@ -2,8 +2,11 @@
 Beam pipeline (~5k rows/s here: 192 s for 1M rows). This one streams each file through
 Arrow's C++ CSV reader, encodes whole batches to tf.Examples with tfx_bsl's C++ coder,
 and assigns splits exactly as TFX does (sha256 of the serialized example, hash buckets),
-writing the same artifact (GZIP TFRecords per split, same properties). Memory stays
-bounded: files are read in blocks, twice (types first, then rows).
+writing the same artifact (GZIP TFRecords per split, same properties) with the same
+examples: every value typed as CsvExampleGen types it, but for the differences kubetfx
+means (missing-value markers, header quoting: components/README.md; compared input by
+input in tests/tfx_contract/test_example_gen_contract.py). Memory stays bounded: files
+are read in blocks, twice (types first, then rows).
 
 Anything but a single input split hashed into output splits (the kubetfx default) is
 handed to the stock executor unchanged."""
