@@ -26,7 +26,9 @@ import uuid
 import tensorflow as tf
 
 STAGING_PREFIX = ".staging-"
-SAVED_MODEL = "saved_model.pb"
+# What makes a directory a SavedModel to a loader (TF's loader takes either; Keras and
+# TFX write the binary one).
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 _CHUNK = 1 << 20
 gfile = tf.io.gfile
 
@@ -53,7 +55,8 @@ def _versions(base_directory: str) -> list[int]:
 
 def served_versions(base_directory: str) -> list[int]:
     """Versions TF Serving can load: integer names holding a saved_model.pb, ascending."""
-    return [v for v in _versions(base_directory) if gfile.exists(_join(base_directory, str(v), SAVED_MODEL))]
+    return [v for v in _versions(base_directory)
+            if any(gfile.exists(_join(base_directory, str(v), name)) for name in SAVED_MODEL_FILES)]
 
 
 def latest_version(base_directory: str) -> str | None:
@@ -100,7 +103,7 @@ def same_model(a: str, b: str) -> bool:
 
 def copy_tree(source: str, destination: str) -> None:
     """Every file of source under destination, the top-level saved_model.pb last."""
-    listing = sorted(files(source), key=lambda path: (path == SAVED_MODEL, path))
+    listing = sorted(files(source), key=lambda path: (path in SAVED_MODEL_FILES, path))
     gfile.makedirs(destination)
     for path in listing:
         target = _join(destination, path)
