@@ -155,3 +155,17 @@ def test_rerun_reuses_the_cache_and_pushes_nothing_new(default_run, run_kubetfx)
         assert _stage(states, stage) == ["COMPLETE", "CACHED"], stage
     # The same model is already served: the re-run keeps one version.
     assert len(os.listdir(home / "serving" / "kubetfx-penguin")) == 1
+
+
+def test_retraining_pushes_a_second_version_with_the_new_weights(default_run, run_kubetfx, tmp_path):
+    home, _ = default_run
+    serving = home / "serving" / "kubetfx-penguin"
+    # More steps: the Trainer runs again (new weights); any accuracy change is accepted.
+    config = tmp_path / "retrain.yaml"
+    config.write_text("train_steps: 301\nchange_tolerance: 1.0\n")
+    result = run_kubetfx("run", "--home", home, "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = sorted(os.listdir(serving), key=int)
+    assert f"pushed to {serving / second}" in result.stdout
+    weights = [(serving / v / "variables" / "variables.data-00000-of-00001").read_bytes() for v in (first, second)]
+    assert weights[0] != weights[1]
