@@ -198,3 +198,19 @@ def test_without_the_kfp_sdk_submit_says_which_install_has_it(spec, monkeypatch,
     assert _submit("--host", "http://127.0.0.1:1", "--spec", spec) == submit.USAGE
     err = capsys.readouterr().err
     assert "Python 3.11" in err and "Traceback" not in err
+
+
+def test_the_stand_in_refuses_at_upload_what_the_apiserver_refuses(spec, tmp_path):
+    """Straight through kfp.Client, past submit's own check: the 2.0.0 spec of earlier kubetfx."""
+    import kfp
+
+    old = tmp_path / "old.yaml"
+    old.write_text(spec.read_text().replace("schemaVersion: 2.1.0", "schemaVersion: 2.0.0"))
+    with kfp_api_standin.running() as api:
+        client = kfp.Client(host=api.host)
+        with pytest.raises(kfp.client.client.kfp_server_api.ApiException) as err:
+            client.upload_pipeline(str(old), pipeline_name="kubetfx-penguin")
+        client.upload_pipeline(str(spec), pipeline_name="kubetfx-penguin")
+    assert err.value.status == 400
+    assert "KFP only supports schema version 2.1.0, but the pipeline spec has version 2.0.0" in err.value.body
+    assert len(api.pipelines) == 1

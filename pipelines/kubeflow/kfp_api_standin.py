@@ -110,13 +110,17 @@ class StandIn:
             return 400, _error(f"Failed to create a {what}: {err}")
         return None
 
-    def create_run(self, body: dict) -> tuple:
-        refused = self._checked(body, "run")
+    def _create(self, body: dict, what: str, kept: dict, answer) -> tuple:
+        """A run or recurring run, kept if the backend's run checks pass."""
+        refused = self._checked(body, what)
         if refused:
             return refused
-        run_id = self._id("run")
-        self.runs[run_id] = body
-        return 200, {"run_id": run_id, "display_name": body.get("display_name"), "state": "PENDING"}
+        run_id = self._id(what.replace(" ", ""))
+        kept[run_id] = body
+        return 200, {**answer(run_id), "display_name": body.get("display_name")}
+
+    def create_run(self, body: dict) -> tuple:
+        return self._create(body, "run", self.runs, lambda i: {"run_id": i, "state": "PENDING"})
 
     def get_run(self, run_id: str) -> tuple:
         if self.fail_get_run:
@@ -129,12 +133,8 @@ class StandIn:
         return 200, {"run_id": run_id, "state": state, "run_details": {"task_details": tasks}}
 
     def create_recurring_run(self, body: dict) -> tuple:
-        refused = self._checked(body, "recurring run")
-        if refused:
-            return refused
-        run_id = self._id("recurringrun")
-        self.recurring_runs[run_id] = body
-        return 200, {"recurring_run_id": run_id, "display_name": body.get("display_name"), "status": "ENABLED"}
+        return self._create(body, "recurring run", self.recurring_runs,
+                            lambda i: {"recurring_run_id": i, "status": "ENABLED"})
 
     # ---- routing -----------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict, headers, body: bytes) -> tuple:
