@@ -23,7 +23,7 @@ cluster-up: ## Create the local kind cluster (manifests/kind/cluster.yaml)
 	@echo "==> kind create cluster $(KIND_CLUSTER) (host ports 8080: KFP, 9000: MinIO, 8501: serving)"
 	kind create cluster --config manifests/kind/cluster.yaml --wait 120s
 
-deploy-kfp: ## Install Kubeflow Pipelines $(KFP_VERSION), single-user (upstream platform-agnostic manifests)
+deploy-kfp: ## Install Kubeflow Pipelines (KFP_VERSION, 2.5.0), single-user (upstream platform-agnostic manifests)
 	$(call need,kubectl,https://kubernetes.io/docs/tasks/tools/)
 	@echo "==> Kubeflow Pipelines $(KFP_VERSION): cluster-scoped resources, then the platform-agnostic env"
 	kubectl apply -k "$(KFP_MANIFESTS)/cluster-scoped-resources?ref=$(KFP_VERSION)"
