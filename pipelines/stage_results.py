@@ -99,6 +99,19 @@ def _evaluation(a) -> str:
     return f"{', '.join(metrics)} {verdict}"
 
 
+def _training(outputs) -> str:
+    """The built-in Trainer's record (training.json beside the model run), else the path."""
+    text = "model " + outputs["Model"].uri
+    run = outputs.get("ModelRun")
+    path = os.path.join(run.uri, "training.json") if run is not None else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            r = json.load(f)
+        text = (f"trained on {r['train_examples']} examples x {r['epochs']} epochs "
+                f"(best epoch {r['best_epoch']}, stopped by {r['stopped']}, batch {r['batch_size']})")
+    return text
+
+
 def _examples(a) -> str:
     return "splits " + ", ".join(_split_dirs(a.uri))
 
@@ -123,7 +136,7 @@ _DESCRIBERS = (
     ("InfraBlessing", _infra),
     ("PushedModel", _pushed),
     ("TransformGraph", lambda o: "transform graph " + o["TransformGraph"].uri),
-    ("Model", lambda o: "model " + o["Model"].uri),
+    ("Model", _training),
     ("ExampleAnomalies", lambda o: _anomalies(o["ExampleAnomalies"])),
     ("ExampleStatistics", lambda o: _statistics(o["ExampleStatistics"])),
     ("Schema", lambda o: _schema(o["Schema"])),
