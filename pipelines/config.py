@@ -52,6 +52,9 @@ class PipelineConfig:
     max_epochs: int = 100
     train_seconds: float = 600.0
     early_stopping_patience: int = 5
+    # Columns the built-in Transform treats apart: {"identifiers": [...], "datetimes": [...]}.
+    # None = found from a sample of the data (components/transform/column_roles.py).
+    column_roles: Optional[dict] = None
     # Evaluator gate: classification blesses when accuracy >= threshold; regression when
     # mean absolute error <= threshold (None = no absolute bound, only the baseline check).
     eval_threshold: Optional[float] = None
