@@ -99,6 +99,19 @@ def _evaluation(a) -> str:
     return f"{', '.join(metrics)} {verdict}"
 
 
+def _training(outputs) -> str:
+    """The built-in Trainer's record (training.json beside the model run), else the path."""
+    text = "model " + outputs["Model"].uri
+    run = outputs.get("ModelRun")
+    path = os.path.join(run.uri, "training.json") if run is not None else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            r = json.load(f)
+        text = (f"trained on {r['train_examples']} examples x {r['epochs']} epochs "
+                f"(best epoch {r['best_epoch']}, stopped by {r['stopped']}, batch {r['batch_size']})")
+    return text
+
+
 def _examples(a) -> str:
     return "splits " + ", ".join(_split_dirs(a.uri))
 
@@ -127,7 +140,7 @@ def _model(outputs) -> str:
         return f"baseline: served version {version}"
     if os.path.exists(os.path.join(model.uri, served_baseline.NOTHING_SERVED_FILE)):
         return "baseline: nothing served yet (no comparison)"
-    return "model " + model.uri
+    return _training(outputs)
 
 
 # Artifact type whose content best says what the stage did, in the order to look for it.

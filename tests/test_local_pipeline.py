@@ -69,6 +69,18 @@ def test_statistics_count_every_row(root):
     assert counts["train"] > counts["eval"]
 
 
+def test_the_trainer_read_the_whole_training_split_in_epochs(root, default_run):
+    """Every training example, every epoch (issue 15): not a fixed number of steps."""
+    from kubetfx.pipelines import stage_results
+
+    counts = stage_results.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
+    record = json.loads(Path(_only(f"{root}/Trainer/model_run/*"), "training.json").read_text())
+    assert record["train_examples"] == counts["train"]
+    assert 1 <= record["best_epoch"] <= record["epochs"] <= 100
+    assert record["stopped"] in ("early stopping", "epoch limit")
+    assert f"trained on {counts['train']} examples x {record['epochs']} epochs" in default_run[1].stdout
+
+
 def test_schema_is_the_curated_one(root):
     from tfx.utils import io_utils
 
