@@ -81,6 +81,8 @@ def _z_scores(columns: dict) -> dict:
     # Per column over the present values only (reduce_instance_dims=False on a SparseTensor).
     mean = tft.mean(matrix, reduce_instance_dims=False)
     std = tf.sqrt(tft.var(matrix, reduce_instance_dims=False))
+    # A column with no present value at all has a 0/0 mean: every row of it becomes 0.
+    mean = tf.where(tf.math.is_nan(mean), tf.zeros_like(mean), mean)
     dense = tf.sparse.to_dense(matrix)  # the implicit zeros are filled with the mean below
     present = tf.sparse.to_dense(tf.SparseTensor(matrix.indices, tf.ones_like(matrix.values),
                                                  matrix.dense_shape)) > 0
