@@ -1,4 +1,5 @@
 """Exit codes of `kubetfx`, distinct so scripts and CI can tell outcomes apart."""
+from kubetfx.components.container.images import MissingImageError
 from kubetfx.components.example_gen.csv_input import InputError
 from kubetfx.pipelines.config import ConfigError
 
@@ -10,4 +11,4 @@ NOT_BLESSED = 4       # the model did not pass Evaluator or InfraValidator: noth
 BUSY = 5              # another run of this pipeline holds the home directory
 
 # Errors a user can fix; reported as one line, without a stack trace.
-UserError = (InputError, ConfigError)
+UserError = (InputError, ConfigError, MissingImageError)
