@@ -1,4 +1,5 @@
 """Exit codes of `kubetfx`, distinct so scripts and CI can tell outcomes apart."""
+from kubetfx.components.container.images import MissingImageError
 from kubetfx.components.example_gen.csv_input import InputError
 from kubetfx.pipelines.config import ConfigError
 
@@ -14,4 +15,4 @@ SUBMIT_LOST_RUN = 8      # submit --wait: the API failed while watching the run 
 SUBMIT_WAIT_TIMEOUT = 9  # submit --wait: --timeout passed before the run ended (the run goes on)
 
 # Errors a user can fix; reported as one line, without a stack trace.
-UserError = (InputError, ConfigError)
+UserError = (InputError, ConfigError, MissingImageError)
