@@ -7,6 +7,7 @@ import re
 import socket
 import sys
 import threading
+import types
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -98,6 +99,7 @@ def _submit(*args):
     return cli.main(["submit", *map(str, args)])
 
 
+@pytest.mark.kfp_sdk
 def test_new_pipeline_is_uploaded_and_run_with_parameters_and_token(kfp_server, spec, monkeypatch, capsys):
     monkeypatch.setattr(submit, "POLL_SECONDS", 0.01)
     fake, host = kfp_server()
@@ -113,6 +115,7 @@ def test_new_pipeline_is_uploaded_and_run_with_parameters_and_token(kfp_server, 
     assert "s3cret-token" not in out.out + out.err
 
 
+@pytest.mark.kfp_sdk
 def test_existing_pipeline_gets_a_new_version(kfp_server, spec):
     fake, host = kfp_server(existing=True)
     assert _submit("--host", host, "--spec", spec) == submit.OK
@@ -120,12 +123,14 @@ def test_existing_pipeline_gets_a_new_version(kfp_server, spec):
     assert fake.run_body["pipeline_version_reference"] == {"pipeline_id": "p-1", "pipeline_version_id": "v-2"}
 
 
+@pytest.mark.kfp_sdk
 def test_a_failed_run_exits_non_zero(kfp_server, spec, monkeypatch):
     monkeypatch.setattr(submit, "POLL_SECONDS", 0.01)
     _, host = kfp_server(final_state="FAILED")
     assert _submit("--host", host, "--spec", spec, "--wait") == submit.RUN_FAILED
 
 
+@pytest.mark.kfp_sdk
 def test_rejected_spec_shows_the_server_message(kfp_server, spec, capsys):
     _, host = kfp_server(reject_upload="invalid pipeline spec: unknown field foo")
     assert _submit("--host", host, "--spec", spec) == submit.UNREACHABLE_OR_REJECTED
@@ -133,6 +138,7 @@ def test_rejected_spec_shows_the_server_message(kfp_server, spec, capsys):
     assert "HTTP 400" in err and "invalid pipeline spec: unknown field foo" in err and "Traceback" not in err
 
 
+@pytest.mark.kfp_sdk
 def test_unreachable_host_is_one_clear_line(spec, capsys):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -153,3 +159,14 @@ def test_without_the_kfp_sdk_submit_says_which_install_has_it(spec, monkeypatch,
     assert _submit("--host", "http://127.0.0.1:1", "--spec", spec) == submit.USAGE
     err = capsys.readouterr().err
     assert "Python 3.11" in err and "Traceback" not in err
+
+
+def test_kfp_pipeline_spec_alone_is_not_taken_for_the_sdk(spec, monkeypatch, capsys):
+    # The 3.10 lock has kfp-pipeline-spec, whose kfp/pipeline_spec/ makes `kfp` an importable
+    # namespace package without kfp.Client: `import kfp` succeeded and submit failed later.
+    namespace = types.ModuleType("kfp")
+    namespace.__path__ = []
+    monkeypatch.setitem(sys.modules, "kfp", namespace)
+    monkeypatch.delitem(sys.modules, "kfp.client", raising=False)
+    assert _submit("--host", "http://127.0.0.1:1", "--spec", spec) == submit.USAGE
+    assert "Python 3.11" in capsys.readouterr().err

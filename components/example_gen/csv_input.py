@@ -7,7 +7,7 @@ read the same way by the stage. What that reading accepts, and why:
 
 - quoted names and fields (R's write.csv quotes everything), commas and line breaks inside
   quotes (`newlines_in_values`: without it a quoted line break that straddles one of
-  Arrow's blocks is a parse error), LF, CRLF or CR line ends, trailing blank lines;
+  Arrow's blocks is a parse error), LF, CRLF or CR line ends, blank lines (also of spaces);
 - a UTF-8 byte-order mark (Excel's "CSV UTF-8"): Arrow skips it;
 - Excel's `sep=,` hint as the first line: skipped (another separator is refused);
 - the unnamed first column of row names or an index (R's write.csv and pandas' to_csv
@@ -36,8 +36,15 @@ import pyarrow.csv as pacsv
 # MySQL's SELECT ... INTO OUTFILE and PostgreSQL's COPY text format.
 NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
                "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "\\N"]
+
+
+def _skip_whitespace_lines(row) -> str:
+    """A line of only spaces is a blank line (Arrow skips empty ones only); others fail."""
+    return "skip" if row.text is not None and not row.text.strip() else "error"
+
+
 # Quoted line breaks are legal CSV (RFC 4180 section 2.6); every reader must allow them.
-PARSE_OPTIONS = pacsv.ParseOptions(newlines_in_values=True)
+PARSE_OPTIONS = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=_skip_whitespace_lines)
 DEFAULT_BLOCK_BYTES = 4 << 20
 NARROWEST_FIRST = (pa.int64(), pa.float32())  # tf.Example floats are 32-bit
 
