@@ -12,7 +12,7 @@ CURATED_SCHEMA = Path(__file__).resolve().parent / "schemas" / "penguins.schema.
 
 def prepare(config: PipelineConfig) -> PipelineConfig:
     """Raises csv_input.InputError / ConfigError with a message the user can act on."""
-    config.validate()
+    config = config.validate()
     csv_input.check(config.data, config.label)
     task = config.task or csv_input.infer_task(config.data, config.label)
     schema_file = config.schema_file
