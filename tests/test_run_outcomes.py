@@ -96,12 +96,39 @@ def test_data_breaking_the_schema_stops_before_transform(tmp_path, run_kubetfx):
     (["--data", str(EMBEDDED), "--label", "no_such_column"], "label column 'no_such_column'"),
     (["--data", str(EMBEDDED)], "--data needs --label"),
     (["--name", "Not A Name"], "pipeline name"),
+    (["--module-file", "/nonexistent/module.py"], "--module-file /nonexistent/module.py does not exist"),
+    (["--schema-file", "/nonexistent/schema.pbtxt"], "--schema-file /nonexistent/schema.pbtxt does not exist"),
+    (["--train-steps", "many"], "argument --train-steps: invalid int value: 'many'"),
 ])
 def test_user_errors_get_one_line_and_exit_2(tmp_path, run_kubetfx, args, message):
     result = run_kubetfx("run", "--home", tmp_path / "home", *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "home" / "pipelines").exists()  # nothing started
+
+
+# Paths that cannot be written, even by root (CI runs as root, which permission bits do
+# not stop): a file where a folder must be, a folder where a file must be.
+@pytest.mark.parametrize("command, message", [
+    (["run", "--home", "{file}/home"], "cannot write to the home (--home or KUBETFX_HOME) {file}/home: {file} is a file"),
+    (["compile", "--output", "{file}/spec.yaml"], "cannot write to the folder of the --output file {file}: {file} is a file"),
+    (["compile", "--output", "{dir}"], "the --output file {dir} is a folder"),
+])
+def test_unwritable_paths_get_one_line_and_exit_2(tmp_path, capsys, command, message):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    fill = {"file": blocker, "dir": tmp_path}
+    assert cli.main([arg.format(**fill) for arg in command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kubetfx: error: {message.format(**fill)}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_kubetfx_home_from_the_environment_is_checked_too(tmp_path, run_kubetfx):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_kubetfx("run", env={"KUBETFX_HOME": str(blocker / "home")})
+    assert result.returncode == 2 and "cannot write to the home" in result.stderr, result.stderr
 
 
 @pytest.mark.slow
