@@ -63,8 +63,33 @@ def _run(tmp_path, model_uri: Path):
     return blessing
 
 
-def _no_server_left() -> bool:
-    return "model_server.py" not in os.popen("ps -eo args").read()
+def _no_server_left(tmp_path) -> bool:
+    """No live process is left that this test process started (the server runs in its own
+    session, still our child) or whose command line names this test's files. Read from
+    /proc, which must be there: a check that cannot look (as with `ps` missing from an
+    image) must fail, not pass. Other model servers on the machine do not count."""
+    proc, me = Path("/proc"), os.getpid()
+    assert (proc / str(me) / "stat").exists(), "cannot list processes: no /proc"
+    parents, cmdlines = {}, {}
+    for entry in proc.glob("[0-9]*"):
+        try:
+            stat = (entry / "stat").read_text()
+            cmdlines[int(entry.name)] = (entry / "cmdline").read_bytes()
+        except OSError:  # the process ended while we looked
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if state != "Z":  # an exited child not yet reaped is not a server
+            parents[int(entry.name)] = int(ppid)
+
+    def descends_from_me(pid):
+        while pid in parents and pid > 1:
+            pid = parents[pid]
+            if pid == me:
+                return True
+        return False
+
+    mine = str(tmp_path).encode()
+    return not [pid for pid in parents if pid != me and (descends_from_me(pid) or mine in cmdlines.get(pid, b""))]
 
 
 @pytest.fixture
@@ -77,7 +102,7 @@ def test_a_model_that_loads_and_answers_is_blessed(tmp_path, examples):
     blessing = _run(tmp_path, tmp_path / "model")
     assert (Path(blessing.uri) / "INFRA_BLESSED").exists()
     assert blessing.get_int_custom_property("blessed") == 1
-    assert _no_server_left()
+    assert _no_server_left(tmp_path)
 
 
 def test_a_model_that_cannot_load_is_not_blessed(tmp_path, examples):
@@ -88,7 +113,7 @@ def test_a_model_that_cannot_load_is_not_blessed(tmp_path, examples):
     assert (Path(blessing.uri) / "INFRA_NOT_BLESSED").exists()
     assert blessing.get_int_custom_property("blessed") == 0
     assert "exited" in blessing.get_string_custom_property("reason")
-    assert _no_server_left()
+    assert _no_server_left(tmp_path)
 
 
 def test_a_model_that_fails_on_real_examples_is_not_blessed(tmp_path, examples):
@@ -96,7 +121,7 @@ def test_a_model_that_fails_on_real_examples_is_not_blessed(tmp_path, examples):
     blessing = _run(tmp_path, tmp_path / "model")
     assert blessing.get_int_custom_property("blessed") == 0
     assert "HTTP" in blessing.get_string_custom_property("reason")  # the server said why
-    assert _no_server_left()
+    assert _no_server_left(tmp_path)
 
 
 def test_no_server_environment_is_a_clear_refusal(tmp_path, examples, monkeypatch):
