@@ -83,7 +83,7 @@ def read_options(path, block_size: int = DEFAULT_BLOCK_BYTES) -> pacsv.ReadOptio
 def header(path) -> list[str]:
     """The column names as Arrow parses them (quotes removed, BOM and `sep=` line skipped)."""
     try:  # a malformed row in the first block is skipped here and reported by the row count
-        reader = pacsv.open_csv(path, read_options=read_options(path, block_size=1 << 16),
+        reader = pacsv.open_csv(path, read_options=read_options(path),  # a block holds the whole header
                                 parse_options=pacsv.ParseOptions(newlines_in_values=True,
                                                                  invalid_row_handler=lambda row: "skip"))
     except pa.ArrowInvalid as err:
