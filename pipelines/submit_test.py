@@ -147,6 +147,7 @@ def test_unreachable_host_is_one_clear_line(spec, capsys):
     assert "cannot reach Kubeflow Pipelines" in capsys.readouterr().err
 
 
+@pytest.mark.kfp_sdk  # without the SDK, submit says that first
 def test_missing_spec_and_bad_params_are_usage_errors(tmp_path, spec, capsys):
     assert _submit("--host", "http://127.0.0.1:1", "--spec", tmp_path / "none.yaml") == submit.USAGE
     assert "make compile" in capsys.readouterr().err
