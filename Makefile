@@ -1,7 +1,7 @@
 # kubetfx — every entry point a user or CI needs. `make help` lists them.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3.10 || command -v python3)
-VENV := .venv
+VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9

@@ -45,6 +45,7 @@ def test_spec_parses_strictly_as_a_pipeline_spec(docs):
     assert spec.pipeline_info.name == "kubetfx-penguin"
 
 
+@pytest.mark.kfp_sdk
 def test_kfp_sdk_loads_it_with_the_pipeline_parameters(compiled):
     from kfp import components
 

@@ -237,7 +237,7 @@ def _data_parameters(args, spec) -> dict:
 
 def submit(args) -> int:
     try:
-        import kfp
+        import kfp.client  # not `import kfp`: kfp-pipeline-spec alone makes `kfp` a namespace package
     except ImportError:
         # Python 3.10 lock: TFX 1.16 pins protobuf < 4.21 there, every kfp 2.x needs >= 4.21.1.
         raise SubmitError("`kubetfx submit` needs the kfp 2 SDK, which TFX 1.16 cannot share an environment "

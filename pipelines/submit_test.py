@@ -18,6 +18,10 @@ GOLDEN = Path(__file__).parent / "testdata" / "kubetfx-penguin.golden.yaml"
 DATA_ROOT = "minio://mlpipeline/kubetfx/data/kubetfx-penguin/"
 
 
+# The real kfp.Client is in every test here; the 3.10 lock has no kfp SDK (deselected there).
+pytestmark = pytest.mark.kfp_sdk
+
+
 @pytest.fixture(scope="module")
 def store():
     with object_store_server.running() as running:

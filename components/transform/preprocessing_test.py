@@ -24,6 +24,7 @@ def _transform(tmp_path, force_tf_compat_v1):
     return rows
 
 
+@pytest.mark.slow  # a real Beam pipeline (TFT analysis)
 @pytest.mark.parametrize("force_tf_compat_v1", [True, False])
 def test_numeric_columns_are_z_scored_by_present_values_and_missing_ones_are_zero(tmp_path, force_tf_compat_v1):
     rows = _transform(tmp_path, force_tf_compat_v1)
