@@ -61,7 +61,7 @@ def config_from_args(args) -> PipelineConfig:
 def _cmd_run(args) -> int:
     from kubetfx.pipelines import run_command
 
-    return run_command.run(config_from_args(args), engine=args.engine)
+    return run_command.run(config_from_args(args), engine=args.engine, verbose=args.verbose, as_json=args.json)
 
 
 def _cmd_compile(args) -> int:
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_flags(run)
     run.add_argument("--engine", choices=["local", "containers"], default="local",
                      help="local: in this process (TFX launcher, independent stages side by side); containers: the compiled KFP spec, each task in Docker")
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                     help="show TensorFlow, Beam and TFX output live (it always goes to the run's log file)")
+    run.add_argument("--json", action="store_true",
+                     help="print the run summary as JSON on stdout (progress and messages go to stderr)")
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser("compile", help="write the KFP v2 pipeline spec (IR YAML)")

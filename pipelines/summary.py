@@ -37,6 +37,9 @@ class RunSummary:
     blessed: Optional[bool] = None
     pushed_path: Optional[str] = None
 
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
     def table(self) -> str:
         width = max([len(s.stage) for s in self.stages] + [5])
         lines = [f"Run {self.run_id} of {self.pipeline}",
