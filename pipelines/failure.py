@@ -43,9 +43,8 @@ class Explanation:
 def _library_dirs() -> tuple:
     paths = sysconfig.get_paths()
     dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
-    # kubetfx's own runners are plumbing too: the failing line is never in them.
-    dirs.add(str(Path(__file__).resolve().parent / "parallel_runner.py"))
-    dirs.add(str(Path(__file__).resolve().parent / "local_runner.py"))
+    # kubetfx's pipelines/ (runners, CLI) is plumbing too: stage code lives in components/.
+    dirs.add(str(Path(__file__).resolve().parent) + os.sep)
     return tuple(sorted(dirs))
 
 
@@ -94,7 +93,10 @@ def explain_text(text: str, module_files: Optional[dict] = None) -> Explanation:
         ours = [f for f in cause_frames if not _is_library(f.file)]
     if not ours and frames:
         ours = frames[-1:]  # nothing of ours: where the library raised is still a clue
-    return Explanation(error=error or text.strip().splitlines()[-1], frames=ours[-MAX_FRAMES:])
+    error = error or text.strip().splitlines()[-1]
+    # "kubetfx.components.example_validator.gate.DataRejectedError: ..." -> "DataRejectedError: ..."
+    error = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", error)
+    return Explanation(error=error, frames=ours[-MAX_FRAMES:])
 
 
 def explain(error: BaseException, module_files: Optional[dict] = None) -> Explanation:
