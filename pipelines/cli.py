@@ -79,8 +79,50 @@ def _cmd_submit(args) -> int:
     return submit.main(args)
 
 
+# Shown under each command's --help; a command registered elsewhere may bring its own epilog.
+EXAMPLES = {
+    "run": """examples:
+  kubetfx run                                        # embedded penguins data, home ./.kubetfx
+  kubetfx run --data trips.csv --label fare          # your CSV (file or folder), task from the label
+  kubetfx run --module-file my_module.py --verbose   # your TFX module file, library output live
+  kubetfx run --json > summary.json                  # the summary as JSON for scripts (exit code too)
+  kubetfx run --engine containers                    # the compiled KFP spec, each stage in Docker
+""",
+    "compile": """examples:
+  kubetfx compile                                    # build/kubetfx-penguin.yaml
+  kubetfx compile --data trips.csv --label fare --output build/trips.yaml
+  kubetfx compile --image registry.example.com/kubetfx/pipeline:0.1.0
+""",
+    "submit": """examples:
+  kubetfx submit --host http://localhost:8080 --wait
+  kubetfx submit --host https://kfp.example.com --spec build/trips.yaml --param eval_threshold=0.8
+  KUBETFX_KFP_TOKEN=... kubetfx submit --host https://kfp.example.com --namespace team-a
+""",
+}
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+    return f"kubetfx {version('kubetfx')} (TFX {version('tfx')}, TensorFlow {version('tensorflow')})"
+
+
+def _add_examples(sub) -> None:
+    for name, parser in sub.choices.items():
+        if not parser.epilog and name in EXAMPLES:
+            parser.epilog = EXAMPLES[name]
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0],
+                                     epilog="`kubetfx COMMAND --help` shows each command's flags and examples.")
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("-v", "--verbose", action="store_true", help="show TFX and Beam logs")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -106,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         submit.add_parser(sub, _cmd_submit)
     except ImportError:
         pass
+    _add_examples(sub)
     return parser
 
 
@@ -123,7 +166,7 @@ def main(argv=None) -> int:
         return exit_codes.USAGE
     except KeyboardInterrupt:
         print("kubetfx: interrupted", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
 
 
 if __name__ == "__main__":
