@@ -26,7 +26,7 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
     run_id = datetime.datetime.now().isoformat()
     log_path = config.logs_dir / f"{run_id}.log"
     try:
-        crash, failed_stage = _run_local(config, run_id, log_path, verbose=verbose, terminal_fd=out.fileno())
+        crash, failed_stage = _run_local(config, run_id, log_path, verbose=verbose, terminal_fd=_fd(out))
     except local_runner.RunLockedError as err:
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return exit_codes.BUSY
@@ -37,6 +37,14 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
     if as_json:
         print(json.dumps(_document(result, code, crash, failed_stage, config, log_path), indent=2))
     return code
+
+
+def _fd(stream) -> int:
+    """The stream's descriptor (1 or 2 when it is a Python-level stand-in, as under pytest)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2 if stream is sys.stderr else 1
 
 
 def _run_local(config, run_id, log_path, *, verbose: bool, terminal_fd: int):

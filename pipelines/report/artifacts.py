@@ -222,31 +222,24 @@ class Evaluation:
     has_baseline: bool
 
 
-def _bounds(spec_metric: dict) -> tuple:
-    threshold = spec_metric.get("threshold", {})
+def _bounds(threshold: dict) -> tuple:
     value = threshold.get("valueThreshold", {})
     value_text = " and ".join(f"{op} {value[k]:g}" for k, op in (("lowerBound", ">="), ("upperBound", "<="))
                               if k in value and abs(value[k]) < 1e300)
     change = threshold.get("changeThreshold", {})
     change_text = ""
-    if change:
-        direction = change.get("direction", "")
-        absolute = change.get("absolute")
-        if absolute is not None:
-            op = ">=" if direction == "HIGHER_IS_BETTER" else "<="
-            change_text = f"change {op} {-absolute if op == '>=' else absolute:g}"
+    if change.get("absolute") is not None:
+        absolute = change["absolute"]
+        higher_is_better = change.get("direction") == "HIGHER_IS_BETTER"
+        change_text = f"change >= {-absolute:g}" if higher_is_better else f"change <= {absolute:g}"
     return value_text, change_text
 
 
 def evaluation(uri: str) -> Evaluation:
     import tensorflow_model_analysis as tfma
 
-    with open(os.path.join(uri, "eval_config.json")) as f:
-        config = json.load(f)["evalConfig"]
-    bounds = {}
-    for spec in config.get("metricsSpecs", []):
-        for metric in spec.get("metrics", []):
-            bounds[stage_results._snake(metric["className"])] = _bounds(metric)
+    bounds = {name: _bounds(threshold) for name, threshold in stage_results.thresholds(uri).items()}
+    config = stage_results.eval_config(uri)
     baseline_names = {m.get("name", "") for m in config.get("modelSpecs", []) if m.get("isBaseline")}
     values: dict = {}
     for record in tfma.load_metrics(uri):

@@ -151,54 +151,56 @@ def _pct(x: float) -> str:
     return f"{x:.1%}" if x else "0%"
 
 
+NUMERIC_COLUMNS = ("count", "missing", "mean", "std dev", "zeros", "min", "median", "max")
+CATEGORICAL_COLUMNS = ("count", "missing", "unique", "top value", "avg length")
+
+
+def _numeric_cells(n) -> list:
+    return [f"{n.count:,}", _pct(n.missing), _fmt(n.mean), _fmt(n.std), _pct(n.zeros), _fmt(n.min),
+            _fmt(n.median), _fmt(n.max)]
+
+
+def _categorical_cells(c) -> list:
+    return [f"{c.count:,}", _pct(c.missing), f"{c.unique:,}", f"{c.top[0][0]} ({c.top[0][1]:g})" if c.top else "–",
+            f"{c.avg_length:.1f}"]
+
+
+def _feature_block(name: str, per_split: list, columns: tuple, cells, chart) -> str:
+    """One feature: a row of `cells(stats)` per split beside `chart([(split, stats)])`."""
+    kind = per_split[0][1].type
+    head = "".join(f'<th class="{"" if c == "top value" else "num"}">{c}</th>' for c in columns)
+    rows = "".join(f"<tr><td>{escape(split)}</td>" + "".join(
+        f'<td class="{"" if c == "top value" else "num"}">{escape(v)}</td>' for c, v in zip(columns, cells(f)))
+        + "</tr>" for split, f in per_split)
+    return (f'<div class="feature" data-feature="{escape(name)}"><div><span class="name">{escape(name)}</span>'
+            f'<span class="type">{kind}</span><table><thead><tr><th>split</th>{head}</tr></thead>'
+            f'<tbody>{rows}</tbody></table></div>{chart(per_split)}</div>')
+
+
 def _statistics(record: RunRecord) -> str:
     stage, artifact = record.output("ExampleStatistics")
     if artifact is None:
         return _not_run(record, "StatisticsGen")
     splits = artifacts.statistics(artifact.uri)
-    names = list(splits)
     counts = ", ".join(f"{split}: {n:,} examples" for split, (n, _) in splits.items())
+    out = [f'<p class="sub">{escape(counts)} &nbsp; {charts.legend(list(splits))}</p>']
     features = sorted({name for _, feats in splits.values() for name in feats})
-    numeric = [f for f in features if any(feats.get(f) and feats[f].numeric for _, feats in splits.values())]
-    categorical = [f for f in features if f not in numeric]
-    out = [f'<p class="sub">{escape(counts)} &nbsp; {charts.legend(names)}</p>']
-    if numeric:
-        out.append(f"<h3>Numeric features ({len(numeric)})</h3>")
-        for name in numeric:
-            rows, hist = [], []
-            for split in names:
-                f = splits[split][1].get(name)
-                if f is None or f.numeric is None:
-                    continue
-                n = f.numeric
-                rows.append(f"<tr><td>{escape(split)}</td><td class='num'>{n.count:,}</td><td class='num'>{_pct(n.missing)}</td>"
-                            f"<td class='num'>{_fmt(n.mean)}</td><td class='num'>{_fmt(n.std)}</td><td class='num'>{_pct(n.zeros)}</td>"
-                            f"<td class='num'>{_fmt(n.min)}</td><td class='num'>{_fmt(n.median)}</td><td class='num'>{_fmt(n.max)}</td></tr>")
-                hist.append((split, n.histogram))
-            kind = next(splits[s][1][name].type for s in names if name in splits[s][1])
-            out.append(f'<div class="feature" data-feature="{escape(name)}"><div><span class="name">{escape(name)}</span>'
-                       f'<span class="type">{kind}</span><table><thead><tr><th>split</th><th class="num">count</th>'
-                       '<th class="num">missing</th><th class="num">mean</th><th class="num">std dev</th>'
-                       '<th class="num">zeros</th><th class="num">min</th><th class="num">median</th><th class="num">max</th>'
-                       f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{charts.histogram(hist)}</div>')
-    if categorical:
-        out.append(f"<h3>Categorical features ({len(categorical)})</h3>")
-        for name in categorical:
-            rows, tops = [], []
-            for split in names:
-                f = splits[split][1].get(name)
-                if f is None or f.categorical is None:
-                    continue
-                c = f.categorical
-                top = f"{c.top[0][0]} ({c.top[0][1]:g})" if c.top else "–"
-                rows.append(f"<tr><td>{escape(split)}</td><td class='num'>{c.count:,}</td><td class='num'>{_pct(c.missing)}</td>"
-                            f"<td class='num'>{c.unique:,}</td><td>{escape(top)}</td><td class='num'>{c.avg_length:.1f}</td></tr>")
-                tops.append((split, c.top))
-            kind = next(splits[s][1][name].type for s in names if name in splits[s][1])
-            out.append(f'<div class="feature" data-feature="{escape(name)}"><div><span class="name">{escape(name)}</span>'
-                       f'<span class="type">{kind}</span><table><thead><tr><th>split</th><th class="num">count</th>'
-                       '<th class="num">missing</th><th class="num">unique</th><th>top value</th><th class="num">avg length</th>'
-                       f'</tr></thead><tbody>{"".join(rows)}</tbody></table></div>{charts.bars(tops)}</div>')
+    kinds = (
+        ("Numeric", "numeric", NUMERIC_COLUMNS, _numeric_cells,
+         lambda per_split: charts.histogram([(s, f.numeric.histogram) for s, f in per_split])),
+        ("Categorical", "categorical", CATEGORICAL_COLUMNS, _categorical_cells,
+         lambda per_split: charts.bars([(s, f.categorical.top) for s, f in per_split])),
+    )
+    for title, attr, columns, cells, chart in kinds:
+        blocks = []
+        for name in features:
+            per_split = [(split, feats[name]) for split, (_, feats) in splits.items()
+                         if name in feats and getattr(feats[name], attr) is not None]
+            if per_split:
+                blocks.append(_feature_block(name, per_split, columns,
+                                             lambda f, cells=cells, attr=attr: cells(getattr(f, attr)), chart))
+        if blocks:
+            out.append(f"<h3>{title} features ({len(blocks)})</h3>" + "".join(blocks))
     return "".join(out)
 
 
@@ -209,7 +211,7 @@ def _schema(record: RunRecord) -> str:
     rows = "".join(f"<tr><td>{escape(f.name)}</td><td>{f.type}</td><td>{f.presence}</td><td>{f.valency}</td>"
                    f"<td>{escape(f.domain)}</td></tr>" for f in artifacts.schema(artifact.uri))
     return (f'<p class="sub">from {escape(stage.node_id)}: <code>{escape(artifact.uri)}</code></p>'
-            '<table><thead><tr><th>feature</th><th>type</th><th>presence</th><th>valency</th><th>domain</th></tr></thead>'
+            '<table><thead><tr><th>feature</th><th>type</th><th>presence</th><th>values per example</th><th>domain</th></tr></thead>'
             f"<tbody>{rows}</tbody></table>")
 
 
