@@ -46,3 +46,21 @@ def test_run_help_offers_json_and_verbose():
     run = next(a for a in cli.build_parser()._actions if a.dest == "command").choices["run"]
     text = run.format_help()
     assert "--json" in text and "--verbose" in text
+
+
+def test_report_without_runs_or_of_an_unknown_run_is_a_one_line_error(tmp_path, run_kubetfx):
+    result = run_kubetfx("report", "--home", tmp_path)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("kubetfx: error: no runs of pipeline 'kubetfx-penguin'")
+    assert "run `kubetfx run` first" in result.stderr and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "reports").exists()
+
+    from ml_metadata.proto import metadata_store_pb2
+    from kubetfx.pipelines import mlmd
+
+    (tmp_path / "metadata").mkdir()
+    store = mlmd.open_store(tmp_path / "metadata" / "kubetfx-penguin.sqlite", writable=True)
+    store.put_context_type(metadata_store_pb2.ContextType(name="pipeline"))
+    result = run_kubetfx("report", "no-such-run", "--home", tmp_path)
+    assert result.returncode == 2
+    assert "has no run 'no-such-run'" in result.stderr and "Traceback" not in result.stderr
