@@ -62,7 +62,8 @@ class Dom(HTMLParser):
 
 def painted(png, rgb, tolerance: int = 40) -> int:
     """Pixels of the screenshot within `tolerance` of the colour (bars are drawn in it)."""
+    import numpy as np
     from PIL import Image
 
-    image = Image.open(png).convert("RGB")
-    return sum(1 for pixel in image.getdata() if all(abs(c - t) <= tolerance for c, t in zip(pixel, rgb)))
+    pixels = np.asarray(Image.open(png).convert("RGB"), dtype=np.int16)
+    return int((np.abs(pixels - np.array(rgb, dtype=np.int16)) <= tolerance).all(axis=-1).sum())

@@ -47,8 +47,22 @@ def halted_run(tmp_path_factory, run_kubetfx):
     return tmp / "home", result
 
 
-def _report(run_kubetfx, home, name, out):
-    result = run_kubetfx("report", "--home", home, "--name", name, "--output", out)
+def _run_id(result) -> str:
+    return re.search(r"^Run (\S+) of ", result.stdout, re.M).group(1)
+
+
+@pytest.fixture(scope="module")
+def not_blessed_run(default_run, run_kubetfx):
+    """A second run on the default run's home with an unreachable bound: the Evaluator
+    compares with the model the first run pushed, and blesses nothing."""
+    home, _ = default_run
+    result = run_kubetfx("run", "--home", home, "--eval-threshold", "1.01")
+    assert result.returncode == 4, result.stdout + result.stderr
+    return home, result
+
+
+def _report(run_kubetfx, home, name, out, *run):
+    result = run_kubetfx("report", *run, "--home", home, "--name", name, "--output", out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == f"wrote {out}" and result.stderr == ""
     return out
@@ -70,8 +84,8 @@ def test_default_run_shows_progress_and_no_library_noise(default_run):
 
 def test_report_of_a_pushed_run_has_every_section_and_drawn_charts(default_run, run_kubetfx, tmp_path):
     chromium()
-    home, _ = default_run
-    page = _report(run_kubetfx, home, "kubetfx-penguin", tmp_path / "report.html")
+    home, result = default_run
+    page = _report(run_kubetfx, home, "kubetfx-penguin", tmp_path / "report.html", _run_id(result))
     assert "http://" not in page.read_text() and "https://" not in page.read_text()  # nothing fetched
     dom = Dom(browser.dump_dom(page))
     assert dom.sections == SECTIONS
@@ -115,8 +129,8 @@ def test_json_output_of_a_halted_run(halted_run):
 def test_kfp_markdown_views_of_each_stage(default_run):
     from kubetfx.pipelines.report import kfp_views, run_record
 
-    home, _ = default_run
-    record = run_record.read(str(home / "metadata" / "kubetfx-penguin.sqlite"), "kubetfx-penguin")
+    home, result = default_run
+    record = run_record.read(str(home / "metadata" / "kubetfx-penguin.sqlite"), "kubetfx-penguin", _run_id(result))
     views = {s.node_id: kfp_views.markdown_for(s.node_id, s.outputs) for s in record.stages}
     assert re.search(r"^\| bill_length_mm \| FLOAT \| 204 \| 0\.0% \|", views["StatisticsGen"], re.M)
     assert re.search(r"^\| island \| STRING \| 204 \| 0\.0% \| 3 \| Biscoe \(98\)", views["StatisticsGen"], re.M)
@@ -129,3 +143,16 @@ def test_kfp_markdown_views_of_each_stage(default_run):
     assert "| input | examples | string | (None) |" in views["Trainer"]
     assert "| output | probabilities | float | (None, 3) |" in views["Trainer"]
     assert views["Transform"] == "" and views["CsvExampleGen"] == ""
+
+
+def test_report_of_a_run_not_blessed_shows_the_baseline_and_the_failed_gate(not_blessed_run, run_kubetfx, tmp_path):
+    chromium()
+    home, result = not_blessed_run
+    page = _report(run_kubetfx, home, "kubetfx-penguin", tmp_path / "not-blessed.html")  # the latest run
+    dom = Dom(browser.dump_dom(page))
+    assert dom.sections == SECTIONS
+    assert dom.banner.startswith("Model NOT pushed") and "the Evaluator did not bless the model" in dom.banner
+    text = dom.all_text
+    assert "compared with the latest blessed model (baseline)" in text
+    assert ">= 1.01; change >= -0.01" in text and "NOT blessed" in text and "Not pushed." in text
+    assert "serving_default" in text  # the trained model's signature, though not served

@@ -231,7 +231,8 @@ def _bounds(threshold: dict) -> tuple:
     if change.get("absolute") is not None:
         absolute = change["absolute"]
         higher_is_better = change.get("direction") == "HIGHER_IS_BETTER"
-        change_text = f"change >= {-absolute:g}" if higher_is_better else f"change <= {absolute:g}"
+        # TFMA 0.47 tensorflow_model_analysis/evaluators/metrics_validator.py: a diff passes when >= absolute (HIGHER_IS_BETTER) or <= it.
+        change_text = f"change {'>=' if higher_is_better else '<='} {absolute:g}"
     return value_text, change_text
 
 
