@@ -254,7 +254,9 @@ def evaluation(uri: str) -> Evaluation:
     failures: dict = {}
     for validation in result.metric_validations_per_slice:
         for failure in validation.failures:
-            failures.setdefault(failure.metric_key.name, []).append(failure.message)
+            what = "change" if failure.metric_key.is_diff else "value"
+            text = failure.message or f"{what} {failure.metric_value.double_value.value:.4g} is outside its bound"
+            failures.setdefault(failure.metric_key.name, []).append(text)
     rows = [MetricRow(name, v.get("candidate"), v.get("baseline"), v.get("change"),
                       *bounds.get(name, ("", "")), failures.get(name, []))
             for name, v in sorted(values.items(), key=lambda kv: (kv[0] not in bounds, kv[0]))]
