@@ -12,7 +12,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean bench browser report report-screenshot
+.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality browser report report-screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,7 +34,7 @@ install: $(INSTALLED) ## Create .venv/ with the locked stack and kubetfx (idempo
 run: install serving-env ## Run the nine-stage pipeline locally on the embedded penguins data
 	$(KUBETFX) run
 
-test: install serving-env browser ## Run the whole test suite (slow and container tests included)
+test: install serving-env object-store-env browser ## Run the whole test suite (slow and container tests included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lock: ## Re-resolve both locks (Python 3.11 and 3.10) from requirements.in
@@ -62,6 +62,7 @@ clean: ## Remove run outputs and build files (keeps .venv/)
 	rm -rf .kubetfx build
 
 include components/infra_validator/serving.mk
+include pipelines/kubeflow/object_store.mk
 include components/container/container.mk
 include manifests/cluster.mk
 
@@ -78,3 +79,6 @@ BENCH_SIZES ?= default,100k,1m
 BENCH_REPS ?= 1
 bench: install serving-env ## Benchmark against TFX's penguin example (build/bench/results.json)
 	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS)
+
+bench-quality: install ## The default model's accuracy/MAE beside HistGradientBoosting on bundled datasets
+	$(PY) tests/bench/quality.py

@@ -94,9 +94,9 @@ EXAMPLES = {
   kubetfx compile --image registry.example.com/kubetfx/pipeline:0.1.0
 """,
     "submit": """examples:
-  kubetfx submit --host http://localhost:8080 --wait
-  kubetfx submit --host https://kfp.example.com --spec build/trips.yaml --param eval_threshold=0.8
-  KUBETFX_KFP_TOKEN=... kubetfx submit --host https://kfp.example.com --namespace team-a
+  kubetfx submit --host http://localhost:8080 --object-store-endpoint http://localhost:9000 --wait
+  kubetfx submit --host https://kfp.example.com --spec build/trips.yaml --data trips.csv --param eval_threshold=0.8
+  kubetfx submit --host https://kfp.example.com --token-file ~/.kfp-token --schedule '0 0 3 * * *'
 """,
 }
 

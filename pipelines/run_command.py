@@ -19,6 +19,10 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
     out = sys.stderr if as_json else sys.stdout
     print(f"kubetfx: pipeline {config.name} on {config.data} (label {config.label}, {config.task}), "
           f"home {config.home_path}", file=out, flush=True)
+    from kubetfx.components.transform import column_roles
+
+    for note in column_roles.notes(config.column_roles or {}):
+        print(f"kubetfx: {note}", file=out, flush=True)
     from kubetfx.pipelines import local_runner
 
     if engine == "containers":

@@ -21,12 +21,6 @@ def test_every_exit_code_is_in_the_readme_table():
     assert codes == set(documented), f"README exit codes {sorted(documented)} vs exit_codes.py {sorted(codes)}"
 
 
-def test_submit_uses_the_documented_codes():
-    from kubetfx.pipelines import submit
-
-    assert (submit.RUN_FAILED, submit.UNREACHABLE_OR_REJECTED) == (exit_codes.KFP_RUN_FAILED, exit_codes.KFP_UNREACHABLE)
-
-
 def test_version(run_kubetfx):
     result = run_kubetfx("--version")
     assert result.returncode == 0
