@@ -54,7 +54,7 @@ def _run_id(result) -> str:
 @pytest.fixture(scope="module")
 def not_blessed_run(default_run, run_kubetfx):
     """A second run on the default run's home with an unreachable bound: the Evaluator
-    compares with the model the first run pushed, and blesses nothing."""
+    compares with the model the first run pushed (ServedBaseline), and blesses nothing."""
     home, _ = default_run
     result = run_kubetfx("run", "--home", home, "--eval-threshold", "1.01")
     assert result.returncode == 4, result.stdout + result.stderr
@@ -153,6 +153,6 @@ def test_report_of_a_run_not_blessed_shows_the_baseline_and_the_failed_gate(not_
     assert dom.sections == SECTIONS
     assert dom.banner.startswith("Model NOT pushed") and "the Evaluator did not bless the model" in dom.banner
     text = dom.all_text
-    assert "compared with the latest blessed model (baseline)" in text
+    assert "compared with the baseline, the model served when the run started" in text
     assert ">= 1.01; change >= -0.01" in text and "NOT blessed" in text and "Not pushed." in text
     assert "serving_default" in text  # the trained model's signature, though not served

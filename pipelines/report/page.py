@@ -255,8 +255,8 @@ def _evaluation(record: RunRecord) -> str:
         rows.append(f"<tr><td>{escape(m.name)}</td><td class='num'>{_fmt(m.candidate)}</td>"
                     f"<td class='num'>{_fmt(m.baseline)}</td><td class='num'>{_fmt(m.change)}</td>"
                     f"<td>{escape(bounds)}</td><td>{verdict}{detail}</td></tr>")
-    baseline = ("compared with the latest blessed model (baseline)" if ev.has_baseline
-                else "no baseline: no model of this pipeline was blessed before")
+    baseline = ("compared with the baseline, the model served when the run started" if ev.has_baseline
+                else "no baseline: no model of this pipeline was served yet")
     return (f'<p class="sub">Overall slice, eval split; {baseline}.</p><table><thead><tr><th>metric</th>'
             '<th class="num">candidate</th><th class="num">baseline</th><th class="num">change</th><th>threshold</th>'
             f'<th>result</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
