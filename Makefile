@@ -12,7 +12,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality
+.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality browser report report-screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -34,12 +34,29 @@ install: $(INSTALLED) ## Create .venv/ with the locked stack and kubetfx (idempo
 run: install ## Run the nine-stage pipeline locally on the embedded penguins data
 	$(KUBETFX) run
 
-test: install object-store-env ## Run the whole test suite (slow and container tests included)
+test: install object-store-env browser ## Run the whole test suite (slow and container tests included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lock: ## Re-resolve both locks (Python 3.11 and 3.10) from requirements.in
 	$(UV) pip compile requirements.in --python-version 3.11 --no-python-downloads -o requirements.lock
 	$(UV) pip compile requirements.in --python-version 3.10 --no-python-downloads -o requirements-py310.lock
+
+# Headless Chromium (Debian's package) renders the run reports in the tests. Installed when
+# missing and root (as in CI); otherwise the browser tests are skipped and say why.
+browser: ## Install headless Chromium for the report tests, when missing (needs root)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> installing chromium (report tests)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: chromium missing and not root: the report's browser tests will be skipped"; fi
+
+REPORT_DIR := build/report
+report: install ## Write the report of the latest run to build/report/report.html (runs the pipeline first if it never ran)
+	@test -e "$${KUBETFX_HOME:-.kubetfx}/metadata/kubetfx-penguin.sqlite" || $(MAKE) run
+	$(KUBETFX) report --output $(REPORT_DIR)/report.html
+
+report-screenshot: report browser ## Render that report in headless Chromium to build/report/report.png
+	$(PY) -c "from kubetfx.pipelines.report import browser; print('wrote', browser.screenshot('$(REPORT_DIR)/report.html', '$(REPORT_DIR)/report.png', height=4200))"
 
 clean: ## Remove run outputs and build files (keeps .venv/)
 	rm -rf .kubetfx build

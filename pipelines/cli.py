@@ -9,6 +9,7 @@ import sys
 
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+from kubetfx.pipelines.report import command as report_command
 
 
 def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +62,7 @@ def config_from_args(args) -> PipelineConfig:
 def _cmd_run(args) -> int:
     from kubetfx.pipelines import run_command
 
-    return run_command.run(config_from_args(args), engine=args.engine)
+    return run_command.run(config_from_args(args), engine=args.engine, verbose=args.verbose, as_json=args.json)
 
 
 def _cmd_compile(args) -> int:
@@ -84,8 +85,50 @@ def _cmd_submit(args) -> int:
     return submit.main(args)
 
 
+# Shown under each command's --help; a command registered elsewhere may bring its own epilog.
+EXAMPLES = {
+    "run": """examples:
+  kubetfx run                                        # embedded penguins data, home ./.kubetfx
+  kubetfx run --data trips.csv --label fare          # your CSV (file or folder), task from the label
+  kubetfx run --module-file my_module.py --verbose   # your TFX module file, library output live
+  kubetfx run --json > summary.json                  # the summary as JSON for scripts (exit code too)
+  kubetfx run --engine containers                    # the compiled KFP spec, each stage in Docker
+""",
+    "compile": """examples:
+  kubetfx compile                                    # build/kubetfx-penguin.yaml
+  kubetfx compile --data trips.csv --label fare --output build/trips.yaml
+  kubetfx compile --image registry.example.com/kubetfx/pipeline:0.1.0
+""",
+    "submit": """examples:
+  kubetfx submit --host http://localhost:8080 --object-store-endpoint http://localhost:9000 --wait
+  kubetfx submit --host https://kfp.example.com --spec build/trips.yaml --data trips.csv --param eval_threshold=0.8
+  kubetfx submit --host https://kfp.example.com --token-file ~/.kfp-token --schedule '0 0 3 * * *'
+""",
+}
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+    return f"kubetfx {version('kubetfx')} (TFX {version('tfx')}, TensorFlow {version('tensorflow')})"
+
+
+def _add_examples(sub) -> None:
+    for name, parser in sub.choices.items():
+        if not parser.epilog and name in EXAMPLES:
+            parser.epilog = EXAMPLES[name]
+            parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0],
+                                     epilog="`kubetfx COMMAND --help` shows each command's flags and examples.")
+    parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("-v", "--verbose", action="store_true", help="show TFX and Beam logs")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -93,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_flags(run)
     run.add_argument("--engine", choices=["local", "containers"], default="local",
                      help="local: in this process (TFX launcher, independent stages side by side); containers: the compiled KFP spec, each task in Docker")
+    run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                     help="show TensorFlow, Beam and TFX output live (it always goes to the run's log file)")
+    run.add_argument("--json", action="store_true",
+                     help="print the run summary as JSON on stdout (progress and messages go to stderr)")
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser("compile", help="write the KFP v2 pipeline spec (IR YAML)")
@@ -101,11 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--image", help="image for every task (default: the kubetfx images of this version)")
     comp.set_defaults(func=_cmd_compile)
 
+    report_command.add_parser(sub)
     try:
         from kubetfx.pipelines import submit
         submit.add_parser(sub, _cmd_submit)
     except ImportError:
         pass
+    _add_examples(sub)
     return parser
 
 
@@ -123,7 +172,7 @@ def main(argv=None) -> int:
         return exit_codes.USAGE
     except KeyboardInterrupt:
         print("kubetfx: interrupted", file=sys.stderr)
-        return 130
+        return exit_codes.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """Runs the pipeline in this process (TFX's launcher, through ParallelDagRunner), with
-SQLite MLMD and local files."""
+SQLite MLMD and local files. Importing this module loads no TensorFlow: `kubetfx run`
+takes the lock and redirects the libraries' output to the run's log before they load."""
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
 from pathlib import Path
+from typing import Optional
 
-from kubetfx.pipelines import recovery
 from kubetfx.pipelines.config import PipelineConfig
 
 
@@ -44,18 +45,25 @@ def metadata_config(config: PipelineConfig):
     return metadata.sqlite_metadata_connection_config(str(config.metadata_path))
 
 
-def run(config: PipelineConfig) -> None:
+def run(config: PipelineConfig, *, listener=None, run_id: Optional[str] = None) -> None:
     """Runs `config` (already prepared) to completion; raises on a failed stage."""
+    with exclusive_run(config):  # before the slow imports: a second run is refused at once
+        run_locked(config, listener=listener, run_id=run_id)
+
+
+def run_locked(config: PipelineConfig, *, listener=None, run_id: Optional[str] = None) -> None:
+    """`run`, for a caller already holding `exclusive_run(config)`. `listener` hears each
+    stage start and end (parallel_runner.Listener); `run_id` names the pipeline run."""
     for path in (config.pipeline_root, config.serving_dir):
         Path(path).mkdir(parents=True, exist_ok=True)
-    with exclusive_run(config):  # before the slow imports: a second run is refused at once
-        from kubetfx.components import autograph
-        from kubetfx.pipelines.parallel_runner import ParallelDagRunner
-        from kubetfx.pipelines.pipeline import create_pipeline
+    from kubetfx.components import autograph
+    from kubetfx.pipelines import recovery
+    from kubetfx.pipelines.parallel_runner import ParallelDagRunner
+    from kubetfx.pipelines.pipeline import create_pipeline
 
-        autograph.skip_libraries()  # also for a user's module file, trained in this process
+    autograph.skip_libraries()  # also for a user's module file, trained in this process
 
-        recovery.recover(config)
-        pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
-        # Two at a time: the widest point of kubetfx's DAG (Evaluator and InfraValidator).
-        ParallelDagRunner(max_workers=2).run(pipeline)
+    recovery.recover(config)
+    pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
+    # Two at a time: the widest point of kubetfx's DAG (Evaluator and InfraValidator).
+    ParallelDagRunner(max_workers=2, listener=listener, run_id=run_id).run(pipeline)

@@ -9,19 +9,27 @@ process) side by side. Each launch opens its own MLMD connection, as LocalDagRun
 A failed node stops new launches; nodes already running finish (a thread cannot be
 cancelled), then the first error is raised, as LocalDagRunner raises it. Ctrl-C does not
 wait for them: see run_with_ir.
+
+A `listener` hears each node start and finish (progress lines); a failed node's error and
+traceback are recorded on its MLMD execution, so a report read later says why it stopped.
 """
 from __future__ import annotations
 
 import datetime
 import queue
 import threading
+import time
+import traceback
+from typing import Optional
 
 from absl import logging
 from tfx.dsl.compiler import constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils, tfx_runner
-from tfx.proto.orchestration import pipeline_pb2
+from tfx.orchestration.portable.mlmd import execution_lib
+from tfx.proto.orchestration import execution_result_pb2, pipeline_pb2
+from ml_metadata.proto import metadata_store_pb2
 
 
 def ready_nodes(pending: list, upstream: dict, finished: set) -> list:
@@ -41,17 +49,62 @@ def _next_result(results: queue.Queue):
             continue
 
 
+class Listener:
+    """Told when a node starts and when it ends (called from the node's thread)."""
+
+    def started(self, node_id: str) -> None:
+        pass
+
+    def finished(self, node_id: str, seconds: float, state: str, error: Optional[BaseException]) -> None:
+        """`state`: complete, cached or failed (as MLMD records the execution)."""
+
+
+def record_failure(connection_config, run_id: str, node_id: str, error: BaseException) -> None:
+    """Puts the error and its traceback on the node's FAILED execution of this run.
+
+    TFX's launcher records a result message only when an executor returns a non-zero code
+    (TFX 1.16 tfx/orchestration/portable/launcher.py launch: `e.executor_output if
+    isinstance(e, _ExecutionFailedError) else None`); for a raised exception the execution
+    keeps no trace of why. Same property and text as TFX's own `_build_error_output`
+    (`__execution_result__`, ExecutionResult.result_message = the formatted exception)."""
+    text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    with metadata.Metadata(connection_config) as m:
+        run = m.store.get_context_by_type_and_name("pipeline_run", run_id)
+        if run is None:
+            return
+        node_ctx_type = m.store.get_context_type("node")
+        for execution in m.store.get_executions_by_context(run.id):
+            contexts = m.store.get_contexts_by_execution(execution.id)
+            if execution.last_known_state == metadata_store_pb2.Execution.FAILED and any(
+                    c.type_id == node_ctx_type.id and c.name.endswith("." + node_id) for c in contexts):
+                result = execution_result_pb2.ExecutionResult(code=1, result_message=text)
+                execution_lib.set_execution_result(result, execution)
+                m.store.put_executions([execution])
+
+
+def _state_of(connection_config, execution_info) -> str:
+    execution_id = getattr(execution_info, "execution_id", None)
+    if execution_id is None:
+        return "complete"
+    with metadata.Metadata(connection_config) as m:
+        [execution] = m.store.get_executions_by_id([execution_id])
+    return "cached" if execution.last_known_state == metadata_store_pb2.Execution.CACHED else "complete"
+
+
 class ParallelDagRunner(tfx_runner.IrBasedRunner):
-    def __init__(self, max_workers: int = 2):
+    def __init__(self, max_workers: int = 2, listener: Optional[Listener] = None, run_id: Optional[str] = None):
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self._max_workers = max_workers
+        self._listener = listener or Listener()
+        self._run_id = run_id
 
     def run_with_ir(self, pipeline: pipeline_pb2.Pipeline, run_options=None) -> None:
         if run_options is not None:
             raise NotImplementedError("partial runs: use tfx's LocalDagRunner")
+        run_id = self._run_id or datetime.datetime.now().isoformat()
         runtime_parameter_utils.substitute_runtime_parameter(
-            pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: datetime.datetime.now().isoformat()})
+            pipeline, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
         deployment_config = runner_utils.extract_local_deployment_config(pipeline)
         connection = deployment_config.metadata_connection_config
         connection_config = getattr(connection, connection.WhichOneof("connection_config"))
@@ -61,9 +114,9 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
         # A skipped upstream node counts as finished, as in LocalDagRunner's sequential order.
         upstream = {node_id: set(node.upstream_nodes) & nodes.keys() for node_id, node in nodes.items()}
 
-        def launch(node_id: str) -> None:
+        def launch(node_id: str):
             logging.info("Component %s is running.", node_id)
-            launcher.Launcher(
+            return launcher.Launcher(
                 pipeline_node=nodes[node_id],
                 mlmd_connection=metadata.Metadata(connection_config),
                 pipeline_info=pipeline.pipeline_info,
@@ -71,16 +124,27 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                 executor_spec=runner_utils.extract_executor_spec(deployment_config, node_id),
                 custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config, node_id),
             ).launch()
-            logging.info("Component %s is finished.", node_id)
 
         results: queue.Queue = queue.Queue()
 
         def run_node(node_id: str) -> None:
+            started = time.monotonic()
             try:
-                launch(node_id)
+                self._listener.started(node_id)
+                execution_info = launch(node_id)
+                logging.info("Component %s is finished.", node_id)
+                state = _state_of(connection_config, execution_info)
+                self._listener.finished(node_id, time.monotonic() - started, state, None)
                 results.put((node_id, None))
             except BaseException as err:  # handed to the scheduling thread, which raises it
-                results.put((node_id, err))
+                try:
+                    if isinstance(err, Exception):
+                        record_failure(connection_config, run_id, node_id, err)
+                    self._listener.finished(node_id, time.monotonic() - started, "failed", err)
+                except Exception:  # never hide the node's own error behind this one
+                    logging.exception("Could not record the failure of %s.", node_id)
+                finally:
+                    results.put((node_id, err))
 
         pending, finished, running, error = list(nodes), set(), set(), None
         while True:

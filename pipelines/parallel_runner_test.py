@@ -139,3 +139,44 @@ def test_ready_nodes_keeps_pipeline_order_and_waits_for_every_upstream():
     upstream = {"a": set(), "b": {"a"}, "c": {"a", "b"}, "d": {"a"}}
     assert parallel_runner.ready_nodes(["b", "c", "d"], upstream, {"a"}) == ["b", "d"]
     assert parallel_runner.ready_nodes(["c"], upstream, {"a", "b"}) == ["c"]
+
+
+class _Recorder(parallel_runner.Listener):
+    def __init__(self):
+        self.events = []
+
+    def started(self, node_id):
+        self.events.append(("started", node_id))
+
+    def finished(self, node_id, seconds, state, error):
+        self.events.append((state, node_id, type(error).__name__ if error else None))
+
+
+def test_the_listener_hears_every_start_and_end_and_a_rerun_is_cached(tmp_path):
+    def cached_pipeline():
+        pipeline = _pipeline(tmp_path, branch_seconds=0.0)
+        pipeline.enable_cache = True
+        return pipeline
+
+    recorder = _Recorder()
+    ParallelDagRunner(max_workers=2, listener=recorder).run(cached_pipeline())
+    assert recorder.events[0] == ("started", "root") and recorder.events[1] == ("complete", "root", None)
+    assert sorted(e[1] for e in recorder.events if e[0] == "complete") == ["join", "left", "right", "root"]
+    assert recorder.events[-1] == ("complete", "join", None)
+    again = _Recorder()
+    ParallelDagRunner(max_workers=2, listener=again).run(cached_pipeline())
+    assert sorted(e[1] for e in again.events if e[0] == "cached") == ["join", "left", "right", "root"]
+
+
+def test_a_failed_node_is_heard_and_its_error_kept_on_its_execution(tmp_path):
+    from kubetfx.pipelines.report import run_record
+
+    recorder = _Recorder()
+    with pytest.raises(RuntimeError):
+        ParallelDagRunner(max_workers=2, listener=recorder, run_id="run-1").run(_pipeline(tmp_path, fail_left=True))
+    assert ("failed", "left", "RuntimeError") in recorder.events
+    record = run_record.read(str(tmp_path / "mlmd.sqlite"), "parallel", "run-1")
+    left = record.stage("left")
+    assert left.state == "failed" and "RuntimeError: left failed on purpose" in left.error
+    assert 'in Step' in left.error and "Traceback (most recent call last)" in left.error
+    assert record.stage("root").error is None

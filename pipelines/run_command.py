@@ -1,54 +1,120 @@
-"""`kubetfx run`: prepare, run on the chosen engine, print the summary, map to an exit code."""
+"""`kubetfx run`: prepare, run on the chosen engine, print the summary, map to an exit code.
+
+Locally, the libraries' output goes to `<home>/logs/<name>/<run id>.log` (run_log) and the
+terminal shows one line per stage start and end (progress), the summary, and for a failed
+stage its error and the failing lines of user code (failure)."""
 from __future__ import annotations
 
+import datetime
+import json
 import sys
 
-from kubetfx.pipelines import exit_codes, prepare, summary
+from kubetfx.pipelines import exit_codes, failure, prepare, summary
 from kubetfx.pipelines.config import PipelineConfig
 
 
-def run(config: PipelineConfig, engine: str = "local") -> int:
+def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False, as_json: bool = False) -> int:
     config = prepare.prepare(config)
+    # With --json, stdout carries the JSON document only; everything for people goes to stderr.
+    out = sys.stderr if as_json else sys.stdout
     print(f"kubetfx: pipeline {config.name} on {config.data} (label {config.label}, {config.task}), "
-          f"home {config.home_path}", flush=True)
+          f"home {config.home_path}", file=out, flush=True)
     from kubetfx.components.transform import column_roles
 
     for note in column_roles.notes(config.column_roles or {}):
-        print(f"kubetfx: {note}", flush=True)
+        print(f"kubetfx: {note}", file=out, flush=True)
     from kubetfx.pipelines import local_runner
 
-    result = None
+    if engine == "containers":
+        return _run_containers(config, out)
+    run_id = datetime.datetime.now().isoformat()
+    log_path = config.logs_dir / f"{run_id}.log"
     try:
-        if engine == "containers":
-            from kubetfx.pipelines import container_runner
-            result = container_runner.run(config)
-        else:
-            local_runner.run(config)
-        failure = None
+        crash, failed_stage = _run_local(config, run_id, log_path, verbose=verbose, terminal_fd=_fd(out))
     except local_runner.RunLockedError as err:
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return exit_codes.BUSY
-    except Exception as err:  # the stage's own log has the trace; the summary says where
-        failure = err
-    if engine == "local":
-        result = summary.summarize(str(config.metadata_path), config.name)
+    result = summary.summarize(str(config.metadata_path), config.name, run_id)
     if result:
-        print(result.table())
-    return _outcome(config, result, failure)
+        print(result.table(), file=out)
+    code = _outcome(result, crash, failed_stage, config, log_path, verbose, out)
+    if as_json:
+        print(json.dumps(_document(result, code, crash, failed_stage, config, log_path), indent=2))
+    return code
 
 
-def _outcome(config, result, failure) -> int:
+def _fd(stream) -> int:
+    """The stream's descriptor (1 or 2 when it is a Python-level stand-in, as under pytest)."""
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 2 if stream is sys.stderr else 1
+
+
+def _run_local(config, run_id, log_path, *, verbose: bool, terminal_fd: int):
+    from kubetfx.pipelines import local_runner, progress, run_log
+
+    with local_runner.exclusive_run(config):  # a refused run leaves no log behind
+        with run_log.capture(log_path, verbose=verbose, terminal_fd=terminal_fd) as log:
+            log.terminal.write(f"kubetfx: run {run_id}, log {log_path}\n")
+            lines = progress.ProgressLines(log.terminal)
+            try:
+                local_runner.run_locked(config, listener=lines, run_id=run_id)
+            except Exception as err:  # explained below the summary; the whole trace goes to the log
+                log.write("\n" + failure.format_error(err))
+                return err, lines.failed_stage
+    return None, None
+
+
+def _run_containers(config, out) -> int:
+    from kubetfx.pipelines import container_runner
+
+    try:
+        result = container_runner.run(config)
+        crash = None
+    except Exception as err:  # the task's own log has the trace; the summary says where
+        result, crash = None, err
+    if result:
+        print(result.table(), file=out)
+    log = getattr(crash, "log", None)
+    return _outcome(result, crash, None, config, log, False, out)
+
+
+def _is_rejection(crash) -> bool:
     from kubetfx.components.example_validator import gate
 
-    rejected = getattr(failure, "log", None) and "DataRejectedError" in failure.log.read_text(errors="replace")
-    if isinstance(failure, gate.DataRejectedError) or rejected:
-        print(f"kubetfx: data rejected: {failure}", file=sys.stderr)
+    container_log = getattr(crash, "log", None)
+    return isinstance(crash, gate.DataRejectedError) or bool(
+        container_log and "DataRejectedError" in container_log.read_text(errors="replace"))
+
+
+def _outcome(result, crash, failed_stage, config, log_path, verbose, out) -> int:
+    if crash is not None and _is_rejection(crash):
+        print(f"kubetfx: data rejected: {crash}", file=sys.stderr)
         return exit_codes.DATA_REJECTED
-    if failure is not None:
-        print(f"kubetfx: run failed: {type(failure).__name__}: {failure}", file=sys.stderr)
+    if crash is not None:
+        explanation = failure.explain(crash, failure.module_files_of(config))
+        where = f"{failed_stage} failed" if failed_stage else "run failed"
+        print(f"kubetfx: {where}: " + "\n".join(explanation.lines()), file=sys.stderr)
+        if verbose:
+            print(failure.format_error(crash), file=sys.stderr, end="")
+        if log_path:
+            print(f"kubetfx: full log: {log_path}" + ("" if verbose else " (--verbose shows it live)"),
+                  file=sys.stderr)
         return exit_codes.CRASH
     if result and result.pushed_path:
-        print(f"kubetfx: model pushed to {result.pushed_path}")
+        print(f"kubetfx: model pushed to {result.pushed_path}", file=out)
         return exit_codes.OK
     print("kubetfx: model NOT pushed (not blessed by Evaluator or InfraValidator)", file=sys.stderr)
     return exit_codes.NOT_BLESSED
+
+
+def _document(result, code, crash, failed_stage, config, log_path) -> dict:
+    doc = {"pipeline": config.name, "exit_code": code, "log": str(log_path),
+           **(result.to_dict() if result else {"run_id": None, "stages": []})}
+    if crash is not None:
+        explanation = failure.explain(crash, failure.module_files_of(config))
+        doc["failure"] = {"stage": failed_stage, "error": explanation.error,
+                          "frames": [{"file": f.file, "line": f.line, "function": f.function, "code": f.code}
+                                     for f in explanation.frames]}
+    return doc

@@ -64,19 +64,27 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def eval_config(evaluation_uri: str) -> dict:
+    with open(os.path.join(evaluation_uri, "eval_config.json")) as f:
+        return json.load(f)["evalConfig"]
+
+
+def thresholds(evaluation_uri: str) -> dict:
+    """{metric name: its threshold (JSON of tfma.MetricThreshold)} from the Evaluator's config."""
+    return {_snake(metric["className"]): metric.get("threshold", {})
+            for spec in eval_config(evaluation_uri).get("metricsSpecs", []) for metric in spec.get("metrics", [])}
+
+
 def gated_metrics(evaluation_uri: str) -> dict:
     """{metric name: (candidate value, "bound text")} for every metric with a threshold."""
     import tensorflow_model_analysis as tfma
 
-    with open(os.path.join(evaluation_uri, "eval_config.json")) as f:
-        config = json.load(f)["evalConfig"]
     bounds = {}
-    for spec in config.get("metricsSpecs", []):
-        for metric in spec.get("metrics", []):
-            value = metric.get("threshold", {}).get("valueThreshold", {})
-            text = " and ".join(f"{op} {value[k]}" for k, op in (("lowerBound", ">="), ("upperBound", "<="))
-                                if k in value and abs(value[k]) < 1e300)
-            bounds[_snake(metric["className"])] = text or "no absolute bound"
+    for name, threshold in thresholds(evaluation_uri).items():
+        value = threshold.get("valueThreshold", {})
+        text = " and ".join(f"{op} {value[k]}" for k, op in (("lowerBound", ">="), ("upperBound", "<="))
+                            if k in value and abs(value[k]) < 1e300)
+        bounds[name] = text or "no absolute bound"
     found = {}
     for record in tfma.load_metrics(evaluation_uri):
         for item in record.metric_keys_and_values:

@@ -11,7 +11,7 @@ from kubetfx.pipelines import mlmd
 
 from kubetfx.pipelines import stage_results
 
-_STATE = {
+STATE = _STATE = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
     metadata_store_pb2.Execution.CACHED: "cached",
     metadata_store_pb2.Execution.FAILED: "failed",
@@ -36,6 +36,9 @@ class RunSummary:
     stages: list
     blessed: Optional[bool] = None
     pushed_path: Optional[str] = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
     def table(self) -> str:
         width = max([len(s.stage) for s in self.stages] + [5])
@@ -65,7 +68,7 @@ def latest_run_id(store, pipeline_name: str) -> Optional[str]:
     return None
 
 
-def _node_id(store, execution, pipeline_name: str) -> str:
+def node_id(store, execution, pipeline_name: str = "") -> str:
     node_type = store.get_context_type("node")
     for ctx in store.get_contexts_by_execution(execution.id):
         if ctx.type_id == node_type.id:
@@ -73,12 +76,32 @@ def _node_id(store, execution, pipeline_name: str) -> str:
     return "?"
 
 
-def _outputs(store, execution_id: int) -> dict:
+def artifacts_of(store, execution_id: int, event_type=metadata_store_pb2.Event.OUTPUT) -> dict:
+    """{artifact type name: artifact} of the execution's OUTPUT (or INPUT) events."""
     events = store.get_events_by_execution_ids([execution_id])
-    out_ids = {e.artifact_id: e for e in events if e.type == metadata_store_pb2.Event.OUTPUT}
-    artifacts = store.get_artifacts_by_id(list(out_ids))
+    ids = {e.artifact_id: e for e in events if e.type == event_type}
+    artifacts = store.get_artifacts_by_id(list(ids))
     types = {t.id: t.name for t in store.get_artifact_types()}
     return {types[a.type_id]: a for a in artifacts}
+
+
+_outputs = artifacts_of
+
+
+def _error_line(execution) -> str:
+    """The failure's exception line, kept on the execution by parallel_runner.record_failure."""
+    import json
+
+    from kubetfx.pipelines import failure
+
+    value = execution.custom_properties.get("__execution_result__")
+    if value is None or not value.string_value:
+        return ""
+    try:
+        text = json.loads(value.string_value).get("resultMessage", "")
+    except ValueError:
+        return ""
+    return failure.explain_text(text).error.splitlines()[0] if text else ""
 
 
 def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Optional[RunSummary]:
@@ -91,11 +114,12 @@ def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = No
     run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
     summary = RunSummary(pipeline=pipeline_name, run_id=run_id, stages=[])
     for execution in sorted(store.get_executions_by_context(run_ctx.id), key=lambda e: e.create_time_since_epoch):
-        stage = _node_id(store, execution, pipeline_name)
+        stage = node_id(store, execution, pipeline_name)
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         outputs = _outputs(store, execution.id)
-        summary.stages.append(StageResult(stage, _STATE.get(execution.last_known_state, "?"), seconds,
-                                          stage_results.describe(stage, outputs)))
+        state = _STATE.get(execution.last_known_state, "?")
+        result = _error_line(execution) if state == "failed" else stage_results.describe(stage, outputs)
+        summary.stages.append(StageResult(stage, state, seconds, result))
         if "ModelBlessing" in outputs:
             summary.blessed = bool(_prop(outputs["ModelBlessing"], "blessed"))
         if "PushedModel" in outputs and _prop(outputs["PushedModel"], "pushed"):
