@@ -172,7 +172,9 @@ def _finish_container(spec: dict, name: str, settings: ClusterSettings, enable_c
                               "memoryRequest": mem_req, "memoryLimit": mem_lim}
     container["env"] = [{"name": "TF_USE_LEGACY_KERAS", "value": "1"}]
     task["retryPolicy"] = dict(RETRY)
-    task["cachingOptions"] = {"enableCache": enable_cache}
+    # ServedBaseline reads the serving volume, which KFP's cache key cannot see (see
+    # components/evaluator/served_baseline.py): never cached.
+    task["cachingOptions"] = {"enableCache": enable_cache and stage != "ServedBaseline"}
 
 
 def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings) -> tuple[dict, dict]:

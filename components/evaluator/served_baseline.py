@@ -15,9 +15,13 @@ treats a Model without a SavedModel as "no baseline".
 
 It takes the candidate model as an input only for ordering and caching: it runs after the
 Trainer and its cache key (KFP: input artifact ids + parameters, v2/cacheutils/cache.go;
-TFX: input artifacts + exec properties) changes whenever a new model is trained. A re-run
-whose Trainer is cached is cached all the way down (Evaluator, Pusher), as a KFP user
-expects from "nothing new"."""
+TFX: input artifacts + exec properties) changes whenever a new model is trained. What is
+served can change while the candidate does not (a push by another run, a rollback, a new
+threshold re-evaluating a cached Trainer's model): locally the version served when the
+pipeline is built is an exec property (`served_version`, part of TFX's cache key only);
+on KFP, where no one can read the serving volume at compile or submit time, the compiler
+turns caching off for this task (kubeflow_compiler), so the Evaluator and Pusher after it
+re-run too (seconds; the Pusher publishes no duplicate version)."""
 from __future__ import annotations
 
 import os
@@ -36,6 +40,7 @@ SERVING_DIR_KEY = "serving_dir"
 CANDIDATE_KEY = "model"
 BASELINE_KEY = "baseline_model"
 SERVED_VERSION_PROPERTY = "served_version"
+SERVED_AT_BUILD_KEY = "served_version"
 NOTHING_SERVED_FILE = "NOTHING_SERVED"
 
 
@@ -70,7 +75,8 @@ class Executor(base_executor.BaseExecutor):
 
 
 class ServedBaselineSpec(types.ComponentSpec):
-    PARAMETERS = {SERVING_DIR_KEY: ExecutionParameter(type=str)}
+    PARAMETERS = {SERVING_DIR_KEY: ExecutionParameter(type=str),
+                  SERVED_AT_BUILD_KEY: ExecutionParameter(type=str, optional=True)}
     INPUTS = {CANDIDATE_KEY: ChannelParameter(type=standard_artifacts.Model)}
     OUTPUTS = {BASELINE_KEY: ChannelParameter(type=standard_artifacts.Model)}
 
@@ -80,11 +86,15 @@ class ServedBaseline(base_component.BaseComponent):
     SPEC_CLASS = ServedBaselineSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
-    def __init__(self, model: types.BaseChannel, serving_dir: str):
+    def __init__(self, model: types.BaseChannel, serving_dir: str, served_version: str = ""):
         super().__init__(spec=ServedBaselineSpec(
-            model=model, serving_dir=serving_dir,
+            model=model, serving_dir=serving_dir, served_version=served_version or None,
             baseline_model=types.Channel(type=standard_artifacts.Model)))
 
 
 def build(config, trainer) -> ServedBaseline:
-    return ServedBaseline(model=trainer.outputs["model"], serving_dir=str(config.serving_dir)).with_id(NODE_ID)
+    # What is served now, read where the pipeline is built: a change of it changes the local
+    # cache key (the executor reads the directory again when it runs).
+    served = latest_version(str(config.serving_dir)) if os.path.isdir(config.serving_dir) else None
+    return ServedBaseline(model=trainer.outputs["model"], serving_dir=str(config.serving_dir),
+                          served_version=served or "").with_id(NODE_ID)

@@ -82,3 +82,35 @@ def test_the_run_summary_says_which_version_is_the_baseline(tmp_path):
     served = _run(tmp_path / "serving", tmp_path / "out")
     assert stage_results.describe(served_baseline.NODE_ID, {"Model": served.mlmd_artifact}) == (
         "baseline: served version 42")
+
+
+def test_what_is_served_when_the_pipeline_is_built_is_in_the_local_cache_key(tmp_path):
+    """A push or rollback between two runs must re-run ServedBaseline even when the Trainer
+    is cached (a new threshold re-evaluating the same model compares with what is served)."""
+    from kubetfx.pipelines import pipeline
+
+    config = PipelineConfig(home=str(tmp_path), task="classification")
+
+    def served_at_build():
+        components = {c.id: c for c in pipeline.create_components(config)}
+        return components[served_baseline.NODE_ID].exec_properties.get(served_baseline.SERVED_AT_BUILD_KEY)
+
+    assert not served_at_build()
+    _served(config.serving_dir, "1700000000", b"w1")
+    assert served_at_build() == "1700000000"
+    _served(config.serving_dir, "1700000100", b"w2")
+    assert served_at_build() == "1700000100"
+
+
+def test_kfp_never_caches_the_baseline_lookup_but_caches_the_stages():
+    """KFP's cache key cannot see the serving volume (v2/cacheutils/cache.go), so the task
+    that reads it is never cached in the compiled spec; the stages before it are."""
+    import yaml
+
+    golden = os.path.join(os.path.dirname(__file__), "..", "..", "pipelines", "testdata",
+                          "kubetfx-penguin.golden.yaml")
+    with open(golden) as f:
+        spec = next(yaml.safe_load_all(f))
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks[served_baseline.NODE_ID]["cachingOptions"] == {"enableCache": False}
+    assert tasks["Trainer"]["cachingOptions"] == {"enableCache": True}
