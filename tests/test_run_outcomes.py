@@ -4,6 +4,8 @@ from __future__ import annotations
 import os
 import re
 
+from pathlib import Path
+
 import pytest
 
 import taxi_like
@@ -85,6 +87,8 @@ def test_data_breaking_the_schema_stops_before_transform(tmp_path, run_kubetfx):
     assert result.returncode == 3, result.stdout + result.stderr
     assert "column 'species'" in result.stderr and "Emperor" in result.stderr
     assert "Full anomalies:" in result.stderr and "Traceback" not in result.stderr
+    kept = result.stderr.split("Full anomalies: ", 1)[1].split()[0]
+    assert list(Path(kept).glob("Split-*/SchemaDiff.pb")), kept  # still there after the run
     states = executions_by_stage(home / "metadata" / "kubetfx-penguins.sqlite")
     assert states["ExampleValidator"] == ["FAILED"]
     assert "Transform" not in states and "Trainer" not in states and "Pusher" not in states

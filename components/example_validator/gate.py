@@ -3,9 +3,12 @@ on bad data. With `on_anomalies: fail` this executor stops the run right after w
 anomalies artifact, so nothing downstream (Transform, Trainer, Pusher) runs."""
 from __future__ import annotations
 
+import os
+
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.components.example_validator import executor as tfx_validator
 from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import io_utils
 
 from kubetfx.pipelines import stage_results
 
@@ -29,6 +32,15 @@ def error_anomalies(anomalies_uri: str) -> list[str]:
     return lines
 
 
+def keep_rejected(anomalies_uri: str) -> str:
+    """A copy of the anomalies beside the artifact, where the user can read them: TFX's
+    launcher deletes the outputs of a failed execution (the artifact itself goes)."""
+    kept = os.path.join(os.path.dirname(os.path.dirname(anomalies_uri)), "rejected_anomalies",
+                        os.path.basename(anomalies_uri))
+    io_utils.copy_dir(anomalies_uri, kept)
+    return kept
+
+
 class FailOnAnomaliesExecutor(tfx_validator.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -39,6 +51,6 @@ class FailOnAnomaliesExecutor(tfx_validator.Executor):
             raise DataRejectedError(
                 f"{len(problems)} error anomalies; the run stops before Transform:\n  "
                 + "\n  ".join(problems)
-                + f"\nFull anomalies: {anomalies.uri}\n"
+                + f"\nFull anomalies: {keep_rejected(anomalies.uri)}\n"
                 "Fix the data, or update the schema if the change is expected "
                 "(or run with --on-anomalies warn).")
