@@ -9,6 +9,7 @@ import sys
 
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+from kubetfx.pipelines.record import commands as record_commands
 
 
 def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--image", help="image for every task (default: the kubetfx images of this version)")
     comp.set_defaults(func=_cmd_compile)
 
+    record_commands.add_parser(sub)
     try:
         from kubetfx.pipelines import submit
         submit.add_parser(sub, _cmd_submit)
