@@ -8,6 +8,7 @@ USAGE = 2             # bad flags, config or input data: fix and re-run
 DATA_REJECTED = 3     # ExampleValidator found error anomalies (on_anomalies: fail)
 NOT_BLESSED = 4       # the model did not pass Evaluator or InfraValidator: nothing pushed
 BUSY = 5              # another run of this pipeline holds the home directory
+DRIFT = 8             # kubetfx monitor: drift, skew or schema anomalies against the served model
 
 # Errors a user can fix; reported as one line, without a stack trace.
 UserError = (InputError, ConfigError)

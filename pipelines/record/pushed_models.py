@@ -35,6 +35,8 @@ class TrainingData:
     examples_uri: Optional[str] = None
     statistics_uri: Optional[str] = None
     schema_uri: Optional[str] = None
+    label: Optional[str] = None           # the Trainer's, from its custom_config
+    task: Optional[str] = None
 
 
 @dataclasses.dataclass
@@ -78,8 +80,14 @@ def _iso(ms: int) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def _training_data(lineage: Lineage, trainer_id: int) -> TrainingData:
+def _training_data(lineage: Lineage, trainer) -> TrainingData:
     data = TrainingData()
+    trainer_id = trainer.id
+    try:
+        custom = json.loads(prop(trainer, "custom_config") or "null") or {}
+        data.label, data.task = custom.get("label"), custom.get("task")
+    except ValueError:
+        pass
     examples = lineage.input(trainer_id, "examples")
     schema = lineage.input(trainer_id, "schema")
     data.schema_uri = schema.uri if schema else None
@@ -121,7 +129,7 @@ def _fill_from_pusher(lineage: Lineage, record: PushedVersion, pusher_id: int, w
     record.model_uri, record.model_id = model.uri, model.id
     trainer = lineage.producer(model.id)
     if trainer is not None:
-        record.data = _training_data(lineage, trainer.id)
+        record.data = _training_data(lineage, trainer)
     if blessing is not None:
         evaluator = lineage.producer(blessing.id)
         evaluation = lineage.output(evaluator.id, "evaluation") if evaluator else None
