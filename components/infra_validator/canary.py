@@ -1,5 +1,5 @@
-"""Canary requests from real examples, sent over TF Serving's REST API (which KServe's V1
-protocol shares), so the same check runs against a local server or TF Serving in a cluster."""
+"""Canary requests from real examples, sent over TF Serving's REST API, so the same check
+runs against kubetfx's model server or TF Serving in a cluster."""
 from __future__ import annotations
 
 import base64
@@ -52,14 +52,18 @@ def _http(url: str, body: bytes | None = None, timeout: float = 30) -> dict:
         raise CanaryError(f"{url} answered HTTP {err.code}: {err.read()[:500].decode(errors='replace')}") from err
 
 
-def model_available(base_url: str, model_name: str) -> bool:
-    """True once the server reports the model loaded (TF Serving: AVAILABLE; KServe: ready)."""
+def model_status(base_url: str, model_name: str) -> tuple[bool, str]:
+    """(available, load error) from TF Serving's model status: available once a version is
+    AVAILABLE; the error of a version that ended without loading; (False, "") meanwhile."""
     try:
         status = _http(f"{base_url}/v1/models/{model_name}", timeout=5)
     except (OSError, CanaryError, ValueError):
-        return False
-    states = [s.get("state") for s in status.get("model_version_status", [])]
-    return status.get("ready") is True or "AVAILABLE" in states
+        return False, ""
+    versions = status.get("model_version_status", [])
+    if any(v.get("state") == "AVAILABLE" for v in versions):
+        return True, ""
+    errors = [v.get("status", {}).get("error_message", "") for v in versions if v.get("state") == "END"]
+    return False, next((e for e in errors if e), "")
 
 
 def send_canaries(base_url: str, model_name: str, examples: list[bytes]) -> list:

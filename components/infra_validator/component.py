@@ -28,7 +28,7 @@ def build(config, trainer, example_gen) -> InfraValidator:
         model=trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         # The serving spec names TF Serving, the server that answers in production; the
-        # executor uses its binary when present, else the KServe model server (same REST API).
+        # executor starts kubetfx's model server, which speaks the same REST API.
         serving_spec=tfx.proto.ServingSpec(
             tensorflow_serving=tfx.proto.TensorFlowServing(tags=["2.16.1"]),
             local_docker=tfx.proto.LocalDockerConfig(),

@@ -1,8 +1,8 @@
 """InfraValidator executor: stock TFX's needs TF Serving in Docker or Kubernetes, neither of
-which a laptop without a registry (or a KFP pod without Docker) has. This one starts a real
-model server as a local process (TF Serving's binary, else KServe), waits for the model to
-load, sends canary predict requests built from real examples, and blesses only a model
-that loads and answers every one of them."""
+which a laptop without a registry (or a KFP pod without Docker) has. This one starts
+kubetfx's model server (TF Serving's REST API, on the stage's own TensorFlow) as a child
+process, waits for the model to load, sends canary predict requests built from real
+examples, and blesses only a model that loads and answers every one of them."""
 from __future__ import annotations
 
 import os
@@ -36,15 +36,20 @@ def _bless(blessing, blessed: bool, reason: str = "") -> None:
 
 
 def validate(model_dir: str, examples: list, log_path: Path, max_loading_seconds: float) -> None:
-    """Raises CanaryError/ServerUnavailableError unless the model loads and answers."""
-    with server_process.running_server(model_dir, MODEL_NAME, log_path) as (url, process):
-        deadline = time.monotonic() + max_loading_seconds
-        while not canary.model_available(url, MODEL_NAME):
+    """Raises CanaryError/ServerStartError unless the model loads and answers."""
+    deadline = time.monotonic() + max_loading_seconds
+    with server_process.running_server(model_dir, MODEL_NAME, log_path, max_loading_seconds) as (url, process):
+        while True:
+            available, error = canary.model_status(url, MODEL_NAME)
+            if available:
+                break
+            if error:
+                raise canary.CanaryError(f"model server could not load the model: {error}")
             if process.poll() is not None:
                 raise canary.CanaryError(f"model server exited with code {process.returncode} before the model loaded")
             if time.monotonic() > deadline:
                 raise canary.CanaryError(f"model not loaded within {max_loading_seconds:.0f} s")
-            time.sleep(0.5)
+            time.sleep(0.1)
         canary.send_canaries(url, MODEL_NAME, examples)
 
 
@@ -69,10 +74,7 @@ class Executor(base_executor.BaseExecutor):
                 _bless(blessing, True)
                 logging.info("Model answered %d canary requests: infra blessed.", len(canaries))
                 return
-            except server_process.ServerUnavailableError as err:
-                reason = str(err)
-                break  # trying again cannot help
-            except (canary.CanaryError, OSError) as err:
+            except (canary.CanaryError, server_process.ServerStartError, OSError) as err:
                 reason = f"attempt {attempt}/{tries}: {err}"
                 logging.warning("Infra validation failed (%s); server log: %s", reason, log_path)
         _bless(blessing, False, reason)

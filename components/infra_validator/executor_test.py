@@ -1,115 +1,149 @@
-"""InfraValidator against a real model server: blesses a model that loads and answers,
-refuses one that cannot load or cannot answer, and never leaves a server behind."""
+"""InfraValidator against kubetfx's real model server: blesses a model that loads and
+answers, refuses one that cannot load or cannot answer, and never leaves a server behind,
+not even when the stage's process is stopped with SIGTERM mid-validation."""
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import os
-import struct
+import signal
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from kubetfx.components.infra_validator import canary, executor, server_process
+from kubetfx.components.infra_validator.testing_models import example, save_scaler, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.serving]
 
 
-def _example(value: float) -> bytes:
-    import tensorflow as tf
-
-    example = tf.train.Example()
-    example.features.feature["x"].float_list.value.append(value)
-    return example.SerializeToString()
-
-
-def _write_examples(uri: Path, values) -> None:
-    import tensorflow as tf
-
-    split = uri / "Split-eval"
-    split.mkdir(parents=True)
-    with tf.io.TFRecordWriter(str(split / "data_tfrecord-00000-of-00001.gz"), options="GZIP") as writer:
-        for v in values:
-            writer.write(_example(v))
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, parent pid, start time) of a live process from /proc, None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    return fields[0], int(fields[1]), int(fields[19])
 
 
-def _save_model(model_dir: Path, broken_on_examples: bool = False) -> None:
-    """A real SavedModel whose serving_default parses serialized tf.Examples."""
-    import tensorflow as tf
+def model_servers(parent_pid: int) -> list[tuple[int, int]]:
+    """(pid, start time) of the live model-server processes started by parent_pid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        stat = _proc_stat(int(entry))
+        if stat and stat[0] != "Z" and stat[1] == parent_pid and server_process.SERVER_MODULE.encode() in cmdline:
+            found.append((int(entry), stat[2]))
+    return found
 
-    class Doubler(tf.Module):
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
-        def serve(self, serialized):
-            key = "missing_feature" if broken_on_examples else "x"
-            parsed = tf.io.parse_example(serialized, {key: tf.io.FixedLenFeature([1], tf.float32)})
-            return {"doubled": parsed[key] * 2.0}
 
-    module = Doubler()
-    tf.saved_model.save(module, str(model_dir / "Format-Serving"), signatures={"serving_default": module.serve})
+def _alive(pid: int, started: int) -> bool:
+    stat = _proc_stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[2] == started
 
 
-def _run(tmp_path, model_uri: Path):
+def _artifacts(tmp_path, model_uri: Path, examples_uri: Path):
     from tfx.types import standard_artifacts
 
     model, examples, blessing = standard_artifacts.Model(), standard_artifacts.Examples(), standard_artifacts.InfraBlessing()
-    model.uri, examples.uri, blessing.uri = str(model_uri), str(tmp_path / "examples"), str(tmp_path / "blessing")
+    model.uri, examples.uri, blessing.uri = str(model_uri), str(examples_uri), str(tmp_path / "blessing")
     examples.split_names = '["eval"]'
-    exec_properties = {
-        "validation_spec": json.dumps({"max_loading_time_seconds": 60, "num_tries": 1}),
-        "request_spec": json.dumps({"tensorflow_serving": {}, "num_examples": 3}),
-    }
-    executor.Executor().Do({"model": [model], "examples": [examples]}, {"blessing": [blessing]}, exec_properties)
+    return model, examples, blessing
+
+
+EXEC_PROPERTIES = {
+    "validation_spec": json.dumps({"max_loading_time_seconds": 120, "num_tries": 1}),
+    "request_spec": json.dumps({"tensorflow_serving": {}, "num_examples": 3}),
+}
+
+
+def _run(tmp_path, model_uri: Path, examples_uri: Path):
+    model, examples, blessing = _artifacts(tmp_path, model_uri, examples_uri)
+    executor.Executor().Do({"model": [model], "examples": [examples]}, {"blessing": [blessing]}, EXEC_PROPERTIES)
     return blessing
 
 
-def _no_server_left() -> bool:
-    return "model_server.py" not in os.popen("ps -eo args").read()
-
-
-@pytest.fixture
-def examples(tmp_path):
-    _write_examples(tmp_path / "examples", [1.0, 2.0, 3.0, 4.0])
-
-
-def test_a_model_that_loads_and_answers_is_blessed(tmp_path, examples):
-    _save_model(tmp_path / "model")
-    blessing = _run(tmp_path, tmp_path / "model")
+def test_a_model_that_loads_and_answers_is_blessed(tmp_path, examples_dir):
+    save_scaler(tmp_path / "model" / "Format-Serving", 2.0)
+    blessing = _run(tmp_path, tmp_path / "model", examples_dir)
     assert (Path(blessing.uri) / "INFRA_BLESSED").exists()
     assert blessing.get_int_custom_property("blessed") == 1
-    assert _no_server_left()
+    assert model_servers(os.getpid()) == []
 
 
-def test_a_model_that_cannot_load_is_not_blessed(tmp_path, examples):
-    _save_model(tmp_path / "model")
-    pb = tmp_path / "model" / "Format-Serving" / "saved_model.pb"
+def test_a_model_that_cannot_load_is_not_blessed(tmp_path, examples_dir):
+    pb = save_scaler(tmp_path / "model" / "Format-Serving", 2.0) / "saved_model.pb"
     pb.write_bytes(pb.read_bytes()[:100])  # truncated, as after a failed copy
-    blessing = _run(tmp_path, tmp_path / "model")
+    blessing = _run(tmp_path, tmp_path / "model", examples_dir)
     assert (Path(blessing.uri) / "INFRA_NOT_BLESSED").exists()
     assert blessing.get_int_custom_property("blessed") == 0
-    assert "exited" in blessing.get_string_custom_property("reason")
-    assert _no_server_left()
+    assert "could not load the model: version 1 failed to load" in blessing.get_string_custom_property("reason")
+    assert model_servers(os.getpid()) == []
 
 
-def test_a_model_that_fails_on_real_examples_is_not_blessed(tmp_path, examples):
-    _save_model(tmp_path / "model", broken_on_examples=True)
-    blessing = _run(tmp_path, tmp_path / "model")
+def test_a_model_that_fails_on_real_examples_is_not_blessed(tmp_path, examples_dir):
+    save_scaler(tmp_path / "model" / "Format-Serving", 2.0, broken_on_examples=True)
+    blessing = _run(tmp_path, tmp_path / "model", examples_dir)
     assert blessing.get_int_custom_property("blessed") == 0
-    assert "HTTP" in blessing.get_string_custom_property("reason")  # the server said why
-    assert _no_server_left()
+    reason = blessing.get_string_custom_property("reason")
+    assert "HTTP 400" in reason and "missing_feature" in reason  # the server said why
+    assert model_servers(os.getpid()) == []
 
 
-def test_no_server_environment_is_a_clear_refusal(tmp_path, examples, monkeypatch):
-    monkeypatch.delenv("KUBETFX_SERVING_PYTHON", raising=False)
-    monkeypatch.setattr(server_process, "IMAGE_SERVING_PYTHON", tmp_path / "none")
-    monkeypatch.setattr(server_process, "REPO_SERVING_PYTHON", tmp_path / "none-either")
-    with pytest.raises(server_process.ServerUnavailableError, match="make serving-env"):
-        server_process.serving_python()
+def test_a_server_that_cannot_start_is_a_refusal_not_a_crash(tmp_path, examples_dir, monkeypatch):
+    save_scaler(tmp_path / "model" / "Format-Serving", 2.0)
+    monkeypatch.setenv(server_process.SERVING_PYTHON_ENV, "/bin/false")
+    blessing = _run(tmp_path, tmp_path / "model", examples_dir)
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert "exited with code 1 before answering" in blessing.get_string_custom_property("reason")
 
 
-def test_canary_body_carries_every_example_as_b64(tmp_path):
-    _write_examples(tmp_path / "ex", [1.0, 2.0])
-    records = canary.read_examples(str(tmp_path / "ex"), "eval", limit=10)
-    assert records == [_example(1.0), _example(2.0)]
+STAGE_PROCESS = textwrap.dedent("""
+    import json, sys
+    from tfx.types import standard_artifacts
+    from kubetfx.components.infra_validator import executor
+    model, examples, blessing = standard_artifacts.Model(), standard_artifacts.Examples(), standard_artifacts.InfraBlessing()
+    model.uri, examples.uri, blessing.uri = sys.argv[1:4]
+    examples.split_names = '["eval"]'
+    executor.Executor().Do({"model": [model], "examples": [examples]}, {"blessing": [blessing]},
+                           json.loads(sys.argv[4]))
+""")
+
+
+def test_sigterm_to_the_stage_process_leaves_no_model_server(tmp_path, examples_dir):
+    # A run stopped with SIGTERM dies without running its `finally` blocks; its model
+    # server (in a session of its own) used to live on, holding memory and a port.
+    save_scaler(tmp_path / "model" / "Format-Serving", 2.0)
+    stage = subprocess.Popen(
+        [sys.executable, "-c", STAGE_PROCESS, str(tmp_path / "model"), str(examples_dir),
+         str(tmp_path / "blessing"), json.dumps(EXEC_PROPERTIES)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # The server is found as soon as it is spawned, seconds before it has imported
+        # TensorFlow and loaded the model, so the stage is still validating.
+        servers = wait_for(lambda: model_servers(stage.pid) or stage.poll() is not None, what="the model server")
+        assert stage.poll() is None, "the stage ended before its model server was seen"
+        stage.send_signal(signal.SIGTERM)
+        assert stage.wait(timeout=60) == -signal.SIGTERM  # killed mid-validation, not finished
+        wait_for(lambda: not any(_alive(pid, started) for pid, started in servers), timeout=60,
+                 what=f"model server {servers} to stop after its stage was terminated")
+    finally:
+        if stage.poll() is None:
+            stage.kill()
+            stage.wait()
+
+
+def test_canary_body_carries_every_example_as_b64(tmp_path, examples_dir):
+    records = canary.read_examples(str(examples_dir), "eval", limit=10)
+    assert records == [example(v) for v in (1.0, 2.0, 3.0, 4.0)]
     body = json.loads(canary.predict_body(records))
     assert [base64.b64decode(i["b64"]) for i in body["instances"]] == records

@@ -1,82 +1,410 @@
-"""A TensorFlow SavedModel behind KServe's Python ModelServer, speaking TF Serving's REST
-predict API (`GET /v1/models/<name>`, `POST /v1/models/<name>:predict` with
-`{"instances": [{"b64": ...}]}`), so the canary code that checks it also checks real TF
-Serving in a cluster.
+"""kubetfx's model server: a base directory of SavedModel versions answering on TF
+Serving's REST API, in the pipeline's own environment (TensorFlow 2.16, stdlib HTTP).
 
-Runs in its own environment (.venv-serving: kserve + tensorflow-cpu, protobuf 6), never
-imported by kubetfx: `python model_server.py --model_dir DIR --model_name NAME --http_port P`.
+The InfraValidator starts it on the candidate model and `kubetfx serve` on the serving
+directory; the cluster serves the same directory with tensorflow/serving, so clients (the
+canary, users' scripts) speak one API to both. It follows the base directory as TF Serving
+does (see version_follower.py) and answers:
+
+    GET  /v1/models/NAME[/versions/V]            model status (TF Serving's JSON)
+    GET  /v1/models/NAME[/versions/V]/metadata   signature defs
+    POST /v1/models/NAME[/versions/V]:predict    {"instances": [...]} or {"inputs": ...}
+
+Instances for a signature that parses serialized tf.Examples: {"b64": "<tf.Example>"} as
+TF Serving takes them, or plain feature dicts (see rest_api.py). Every predict answer
+carries the version that computed it: header `X-Model-Version` and the top-level field
+"model_version" (a string, as TF Serving writes int64 versions in JSON).
+
+In-process:
+
+    def log(record: InferenceRecord) -> None: ...   # called once per answered predict
+    server = ModelServer("/path/serving/my-model", "my-model", on_request=log)
+    server.serve(8501)          # blocks; SIGTERM/SIGINT (main thread) or shutdown() end it
+    # or: port = server.start(0); server.wait_until_available(60); ...; server.shutdown()
+
+As a process:
+
+    python -m kubetfx.components.infra_validator.model_server \\
+        --model_base_path DIR --model_name NAME --port 8501
+
+The HTTP port answers at once (status LOADING until a version is loaded), so a client sees
+progress while TensorFlow imports.
 """
 from __future__ import annotations
 
 import argparse
-import base64
+import contextlib
+import http.server
+import json
+import logging
 import os
+import re
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from kubetfx.components.infra_validator import rest_api
+from kubetfx.components.infra_validator.version_follower import VersionFollower
 
-import kserve  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-
-def _decode(instance):
-    """TF Serving's JSON encoding of binary strings is {"b64": "..."}."""
-    if isinstance(instance, dict) and set(instance) == {"b64"}:
-        return base64.b64decode(instance["b64"])
-    if isinstance(instance, str):
-        return instance.encode()
-    raise kserve.errors.InvalidInput("each instance must be a serialized tf.Example as {\"b64\": ...}")
-
-
-def _jsonable(value):
-    value = value.numpy() if hasattr(value, "numpy") else value
-    if value.dtype.kind in "SO":
-        return [_jsonable_bytes(v) for v in value.tolist()]
-    return value.tolist()
+log = logging.getLogger("kubetfx.model_server")
+MAX_BODY_BYTES = 256 << 20
+# /v1/models/NAME[/versions/V][/metadata | :predict | :classify | :regress]
+ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
+                   r"(?P<action>/metadata|:predict|:classify|:regress)?/?\Z")
 
 
-def _jsonable_bytes(v):
-    if isinstance(v, list):
-        return [_jsonable_bytes(x) for x in v]
-    return v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+@dataclass(frozen=True)
+class InferenceRecord:
+    """One answered predict request, as the on_request hook receives it."""
+    model_name: str
+    model_version: int
+    timestamp: float       # time.time() when the request arrived
+    signature_name: str
+    # Serialized tf.Examples (bytes) when the signature parses them, whatever the client
+    # sent (b64 or feature dicts); otherwise one {input name: value} dict per instance.
+    instances: list
+    outputs: dict          # {output name: numpy array}, batch dimension first
 
 
-class SavedModel(kserve.Model):
-    def __init__(self, name: str, model_dir: str, signature: str):
-        super().__init__(name)
-        self.model_dir, self.signature_name = model_dir, signature
-        self.signature = None
-
-    def load(self) -> bool:
-        loaded = tf.saved_model.load(self.model_dir)
-        self.signature = loaded.signatures[self.signature_name]
-        self._loaded = loaded  # keep the resources the signature needs alive
-        self.ready = True
-        return self.ready
-
-    async def predict(self, payload, headers=None, response_headers=None):
-        instances = payload.get("instances") if isinstance(payload, dict) else None
-        if not isinstance(instances, list) or not instances:
-            raise kserve.errors.InvalidInput('expected {"instances": [...]} with at least one instance')
-        serialized = tf.constant([_decode(i) for i in instances])
-        (input_name,) = self.signature.structured_input_signature[1].keys()
-        outputs = self.signature(**{input_name: serialized})
-        columns = {k: _jsonable(v) for k, v in outputs.items()}
-        # TF Serving's row format: one prediction per instance, a dict when many outputs.
-        rows = [dict(zip(columns, values)) for values in zip(*columns.values())]
-        if len(columns) == 1:
-            rows = next(iter(columns.values()))
-        return {"predictions": rows}
+OnRequest = Callable[[InferenceRecord], None]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(parents=[kserve.model_server.parser])
-    parser.add_argument("--model_dir", required=True)
-    parser.add_argument("--signature", default="serving_default")
-    args, _ = parser.parse_known_args()
-    model = SavedModel(args.model_name, args.model_dir, args.signature)
-    model.load()
-    kserve.ModelServer(http_port=args.http_port, workers=1, enable_grpc=False).start([model])
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class ModelServer:
+    """Serves the highest version under model_base_path as model_name.
+
+    on_request: called with an InferenceRecord for every predict that is answered, before
+    the answer is sent (so a client that got its answer finds it logged); calls are
+    serialized, and an exception in it is logged without failing the request.
+    poll_seconds: how often the base directory is checked for new or removed versions.
+    """
+
+    def __init__(self, model_base_path: str, model_name: str, *, poll_seconds: float = 1.0,
+                 on_request: OnRequest | None = None):
+        if poll_seconds <= 0:
+            raise ValueError("poll_seconds must be positive")
+        self.model_name = model_name
+        self.poll_seconds = poll_seconds
+        self.versions = VersionFollower(os.path.abspath(model_base_path))
+        self._on_request = on_request
+        self._hook_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle ---------------------------------------------------------------------
+    def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
+        """Binds the port (0: any free one), starts answering and following the versions in
+        background threads; returns the bound port."""
+        if self._httpd is not None:
+            raise RuntimeError("server already started")
+        self._httpd = http.server.ThreadingHTTPServer((host, port), _Handler)
+        self._httpd.daemon_threads = True
+        self._httpd.model_server = self
+        for target, name in ((self._httpd.serve_forever, "http"), (self._follow, "versions")):
+            thread = threading.Thread(target=target, name=f"model-server-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        bound = self._httpd.server_address[1]
+        log.info("Model server for %s answering on http://%s:%d (versions under %s)",
+                 self.model_name, host, bound, self.versions.base_path)
+        return bound
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("server not started")
+        return self._httpd.server_address[1]
+
+    def wait_until_available(self, timeout: float | None) -> int | None:
+        """The serving version once one is loaded; None if the server is shut down first;
+        TimeoutError (with the last load error) after `timeout` seconds (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._stop.is_set():
+            serving = self.versions.serving
+            if serving is not None:
+                return serving.version
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"model {self.model_name} not available within {timeout:.0f} s: "
+                                   f"{self.versions.last_error or 'still loading'}")
+            self._stop.wait(0.05)
+        return None
+
+    def wait_stopped(self, timeout: float | None = None) -> bool:
+        """True once a stop was requested (within `timeout` seconds; None: no limit)."""
+        return self._stop.wait(timeout)
+
+    def request_stop(self) -> None:
+        """Asks serve() to return (safe in a signal handler)."""
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """Stops answering and following; in-flight requests are dropped. Idempotent."""
+        self._stop.set()
+        httpd, self._httpd = self._httpd, None
+        if httpd is not None:
+            httpd.shutdown()
+            httpd.server_close()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10)
+        self._threads = []
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """start(), then block until shutdown(), request_stop(), SIGTERM or SIGINT."""
+        self.start(port, host)
+        try:
+            with stop_on_signals(self):
+                self.wait_stopped()
+        finally:
+            self.shutdown()
+
+    def __enter__(self) -> ModelServer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
+    def _follow(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.versions.poll()
+            except Exception:  # noqa: BLE001 - a poll that breaks must not end the serving
+                log.exception("Polling %s failed", self.versions.base_path)
+            self._stop.wait(self.poll_seconds)
+
+    # -- the REST API -------------------------------------------------------------------
+    def _loaded(self, version: str | None):
+        serving = self.versions.serving
+        if version is None and serving is not None:
+            return serving
+        if version is not None and serving is not None and serving.version == int(version):
+            return serving
+        spec = f"Specific({self.model_name}, {version})" if version else f"Latest({self.model_name})"
+        raise HttpError(404, f"Servable not found for request: {spec}")
+
+    def status(self, version: str | None) -> dict:
+        # tensorflow_serving/apis/get_model_status.proto (GetModelStatusResponse as JSON)
+        states = self.versions.status()
+        if version is not None:
+            states = {v: s for v, s in states.items() if v == int(version)}
+        if not states:
+            which = f"version {version} of model" if version else "any versions of model"
+            raise HttpError(404, f"Could not find {which} {self.model_name}")
+        return {"model_version_status": [
+            {"version": str(v), "state": s.state,
+             "status": {"error_code": "UNKNOWN" if s.error else "OK", "error_message": s.error}}
+            for v, s in sorted(states.items(), reverse=True)]}
+
+    def metadata(self, version: str | None) -> dict:
+        loaded = self._loaded(version)
+        return {"model_spec": {"name": self.model_name, "signature_name": "", "version": str(loaded.version)},
+                "metadata": {"signature_def": {"signature_def": loaded.signature_defs()}}}
+
+    def predict(self, version: str | None, body: bytes, arrived: float) -> tuple[dict, int]:
+        import tensorflow as tf
+
+        loaded = self._loaded(version)  # this request stays on this version
+        request = rest_api.parse_predict_request(body)
+        signature = loaded.signatures.get(request.signature_name)
+        if signature is None:
+            raise rest_api.BadRequest(f'Serving signature name: "{request.signature_name}" not found in '
+                                      f"signature def; this model has {sorted(loaded.signatures)}")
+        specs = signature.structured_input_signature[1]
+        feed, instances = rest_api.signature_feed(
+            request, specs, lambda: loaded.feature_types(request.signature_name))
+        outputs = signature(**{name: tf.constant(value, dtype=specs[name].dtype) for name, value in feed.items()})
+        outputs = {name: value.numpy() for name, value in outputs.items()}
+        answer = rest_api.predict_response(outputs, columnar=request.rows is None)
+        answer["model_version"] = str(loaded.version)
+        if self._on_request is not None:
+            record = InferenceRecord(self.model_name, loaded.version, arrived, request.signature_name,
+                                     instances, outputs)
+            try:
+                with self._hook_lock:
+                    self._on_request(record)
+            except Exception:  # noqa: BLE001 - logging must not fail the answer
+                log.exception("on_request hook failed for a request to version %d", loaded.version)
+        return answer, loaded.version
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "kubetfx-model-server"
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _route(self):
+        match = ROUTE.match(self.path.split("?", 1)[0])
+        app: ModelServer = self.server.model_server
+        if not match:
+            raise HttpError(404, f"Malformed request: {self.command} {self.path}")
+        if match["name"] != app.model_name:
+            raise HttpError(404, f"Servable not found for request: Latest({match['name']})")
+        return app, match["version"], match["action"]
+
+    def _handle(self, answer) -> None:
+        try:
+            status, payload, headers = answer()
+        except HttpError as err:
+            status, payload, headers = err.status, {"error": str(err)}, None
+        except rest_api.BadRequest as err:
+            status, payload, headers = 400, {"error": str(err)}, None
+        except Exception as err:  # noqa: BLE001 - answered as TF Serving would, with the reason
+            status, payload, headers = _tf_error_status(err), {"error": f"{type(err).__name__}: {err}"}, None
+            log.warning("%s %s failed: %s", self.command, self.path, payload["error"][:500])
+        with contextlib.suppress(OSError):  # the client may have gone
+            self._send(status, payload, headers)
+
+    def do_GET(self):
+        def answer():
+            app, version, action = self._route()
+            if action == "/metadata":
+                return 200, app.metadata(version), None
+            if action is None:
+                return 200, app.status(version), None
+            raise HttpError(405, f"{action} needs POST")
+        self._handle(answer)
+
+    def do_POST(self):
+        arrived = time.time()
+
+        def answer():
+            app, version, action = self._route()
+            body = self._body()
+            if action != ":predict":
+                raise HttpError(501 if action in (":classify", ":regress") else 405,
+                                f"{action or 'POST'} is not served by kubetfx's model server: use :predict")
+            payload, served = app.predict(version, body, arrived)
+            return 200, payload, {"X-Model-Version": str(served)}
+        self._handle(answer)
+
+    def _body(self) -> bytes:
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise HttpError(411, "Content-Length required")
+        if int(length) > MAX_BODY_BYTES:
+            raise HttpError(413, f"request body over {MAX_BODY_BYTES >> 20} MiB")
+        return self.rfile.read(int(length))
+
+
+def _tf_error_status(err: Exception) -> int:
+    """TF Serving's HTTP status for a TensorFlow error (tensorflow_serving/util/net_http
+    status mapping in http_rest_api_handler: INVALID_ARGUMENT 400, NOT_FOUND 404, else 500)."""
+    import tensorflow as tf
+
+    if isinstance(err, (tf.errors.InvalidArgumentError, ValueError, TypeError)):
+        return 400
+    if isinstance(err, tf.errors.NotFoundError):
+        return 404
+    return 500
+
+
+@contextlib.contextmanager
+def stop_on_signals(server: ModelServer):
+    """SIGTERM and SIGINT end serve() cleanly (only the main thread can take signals)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: server.request_stop())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def watch_parent(server: ModelServer, parent_pid: int, interval: float = 0.2) -> threading.Thread:
+    """Stops the server when the process that started it is gone (killed, even by SIGKILL):
+    an orphan is re-parented, so getppid() changes. Works from any thread, unlike
+    PR_SET_PDEATHSIG, which fires when the *thread* that forked exits."""
+    def watch():
+        while not server.wait_stopped(interval):
+            if os.getppid() != parent_pid:
+                log.warning("Parent process %d is gone: shutting down", parent_pid)
+                server.request_stop()
+                return
+    thread = threading.Thread(target=watch, name="model-server-parent", daemon=True)
+    thread.start()
+    return thread
+
+
+def _write_port_file(path: str, port: int) -> None:
+    temporary = f"{path}.tmp"
+    with open(temporary, "w") as f:
+        f.write(str(port))
+    os.replace(temporary, path)  # readers never see a partial number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Serve a base directory of SavedModel versions on TF Serving's REST API.")
+    parser.add_argument("--model_base_path", required=True, help="directory of integer-named SavedModel versions")
+    parser.add_argument("--model_name", required=True)
+    parser.add_argument("--port", "--rest_api_port", type=int, default=8501, help="0: any free port")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
+                        help="how often the base directory is checked for versions (TF Serving's flag)")
+    parser.add_argument("--startup_timeout_seconds", type=float, default=300,
+                        help="exit 1 if no version is available by then (0: wait for one forever)")
+    parser.add_argument("--port_file", help="write the bound port here once answering (for --port 0)")
+    parser.add_argument("--parent_pid", type=int, help="shut down when this parent process is gone")
+    return parser
+
+
+def main(argv=None) -> int:
+    started = time.monotonic()
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    server = ModelServer(args.model_base_path, args.model_name, poll_seconds=args.file_system_poll_wait_seconds)
+    if args.parent_pid and os.getppid() != args.parent_pid:
+        log.error("Parent process %d is already gone", args.parent_pid)
+        return 1
+    try:
+        port = server.start(args.port, args.host)
+    except OSError as err:
+        log.error("Cannot listen on %s:%d: %s", args.host, args.port, err)
+        return 1
+    try:
+        with stop_on_signals(server):
+            if args.port_file:
+                _write_port_file(args.port_file, port)
+            if args.parent_pid:
+                watch_parent(server, args.parent_pid)
+            try:
+                version = server.wait_until_available(args.startup_timeout_seconds or None)
+            except TimeoutError as err:
+                log.error("%s", err)
+                return 1
+            if version is not None:
+                log.info("Version %d available %.1f s after start", version, time.monotonic() - started)
+            server.wait_stopped()
+    finally:
+        server.shutdown()
+    log.info("Model server stopped")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,67 +1,77 @@
-"""Starting a model server for one model on a free loopback port, and always stopping it.
+"""Starting kubetfx's model server (model_server.py) on one candidate model in a child
+process, and never leaving it behind.
 
-TF Serving's own binary when it is on PATH (what production serves with); otherwise
-KServe's Python ModelServer (`model_server.py`) in the serving environment. Both answer
-the same REST API, checked by `canary`."""
+A child process rather than a thread of the stage: the candidate loads in a fresh server,
+from its files, as it will in production, and a model that crashes TensorFlow or exhausts
+memory fails the validation instead of the run. It runs on the stage's own interpreter
+(the pipeline environment: TensorFlow 2.16).
+
+Never left behind: when validation ends the server's process group is killed; when the
+stage's process dies first (a run stopped with SIGTERM, SIGKILL or Ctrl-C, whose `finally`
+blocks never run) the server sees that its parent is gone and stops (`--parent_pid`)."""
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
-MODEL_SERVER_SCRIPT = Path(__file__).resolve().with_name("model_server.py")
-IMAGE_SERVING_PYTHON = Path("/opt/kubetfx-serving/bin/python")
-REPO_SERVING_PYTHON = Path(__file__).resolve().parents[2] / ".venv-serving" / "bin" / "python"
+# The interpreter that runs the server; tests point it at a broken one.
+SERVING_PYTHON_ENV = "KUBETFX_SERVING_PYTHON"
+SERVER_MODULE = "kubetfx.components.infra_validator.model_server"
 
 
-class ServerUnavailableError(RuntimeError):
-    """No model server can be started here; the message says how to get one."""
+class ServerStartError(RuntimeError):
+    """The model server exited or did not start answering in time."""
 
 
-def serving_python() -> Path:
-    """$KUBETFX_SERVING_PYTHON, the image's serving env, or the repo's .venv-serving."""
-    candidates = [os.environ.get("KUBETFX_SERVING_PYTHON"), IMAGE_SERVING_PYTHON, REPO_SERVING_PYTHON]
-    for candidate in candidates:
-        if candidate and Path(candidate).exists():
-            return Path(candidate)
-    raise ServerUnavailableError(
-        "no model server: install TF Serving (tensorflow_model_server on PATH) or the KServe "
-        "environment with `make serving-env` (or set KUBETFX_SERVING_PYTHON)")
+def serving_python() -> str:
+    return os.environ.get(SERVING_PYTHON_ENV) or sys.executable
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def server_command(base_path: Path, model_name: str, port_file: Path) -> list[str]:
+    return [serving_python(), "-m", SERVER_MODULE, "--model_base_path", str(base_path),
+            "--model_name", model_name, "--port", "0", "--port_file", str(port_file),
+            "--parent_pid", str(os.getpid()), "--startup_timeout_seconds", "0"]
 
 
-def server_command(model_dir: str, model_name: str, port: int, workdir: Path) -> list[str]:
-    binary = shutil.which("tensorflow_model_server")
-    if binary and not os.environ.get("KUBETFX_SERVING_PYTHON"):
-        # TF Serving wants <base>/<integer version>/saved_model.pb.
-        (workdir / "1").symlink_to(model_dir)
-        return [binary, f"--rest_api_port={port}", f"--port={free_port()}", f"--model_name={model_name}",
-                f"--model_base_path={workdir}"]
-    return [str(serving_python()), str(MODEL_SERVER_SCRIPT), "--model_dir", model_dir,
-            "--model_name", model_name, "--http_port", str(port)]
+def _wait_for_port(port_file: Path, process: subprocess.Popen, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while not port_file.exists():
+        if process.poll() is not None:
+            raise ServerStartError(f"model server exited with code {process.returncode} before answering")
+        if time.monotonic() > deadline:
+            raise ServerStartError(f"model server did not start answering within {timeout:.0f} s")
+        time.sleep(0.05)
+    return int(port_file.read_text())
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Kills the server and anything it started (its own process group)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @contextlib.contextmanager
-def running_server(model_dir: str, model_name: str, log_path: Path):
-    """Yields (base_url, process); the server and its children are killed on exit."""
-    port = free_port()
+def running_server(model_dir: str, model_name: str, log_path: Path, start_timeout: float = 60):
+    """Yields (base_url, process) for a server of model_dir as version 1 of model_name (TF
+    Serving's layout: <base>/<integer version>/saved_model.pb); stops it on exit."""
     with tempfile.TemporaryDirectory(prefix="kubetfx-serving-") as workdir, open(log_path, "ab") as log:
-        command = server_command(model_dir, model_name, port, Path(workdir))
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        base = Path(workdir) / "model"
+        base.mkdir()
+        (base / "1").symlink_to(os.path.abspath(model_dir))
+        port_file = Path(workdir) / "port"
+        # A session of its own: a terminal's Ctrl-C goes to the run, which stops the server.
+        process = subprocess.Popen(server_command(base, model_name, port_file), stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                    env={**os.environ, "PYTHONNOUSERSITE": "1"})
         try:
+            port = _wait_for_port(port_file, process, start_timeout)
             yield f"http://127.0.0.1:{port}", process
         finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            stop(process)
