@@ -112,6 +112,9 @@ def monitor(args, config) -> int:
     new = new_statistics.statistics(examples, schema)
     anomalies = drift.compare(new, training, schema, mode)
     verdicts = drift.verdicts(anomalies, schema, new, training)
+    for v in verdicts:
+        if mode == drift.SKEW and v.feature == served.data.label:
+            v.detail = "the label: requests carry none"
     moved = [v.feature for v in verdicts if not v.ok]
     rows = new.datasets[0].num_examples
     word = mode.upper() if moved else "ok"
