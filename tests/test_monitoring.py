@@ -185,7 +185,7 @@ def test_requests_to_serve_are_logged_and_monitor_logs_reports_their_skew(home, 
     import tensorflow as tf
     first = tf.train.Example.FromString(logged[0]).features.feature
     assert first["model_version"].int64_list.value == [int(served)]
-    assert first["island"].bytes_list.value == [b"Biscoe"] and first["timestamp"].float_list.value
+    assert first["island"].bytes_list.value == [b"Biscoe"] and first["timestamp_ms"].int64_list.value
     assert len(first["prediction_probabilities"].float_list.value) == 3
 
     result = run_kubetfx("monitor", "--home", home, "--logs")

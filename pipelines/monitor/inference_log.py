@@ -1,6 +1,6 @@
 """The inference log: every answered predict request as one tf.Example per instance — the
 request's own features, plus `prediction` (the model's output), `model_version` and
-`timestamp` (Unix seconds) — in uncompressed TFRecord shards that TFDV reads directly
+`timestamp_ms` (Unix milliseconds) — in uncompressed TFRecord shards that TFDV reads directly
 (`tfdv.generate_statistics_from_tfrecord(data_location=DIR + "/*.tfrecord")`) and
 `kubetfx monitor --logs` compares with the served model's training data.
 
@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 
 SHARD_SUFFIX = ".tfrecord"
-LOG_FEATURES = ("prediction", "model_version", "timestamp")
 
 
 def log_dir(config) -> Path:
@@ -54,7 +53,8 @@ def to_examples(record) -> list[bytes]:
         for name, values in record.outputs.items():
             _add(features["prediction" if len(record.outputs) == 1 else f"prediction_{name}"], values[i])
         features["model_version"].int64_list.value.append(int(record.model_version))
-        features["timestamp"].float_list.value.append(float(record.timestamp))
+        # int64 milliseconds: a float feature is 32-bit, which rounds Unix seconds to ~2 min.
+        features["timestamp_ms"].int64_list.value.append(int(round(record.timestamp * 1000)))
         examples.append(example.SerializeToString())
     return examples
 
