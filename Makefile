@@ -31,10 +31,10 @@ $(INSTALLED): $(LOCK) pyproject.toml
 
 install: $(INSTALLED) ## Create .venv/ with the locked stack and kubetfx (idempotent)
 
-run: install serving-env ## Run the nine-stage pipeline locally on the embedded penguins data
+run: install ## Run the nine-stage pipeline locally on the embedded penguins data
 	$(KUBETFX) run
 
-test: install serving-env ## Run the whole test suite (slow and container tests included)
+test: install ## Run the whole test suite (slow and container tests included)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lock: ## Re-resolve both locks (Python 3.11 and 3.10) from requirements.in
@@ -44,7 +44,6 @@ lock: ## Re-resolve both locks (Python 3.11 and 3.10) from requirements.in
 clean: ## Remove run outputs and build files (keeps .venv/)
 	rm -rf .kubetfx build
 
-include components/infra_validator/serving.mk
 include components/container/container.mk
 include manifests/cluster.mk
 
@@ -59,5 +58,5 @@ regenerate: install ## Refresh golden files (compiled spec, README tables) after
 
 BENCH_SIZES ?= default,100k,1m
 BENCH_REPS ?= 1
-bench: install serving-env ## Benchmark against TFX's penguin example (build/bench/results.json)
+bench: install ## Benchmark against TFX's penguin example (build/bench/results.json)
 	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS)

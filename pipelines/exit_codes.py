@@ -1,4 +1,5 @@
 """Exit codes of `kubetfx`, distinct so scripts and CI can tell outcomes apart."""
+from kubetfx.components.container.images import MissingImageError
 from kubetfx.components.example_gen.csv_input import InputError
 from kubetfx.pipelines.config import ConfigError
 
@@ -11,4 +12,4 @@ BUSY = 5              # another run of this pipeline holds the home directory
 DRIFT = 8             # kubetfx monitor: drift, skew or schema anomalies against the served model
 
 # Errors a user can fix; reported as one line, without a stack trace.
-UserError = (InputError, ConfigError)
+UserError = (InputError, ConfigError, MissingImageError)

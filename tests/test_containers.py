@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from kubetfx.components.container import images
 from kubetfx.pipelines import kubeflow_compiler
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
@@ -20,10 +21,10 @@ def _missing() -> str:
     if not shutil.which("docker") or subprocess.call(["docker", "info"], stdout=subprocess.DEVNULL,
                                                      stderr=subprocess.DEVNULL) != 0:
         return "no Docker engine (make docker-up)"
-    for image in IMAGES:
-        if subprocess.call(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL) != 0:
-            return f"image {image} not built (make image)"
+    try:
+        images.require_images(IMAGES)
+    except images.MissingImageError as err:
+        return str(err)
     return ""
 
 
@@ -38,7 +39,7 @@ def engine_and_images():
 
 def test_image_runs_as_non_root_without_network_and_imports_the_stack():
     out = subprocess.run(
-        ["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", kubeflow_compiler.PIPELINE_IMAGE, "-c",
+        ["docker", "run", "--rm", images.PULL_NEVER, "--network", "none", "--entrypoint", "sh", kubeflow_compiler.PIPELINE_IMAGE, "-c",
          "id -u && python -c 'import tfx.v1, tensorflow_transform, tensorflow_model_analysis, kfp, "
          "kubetfx.components.trainer.model, kubetfx.components.container.entrypoint; print(\"imports ok\")' "
          "&& (command -v gcc || echo no-gcc) && (python -m pip --version 2>/dev/null || echo no-pip)"],
@@ -46,6 +47,14 @@ def test_image_runs_as_non_root_without_network_and_imports_the_stack():
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split()
     assert lines[0] == "1000" and "ok" in lines and "no-gcc" in lines and "no-pip" in lines
+
+
+def test_the_infra_validator_image_is_the_pipeline_image_under_2_5_gb():
+    # Its model server runs on the pipeline environment's TensorFlow: one image, two names.
+    ids = [subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", image],
+                          capture_output=True, text=True, check=True).stdout.split() for image in IMAGES]
+    assert ids[0] == ids[1]
+    assert int(ids[0][1]) < 2.5e9
 
 
 def test_image_is_labelled():

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the base image locally where no registry can be reached: a minimal Debian bookworm
 # root filesystem with Python 3.11 (debootstrap from the Debian mirror), imported into
-# Docker. With a registry, use BASE_IMAGE=python:3.11-slim-bookworm instead.
+# Docker. base-image.sh calls it when the official python image cannot be pulled.
 # EXTRA_PACKAGES (comma-separated) go into this image too: the build-stage image adds
 # binutils, to strip debug info from TensorFlow's libraries.
 set -euo pipefail

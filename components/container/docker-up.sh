@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
-# Makes a Docker engine answer: installs Debian's docker.io (and debootstrap, for the base
-# image) when missing, starts dockerd when it is not running, waits for it. Idempotent.
+# Makes a Docker engine answer: installs Debian's docker.io when missing, starts dockerd
+# when it is not running, waits for it. Idempotent. (debootstrap, for a base image built
+# without a registry, is installed by base-image.sh when that path is taken.)
 set -euo pipefail
 
 if docker info >/dev/null 2>&1; then
   echo "docker-up: engine already answering"
   exit 0
 fi
-if ! command -v dockerd >/dev/null 2>&1 || ! command -v debootstrap >/dev/null 2>&1; then
+if ! command -v dockerd >/dev/null 2>&1; then
   if [ "$(id -u)" != 0 ]; then
-    echo "docker-up: dockerd/debootstrap missing; as root run: apt-get install -y docker.io debootstrap" >&2
+    echo "docker-up: dockerd missing; as root run: apt-get install -y docker.io" >&2
     exit 1
   fi
-  echo "docker-up: installing docker.io and debootstrap (apt-get)"
+  echo "docker-up: installing docker.io (apt-get)"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null
 fi
 if ! pgrep -x dockerd >/dev/null; then
   echo "docker-up: starting dockerd (log: /var/log/kubetfx-dockerd.log)"
