@@ -67,9 +67,15 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_compile(args) -> int:
-    from kubetfx.pipelines import kubeflow_compiler
+    from pathlib import Path
 
-    path = kubeflow_compiler.compile_to_file(config_from_args(args), args.output, image=args.image)
+    from kubetfx.pipelines import prepare
+
+    config = config_from_args(args)
+    output = prepare.writable_file(Path(args.output or f"build/{config.name}.yaml"), "--output file")
+    from kubetfx.pipelines import kubeflow_compiler  # TFX: seconds to import, after the checks
+
+    path = kubeflow_compiler.compile_to_file(config, str(output), image=args.image)
     print(f"wrote {path}")
     return exit_codes.OK
 

@@ -1,5 +1,11 @@
 """One typed configuration for every runner: defaults, then a YAML file, then CLI flags.
 
+The field annotations are the schema: pydantic validates a YAML file and the flags against
+them (`validate`), so a wrong type or range is one line naming the field (and the file).
+Values are coerced as the command line would coerce them ("50" -> 50 for `train_steps`,
+"0.7" -> 0.7), nothing else: a string where a list is expected, a fraction or a boolean
+where a count is expected, and unknown fields are refused.
+
 Nothing here reads the environment at import time; `PipelineConfig.resolve_home` is the
 single place where `KUBETFX_HOME` is consulted, and only when a command asks for it.
 """
@@ -9,8 +15,9 @@ import dataclasses
 import os
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
+import pydantic
 import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -26,32 +33,60 @@ class ConfigError(ValueError):
     """A configuration a user can fix; its message says how."""
 
 
+def _not_a_bool(value):
+    if isinstance(value, bool):  # YAML's `yes`/`true`; pydantic would take it for 1
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+def _pipeline_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise ValueError(f"pipeline name {value!r} must be lower-case letters, digits and '-' "
+                         "(it names Kubernetes objects and directories)")
+    return value
+
+
+Count = Annotated[int, pydantic.BeforeValidator(_not_a_bool), pydantic.Field(gt=0)]
+Number = Annotated[float, pydantic.BeforeValidator(_not_a_bool)]
+
+
 @dataclasses.dataclass
 class PipelineConfig:
     """Everything that shapes one pipeline; runners read it, none adds its own flags."""
 
-    name: str = "kubetfx-penguin"
+    name: Annotated[str, pydantic.AfterValidator(_pipeline_name)] = "kubetfx-penguin"
     data: str = str(EMBEDDED_DATA)
     label: str = EMBEDDED_LABEL
     home: str = DEFAULT_HOME
     # classification | regression; None = chosen from the label column's type.
-    task: Optional[str] = None
+    task: Optional[Literal[TASKS]] = None
     module_file: Optional[str] = None
     # Curated schema (schema.pbtxt) imported instead of inferred; None = infer.
     schema_file: Optional[str] = None
     # Anomalies of error severity: "fail" stops the run before Transform, "warn" logs them.
-    on_anomalies: str = "fail"
-    train_steps: int = 300
-    eval_steps: int = 50
-    batch_size: int = 32
+    on_anomalies: Literal[ANOMALY_MODES] = "fail"
+    # A module file's run_fn reads these two as fn_args.train_steps / eval_steps.
+    train_steps: Count = 300
+    eval_steps: Count = 50
+    # The built-in Trainer trains in epochs over the whole training split, stopping early when
+    # the eval loss stops improving (patience in epochs, best weights kept), within
+    # max_epochs and train_seconds. None: batch size and learning rate follow the data size.
+    batch_size: Optional[Count] = None
+    learning_rate: Optional[Annotated[Number, pydantic.Field(gt=0)]] = None
+    max_epochs: Count = 100
+    train_seconds: Annotated[Number, pydantic.Field(gt=0)] = 600.0
+    early_stopping_patience: Count = 5
+    # Columns the built-in Transform treats apart: {"identifiers": [...], "datetimes": [...]}.
+    # None = found from a sample of the data (components/transform/column_roles.py).
+    column_roles: Optional[dict[str, list[str]]] = None
     # Evaluator gate: classification blesses when accuracy >= threshold; regression when
     # mean absolute error <= threshold (None = no absolute bound, only the baseline check).
-    eval_threshold: Optional[float] = None
+    eval_threshold: Optional[Number] = None
     # A candidate may be worse than the latest blessed model by at most this much.
-    change_tolerance: float = 0.01
+    change_tolerance: Annotated[Number, pydantic.Field(ge=0)] = 0.01
     # Beam options for the Beam stages (e.g. --runner=FlinkRunner); [] = in-process direct runner.
-    beam_pipeline_args: list = dataclasses.field(default_factory=list)
-    infra_validation_examples: int = 10
+    beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
+    infra_validation_examples: Count = 10
     enable_cache: bool = True
     # ---- kubetfx monitor: how far new data or logged requests may move from the served
     # model's training data before it is drift (or skew). TFDV's measures: L-infinity
@@ -95,21 +130,13 @@ class PipelineConfig:
         return 0.6 if self.task == "classification" else None
 
     # ---- construction ------------------------------------------------------------------
-    def validate(self) -> "PipelineConfig":
-        if not _NAME_RE.match(self.name):
-            raise ConfigError(
-                f"pipeline name {self.name!r} must be lower-case letters, digits and '-' "
-                "(it names Kubernetes objects and directories)")
-        if self.task is not None and self.task not in TASKS:
-            raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.on_anomalies not in ANOMALY_MODES:
-            raise ConfigError(f"on_anomalies must be one of {ANOMALY_MODES}, got {self.on_anomalies!r}")
-        for field in ("train_steps", "eval_steps", "batch_size", "infra_validation_examples"):
-            if getattr(self, field) <= 0:
-                raise ConfigError(f"{field} must be positive, got {getattr(self, field)}")
-        if self.change_tolerance < 0:
-            raise ConfigError(f"change_tolerance must be >= 0, got {self.change_tolerance}")
-        return self
+    def validate(self, source: str = "") -> "PipelineConfig":
+        """This config with its values checked and coerced; ConfigError names the field
+        (and `source`, the file it came from) in one line."""
+        try:
+            return _VALIDATOR.validate_python(dataclasses.asdict(self))
+        except pydantic.ValidationError as err:
+            raise ConfigError(_one_line(err, source)) from None
 
     def replace(self, **changes: Any) -> "PipelineConfig":
         """A copy with the non-None changes applied (CLI flags left unset change nothing)."""
@@ -119,18 +146,35 @@ class PipelineConfig:
     def from_yaml(cls, path: str) -> "PipelineConfig":
         try:
             raw = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"cannot read config {path}: {err}") from err
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read config {path}: {' '.join(str(err).split())}") from None
         if not isinstance(raw, dict):
             raise ConfigError(f"config {path} must be a mapping of field: value")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - known)
+        unknown = sorted(map(str, set(raw) - known))
         if unknown:
             raise ConfigError(f"unknown config fields in {path}: {unknown}; known: {sorted(known)}")
-        return cls(**raw)
+        try:
+            return _VALIDATOR.validate_python(raw)
+        except pydantic.ValidationError as err:
+            raise ConfigError(_one_line(err, f"config {path}")) from None
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# Unknown fields are refused (a typo must not pass as a default).
+PipelineConfig.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")
+_VALIDATOR = pydantic.TypeAdapter(PipelineConfig)
+
+
+def _one_line(err: pydantic.ValidationError, source: str) -> str:
+    problems = []
+    for e in err.errors(include_url=False):
+        field = ".".join(str(part) for part in e["loc"])
+        message = e["msg"].removeprefix("Value error, ")
+        problems.append(f"{field}: {message} (got {e['input']!r})")
+    return (f"{source}: " if source else "") + "; ".join(problems)
 
 
 def resolve_home(flag_value: Optional[str]) -> str:

@@ -9,7 +9,11 @@ USAGE = 2             # bad flags, config or input data: fix and re-run
 DATA_REJECTED = 3     # ExampleValidator found error anomalies (on_anomalies: fail)
 NOT_BLESSED = 4       # the model did not pass Evaluator or InfraValidator: nothing pushed
 BUSY = 5              # another run of this pipeline holds the home directory
-DRIFT = 8             # kubetfx monitor: drift, skew or schema anomalies against the served model
+SUBMIT_RUN_FAILED = 6    # submit --wait: the KFP run ended FAILED, ERROR, CANCELED or SKIPPED
+SUBMIT_REFUSED = 7       # submit: KFP unreachable, or it refused the upload or the run (its message shown)
+SUBMIT_LOST_RUN = 8      # submit --wait: the API failed while watching the run (the run may go on)
+SUBMIT_WAIT_TIMEOUT = 9  # submit --wait: --timeout passed before the run ended (the run goes on)
+DRIFT = 11            # monitor: drift, skew or schema anomalies against the served model (10: backend's TIMED_OUT)
 
 # Errors a user can fix; reported as one line, without a stack trace.
 UserError = (InputError, ConfigError, MissingImageError)

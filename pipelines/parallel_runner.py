@@ -29,6 +29,18 @@ def ready_nodes(pending: list, upstream: dict, finished: set) -> list:
     return [node for node in pending if upstream[node] <= finished]
 
 
+def _next_result(results: queue.Queue):
+    """The next finished node, waiting in short slices: Python runs a signal handler only
+    between bytecodes, so a Ctrl-C that lands after the interpreter's last check and before
+    an untimed wait blocks stays pending until that wait returns (the next node to finish,
+    minutes later). A timed wait returns and lets the handler raise KeyboardInterrupt."""
+    while True:
+        try:
+            return results.get(timeout=0.2)
+        except queue.Empty:
+            continue
+
+
 class ParallelDagRunner(tfx_runner.IrBasedRunner):
     def __init__(self, max_workers: int = 2):
         if max_workers < 1:
@@ -82,7 +94,7 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                     threading.Thread(target=run_node, args=(node_id,), name=f"node-{node_id}", daemon=True).start()
             if not running:
                 break
-            node_id, err = results.get()
+            node_id, err = _next_result(results)
             running.discard(node_id)
             if err is None:
                 finished.add(node_id)

@@ -1,23 +1,56 @@
-"""What every runner does before building the pipeline: check the input, settle the task."""
+"""What every runner does before building the pipeline: check the input, the files and
+the home the config names, settle the task. Each mistake a user can make here is a
+ConfigError or InputError (one line, exit 2) before any stage starts."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from kubetfx.components.example_gen import csv_input
+from kubetfx.components.transform import column_roles
 from kubetfx.pipelines import baseline
-from kubetfx.pipelines.config import PipelineConfig
+from kubetfx.pipelines.config import ConfigError, PipelineConfig
 
 CURATED_SCHEMA = Path(__file__).resolve().parent / "schemas" / "penguins.schema.pbtxt"
 
 
 def prepare(config: PipelineConfig) -> PipelineConfig:
     """Raises csv_input.InputError / ConfigError with a message the user can act on."""
-    config.validate()
+    config = config.validate()
+    for flag, path in (("--module-file", config.module_file), ("--schema-file", config.schema_file)):
+        if path is not None and not Path(path).is_file():
+            raise ConfigError(f"{flag} {path} does not exist (or is not a file)")
     csv_input.check(config.data, config.label)
+    writable_dir(config.home_path, "home (--home or KUBETFX_HOME)")
     task = config.task or csv_input.infer_task(config.data, config.label)
     schema_file = config.schema_file
     if schema_file is None and config.uses_embedded_data:
         schema_file = str(CURATED_SCHEMA)
     if schema_file is None:
         schema_file = baseline.latest_pushed_schema(str(config.metadata_path), config.name)
-    return config.replace(task=task, schema_file=schema_file)
+    roles = config.column_roles
+    if roles is None:
+        roles = column_roles.infer(csv_input.csv_files(config.data), config.label)
+    return config.replace(task=task, schema_file=schema_file, column_roles=roles)
+
+
+def writable_dir(path: Path, what: str) -> Path:
+    """`path`, created if needed, after a real write in it (permission bits alone do not
+    tell: root ignores them, a read-only mount or a file in the path does not)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as err:
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), None)
+        reason = f"{blocker} is a file, not a folder" if blocker else err.strerror or str(err)
+        raise ConfigError(f"cannot write to the {what} {path}: {reason}") from None
+    return path
+
+
+def writable_file(path: Path, what: str) -> Path:
+    """A file path whose folder can be written, and that is not a folder itself."""
+    if path.is_dir():
+        raise ConfigError(f"the {what} {path} is a folder; give a file name")
+    writable_dir(path.parent, f"folder of the {what}")
+    return path

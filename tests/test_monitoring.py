@@ -95,7 +95,7 @@ def test_models_lists_the_pushed_version_with_its_data_metrics_and_blessings(hom
 def test_monitor_reports_drift_on_the_shifted_features_and_exits_non_zero(home, run_kubetfx, tmp_path):
     data = _write(tmp_path / "shifted.csv", _shift(_sample(_rows(), 150, seed=2), bill_mm=15))
     result = run_kubetfx("monitor", "--home", home, "--data", data)
-    assert result.returncode == 8, result.stdout + result.stderr
+    assert result.returncode == 11, result.stdout + result.stderr
     assert "DRIFT in bill_length_mm, island" in result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.startswith("  ")}
     assert "DRIFT" in lines["bill_length_mm"] and "DRIFT" in lines["island"]
@@ -124,7 +124,7 @@ def test_monitor_exits_0_on_a_fresh_sample_of_the_same_distribution(home, run_ku
 
 def test_a_per_feature_threshold_decides_for_that_feature(home, run_kubetfx, tmp_path):
     data = _write(tmp_path / "island.csv", _shift(_sample(_rows(), 150, seed=2), bill_mm=0))
-    assert run_kubetfx("monitor", "--home", home, "--data", data).returncode == 8
+    assert run_kubetfx("monitor", "--home", home, "--data", data).returncode == 11
     result = run_kubetfx("monitor", "--home", home, "--data", data, "--threshold", "island=0.9")
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -189,7 +189,7 @@ def test_requests_to_serve_are_logged_and_monitor_logs_reports_their_skew(home, 
     assert len(first["prediction_probabilities"].float_list.value) == 3
 
     result = run_kubetfx("monitor", "--home", home, "--logs")
-    assert result.returncode == 8, result.stdout + result.stderr
+    assert result.returncode == 11, result.stdout + result.stderr
     assert "SKEW in bill_length_mm, island" in result.stderr
     assert "(150 rows)" in result.stdout
 
@@ -200,7 +200,7 @@ def test_retrain_on_drift_pushes_a_new_version_and_rollback_restores_the_first(h
     # the gates, not the validator, decide.
     data = _write(tmp_path / "drifted.csv", _shift(_rows(), bill_mm=4))
     result = run_kubetfx("monitor", "--home", home, "--data", data, "--retrain")
-    assert result.returncode == 8, result.stdout + result.stderr
+    assert result.returncode == 11, result.stdout + result.stderr
     assert "DRIFT in" in result.stderr and "model pushed to" in result.stdout
     versions = _models(run_kubetfx, home)
     assert [v["version"] for v in versions][0] == first["version"] and len(versions) == 2

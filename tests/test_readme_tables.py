@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 import re
 
+import pytest
 from conftest import REPO
 
-from kubetfx.components.example_gen import bad_inputs
+from kubetfx.components.example_gen import bad_inputs, csv_dialects
 
-BEGIN, END = "<!-- bad-inputs:begin -->\n", "<!-- bad-inputs:end -->"
+TABLES = [("bad-inputs", bad_inputs.render_table), ("csv-dialects", csv_dialects.render_table)]
 
 
-def test_readme_bad_input_table_matches_what_the_checks_say(tmp_path):
+@pytest.mark.parametrize("marker, render", TABLES, ids=[m for m, _ in TABLES])
+def test_readme_table_matches_what_the_checks_say(tmp_path, marker, render):
+    begin, end = f"<!-- {marker}:begin -->\n", f"<!-- {marker}:end -->"
     readme = REPO / "README.md"
-    table = bad_inputs.render_table(tmp_path)
+    table = render(tmp_path)
     text = readme.read_text()
     if os.environ.get("KUBETFX_REGENERATE"):
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: BEGIN + table + END, text, flags=re.S)
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: begin + table + end, text, flags=re.S)
         readme.write_text(text)
-    assert BEGIN + table + END in text, "README bad-input table is stale: run `make regenerate`"
+    assert begin + table + end in text, f"README {marker} table is stale: run `make regenerate`"

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
 import taxi_like
 from conftest import REPO, executions_by_stage
+
+from kubetfx.components.example_gen import bad_inputs, csv_dialects
+from kubetfx.pipelines import cli
 
 EMBEDDED = REPO / "pipelines" / "data" / "penguins" / "penguins.csv"
 
@@ -92,9 +96,59 @@ def test_data_breaking_the_schema_stops_before_transform(tmp_path, run_kubetfx):
     (["--data", str(EMBEDDED), "--label", "no_such_column"], "label column 'no_such_column'"),
     (["--data", str(EMBEDDED)], "--data needs --label"),
     (["--name", "Not A Name"], "pipeline name"),
+    (["--module-file", "/nonexistent/module.py"], "--module-file /nonexistent/module.py does not exist"),
+    (["--schema-file", "/nonexistent/schema.pbtxt"], "--schema-file /nonexistent/schema.pbtxt does not exist"),
+    (["--train-steps", "many"], "argument --train-steps: invalid int value: 'many'"),
 ])
 def test_user_errors_get_one_line_and_exit_2(tmp_path, run_kubetfx, args, message):
     result = run_kubetfx("run", "--home", tmp_path / "home", *args)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "home" / "pipelines").exists()  # nothing started
+
+
+# Paths that cannot be written, even by root (CI runs as root, which permission bits do
+# not stop): a file where a folder must be, a folder where a file must be.
+@pytest.mark.parametrize("command, message", [
+    (["run", "--home", "{file}/home"], "cannot write to the home (--home or KUBETFX_HOME) {file}/home: {file} is a file"),
+    (["compile", "--output", "{file}/spec.yaml"], "cannot write to the folder of the --output file {file}: {file} is a file"),
+    (["compile", "--output", "{dir}"], "the --output file {dir} is a folder"),
+])
+def test_unwritable_paths_get_one_line_and_exit_2(tmp_path, capsys, command, message):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    fill = {"file": blocker, "dir": tmp_path}
+    assert cli.main([arg.format(**fill) for arg in command]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kubetfx: error: {message.format(**fill)}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_kubetfx_home_from_the_environment_is_checked_too(tmp_path, run_kubetfx):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run_kubetfx("run", env={"KUBETFX_HOME": str(blocker / "home")})
+    assert result.returncode == 2 and "cannot write to the home" in result.stderr, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.serving
+@pytest.mark.parametrize("dialect", ["R write.csv (defaults)", "Excel CSV UTF-8 (BOM, CRLF, empty rows)"])
+def test_csv_as_r_and_excel_write_it_trains_and_pushes(tmp_path, run_kubetfx, dialect):
+    data = csv_dialects.write(dialect, tmp_path / "penguins.csv")
+    result = run_kubetfx("run", "--home", tmp_path / "home", "--data", data, "--label", "species",
+                         "--train-steps", "100")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = re.search(r"eval (\d+) rows, train (\d+) rows", result.stdout)
+    assert int(rows[1]) + int(rows[2]) == 344  # no blank row, no header read as data
+    assert len(_served_versions(tmp_path / "home", "kubetfx-penguins")) == 1
+
+
+@pytest.mark.parametrize("case, make, label, message", bad_inputs.CASES, ids=[c[0] for c in bad_inputs.CASES])
+def test_every_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, make, label, message):
+    data = make(tmp_path / "data")
+    code = cli.main(["run", "--home", str(tmp_path / "home"), "--data", str(data), "--label", label])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err
+    assert err.count("\n") == 1 and err.startswith("kubetfx: error: "), err
+    assert not (tmp_path / "home").exists()  # nothing started, nothing written

@@ -1,14 +1,52 @@
-"""Finds the CSV files of a data location and reads what the pipeline must know up front."""
+"""Finds the CSV files of a data location, reads them as the tools that write CSV mean
+them, and checks up front what the pipeline must know.
+
+One reading for everyone: the checks before a run and the ExampleGen executor open files
+with `open_rows` (Arrow's C++ CSV parser, RFC 4180 quoting), so a file the checks accept is
+read the same way by the stage. What that reading accepts, and why:
+
+- quoted names and fields (R's write.csv quotes everything), commas and line breaks inside
+  quotes (`newlines_in_values`: without it a quoted line break that straddles one of
+  Arrow's blocks is a parse error), LF, CRLF or CR line ends, blank lines (also of spaces);
+- a UTF-8 byte-order mark (Excel's "CSV UTF-8"): Arrow skips it;
+- Excel's `sep=,` hint as the first line: skipped (another separator is refused);
+- the unnamed first column of row names or an index (R's write.csv and pandas' to_csv
+  default): dropped, it numbers rows and would be a feature that predicts nothing;
+- rows whose fields are all empty (spreadsheets export formatted empty rows as `,,,`):
+  dropped, they are not examples;
+- missing-value markers: pandas' default list plus `\\N` (MySQL/PostgreSQL text exports).
+
+What it refuses, with one line: other encodings (UTF-16 from Excel's "Unicode text",
+Latin-1/cp1252 from older Excel): guessing an encoding silently changes values
+(cp1252 and Latin-1 differ exactly on characters like the euro sign), so the message says
+how to re-encode instead; other separators (`;` with decimal commas, tabs, pipes).
+"""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Optional
 
-import pyarrow.csv as pacsv
-import pyarrow.compute as pc
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
-# Markers read as missing values, beyond the empty field.
-NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None"]
+# Read as missing values. pandas' default na_values (pandas 2.2 pandas/_libs/parsers.pyx
+# STR_NA_VALUES: what R, pandas and Excel users call "missing") plus "\N", the NULL of
+# MySQL's SELECT ... INTO OUTFILE and PostgreSQL's COPY text format.
+NULL_VALUES = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+               "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null", "\\N"]
+
+
+def _skip_whitespace_lines(row) -> str:
+    """A line of only spaces is a blank line (Arrow skips empty ones only); others fail."""
+    return "skip" if row.text is not None and not row.text.strip() else "error"
+
+
+# Quoted line breaks are legal CSV (RFC 4180 section 2.6); every reader must allow them.
+PARSE_OPTIONS = pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=_skip_whitespace_lines)
+DEFAULT_BLOCK_BYTES = 4 << 20
+NARROWEST_FIRST = (pa.int64(), pa.float32())  # tf.Example floats are 32-bit
 
 
 class InputError(ValueError):
@@ -28,30 +66,122 @@ def csv_files(data: str) -> list[Path]:
     return files
 
 
+# ---- how a file is read (shared with the executor) -------------------------------------
+_SEP_HINT = re.compile(rb"^(?:\xef\xbb\xbf)?sep=(.)\r?\n", re.IGNORECASE)  # Excel's separator hint
+
+
+def _sep_hint(path) -> Optional[str]:
+    with open(path, "rb") as f:
+        match = _SEP_HINT.match(f.read(16))
+    return match.group(1).decode("latin-1") if match else None
+
+
+def read_options(path, block_size: int = DEFAULT_BLOCK_BYTES) -> pacsv.ReadOptions:
+    return pacsv.ReadOptions(block_size=block_size, skip_rows=1 if _sep_hint(path) else 0)
+
+
+def header(path) -> list[str]:
+    """The column names as Arrow parses them (quotes removed, BOM and `sep=` line skipped)."""
+    try:  # a malformed row in the first block is skipped here and reported by the row count
+        reader = pacsv.open_csv(path, read_options=read_options(path),  # a block holds the whole header
+                                parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                                                 invalid_row_handler=lambda row: "skip"))
+    except pa.ArrowInvalid as err:
+        raise InputError(f"{path} is not a CSV file kubetfx can read: {_arrow_message(err)}") from None
+    return reader.schema.names
+
+
+def feature_columns(names: list[str]) -> list[str]:
+    """The columns that become features: all but an unnamed first column (row names)."""
+    return names[1:] if names and not names[0].strip() else list(names)
+
+
+def open_rows(path, column_types: Optional[dict] = None, block_size: int = DEFAULT_BLOCK_BYTES,
+              include_columns: Optional[list] = None):
+    """A streaming reader of the file's record batches, as every kubetfx reader reads it."""
+    if include_columns is None:
+        include_columns = feature_columns(header(path))
+    convert = pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True, include_columns=include_columns,
+                                   column_types=column_types or {})
+    return pacsv.open_csv(path, read_options=read_options(path, block_size), parse_options=PARSE_OPTIONS,
+                          convert_options=convert)
+
+
+def drop_blank_rows(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Without the rows whose every field is missing (a spreadsheet's `,,,` lines)."""
+    if batch.num_columns == 0 or all(c.null_count == 0 for c in batch.columns):
+        return batch
+    blank = pc.is_null(batch.column(0))
+    for column in batch.columns[1:]:
+        blank = pc.and_(blank, pc.is_null(column))
+    return batch.filter(pc.invert(blank)) if pc.any(blank).as_py() else batch
+
+
+def _arrow_message(err: Exception) -> str:
+    return str(err).replace("CSV parse error: ", "").splitlines()[0]
+
+
+# ---- what the pipeline must know up front ----------------------------------------------
+def as_strings(names: list[str]) -> dict:
+    return {name: pa.string() for name in names}
+
+
+def narrowest_type(column, kind: int = 0) -> int:
+    """Index into NARROWEST_FIRST of the narrowest type, from `kind` on, that holds every
+    value of a string column (len(NARROWEST_FIRST) = stays a string)."""
+    while kind < len(NARROWEST_FIRST):
+        try:
+            pc.cast(column, NARROWEST_FIRST[kind])
+            return kind
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            kind += 1
+    return kind
+
+
+def infer_column_types(paths: list) -> dict:
+    """Per column the narrowest of int64 < float32 < bytes that holds every value in every
+    file (Arrow alone infers from the first block only, and a later block that does not fit
+    fails). The executor writes these types; the task is chosen from the label's."""
+    names = feature_columns(header(paths[0]))
+    kinds = {name: 0 for name in names}
+    for path in paths:
+        for batch in open_rows(path, as_strings(names), include_columns=names):
+            for name, column in zip(batch.schema.names, batch.columns):
+                kinds[name] = narrowest_type(column, kinds[name])
+    return {name: NARROWEST_FIRST[k] if k < len(NARROWEST_FIRST) else pa.binary() for name, k in kinds.items()}
+
+
 def read_column(data: str, column: str) -> pa.ChunkedArray:
-    files = csv_files(data)
-    tables = [
-        pacsv.read_csv(f, convert_options=pacsv.ConvertOptions(
-            include_columns=[column], null_values=NULL_VALUES, strings_can_be_null=True))
-        for f in files
-    ]
-    return pa.concat_tables(tables).column(column)
+    """One column of every file as strings, blank rows left out."""
+    chunks = []
+    for path in csv_files(data):
+        names = feature_columns(header(path))
+        for batch in open_rows(path, as_strings(names), include_columns=names):
+            chunks.append(drop_blank_rows(batch).column(column))
+    return pa.chunked_array(chunks, pa.string())
 
 
 def infer_task(data: str, label: str) -> str:
-    """Classification for string or boolean labels and integers with few distinct values."""
-    column = read_column(data, label)
-    kind = column.type
-    if pa.types.is_string(kind) or pa.types.is_boolean(kind):
-        return "classification"
-    if pa.types.is_integer(kind) and len(pc.unique(column.drop_null())) <= 20:
+    """Classification for string labels and integers with few distinct values, read with the
+    types the executor writes (so "1.0" is a float and "yes" a string)."""
+    column = read_column(data, label).drop_null()
+    kind = narrowest_type(column)
+    if kind == 0 and len(pc.unique(column)) <= 20 or kind == len(NARROWEST_FIRST):
         return "classification"
     return "regression"
 
 
-_BINARY_SIGNATURES = {b"\x89PNG": "a PNG image", b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive",
-                      b"PAR1": "a Parquet file", b"%PDF": "a PDF document"}
+_BINARY_SIGNATURES = {b"\x89PNG": "a PNG image", b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a zip archive (.xlsx files are zip archives)",
+                      b"PAR1": "a Parquet file", b"%PDF": "a PDF document", b"\xd0\xcf\x11\xe0": "an old Excel/Office file (.xls)"}
+# UTF-32 before UTF-16: the UTF-32-LE mark starts with the UTF-16-LE one.
+_OTHER_ENCODINGS = {b"\xff\xfe\x00\x00": "UTF-32", b"\x00\x00\xfe\xff": "UTF-32", b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16"}
 _SNIFF_BYTES = 64 * 1024
+
+
+def _not_utf8(path, where: str, byte: bytes = b"") -> InputError:
+    shown = f" ({where}: {byte!r})" if byte else f" ({where})"
+    return InputError(f"{path} is not UTF-8{shown}; re-encode it, e.g. `iconv -f cp1252 -t utf-8 in.csv > out.csv` "
+                      "(Excel: save as 'CSV UTF-8')")
 
 
 def _check_bytes(path: Path) -> None:
@@ -63,40 +193,49 @@ def _check_bytes(path: Path) -> None:
     for magic, kind in _BINARY_SIGNATURES.items():
         if head.startswith(magic):
             raise InputError(f"{path} is not a CSV file: it is {kind}")
+    for mark, encoding in _OTHER_ENCODINGS.items():
+        if head.startswith(mark):
+            raise InputError(f"{path} is {encoding}-encoded (Excel's 'Unicode text' is UTF-16 with tabs); "
+                             "save it as 'CSV UTF-8' or run `iconv -f utf-16 -t utf-8`, then use commas")
     if b"\x00" in head:
         raise InputError(f"{path} is not a CSV file: it contains binary data (NUL bytes)")
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as err:
         if err.start < len(head) - 4:  # not merely a character cut at the sniff boundary
-            raise InputError(
-                f"{path} is not UTF-8 (byte {err.start}: {head[err.start:err.start + 1]!r}); "
-                "re-encode it, e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`") from None
+            raise _not_utf8(path, f"byte {err.start}", head[err.start:err.start + 1]) from None
 
 
-def _header(path: Path) -> list[str]:
-    with open(path, encoding="utf-8", errors="replace") as f:
-        line = f.readline().rstrip("\r\n")
-    columns = line.split(",")
+def _check_header(path: Path) -> list[str]:
+    hint = _sep_hint(path)
+    if hint and hint != ",":
+        raise InputError(f"{path} declares the separator {hint!r} (first line 'sep={hint}'); "
+                         "kubetfx reads comma-separated CSV: convert it")
+    columns = header(path)
     if len(columns) == 1:
         for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
-            if sep in line:
+            if sep in columns[0]:
                 raise InputError(f"{path} separates columns with {name}, not commas; convert it to comma-separated CSV")
-    if len(set(columns)) != len(columns):
-        raise InputError(f"{path} has duplicate column names in its header: {line}")
-    return columns
+    duplicates = sorted({c for c in columns if columns.count(c) > 1})
+    if duplicates:
+        raise InputError(f"{path} has duplicate column names in its header: {', '.join(map(repr, duplicates))}")
+    unnamed = [i + 1 for i, c in enumerate(columns) if not c.strip() and i > 0]
+    if unnamed:
+        raise InputError(f"{path}: column {unnamed[0]} of the header has no name; name every column "
+                         "(only a first column of row names may be unnamed)")
+    return feature_columns(columns)
 
 
-def _scan_rows(path: Path) -> int:
-    """Parses every row (streaming, in C++); returns the row count."""
-    rows = 0
-    try:
-        reader = pacsv.open_csv(path, convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True),
-                                read_options=pacsv.ReadOptions(block_size=1 << 22))
-        for batch in reader:
-            rows += batch.num_rows
+def _count_rows(path: Path) -> int:
+    """Parses every row (streaming, in C++); returns the number of non-blank rows."""
+    rows, names = 0, feature_columns(header(path))
+    try:  # as strings: a type that changes after the first block is the executor's to settle
+        for batch in open_rows(path, as_strings(names), include_columns=names):
+            rows += drop_blank_rows(batch).num_rows
     except pa.ArrowInvalid as err:
-        message = str(err).replace("CSV parse error: ", "")
+        message = _arrow_message(err)
+        if "UTF8" in message:  # beyond the bytes _check_bytes sniffed
+            raise _not_utf8(path, "past the first 64 KiB") from None
         raise InputError(f"{path} is not a consistent CSV file: {message} "
                          "(rows must have as many comma-separated fields as the header)") from None
     return rows
@@ -105,18 +244,18 @@ def _scan_rows(path: Path) -> int:
 def check(data: str, label: str) -> None:
     """Fails before any stage starts when the data cannot feed the pipeline."""
     files = csv_files(data)
-    header = None
+    columns = None
     for path in files:
         _check_bytes(path)
-        columns = _header(path)
-        if header is not None and columns != header:
-            raise InputError(f"{path} has other columns than {files[0]}: {columns} vs {header}; "
+        these = _check_header(path)
+        if columns is not None and these != columns:
+            raise InputError(f"{path} has other columns than {files[0]}: {these} vs {columns}; "
                              "files of one dataset must share the header")
-        header = columns
-        if _scan_rows(path) == 0:
+        columns = these
+        if _count_rows(path) == 0:
             raise InputError(f"{path} has a header but no data rows")
-    if label not in header:
-        raise InputError(f"label column {label!r} is not in {data}; columns: {', '.join(header)}")
+    if label not in columns:
+        raise InputError(f"label column {label!r} is not in {data}; columns: {', '.join(columns)}")
     labels = read_column(data, label)
     if labels.null_count == len(labels):
         raise InputError(f"label column {label!r} has no values in {data}")

@@ -71,6 +71,7 @@ def test_types_missing_values_and_split_proportions(csv_dir, tmp_path):
     assert artifact.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
 
 
+@pytest.mark.slow  # stock CsvExampleGen is a real Beam pipeline
 def test_same_examples_in_the_same_splits_as_csv_example_gen(csv_dir, tmp_path):
     from tfx.components.example_gen.csv_example_gen import executor as stock
 

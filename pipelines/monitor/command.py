@@ -1,11 +1,11 @@
 """`kubetfx monitor --data PATH | --logs [DIR]`: new data, or the requests the served model
 answered, against the statistics and schema of the data that model was trained on.
 
-Exit codes (pipelines/exit_codes.py): 0 nothing moved; DRIFT (8) drift, skew or schema
+Exit codes (pipelines/exit_codes.py): 0 nothing moved; DRIFT (11) drift, skew or schema
 anomalies; 2 bad input (no served model, unreadable data). With --retrain, when drift is
 found the pipeline runs on the new data and its gates decide the push: the exit code is
 then the run's when it did not push (3 data rejected, 4 not blessed, 5 busy, 1 crash),
-else DRIFT with the new version pushed."""
+else DRIFT (the new version pushed)."""
 from __future__ import annotations
 
 import os

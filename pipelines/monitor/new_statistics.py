@@ -1,8 +1,8 @@
 """TFDV statistics of new data, decoded exactly as the pipeline decodes its training data,
 so a difference in the statistics is a difference in the data, not in the reading.
 
-CSV goes through ExampleGen's own path (`components/example_gen/executor.py`: Arrow's
-CSV reader with the column types inferred over every file, the C++ tf.Example coder);
+CSV goes through ExampleGen's own path (`components/example_gen/executor.py`
+examples_from_csv: the column kinds inferred over every file, the same tf.Example encoding);
 inference logs are already tf.Examples. Both are decoded by tfx_bsl into one Arrow
 RecordBatch and summarized in memory with TFDV's combiners (what StatisticsGen runs in
 Beam), restricted to the schema's features: the log's own columns (prediction, version,
@@ -10,7 +10,6 @@ timestamp) are not data the model was trained on."""
 from __future__ import annotations
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.statistics import stats_impl
 from tfx_bsl.coders import example_coder
@@ -24,12 +23,7 @@ def csv_examples(data: str):
     """Serialized tf.Examples of a CSV file or folder, in ExampleGen's encoding."""
     paths = [str(p) for p in csv_input.csv_files(data)]
     try:
-        types = example_gen.infer_column_types(paths)
-        for path in paths:
-            table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(
-                null_values=csv_input.NULL_VALUES, strings_can_be_null=True, column_types=types))
-            for batch in table.to_batches(max_chunksize=BATCH_ROWS):
-                yield from example_gen.encode(batch)
+        yield from example_gen.examples_from_csv(paths)
     except (pa.ArrowInvalid, UnicodeDecodeError) as err:
         raise csv_input.InputError(f"cannot read {data} as CSV: {str(err).splitlines()[0]}") from None
 

@@ -64,11 +64,11 @@ class PushedVersion:
 
 
 def serving_versions(serving_dir) -> list[str]:
-    """Integer version directories, oldest first (what TF Serving would consider)."""
-    path = Path(serving_dir)
-    if not path.is_dir():
-        return []
-    return sorted((p.name for p in path.iterdir() if p.name.isdigit() and p.is_dir()), key=int)
+    """Versions TF Serving would consider, oldest first (the Pusher's own reading of the
+    directory: integer names holding a saved model)."""
+    from kubetfx.components.pusher import serving_dir as serving_layout
+
+    return [str(v) for v in serving_layout.served_versions(str(serving_dir))]
 
 
 def served_version(serving_dir) -> Optional[str]:

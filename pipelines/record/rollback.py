@@ -3,7 +3,7 @@
 TF Serving serves the highest integer version under the base path, and deleting newer
 versions would lose them (and race a server that is loading one), so a rollback
 re-publishes the earlier version's files under a new highest number, the way the Pusher
-publishes (`components/pusher/executor.py` publish_atomically: a staging copy beside the
+publishes (`components/pusher/serving_dir.py` publish: a staging copy beside the
 versions, then one rename). The server switches to it on its next poll, like any push.
 Recorded twice: a `kubetfx.Rollback` execution in ML Metadata (input: the earlier
 PushedModel and its Model; output: the new PushedModel), and a line in the serving
@@ -63,10 +63,10 @@ def rollback(config: PipelineConfig, version: str) -> RollbackResult:
         served = next(r for r in records if r.serving)
         if target.serving:
             return RollbackResult(target.version, target.version, served.version, target.path, True)
-        from kubetfx.components.pusher.executor import publish_atomically
+        from kubetfx.components.pusher import serving_dir as serving_layout
 
-        path, new_version = publish_atomically(target.path, str(serving_dir))
-        if new_version == served.version:  # the served files are already this model's
+        path, new_version, pushed = serving_layout.publish(target.path, str(serving_dir))
+        if not pushed:  # the served files are already this model's
             return RollbackResult(target.version, new_version, served.version, path, True)
         origin = target.rollback_of or target.version  # a rollback of a rollback names the push
         _append_history(serving_dir, {
