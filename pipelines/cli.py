@@ -10,6 +10,8 @@ import sys
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
 from kubetfx.pipelines.report import command as report_command
+from kubetfx.pipelines.monitor import command as monitor_command, serve_command
+from kubetfx.pipelines.record import commands as record_commands
 
 
 def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=_cmd_compile)
 
     report_command.add_parser(sub)
+    record_commands.add_parser(sub)
+    monitor_command.add_parser(sub)
+    serve_command.add_parser(sub)
     try:
         from kubetfx.pipelines import submit
         submit.add_parser(sub, _cmd_submit)

@@ -1,0 +1,154 @@
+"""`kubetfx monitor --data PATH | --logs [DIR]`: new data, or the requests the served model
+answered, against the statistics and schema of the data that model was trained on.
+
+Exit codes (pipelines/exit_codes.py): 0 nothing moved; DRIFT (11) drift, skew or schema
+anomalies; 2 bad input (no served model, unreadable data). With --retrain, when drift is
+found the pipeline runs on the new data and its gates decide the push: the exit code is
+then the run's when it did not push (3 data rejected, 4 not blessed, 5 busy, 1 crash),
+else DRIFT (the new version pushed)."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from kubetfx.pipelines import exit_codes
+from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "monitor", help="new data or inference logs vs the served model's training data: drift, skew, anomalies")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="CSV file or folder of CSV files to compare")
+    source.add_argument("--logs", nargs="?", const="", metavar="DIR",
+                        help="the inference log of `kubetfx serve` (default <home>/inference-logs/<name>/)")
+    parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
+    parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
+    parser.add_argument("--config", help="YAML file of PipelineConfig fields (drift_* thresholds)")
+    parser.add_argument("--threshold", action="append", default=[], metavar="FEATURE=VALUE",
+                        help="drift/skew threshold of one feature (repeatable); overrides the config")
+    parser.add_argument("--retrain", action="store_true",
+                        help="on drift, run the pipeline on --data; its gates decide whether it is pushed")
+    parser.add_argument("--label", help="label column for --retrain (default: the served model's)")
+    parser.set_defaults(func=main)
+
+
+def _config(args) -> PipelineConfig:
+    config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
+    per_feature = dict(config.drift_feature_thresholds or {})
+    for item in args.threshold:
+        name, sep, value = item.partition("=")
+        try:
+            per_feature[name] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or not name:
+            raise ConfigError(f"--threshold {item!r} must be FEATURE=NUMBER, e.g. bill_length_mm=0.3")
+    config = config.replace(home=resolve_home(args.home) if (args.home or not args.config) else None,
+                            name=args.name, drift_feature_thresholds=per_feature)
+    if args.retrain and args.data is None:
+        raise ConfigError("--retrain needs --data: inference logs carry no labels to train on")
+    return config.validate()
+
+
+def _served(config):
+    from kubetfx.pipelines.record import pushed_models
+
+    records = pushed_models.pushed_versions(config.metadata_path, config.name, config.serving_dir, with_metrics=False)
+    served = next((r for r in records if r.serving), None)
+    if served is None:
+        raise ConfigError(f"pipeline {config.name} serves no model in {config.home_path}: "
+                          "run `kubetfx run` first (or pass --home/--name)")
+    data = served.data
+    if not (data.statistics_uri and data.schema_uri):
+        raise ConfigError(f"version {served.version} of {config.name} has no training statistics and schema "
+                          f"in {config.metadata_path} (pushed elsewhere?): nothing to compare with")
+    return served
+
+
+def _training(served):
+    import tensorflow_data_validation as tfdv
+
+    statistics = Path(served.data.statistics_uri) / "Split-train" / "FeatureStats.pb"
+    schema = Path(served.data.schema_uri) / "schema.pbtxt"
+    for path in (statistics, schema):
+        if not path.exists():
+            raise ConfigError(f"{path} (training data of version {served.version}) is gone; cannot compare")
+    return tfdv.load_stats_binary(str(statistics)), tfdv.load_schema_text(str(schema))
+
+
+def _source(args, config):
+    from kubetfx.pipelines.monitor import inference_log, new_statistics
+
+    if args.data is not None:
+        return "data", args.data, new_statistics.csv_examples(args.data)
+    directory = Path(args.logs) if args.logs else inference_log.log_dir(config)
+    if not inference_log.shards(directory):
+        raise ConfigError(f"no inference log in {directory}: serve with `kubetfx serve` and send requests first")
+    return "serving", str(directory), inference_log.read_examples(directory)
+
+
+def _table(verdicts: list, mode: str) -> str:
+    lines = [f"  {'feature':<20} {'kind':<11} {'measure':<14} {'value':>6} {'limit':>6}  verdict"]
+    for v in verdicts:
+        value = f"{v.value:6.3f}" if v.value is not None else f"{'-':>6}"
+        limit = f"{v.threshold:6.3f}" if v.threshold is not None else f"{'-':>6}"
+        word = "ok" if v.ok else (mode.upper() if v.moved else "ANOMALY")
+        notes = "; ".join([v.detail] * bool(v.detail) + v.anomalies)
+        lines.append(f"  {v.feature:<20} {v.kind:<11} {v.measure or '-':<14} {value} {limit}  {word:<7} {notes}")
+    return "\n".join(lines)
+
+
+def monitor(args, config) -> int:
+    from kubetfx.pipelines.monitor import drift, findings, new_statistics
+
+    thresholds = drift.Thresholds.from_config(config)
+    served = _served(config)
+    training, schema = _training(served)
+    split, source, examples = _source(args, config)
+    mode = drift.DRIFT if split == "data" else drift.SKEW
+    schema = drift.with_comparators(schema, thresholds, mode, served.data.label)
+    new = new_statistics.statistics(examples, schema)
+    anomalies = drift.compare(new, training, schema, mode)
+    verdicts = drift.verdicts(anomalies, schema, new, training)
+    for v in verdicts:
+        if mode == drift.SKEW and v.feature == served.data.label:
+            v.detail = "the label: requests carry none"
+    moved = [v.feature for v in verdicts if not v.ok]
+    rows = new.datasets[0].num_examples
+    word = mode.upper() if moved else "ok"
+    print(f"kubetfx monitor: {source} ({rows} rows) against version {served.version} of {config.name} "
+          f"(trained on {served.data.input_base}, span {served.data.span}): {mode}")
+    print(_table(verdicts, mode))
+    directory = findings.report_dir(config)
+    summary = findings.summary_dict(verdicts, verdict=word, mode=mode, source=source, rows=rows,
+                                    served_version=served.version, pipeline=config.name)
+    paths = findings.write(directory, split, new, anomalies, summary)
+    findings.record(config, served, split, paths, {
+        "verdict": word, "mode": mode, "source": source, "rows": rows,
+        "served_version": served.version, "moved_features": ",".join(moved)})
+    if not moved:
+        print(f"kubetfx monitor: no {mode} against version {served.version}; report {paths['verdict']}")
+        return exit_codes.OK
+    print(f"kubetfx monitor: {mode.upper()} in {', '.join(moved)} against version {served.version}; "
+          f"report {paths['verdict']}", file=sys.stderr)
+    if args.retrain:
+        return _retrain(args, config, served)
+    return exit_codes.DRIFT
+
+
+def _retrain(args, config, served) -> int:
+    from kubetfx.pipelines import run_command
+
+    label = args.label or served.data.label
+    if not label:
+        raise ConfigError("--retrain needs --label: the served model's label is not recorded")
+    print(f"kubetfx monitor: retraining {config.name} on {args.data} (label {label}); the gates decide the push",
+          flush=True)
+    code = run_command.run(config.replace(data=os.path.abspath(args.data), label=label, task=served.data.task))
+    return exit_codes.DRIFT if code == exit_codes.OK else code
+
+
+def main(args) -> int:
+    return monitor(args, _config(args))

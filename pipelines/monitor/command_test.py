@@ -1,0 +1,24 @@
+"""Bad input to `kubetfx monitor`, `serve`, `models` and `rollback`: one line, exit 2."""
+from __future__ import annotations
+
+import pytest
+
+from kubetfx.pipelines import cli
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["monitor", "--data", "x.csv"], "serves no model"),
+    (["monitor", "--logs", "--retrain"], "--retrain needs --data"),
+    (["monitor", "--data", "x.csv", "--threshold", "island"], "must be FEATURE=NUMBER"),
+    (["serve"], "has no pushed model"),
+    (["rollback", "5"], "is not in the serving directory; pushed versions: none"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
+    assert cli.main(argv + ["--home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_models_of_an_empty_home_says_so(tmp_path, capsys):
+    assert cli.main(["models", "--home", str(tmp_path)]) == 0
+    assert "no pushed model for pipeline kubetfx-penguin" in capsys.readouterr().out

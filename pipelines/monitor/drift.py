@@ -1,0 +1,152 @@
+"""New data against the served model's training data: TFDV's schema validation and its
+drift/skew comparators, turned into one verdict per feature.
+
+The measures are TFDV's (tensorflow_data_validation 1.16, anomalies/feature_statistics
+_validator.cc): L-infinity distance between the value distributions for categorical
+(string) features, Jensen-Shannon divergence between the histograms for numeric ones.
+New labelled data is drift (`previous_statistics` = training data); requests from the
+inference log are training/serving skew (`serving_statistics`), validated in a SERVING
+environment where the label is not expected."""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from typing import Optional
+
+import tensorflow_data_validation as tfdv
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
+
+from kubetfx.pipelines.config import ConfigError
+
+DRIFT, SKEW = "drift", "skew"
+_MEASURE = {anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity",
+            anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon"}
+
+
+@dataclasses.dataclass
+class Thresholds:
+    categorical: float
+    numeric: float
+    per_feature: dict
+
+    @classmethod
+    def from_config(cls, config) -> "Thresholds":
+        thresholds = cls(config.drift_categorical_threshold, config.drift_numeric_threshold,
+                         dict(config.drift_feature_thresholds or {}))
+        for name, value in [("drift_categorical_threshold", thresholds.categorical),
+                            ("drift_numeric_threshold", thresholds.numeric),
+                            *((f"drift_feature_thresholds[{k}]", v) for k, v in thresholds.per_feature.items())]:
+            if not isinstance(value, (int, float)) or not 0 < value <= 1:
+                raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
+        return thresholds
+
+    def of(self, feature: schema_pb2.Feature) -> float:
+        if feature.name in self.per_feature:
+            return float(self.per_feature[feature.name])
+        return self.categorical if is_categorical(feature) else self.numeric
+
+
+@dataclasses.dataclass
+class FeatureVerdict:
+    feature: str
+    kind: str                     # categorical | numeric
+    measure: Optional[str] = None
+    value: Optional[float] = None
+    threshold: Optional[float] = None
+    moved: bool = False           # the measure is above the threshold
+    anomalies: list = dataclasses.field(default_factory=list)  # schema anomalies, one line each
+    detail: str = ""              # what changed, in the data's own terms
+
+    @property
+    def ok(self) -> bool:
+        return not self.moved and not self.anomalies
+
+
+def is_categorical(feature: schema_pb2.Feature) -> bool:
+    return feature.type == schema_pb2.BYTES or feature.HasField("domain") or feature.HasField("string_domain")
+
+
+def with_comparators(schema: schema_pb2.Schema, thresholds: Thresholds, mode: str,
+                     label: Optional[str]) -> schema_pb2.Schema:
+    """A copy of the schema with a comparator on every feature; for skew, the label is
+    kept out of the SERVING environment (requests carry no label)."""
+    schema = copy.deepcopy(schema)
+    unknown = sorted(set(thresholds.per_feature) - {f.name for f in schema.feature})
+    if unknown:
+        raise ConfigError(f"drift_feature_thresholds names features the model has no schema for: {unknown}")
+    for feature in schema.feature:
+        comparator = feature.drift_comparator if mode == DRIFT else feature.skew_comparator
+        target = comparator.infinity_norm if is_categorical(feature) else comparator.jensen_shannon_divergence
+        target.threshold = thresholds.of(feature)
+    if mode == SKEW and label:
+        if not schema.default_environment:
+            schema.default_environment.extend(["TRAINING", "SERVING"])
+        for feature in schema.feature:
+            if feature.name == label:
+                feature.not_in_environment.append("SERVING")
+    return schema
+
+
+def compare(new: statistics_pb2.DatasetFeatureStatisticsList, training: statistics_pb2.DatasetFeatureStatisticsList,
+            schema: schema_pb2.Schema, mode: str) -> anomalies_pb2.Anomalies:
+    """Schema anomalies of the new data plus the drift (or skew) measurements."""
+    if mode == DRIFT:
+        return tfdv.validate_statistics(new, schema, previous_statistics=training)
+    anomalies = tfdv.validate_statistics(new, schema, environment="SERVING")
+    skew = tfdv.validate_statistics(training, schema, environment="SERVING", serving_statistics=new)
+    anomalies.drift_skew_info.extend(skew.drift_skew_info)
+    for name, info in skew.anomaly_info.items():  # skew anomalies are reported on the training side
+        if any(r.type in (anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
+                          anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH) for r in info.reason):
+            anomalies.anomaly_info[name].MergeFrom(info)
+    return anomalies
+
+
+def _feature_stats(statistics, name: str):
+    for feature in statistics.datasets[0].features:
+        if feature.path.step == [name] or feature.name == name:
+            return feature
+    return None
+
+
+def _detail(feature: schema_pb2.Feature, new, training) -> str:
+    new_f, old_f = _feature_stats(new, feature.name), _feature_stats(training, feature.name)
+    if new_f is None or old_f is None:
+        return "absent from the new data" if new_f is None else ""
+    if new_f.HasField("num_stats") and old_f.HasField("num_stats"):
+        return f"mean {old_f.num_stats.mean:.4g} -> {new_f.num_stats.mean:.4g}"
+    if new_f.HasField("string_stats") and old_f.HasField("string_stats"):
+        def shares(f):
+            total = sum(b.sample_count for b in f.string_stats.rank_histogram.buckets) or 1
+            return {b.label: b.sample_count / total for b in f.string_stats.rank_histogram.buckets}
+        old, now = shares(old_f), shares(new_f)
+        label = max(set(old) | set(now), key=lambda k: abs(now.get(k, 0) - old.get(k, 0)), default=None)
+        if label is not None:
+            return f"{label!s} {old.get(label, 0):.0%} -> {now.get(label, 0):.0%}"
+    return ""
+
+
+_MOVED = {anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
+          anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH}
+
+
+def verdicts(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema, new, training) -> list:
+    """One FeatureVerdict per schema feature, in schema order."""
+    measured = {}
+    for info in anomalies.drift_skew_info:
+        for m in list(info.drift_measurements) + list(info.skew_measurements):
+            if m.type in _MEASURE:
+                measured[info.path.step[0]] = m
+    found = []
+    for feature in schema.feature:
+        verdict = FeatureVerdict(feature.name, "categorical" if is_categorical(feature) else "numeric",
+                                 detail=_detail(feature, new, training))
+        m = measured.get(feature.name)
+        if m is not None:
+            verdict.measure, verdict.value, verdict.threshold = _MEASURE[m.type], m.value, m.threshold
+            verdict.moved = m.value > m.threshold
+        info = anomalies.anomaly_info.get(feature.name)
+        if info is not None:
+            verdict.anomalies = [r.description or r.short_description for r in info.reason if r.type not in _MOVED]
+        found.append(verdict)
+    return found

@@ -1,0 +1,66 @@
+"""`kubetfx serve`: the pipeline's serving directory answering on TF Serving's REST API
+(kubetfx's model server, components/infra_validator/model_server.py), following the
+directory as TF Serving does — a push or a rollback is served without a restart — with
+every answered request written to the inference log (inference_log.py)."""
+from __future__ import annotations
+
+import os
+import sys
+
+from kubetfx.pipelines import exit_codes
+from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("serve", help="serve the pushed model locally on TF Serving's REST API, logging requests")
+    parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
+    parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
+    parser.add_argument("--port", type=int, default=8501, help="REST port (TF Serving's 8501; 0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    parser.add_argument("--port-file", help="write the bound port here once answering (with --port 0)")
+    parser.add_argument("--no-log", action="store_true", help="do not write the inference log")
+    parser.add_argument("--log-shard-mb", type=float, default=8, help="close a log shard at this size")
+    parser.add_argument("--log-shard-minutes", type=float, default=60, help="close a log shard at this age")
+    parser.add_argument("--log-shards", type=int, default=16, help="keep at most this many log shards")
+    parser.set_defaults(func=main)
+
+
+def main(args) -> int:
+    from kubetfx.components.infra_validator import model_server
+    from kubetfx.pipelines.monitor import inference_log
+    from kubetfx.pipelines.record import pushed_models
+
+    config = PipelineConfig(home=resolve_home(args.home), name=args.name or PipelineConfig.name).validate()
+    if pushed_models.served_version(config.serving_dir) is None:
+        raise ConfigError(f"pipeline {config.name} has no pushed model in {config.serving_dir}: run `kubetfx run` first")
+    if min(args.log_shard_mb, args.log_shard_minutes, args.log_shards) <= 0:
+        raise ConfigError("--log-shard-mb, --log-shard-minutes and --log-shards must be positive")
+    log = None
+    if not args.no_log:
+        log = inference_log.InferenceLog(inference_log.log_dir(config), max_shard_bytes=int(args.log_shard_mb * (1 << 20)),
+                                         max_shard_seconds=args.log_shard_minutes * 60, max_shards=args.log_shards)
+    server = model_server.ModelServer(str(config.serving_dir), config.name, on_request=log)
+    try:
+        port = server.start(args.port, args.host)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {err}") from None
+    try:
+        with model_server.stop_on_signals(server):
+            version = server.wait_until_available(300)
+            if args.port_file:  # after the model loaded: a reader of the file can send requests
+                with open(args.port_file + ".tmp", "w") as f:
+                    f.write(str(port))
+                os.replace(args.port_file + ".tmp", args.port_file)
+            print(f"kubetfx: serving {config.name} version {version} on "
+                  f"http://{args.host}:{port}/v1/models/{config.name} (following {config.serving_dir}); "
+                  f"inference log {'off' if log is None else log.directory}", flush=True)
+            server.wait_stopped()
+    except TimeoutError as err:
+        print(f"kubetfx: error: {err}", file=sys.stderr)
+        return exit_codes.CRASH
+    finally:
+        server.shutdown()
+        if log is not None:
+            log.close()
+    print("kubetfx: server stopped", flush=True)
+    return exit_codes.OK

@@ -1,0 +1,100 @@
+"""`kubetfx models` (the model record) and `kubetfx rollback VERSION`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from kubetfx.pipelines import exit_codes
+from kubetfx.pipelines.config import PipelineConfig, resolve_home
+
+
+def _config(args) -> PipelineConfig:
+    return PipelineConfig(home=resolve_home(args.home), name=args.name or PipelineConfig.name).validate()
+
+
+def _short(text, width: int) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= width else "…" + text[-(width - 1):]
+
+
+def _data(record) -> str:
+    data = record.data
+    if data.input_base is None:
+        return "(no record)" if not record.recorded else "?"
+    where = data.input_base.rstrip("/") + ("/" + data.pattern if data.pattern and data.pattern != "*.csv" else "/")
+    fingerprint = ""
+    if data.fingerprint:
+        parts = dict(p.split(":", 1) for p in data.fingerprint.split(",") if ":" in p)
+        fingerprint = f" {parts.get('num_files', '?')} file(s) {parts.get('total_bytes', '?')} B"
+    return f"{_short(where, 48)} span {data.span}{fingerprint}"
+
+
+def _blessing(record) -> str:
+    if record.blessed is None and record.infra_blessed is None:
+        return "?"
+    return "+".join(name for name, ok in (("eval", record.blessed), ("infra", record.infra_blessed)) if ok) or "no"
+
+
+def table(records: list, pipeline: str) -> str:
+    if not records:
+        return f"no pushed model for pipeline {pipeline}"
+    lines = [f"{'':2}{'version':<11} {'pushed (UTC)':<25} {'blessed':<11} {'metrics':<36} trained on"]
+    for r in records:
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items()) or "-"
+        pushed = r.pushed_at or "?"
+        lines.append(f"{'*' if r.serving else ' '} {r.version:<11} {_short(pushed, 25):<25} {_blessing(r):<11} "
+                     f"{_short(metrics, 36):<36} {_data(r)}")
+        if r.rollback_of:
+            lines[-1] += f"  (rollback of {r.rollback_of})"
+    served = next(r.version for r in records if r.serving)
+    lines.append(f"* serving: version {served} (the highest version, as TF Serving serves)")
+    return "\n".join(lines)
+
+
+def _cmd_models(args) -> int:
+    from kubetfx.pipelines.record import pushed_models
+
+    config = _config(args)
+    records = pushed_models.pushed_versions(config.metadata_path, config.name, config.serving_dir)
+    if args.json:
+        print(json.dumps({"pipeline": config.name, "serving_dir": str(config.serving_dir),
+                          "versions": [r.to_dict() for r in records]}, indent=2))
+    else:
+        print(table(records, config.name))
+    return exit_codes.OK
+
+
+def _cmd_rollback(args) -> int:
+    from kubetfx.pipelines.local_runner import RunLockedError
+    from kubetfx.pipelines.record import rollback
+
+    config = _config(args)
+    try:
+        result = rollback.rollback(config, args.version)
+    except RunLockedError as err:
+        print(f"kubetfx: error: {err}", file=sys.stderr)
+        return exit_codes.BUSY
+    if result.already_served:
+        print(f"kubetfx: version {args.version} is already what {config.name} serves ({result.path})")
+    else:
+        print(f"kubetfx: rollback of {config.name} to version {result.rolled_back_to}: now served as version "
+              f"{result.new_version} ({result.path}); was {result.previous_served}")
+    return exit_codes.OK
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
+    parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
+
+
+def add_parser(subparsers) -> None:
+    models = subparsers.add_parser("models", help="pushed model versions: training data, metrics, blessings, which one serves")
+    _common(models)
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.set_defaults(func=_cmd_models)
+
+    back = subparsers.add_parser("rollback", help="serve an earlier blessed version again (atomically, recorded)")
+    back.add_argument("version", help="the version to serve (see `kubetfx models`)")
+    _common(back)
+    back.set_defaults(func=_cmd_rollback)

@@ -1,0 +1,215 @@
+"""Which model versions a pipeline pushed, what each was trained on, how it scored, and
+which one is served — the serving directory joined with ML Metadata lineage.
+
+The serving directory is the truth for what exists and what is served: TF Serving
+serves the highest integer version under the base path (tensorflow/serving 2.16
+tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc, version
+policy `latest 1`). ML Metadata says where each version came from: its PushedModel
+artifact (`pushed_version`), the Pusher that wrote it, the Model, the Evaluator and
+InfraValidator blessings, the Trainer's Examples and schema, and the statistics of
+those Examples. A rollback re-publishes an earlier version under a new number; its
+PushedModel is written by a `kubetfx.Rollback` execution whose input is the earlier
+PushedModel, so its lineage is the earlier version's."""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+from kubetfx.pipelines import mlmd
+from kubetfx.pipelines.record.lineage import Lineage, prop
+
+ROLLBACK_EXECUTION = "kubetfx.Rollback"
+HISTORY_FILE = "rollbacks.jsonl"  # beside the versions; TF Serving ignores non-integer names
+
+
+@dataclasses.dataclass
+class TrainingData:
+    input_base: Optional[str] = None
+    pattern: Optional[str] = None
+    span: Optional[int] = None
+    fingerprint: Optional[str] = None
+    examples_uri: Optional[str] = None
+    statistics_uri: Optional[str] = None
+    schema_uri: Optional[str] = None
+    label: Optional[str] = None           # the Trainer's, from its custom_config
+    task: Optional[str] = None
+
+
+@dataclasses.dataclass
+class PushedVersion:
+    version: str
+    path: str
+    serving: bool = False
+    pushed_at: Optional[str] = None       # ISO 8601 UTC
+    model_uri: Optional[str] = None
+    blessed: Optional[bool] = None        # Evaluator
+    infra_blessed: Optional[bool] = None  # InfraValidator
+    metrics: dict = dataclasses.field(default_factory=dict)
+    data: TrainingData = dataclasses.field(default_factory=TrainingData)
+    rollback_of: Optional[str] = None
+    evaluation_uri: Optional[str] = None
+    pushed_model_id: Optional[int] = None  # the PushedModel artifact in ML Metadata
+    model_id: Optional[int] = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.pushed_model_id is not None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def serving_versions(serving_dir) -> list[str]:
+    """Versions TF Serving would consider, oldest first (the Pusher's own reading of the
+    directory: integer names holding a saved model)."""
+    from kubetfx.components.pusher import serving_dir as serving_layout
+
+    return [str(v) for v in serving_layout.served_versions(str(serving_dir))]
+
+
+def served_version(serving_dir) -> Optional[str]:
+    versions = serving_versions(serving_dir)
+    return versions[-1] if versions else None
+
+
+def _iso(ms: int) -> str:
+    return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _training_data(lineage: Lineage, trainer) -> TrainingData:
+    data = TrainingData()
+    trainer_id = trainer.id
+    try:
+        custom = json.loads(prop(trainer, "custom_config") or "null") or {}
+        data.label, data.task = custom.get("label"), custom.get("task")
+    except ValueError:
+        pass
+    examples = lineage.input(trainer_id, "examples")
+    schema = lineage.input(trainer_id, "schema")
+    data.schema_uri = schema.uri if schema else None
+    if examples is None:
+        return data
+    data.examples_uri, data.span = examples.uri, prop(examples, "span")
+    data.fingerprint = prop(examples, "input_fingerprint")
+    example_gen = lineage.producer(examples.id)
+    if example_gen is not None:
+        data.input_base = prop(example_gen, "input_base")
+        config = prop(example_gen, "input_config")
+        if config:
+            splits = json.loads(config).get("splits", [])
+            data.pattern = ", ".join(s.get("pattern", "") for s in splits) or None
+    for consumer in lineage.consumers(examples.id, "examples"):
+        statistics = lineage.output(consumer.id, "statistics")
+        if statistics is not None and lineage.type_of(statistics) == "ExampleStatistics":
+            data.statistics_uri = statistics.uri
+    return data
+
+
+def _metrics(evaluation_uri: str) -> dict:
+    from kubetfx.pipelines import stage_results  # TFMA: imported only when a record has one
+
+    try:
+        return {name: value for name, (value, _) in stage_results.gated_metrics(evaluation_uri).items()}
+    except (OSError, ValueError, KeyError):
+        return {}
+
+
+def _fill_from_pusher(lineage: Lineage, record: PushedVersion, pusher_id: int, with_metrics: bool) -> None:
+    model = lineage.input(pusher_id, "model")
+    blessing = lineage.input(pusher_id, "model_blessing")
+    infra = lineage.input(pusher_id, "infra_blessing")
+    record.blessed = bool(prop(blessing, "blessed")) if blessing else None
+    record.infra_blessed = bool(prop(infra, "blessed")) if infra else None
+    if model is None:
+        return
+    record.model_uri, record.model_id = model.uri, model.id
+    trainer = lineage.producer(model.id)
+    if trainer is not None:
+        record.data = _training_data(lineage, trainer)
+    if blessing is not None:
+        evaluator = lineage.producer(blessing.id)
+        evaluation = lineage.output(evaluator.id, "evaluation") if evaluator else None
+        if evaluation is not None:
+            record.evaluation_uri = evaluation.uri
+            if with_metrics:
+                record.metrics = _metrics(evaluation.uri)
+
+
+def _origin_pusher(lineage: Lineage, pushed) -> tuple:
+    """(Pusher execution id, version rolled back from) following rollbacks to the push."""
+    rollback_of = None
+    for _ in range(100):  # a chain of rollbacks is short; the bound guards a corrupt store
+        execution = lineage.producer(pushed.id)
+        if execution is None:
+            return None, rollback_of
+        if lineage.execution_type_of(execution) != ROLLBACK_EXECUTION:
+            return execution.id, rollback_of
+        rollback_of = rollback_of or prop(execution, "rollback_of")
+        pushed = lineage.input(execution.id, "pushed_model")
+        if pushed is None:
+            return None, rollback_of
+    return None, rollback_of
+
+
+def _pushed_artifacts(lineage: Lineage, pipeline_name: str) -> dict:
+    """{version: the first PushedModel artifact that put it there}."""
+    store = lineage.store
+    context = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if context is None:
+        return {}
+    found = {}
+    for artifact in sorted(store.get_artifacts_by_context(context.id), key=lambda a: a.id):
+        if lineage.type_of(artifact) == "PushedModel" and prop(artifact, "pushed") == 1:
+            version = prop(artifact, "pushed_version")
+            if version is None and prop(artifact, "pushed_destination"):
+                version = os.path.basename(str(prop(artifact, "pushed_destination")).rstrip("/"))
+            if version is not None:
+                found.setdefault(str(version), artifact)
+    return found
+
+
+def _history(serving_dir) -> dict:
+    """{version: rolled back from} from the serving directory's own record (cluster pushes
+    and rollbacks have no local metadata; the file travels with the models)."""
+    path = Path(serving_dir) / HISTORY_FILE
+    found = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+                found[str(entry["version"])] = str(entry["rollback_of"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn last line of a killed writer
+    return found
+
+
+def pushed_versions(metadata_path, pipeline_name: str, serving_dir, *, with_metrics: bool = True) -> list:
+    """Every version in the serving directory, oldest first, with what metadata knows."""
+    versions = serving_versions(serving_dir)
+    served = versions[-1] if versions else None
+    history = _history(serving_dir)
+    records = [PushedVersion(version=v, path=str(Path(serving_dir) / v), serving=(v == served),
+                             rollback_of=history.get(v)) for v in versions]
+    if not records or not Path(metadata_path).exists():
+        return records
+    lineage = Lineage(mlmd.open_store(metadata_path))
+    pushed = _pushed_artifacts(lineage, pipeline_name)
+    for record in records:
+        artifact = pushed.get(record.version)
+        if artifact is None:
+            continue
+        record.pushed_model_id = artifact.id
+        record.pushed_at = _iso(artifact.create_time_since_epoch)
+        pusher_id, rollback_of = _origin_pusher(lineage, artifact)
+        record.rollback_of = rollback_of or record.rollback_of
+        if pusher_id is not None:
+            _fill_from_pusher(lineage, record, pusher_id, with_metrics)
+    return records
+
+
+def find(records: list, version: str) -> Optional[PushedVersion]:
+    return next((r for r in records if r.version == str(version)), None)

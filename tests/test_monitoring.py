@@ -1,0 +1,236 @@
+"""Closing the loop after the Pusher, end to end with the real CLI: the model record,
+drift on shifted data, skew in requests sent to `kubetfx serve`, retraining on drift, and
+a rollback picked up by the running server. One pipeline home for the module; the tests
+run in file order (the last one adds versions)."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [pytest.mark.slow]
+EMBEDDED = REPO / "pipelines" / "data" / "penguins" / "penguins.csv"
+NAME = "kubetfx-penguin"
+
+
+def _rows() -> list[dict]:
+    with open(EMBEDDED, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _write(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _shift(rows, bill_mm: float, island: str = "Biscoe") -> list[dict]:
+    """bill_length_mm moved by `bill_mm`, every penguin on one island; the rest unchanged."""
+    shifted = []
+    for row in rows:
+        row = dict(row, island=island)
+        if row["bill_length_mm"]:
+            row["bill_length_mm"] = f"{float(row['bill_length_mm']) + bill_mm:.1f}"
+        shifted.append(row)
+    return shifted
+
+
+def _sample(rows, n: int, seed: int) -> list[dict]:
+    return random.Random(seed).sample(rows, n)  # fixed seed: the same sample every run
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory, run_kubetfx):
+    home = tmp_path_factory.mktemp("home")
+    result = run_kubetfx("run", "--home", home)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return home
+
+
+def _models(run_kubetfx, home) -> list[dict]:
+    result = run_kubetfx("models", "--home", home, "--json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["versions"]
+
+
+def _digest(model_dir) -> str:
+    return hashlib.sha256((Path(model_dir) / "saved_model.pb").read_bytes()).hexdigest()
+
+
+def _executions(home, type_name: str) -> list:
+    from kubetfx.pipelines import mlmd
+    from kubetfx.pipelines.record.lineage import Lineage
+
+    store = mlmd.open_store(home / "metadata" / f"{NAME}.sqlite")
+    lineage = Lineage(store)
+    return lineage, [e for e in store.get_executions() if lineage.execution_type_of(e) == type_name]
+
+
+def test_models_lists_the_pushed_version_with_its_data_metrics_and_blessings(home, run_kubetfx):
+    (version,) = _models(run_kubetfx, home)
+    assert version["serving"] is True and version["blessed"] is True and version["infra_blessed"] is True
+    assert version["metrics"]["sparse_categorical_accuracy"] >= 0.6
+    assert version["data"]["input_base"] == str(EMBEDDED.parent)
+    assert "total_bytes:" in version["data"]["fingerprint"] and version["data"]["span"] == 0
+    assert os.path.exists(os.path.join(version["data"]["statistics_uri"], "Split-train", "FeatureStats.pb"))
+    assert version["data"]["label"] == "species"
+    table = run_kubetfx("models", "--home", home)
+    assert f"* {version['version']}" in table.stdout and "eval+infra" in table.stdout
+
+
+def test_monitor_reports_drift_on_the_shifted_features_and_exits_non_zero(home, run_kubetfx, tmp_path):
+    data = _write(tmp_path / "shifted.csv", _shift(_sample(_rows(), 150, seed=2), bill_mm=15))
+    result = run_kubetfx("monitor", "--home", home, "--data", data)
+    assert result.returncode == 11, result.stdout + result.stderr
+    assert "DRIFT in bill_length_mm, island" in result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.startswith("  ")}
+    assert "DRIFT" in lines["bill_length_mm"] and "DRIFT" in lines["island"]
+    for unshifted in ("bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"):
+        assert " ok " in lines[unshifted], lines[unshifted]
+    # The report is an artifact TFDV reads, recorded against the served model.
+    import tensorflow_data_validation as tfdv
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    lineage, (execution,) = _executions(home, "kubetfx.Monitor")
+    served = _models(run_kubetfx, home)[0]
+    assert lineage.input(execution.id, "pushed_model").id == served["pushed_model_id"]
+    anomalies_uri = lineage.output(execution.id, "anomalies").uri
+    anomalies = anomalies_pb2.Anomalies.FromString((Path(anomalies_uri) / "Split-data" / "SchemaDiff.pb").read_bytes())
+    assert {"bill_length_mm", "island"} <= set(anomalies.anomaly_info)
+    stats = tfdv.load_stats_binary(os.path.join(lineage.output(execution.id, "statistics").uri, "Split-data", "FeatureStats.pb"))
+    assert stats.datasets[0].num_examples == 150
+
+
+def test_monitor_exits_0_on_a_fresh_sample_of_the_same_distribution(home, run_kubetfx, tmp_path):
+    data = _write(tmp_path / "fresh.csv", _sample(_rows(), 150, seed=1))
+    result = run_kubetfx("monitor", "--home", home, "--data", data)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no drift against version" in result.stdout
+
+
+def test_a_per_feature_threshold_decides_for_that_feature(home, run_kubetfx, tmp_path):
+    data = _write(tmp_path / "island.csv", _shift(_sample(_rows(), 150, seed=2), bill_mm=0))
+    assert run_kubetfx("monitor", "--home", home, "--data", data).returncode == 11
+    result = run_kubetfx("monitor", "--home", home, "--data", data, "--threshold", "island=0.9")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+class _Server:
+    """`kubetfx serve --port 0` as a child process, always stopped."""
+
+    def __init__(self, home, tmp_path):
+        self.port_file = tmp_path / "port"
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        self.log = open(tmp_path / "serve.log", "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "kubetfx.pipelines.cli", "serve", "--home", str(home), "--port", "0",
+             "--port-file", str(self.port_file)], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        deadline = time.monotonic() + 180
+        while not self.port_file.exists():
+            assert self.process.poll() is None, (tmp_path / "serve.log").read_text()
+            assert time.monotonic() < deadline, "kubetfx serve did not answer within 180 s"
+            time.sleep(0.2)
+        self.url = f"http://127.0.0.1:{self.port_file.read_text()}/v1/models/{NAME}"
+
+    def predict(self, instances: list) -> dict:
+        body = json.dumps({"instances": instances}).encode()
+        with urllib.request.urlopen(urllib.request.Request(self.url + ":predict", body), timeout=60) as answer:
+            payload = json.loads(answer.read())
+            assert payload["model_version"] == answer.headers["X-Model-Version"]
+            return payload
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=30)
+        self.log.close()
+
+
+def _instance(row: dict) -> dict:
+    kinds = {"bill_length_mm": float, "bill_depth_mm": float, "flipper_length_mm": int, "body_mass_g": int, "year": int}
+    return {k: kinds.get(k, str)(v) for k, v in row.items() if v != "" and k != "species"}
+
+
+def test_requests_to_serve_are_logged_and_monitor_logs_reports_their_skew(home, run_kubetfx, tmp_path):
+    from kubetfx.pipelines.monitor import inference_log
+
+    server = _Server(home, tmp_path)
+    try:
+        served = _models(run_kubetfx, home)[0]["version"]
+        skewed = _shift(_sample(_rows(), 150, seed=3), bill_mm=15)
+        for start in range(0, len(skewed), 25):
+            answer = server.predict([_instance(r) for r in skewed[start:start + 25]])
+            assert answer["model_version"] == served and len(answer["predictions"]) == len(skewed[start:start + 25])
+    finally:
+        server.stop()
+    logged = list(inference_log.read_examples(home / "inference-logs" / NAME))
+    assert len(logged) == 150
+    import tensorflow as tf
+    first = tf.train.Example.FromString(logged[0]).features.feature
+    assert first["model_version"].int64_list.value == [int(served)]
+    assert first["island"].bytes_list.value == [b"Biscoe"] and first["timestamp_ms"].int64_list.value
+    assert len(first["prediction_probabilities"].float_list.value) == 3
+
+    result = run_kubetfx("monitor", "--home", home, "--logs")
+    assert result.returncode == 11, result.stdout + result.stderr
+    assert "SKEW in bill_length_mm, island" in result.stderr
+    assert "(150 rows)" in result.stdout
+
+
+def test_retrain_on_drift_pushes_a_new_version_and_rollback_restores_the_first(home, run_kubetfx, tmp_path):
+    (first,) = _models(run_kubetfx, home)
+    # Drifted but within the curated schema (bill lengths stay under its 70 mm bound), so
+    # the gates, not the validator, decide.
+    data = _write(tmp_path / "drifted.csv", _shift(_rows(), bill_mm=4))
+    result = run_kubetfx("monitor", "--home", home, "--data", data, "--retrain")
+    assert result.returncode == 11, result.stdout + result.stderr
+    assert "DRIFT in" in result.stderr and "model pushed to" in result.stdout
+    versions = _models(run_kubetfx, home)
+    assert [v["version"] for v in versions][0] == first["version"] and len(versions) == 2
+    second = versions[1]
+    assert second["serving"] and second["data"]["input_base"] == str(tmp_path) and second["blessed"]
+    assert _digest(second["path"]) != _digest(first["path"])
+
+    server = _Server(home, tmp_path)
+    try:
+        instance = _instance(_rows()[0])
+        assert server.predict([instance])["model_version"] == second["version"]
+        result = run_kubetfx("rollback", first["version"], "--home", home)
+        assert result.returncode == 0, result.stdout + result.stderr
+        versions = _models(run_kubetfx, home)
+        third = versions[-1]
+        assert len(versions) == 3 and third["serving"] and third["rollback_of"] == first["version"]
+        assert _digest(third["path"]) == _digest(first["path"])  # the first model's content, served
+        assert third["data"]["input_base"] == first["data"]["input_base"]  # its record followed too
+        deadline = time.monotonic() + 120
+        while server.predict([instance])["model_version"] != third["version"]:  # no restart
+            assert time.monotonic() < deadline, "the server did not pick up the rollback"
+            time.sleep(0.5)
+    finally:
+        server.stop()
+    lineage, (rollback,) = _executions(home, "kubetfx.Rollback")
+    assert lineage.input(rollback.id, "pushed_model").id == first["pushed_model_id"]
+    assert lineage.output(rollback.id, "pushed_model").id == third["pushed_model_id"]
+    history = (home / "serving" / NAME / "rollbacks.jsonl").read_text().splitlines()
+    assert json.loads(history[-1])["rollback_of"] == first["version"]
+    # Rolling back to what is served changes nothing; an unknown version is bad input.
+    assert "already" in run_kubetfx("rollback", third["version"], "--home", home).stdout
+    bad = run_kubetfx("rollback", "123", "--home", home)
+    assert bad.returncode == 2 and "pushed versions:" in bad.stderr
