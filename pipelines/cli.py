@@ -106,6 +106,24 @@ EXAMPLES = {
   kubetfx submit --host https://kfp.example.com --spec build/trips.yaml --data trips.csv --param eval_threshold=0.8
   kubetfx submit --host https://kfp.example.com --token-file ~/.kfp-token --schedule '0 0 3 * * *'
 """,
+    "models": """examples:
+  kubetfx models                                     # pushed versions, * = the one served
+  kubetfx models --name kubetfx-trips --json         # the record as JSON for scripts
+""",
+    "rollback": """examples:
+  kubetfx rollback 1795447156                        # serve that earlier blessed version again
+""",
+    "monitor": """examples:
+  kubetfx monitor --data new_week.csv                # drift of new data vs the served model's training data
+  kubetfx monitor --logs                             # skew of what `kubetfx serve` was asked
+  kubetfx monitor --data new_week.csv --retrain      # on drift, retrain; the gates decide the push
+  kubetfx monitor --data new.csv --threshold island=0.1   # exit 0 no drift, 11 drift, 2 bad input
+""",
+    "serve": """examples:
+  kubetfx serve --port 8501                          # TF Serving's REST API on localhost:8501
+  curl -d '{"instances": [{"island": "Biscoe", "bill_length_mm": 45.1}]}' \\
+    localhost:8501/v1/models/kubetfx-penguin:predict
+""",
 }
 
 
