@@ -61,7 +61,10 @@ def config_from_args(args) -> PipelineConfig:
 def _cmd_run(args) -> int:
     from kubetfx.pipelines import run_command
 
-    return run_command.run(config_from_args(args), engine=args.engine)
+    from kubetfx.pipelines.kubeflow.local_backend import command as backend
+
+    options = backend.options_from_args(args) if args.engine == "containers" else None
+    return run_command.run(config_from_args(args), engine=args.engine, backend_options=options)
 
 
 def _cmd_compile(args) -> int:
@@ -78,6 +81,12 @@ def _cmd_submit(args) -> int:
     return submit.main(args)
 
 
+def local_backend_flags(parser):
+    from kubetfx.pipelines.kubeflow.local_backend import command
+
+    command.add_run_flags(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="show TFX and Beam logs")
@@ -86,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline (locally in-process, or in containers)")
     _add_pipeline_flags(run)
     run.add_argument("--engine", choices=["local", "containers"], default="local",
-                     help="local: in this process (TFX launcher, independent stages side by side); containers: the compiled KFP spec, each task in Docker")
+                     help="local: in this process (TFX launcher, independent stages side by side); containers: the compiled KFP spec on the local KFP backend, each task in Docker")
+    local_backend_flags(run)
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser("compile", help="write the KFP v2 pipeline spec (IR YAML)")

@@ -7,7 +7,7 @@ from kubetfx.pipelines import exit_codes, prepare, summary
 from kubetfx.pipelines.config import PipelineConfig
 
 
-def run(config: PipelineConfig, engine: str = "local") -> int:
+def run(config: PipelineConfig, engine: str = "local", backend_options=None) -> int:
     config = prepare.prepare(config)
     print(f"kubetfx: pipeline {config.name} on {config.data} (label {config.label}, {config.task}), "
           f"home {config.home_path}", flush=True)
@@ -16,14 +16,16 @@ def run(config: PipelineConfig, engine: str = "local") -> int:
     result = None
     try:
         if engine == "containers":
-            from kubetfx.pipelines import container_runner
-            result = container_runner.run(config)
+            from kubetfx.pipelines.kubeflow.local_backend import command, options
+            result = command.run(config, backend_options or options.Options())
         else:
             local_runner.run(config)
         failure = None
     except local_runner.RunLockedError as err:
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return exit_codes.BUSY
+    except exit_codes.UserError:
+        raise  # one line, exit 2 (cli.main)
     except Exception as err:  # the stage's own log has the trace; the summary says where
         failure = err
     if engine == "local":
@@ -40,6 +42,9 @@ def _outcome(config, result, failure) -> int:
     if isinstance(failure, gate.DataRejectedError) or rejected:
         print(f"kubetfx: data rejected: {failure}", file=sys.stderr)
         return exit_codes.DATA_REJECTED
+    if type(failure).__name__ == "TaskTimedOutError":
+        print(f"kubetfx: run stopped: {failure}", file=sys.stderr)
+        return exit_codes.TIMED_OUT
     if failure is not None:
         print(f"kubetfx: run failed: {type(failure).__name__}: {failure}", file=sys.stderr)
         return exit_codes.CRASH
