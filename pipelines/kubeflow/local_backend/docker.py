@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import IO, Optional
 
@@ -92,9 +93,27 @@ class Container:
         self.name = name
         _docker("create", *flags, "--entrypoint", command[0], image, *command[1:], *args)
 
-    def copy_in(self, local: Path, path: str) -> None:
-        """`docker cp -a`: files keep the calling user's ownership, so the task can write."""
-        _docker("cp", "-a", str(local), f"{self.name}:{path}")
+    def copy_in(self, staging: Path, names: list) -> None:
+        """Copies `staging/<name>` trees to `/<name>` in the container, owned by the calling
+        user as the launcher's own files are in a pod (a tar stream keeps the owner it
+        carries; `docker cp -a` cannot resolve a numeric --user)."""
+        def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid, info.gid, info.uname, info.gname = os.getuid(), os.getgid(), "", ""
+            return info
+        archive = staging.with_name(staging.name + ".tar")
+        with tarfile.open(archive, mode="w") as tar:
+            for name in names:
+                tar.add(staging / name, arcname=name, filter=owned)
+        try:
+            with open(archive, "rb") as stream:
+                result = subprocess.run([binary(), "cp", "-", f"{self.name}:/"], stdin=stream, capture_output=True,
+                                        text=True, timeout=COMMAND_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise DockerUnavailable(f"'docker cp' into {self.name} did not end within {COMMAND_TIMEOUT_SECONDS} s") from None
+        finally:
+            archive.unlink()
+        if result.returncode != 0:
+            raise DockerUnavailable(f"'docker cp' into {self.name} failed: {result.stderr.strip()}")
 
     def copy_out(self, path: str, local: Path) -> bool:
         local.parent.mkdir(parents=True, exist_ok=True)

@@ -154,9 +154,7 @@ class Attempt:
         container = docker.Container(name, image, command, args, env, volumes, resources.get("cpuLimit"),
                                      resources.get("memoryLimit"), labels)
         try:
-            for root in STAGED_ROOTS:
-                if (staged_in / root.lstrip("/")).exists():
-                    container.copy_in(staged_in / root.lstrip("/"), root)
+            container.copy_in(staged_in, [r.lstrip("/") for r in STAGED_ROOTS if (staged_in / r.lstrip("/")).exists()])
             (self.log.parent / f"{self.log.stem}.mounts.json").write_text(json.dumps(container.mounts()))
             attempt_log = self.work / "stdout.log"
             with open(attempt_log, "wb") as out:
