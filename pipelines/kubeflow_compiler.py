@@ -1,12 +1,15 @@
-"""`kubetfx compile`: the pipeline as a KFP v2 pipeline spec (IR YAML) that runs on
-open-source Kubeflow Pipelines and on Vertex AI Pipelines.
+"""`kubetfx compile`: the pipeline as a KFP v2 pipeline spec (IR YAML) that open-source
+Kubeflow Pipelines 2.4.x and 2.5.0 accept at upload and compile at run creation (checked by
+pipelines/kubeflow/backend_rules.py, which cites the KFP source of each rule).
 
-TFX's KubeflowV2DagRunner writes the DAG; this module finishes what it leaves out for OSS
-KFP: our entrypoint (which repairs the executor input, see components/container), each
-artifact's declared TFX type passed to it, per-stage images, CPU/memory requests and
-limits, retry policies, pipeline parameters (data location, evaluation threshold) and an
-optional Kubernetes platform spec (volume for the pipeline root, secret references by
-name, node selector). No secret value ever enters the spec."""
+TFX's KubeflowV2DagRunner writes the DAG (schema 2.1.0, `use_pipeline_spec_2_1`); this
+module finishes what it leaves out for OSS KFP: our entrypoint (which repairs the executor
+input, see components/container), each artifact's declared TFX type passed to it, per-stage
+images, CPU/memory requests and limits, retry policies, the data as an importer task with a
+fingerprint parameter (pipelines/kubeflow/data_import.py), the evaluation threshold as a
+pipeline parameter that is the only bound applied, and a Kubernetes platform spec (the
+serving volume for the two tasks that use it, secret references by name, node selector).
+No secret value ever enters the spec."""
 from __future__ import annotations
 
 import copy
@@ -18,18 +21,25 @@ from typing import Optional
 import yaml
 
 from kubetfx.pipelines.config import PipelineConfig
+from kubetfx.pipelines.kubeflow import data_import
 
 VERSION = "0.1.0"
 PIPELINE_IMAGE = f"kubetfx/pipeline:{VERSION}"
 INFRA_VALIDATOR_IMAGE = f"kubetfx/infra-validator:{VERSION}"
 ENTRYPOINT = ["python", "-m", "kubetfx.components.container.entrypoint"]
-# OSS KFP's default artifact store, mapped by the entrypoint onto the mounted volume.
+# OSS KFP's default artifact store (KFP 2.5.0 backend/src/v2/config/env.go): the launcher
+# stages artifacts from and to it; no volume holds artifacts.
 DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"
 CLUSTER_MOUNT = "/kubetfx"
-# Where the installed package (with the embedded data and schema) lives in the image.
+# The only volume a task mounts: the Pusher's serving directory, read by ServedBaseline and
+# by the serving Deployment (manifests/), PVC `kubetfx-serving` at /kubetfx/serving.
+SERVING_CLAIM = "kubetfx-serving"
+SERVING_MOUNT = f"{CLUSTER_MOUNT}/serving"
+SERVING_TASKS = ("Pusher", "ServedBaseline")
+# Where the installed package (with the embedded schema) lives in the image.
 IMAGE_PACKAGE = "/opt/kubetfx/lib/python3.11/site-packages/kubetfx/pipelines"
-IMAGE_DATA_ROOT = f"{IMAGE_PACKAGE}/data/penguins"
 IMAGE_SCHEMA = f"{IMAGE_PACKAGE}/schemas/penguins.schema.pbtxt"
+SCHEMA_VERSION = "2.1.0"  # the only one KFP 2.x uploads (apiserver/template/v2_template.go)
 
 # (cpu request, cpu limit, memory request GB, memory limit GB) by stage; default otherwise.
 RESOURCES = {
@@ -40,39 +50,22 @@ RESOURCES = {
 }
 DEFAULT_RESOURCES = (0.5, 1.0, 1.0, 2.0)
 RETRY = {"maxRetryCount": 2, "backoffDuration": "30s", "backoffFactor": 2.0, "backoffMaxDuration": "300s"}
+EVAL_THRESHOLD = "eval_threshold"                 # pipeline parameter
+EVALUATOR_THRESHOLD = "kubetfx_eval_threshold"    # Evaluator parameter, applied by the entrypoint
 
 
 @dataclasses.dataclass
 class ClusterSettings:
-    """Where the pipeline's volumes and secrets are in the cluster (names, never values)."""
+    """Where the pipeline's volume and secrets are in the cluster (names, never values)."""
     pipeline_root: str = DEFAULT_PIPELINE_ROOT
-    volume_claim: Optional[str] = "kubetfx-pipeline-root"   # PVC mounted at /kubetfx
+    serving_claim: Optional[str] = SERVING_CLAIM             # PVC mounted at /kubetfx/serving
     object_store_secret: Optional[str] = None               # e.g. mlpipeline-minio-artifact
     node_selector: dict = dataclasses.field(default_factory=dict)
     image: Optional[str] = None                             # one image for every task
 
     @property
     def serving_dir(self) -> str:
-        return f"{CLUSTER_MOUNT}/serving"
-
-
-_PARAMETER_TYPES = {"STRING": "STRING", "INT": "NUMBER_INTEGER", "DOUBLE": "NUMBER_DOUBLE"}
-
-
-def modernize_parameters(spec: dict) -> None:
-    """TFX 1.16 writes the deprecated parameter forms (`runtimeValue.constantValue`,
-    `type: STRING`) that only Vertex still reads; the OSS KFP v2 driver (and kfp.local:
-    "Expected constant") needs `runtimeValue.constant` and `parameterType`."""
-    for component in spec["components"].values():
-        for definition in component.get("inputDefinitions", {}).get("parameters", {}).values():
-            if "type" in definition:
-                definition["parameterType"] = _PARAMETER_TYPES[definition.pop("type")]
-    for task in spec["root"]["dag"]["tasks"].values():
-        for parameter in task.get("inputs", {}).get("parameters", {}).values():
-            old = parameter.get("runtimeValue", {}).pop("constantValue", None)
-            if old is not None:
-                (kind, value), = old.items()
-                parameter["runtimeValue"]["constant"] = {"intValue": int, "doubleValue": float}.get(kind, str)(value)
+        return SERVING_MOUNT
 
 
 def _stage_of(task_name: str) -> str:
@@ -90,11 +83,49 @@ def _declared_types(component: dict) -> dict:
     return types
 
 
-def _add_parameter(spec: dict, task: str, name: str, pipeline_param: str, kind: str) -> None:
-    component = spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
-    component.setdefault("inputDefinitions", {}).setdefault("parameters", {})[name] = {"parameterType": kind}
-    spec["root"]["dag"]["tasks"][task]["inputs"].setdefault("parameters", {})[name] = {
-        "componentInputParameter": pipeline_param}
+def _component_of(spec: dict, task: str) -> dict:
+    return spec["components"][spec["root"]["dag"]["tasks"][task]["componentRef"]["name"]]
+
+
+def tidy_parameters(spec: dict) -> None:
+    """TFX writes unset optional exec properties as the string 'null', which the UI shows
+    as a value: left out, the executors read them as unset (`.get(key)`), as before. Integer
+    constants TFX writes as doubles (6.0) are written as integers."""
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        parameters = task.get("inputs", {}).get("parameters", {})
+        definitions = _component_of(spec, name).get("inputDefinitions", {}).get("parameters", {})
+        for key in list(parameters):
+            value = parameters[key].get("runtimeValue", {})
+            if value.get("constant") == "null":
+                del parameters[key]
+                definitions.pop(key, None)
+            elif definitions.get(key, {}).get("parameterType") == "NUMBER_INTEGER" and "constant" in value:
+                value["constant"] = int(value["constant"])
+
+
+def wire_eval_threshold(spec: dict, config: PipelineConfig) -> None:
+    """The gate's bound becomes the pipeline parameter `eval_threshold` (the one the UI shows
+    is the one applied): the compiled eval_config keeps no value bound for the gate metric,
+    the entrypoint sets it from `kubetfx_eval_threshold`. Without a threshold (regression
+    without --eval-threshold) there is no parameter and the eval_config keeps its "no bound"."""
+    from kubetfx.components.evaluator.component import GATE_METRICS
+
+    threshold = config.effective_threshold()
+    if threshold is None:
+        return
+    gate_metrics = {metric for metric, _ in GATE_METRICS.values()}
+    parameters = spec["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]
+    eval_config = json.loads(parameters["eval_config"]["runtimeValue"]["constant"])
+    for metrics_spec in eval_config.get("metrics_specs", []):
+        for metric in metrics_spec.get("metrics", []):
+            if metric.get("class_name") in gate_metrics:
+                metric.get("threshold", {}).pop("value_threshold", None)
+    parameters["eval_config"]["runtimeValue"]["constant"] = json.dumps(eval_config, indent=2, sort_keys=True)
+    parameters[EVALUATOR_THRESHOLD] = {"componentInputParameter": EVAL_THRESHOLD}
+    _component_of(spec, "Evaluator")["inputDefinitions"]["parameters"][EVALUATOR_THRESHOLD] = {
+        "parameterType": "NUMBER_DOUBLE"}
+    spec["root"]["inputDefinitions"]["parameters"][EVAL_THRESHOLD] = {
+        "parameterType": "NUMBER_DOUBLE", "isOptional": True, "defaultValue": float(threshold)}
 
 
 def _tfx_ir(config: PipelineConfig, settings: ClusterSettings) -> dict:
@@ -104,58 +135,74 @@ def _tfx_ir(config: PipelineConfig, settings: ClusterSettings) -> dict:
 
     pipeline = create_pipeline(config, pipeline_root=settings.pipeline_root)
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
-        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(default_image=PIPELINE_IMAGE),
+        config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
+            default_image=PIPELINE_IMAGE, use_pipeline_spec_2_1=True),
         output_filename="unused.json")
     return runner.run(pipeline, write_out=False)
 
 
-def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings, data_root_default: str) -> tuple[dict, dict]:
+def _without_option(args: list, option: str) -> list:
+    """`args` without `option VALUE` (TFX's own copy, replaced by ours)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == option:
+            skip = True
+        else:
+            out.append(arg)
+    return out
+
+
+def _finish_container(spec: dict, name: str, settings: ClusterSettings, enable_cache: bool) -> None:
+    task = spec["root"]["dag"]["tasks"][name]
+    component = _component_of(spec, name)
+    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    stage = _stage_of(name)
+    container["image"] = settings.image or (INFRA_VALIDATOR_IMAGE if stage == "InfraValidator" else PIPELINE_IMAGE)
+    container["command"] = list(ENTRYPOINT)
+    # The parameter types tell TFX's runner to read `parameterValues` (what OSS KFP sends);
+    # written from the final definitions, with the parameters added and dropped here.
+    inputs_spec = {"parameters": component.get("inputDefinitions", {}).get("parameters", {})}
+    container["args"] = ["--artifact_types", json.dumps(_declared_types(component), sort_keys=True),
+                         "--json_serialized_inputs_spec_args", json.dumps(inputs_spec, sort_keys=True),
+                         ] + _without_option(container["args"], "--json_serialized_inputs_spec_args")
+    cpu_req, cpu_lim, mem_req, mem_lim = RESOURCES.get(stage, DEFAULT_RESOURCES)
+    container["resources"] = {"cpuRequest": cpu_req, "cpuLimit": cpu_lim,
+                              "memoryRequest": mem_req, "memoryLimit": mem_lim}
+    container["env"] = [{"name": "TF_USE_LEGACY_KERAS", "value": "1"}]
+    task["retryPolicy"] = dict(RETRY)
+    task["cachingOptions"] = {"enableCache": enable_cache}
+
+
+def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings) -> tuple[dict, dict]:
     """(PipelineSpec dict, Kubernetes platform spec dict) from TFX's pipeline job dict."""
     spec = copy.deepcopy(job["pipelineSpec"])
+    if spec.get("schemaVersion") != SCHEMA_VERSION:
+        raise ValueError(f"TFX wrote schemaVersion {spec.get('schemaVersion')}; KFP uploads only {SCHEMA_VERSION}")
     spec["pipelineInfo"]["description"] = f"kubetfx {VERSION}: {config.name} ({config.task}, label {config.label})"
     tasks = spec["root"]["dag"]["tasks"]
-    executors = spec["deploymentSpec"]["executors"]
-    env = [{"name": "KUBETFX_URI_MAP", "value": f"{settings.pipeline_root.split('/v2/')[0]}={CLUSTER_MOUNT}/root"},
-           {"name": "TF_USE_LEGACY_KERAS", "value": "1"}]
+    container_tasks = list(tasks)  # TFX's tasks, all container executors; the importer comes next
+    spec["root"].setdefault("inputDefinitions", {}).setdefault("parameters", {}).update(
+        data_import.root_parameters(config.name))
+    tidy_parameters(spec)
+    data_import.add_importer(spec)
+    data_import.wire_example_gen(spec, next(n for n in container_tasks if n.endswith("ExampleGen")))
+    wire_eval_threshold(spec, config)
     platform_executors = {}
-    modernize_parameters(spec)
-    example_gen = next(n for n in tasks if n.endswith("ExampleGen"))
-    _add_parameter(spec, example_gen, "kubetfx_data_root", "data_root", "STRING")
-    _add_parameter(spec, "Evaluator", "kubetfx_eval_threshold", "eval_threshold", "NUMBER_DOUBLE")
-    for name, task in tasks.items():
-        component = spec["components"][task["componentRef"]["name"]]
-        executor_label = component["executorLabel"]
-        container = executors[executor_label].get("container")
-        if container is None:  # the latest-blessed-model resolver: a Vertex resolver executor
-            continue
-        stage = _stage_of(name)
-        container["image"] = settings.image or (INFRA_VALIDATOR_IMAGE if stage == "InfraValidator" else PIPELINE_IMAGE)
-        container["command"] = list(ENTRYPOINT)
-        # The parameter types tell TFX's runner to read `parameterValues` (what OSS KFP sends).
-        inputs_spec = {"parameters": component.get("inputDefinitions", {}).get("parameters", {})}
-        container["args"] = ["--artifact_types", json.dumps(_declared_types(component), sort_keys=True),
-                             "--json_serialized_inputs_spec_args", json.dumps(inputs_spec, sort_keys=True),
-                             ] + container["args"]
-        cpu_req, cpu_lim, mem_req, mem_lim = RESOURCES.get(stage, DEFAULT_RESOURCES)
-        container["resources"] = {"cpuRequest": cpu_req, "cpuLimit": cpu_lim,
-                                  "memoryRequest": mem_req, "memoryLimit": mem_lim}
-        container["env"] = list(env)
-        task["retryPolicy"] = dict(RETRY)
-        task["cachingOptions"] = {"enableCache": config.enable_cache}
-        platform_executors[executor_label] = _platform(settings)
-    spec["root"].setdefault("inputDefinitions", {}).setdefault("parameters", {}).update({
-        "data_root": {"parameterType": "STRING", "defaultValue": data_root_default, "isOptional": True},
-        "eval_threshold": {"parameterType": "NUMBER_DOUBLE", "isOptional": True,
-                           "defaultValue": config.effective_threshold() if config.effective_threshold() is not None else -1.0},
-    })
+    for name in container_tasks:
+        _finish_container(spec, name, settings, config.enable_cache)
+        platform = _platform(settings, serving=name in SERVING_TASKS)
+        if platform:
+            platform_executors[_component_of(spec, name)["executorLabel"]] = platform
     platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": platform_executors}}}}
     return spec, platform
 
 
-def _platform(settings: ClusterSettings) -> dict:
+def _platform(settings: ClusterSettings, serving: bool) -> dict:
     config = {}
-    if settings.volume_claim:
-        config["pvcMount"] = [{"constant": settings.volume_claim, "mountPath": CLUSTER_MOUNT}]
+    if serving and settings.serving_claim:
+        config["pvcMount"] = [{"constant": settings.serving_claim, "mountPath": SERVING_MOUNT}]
     if settings.object_store_secret:
         config["secretAsEnv"] = [{"secretName": settings.object_store_secret, "keyToEnv": [
             {"secretKey": "accesskey", "envVar": "AWS_ACCESS_KEY_ID"},
@@ -169,14 +216,15 @@ def compile_spec(config: PipelineConfig, settings: Optional[ClusterSettings] = N
     from kubetfx.pipelines import prepare
 
     settings = settings or ClusterSettings()
-    # In the cluster, outputs go to the mounted volume, not this machine's home (and no
-    # baseline schema of a local run leaks into the spec).
+    # In the cluster, outputs go to the object store and the serving volume, not this
+    # machine's home (and no baseline schema of a local run leaks into the spec).
     cluster = prepare.prepare(config.replace(home=CLUSTER_MOUNT))
-    data_root = IMAGE_DATA_ROOT if cluster.uses_embedded_data else str(Path(cluster.data).resolve())
     if cluster.schema_file and cluster.uses_embedded_data:
         cluster = cluster.replace(schema_file=IMAGE_SCHEMA)
-    cluster = dataclasses.replace(cluster, data=data_root)
-    return finish_spec(_tfx_ir(cluster, settings), cluster, settings, data_root)
+    # ExampleGen's input_base is wired to `data_root` (data_import.py); this constant only
+    # keeps a local path out of the spec.
+    cluster = dataclasses.replace(cluster, data=data_import.default_data_root(cluster.name))
+    return finish_spec(_tfx_ir(cluster, settings), cluster, settings)
 
 
 def write_yaml(spec: dict, platform: dict, path: Path) -> Path:

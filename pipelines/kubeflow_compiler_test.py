@@ -14,7 +14,7 @@ from kubetfx.pipelines.config import PipelineConfig
 
 GOLDEN = Path(__file__).parent / "testdata" / "kubetfx-penguin.golden.yaml"
 STAGES = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform",
-          "Trainer", "Evaluator", "InfraValidator", "Pusher"}
+          "Trainer", "ServedBaseline", "Evaluator", "InfraValidator", "Pusher"}
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,17 @@ def test_kfp_sdk_loads_it_with_the_pipeline_parameters(compiled):
     from kfp import components
 
     component = components.load_component_from_file(str(compiled))
-    assert set(component.component_spec.inputs) == {"data_root", "eval_threshold"}
+    assert set(component.component_spec.inputs) == {"data_root", "data_fingerprint", "eval_threshold"}
+
+
+def test_the_backend_accepts_it_at_upload_and_run_creation(compiled):
+    from kubetfx.pipelines.kubeflow import backend_rules
+
+    spec, platform = backend_rules.check_upload(compiled.read_text())
+    assert platform is not None  # parsed strictly, so the apiserver keeps it
+    backend_rules.check_run(spec, platform, {})
+    kinds = {next(iter(e)) for e in next(yaml.safe_load_all(compiled.read_text()))["deploymentSpec"]["executors"].values()}
+    assert kinds == {"container", "importer"}
 
 
 def test_nine_stage_tasks_each_in_a_kubetfx_image_via_our_entrypoint(docs):
@@ -75,28 +85,72 @@ def test_parameters_use_the_forms_the_oss_driver_reads(docs):
     for name, task, _ in _container_tasks(docs[0]):
         for parameter in task.get("inputs", {}).get("parameters", {}).values():
             assert "constantValue" not in parameter.get("runtimeValue", {}), name
-    tasks = docs[0]["root"]["dag"]["tasks"]
-    assert tasks["CsvExampleGen"]["inputs"]["parameters"]["kubetfx_data_root"] == {"componentInputParameter": "data_root"}
-    assert tasks["Evaluator"]["inputs"]["parameters"]["kubetfx_eval_threshold"] == {"componentInputParameter": "eval_threshold"}
+            assert parameter.get("runtimeValue", {}).get("constant") != "null", name  # unset is left out
     defaults = docs[0]["root"]["inputDefinitions"]["parameters"]
-    assert defaults["eval_threshold"]["defaultValue"] == 0.6
-    assert defaults["data_root"]["defaultValue"] == kubeflow_compiler.IMAGE_DATA_ROOT
+    assert defaults["data_root"]["defaultValue"] == "minio://mlpipeline/kubetfx/data/kubetfx-penguin/"
+    assert defaults["data_fingerprint"]["defaultValue"] == ""
 
 
-def test_platform_spec_mounts_the_pipeline_volume_by_name(docs):
+def test_the_data_is_an_importer_task_feeding_example_gen_with_its_fingerprint(docs):
+    spec = docs[0]
+    tasks = spec["root"]["dag"]["tasks"]
+    importer = spec["deploymentSpec"]["executors"][spec["components"][tasks["data"]["componentRef"]["name"]][
+        "executorLabel"]]["importer"]
+    assert importer == {"artifactUri": {"runtimeParameter": "uri"},
+                        "typeSchema": {"schemaTitle": "system.Dataset", "schemaVersion": "0.0.1"}}
+    assert tasks["data"]["inputs"]["parameters"]["uri"] == {"componentInputParameter": "data_root"}
+    example_gen = tasks["CsvExampleGen"]["inputs"]
+    assert example_gen["artifacts"]["kubetfx_data"] == {
+        "taskOutputArtifact": {"producerTask": "data", "outputArtifactKey": "artifact"}}
+    assert example_gen["parameters"]["kubetfx_data_fingerprint"] == {"componentInputParameter": "data_fingerprint"}
+    assert example_gen["parameters"]["input_base"] == {"componentInputParameter": "data_root"}
+    assert "data" in tasks["CsvExampleGen"]["dependentTasks"]
+
+
+def test_the_threshold_parameter_is_the_only_bound_in_the_spec(docs):
+    tasks = docs[0]["root"]["dag"]["tasks"]
+    assert tasks["Evaluator"]["inputs"]["parameters"]["kubetfx_eval_threshold"] == {
+        "componentInputParameter": "eval_threshold"}
+    assert docs[0]["root"]["inputDefinitions"]["parameters"]["eval_threshold"]["defaultValue"] == 0.6
+    eval_config = json.loads(tasks["Evaluator"]["inputs"]["parameters"]["eval_config"]["runtimeValue"]["constant"])
+    threshold = eval_config["metrics_specs"][0]["metrics"][0]["threshold"]
+    assert "value_threshold" not in threshold and "change_threshold" in threshold
+
+
+def test_without_a_threshold_there_is_no_threshold_parameter(tmp_path):
+    config = PipelineConfig(home=str(tmp_path), label="body_mass_g", task="regression")
+    spec, _ = kubeflow_compiler.compile_spec(config)
+    assert "eval_threshold" not in spec["root"]["inputDefinitions"]["parameters"]
+    assert "kubetfx_eval_threshold" not in spec["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]
+
+
+def test_only_the_pusher_and_the_baseline_task_mount_the_serving_volume(docs):
     executors = docs[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert len(executors) == 9
+    assert set(executors) == {"Pusher_executor", "ServedBaseline_executor"}
     for config in executors.values():
-        assert config["pvcMount"] == [{"constant": "kubetfx-pipeline-root", "mountPath": "/kubetfx"}]
+        assert config == {"pvcMount": [{"constant": "kubetfx-serving", "mountPath": "/kubetfx/serving"}]}
+    for _, _, container in _container_tasks(docs[0]):
+        assert all(e["name"] != "KUBETFX_URI_MAP" for e in container.get("env", []))
 
 
 def test_secrets_are_referenced_by_name_never_included(tmp_path):
-    settings = kubeflow_compiler.ClusterSettings(object_store_secret="mlpipeline-minio-artifact")
-    spec, platform = kubeflow_compiler.compile_spec(PipelineConfig(home=str(tmp_path)), settings)
-    text = json.dumps([spec, platform]).lower()
-    first = next(iter(platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"].values()))
-    assert first["secretAsEnv"][0]["secretName"] == "mlpipeline-minio-artifact"
-    assert "minio123" not in text and "password" not in text and "token" not in text
+    """A real secret: its name goes in the spec, its value (here in this process's
+    environment, where a careless compiler could read it) never does."""
+    secret_value = "kubetfx-test-secret-value-7f3a9c"
+    settings = kubeflow_compiler.ClusterSettings(object_store_secret="kubetfx-object-store")
+    env = {"AWS_ACCESS_KEY_ID": "kubetfx-test-access-key-41d2", "AWS_SECRET_ACCESS_KEY": secret_value,
+           "KUBETFX_KFP_TOKEN": "kubetfx-test-token-9be1"}
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        spec, platform = kubeflow_compiler.compile_spec(PipelineConfig(home=str(tmp_path)), settings)
+    text = json.dumps([spec, platform])
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert executors and all(c["secretAsEnv"][0]["secretName"] == "kubetfx-object-store" for c in executors.values())
+    assert {e["envVar"] for e in executors["Pusher_executor"]["secretAsEnv"][0]["keyToEnv"]} == {
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    for value in env.values():
+        assert value not in text
 
 
 def test_compiled_spec_matches_the_golden_file(compiled):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from kubetfx.components import tfx_api as tfx
 from kubetfx.components.evaluator import component as evaluator
+from kubetfx.components.evaluator import served_baseline
 from kubetfx.components.example_gen import component as example_gen
 from kubetfx.components.example_validator import component as example_validator
 from kubetfx.components.infra_validator import component as infra_validator
@@ -24,7 +25,7 @@ def create_components(config: PipelineConfig) -> list:
     # Transform waits for the data to pass validation (the validator halts on anomalies).
     xform.add_upstream_node(validator)
     train = trainer.build(config, gen, xform, schema)
-    baseline = evaluator.build_baseline_resolver(config)
+    baseline = served_baseline.build(config, train)
     evaluate = evaluator.build(config, gen, train, baseline)
     infra = infra_validator.build(config, train, gen)
     push = pusher.build(config, train, evaluate, infra)

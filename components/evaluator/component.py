@@ -1,5 +1,5 @@
 """Evaluator: TFMA metrics on the eval split; blesses above the threshold and not worse than
-the latest blessed model (beyond `change_tolerance`)."""
+the model served now (beyond `change_tolerance`; see served_baseline.py)."""
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
@@ -53,20 +53,12 @@ def eval_config(config) -> tfma.EvalConfig:
     )
 
 
-def build_baseline_resolver(config):
-    """The latest blessed model of this pipeline, the Evaluator's baseline."""
-    return tfx.dsl.Resolver(
-        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-    ).with_id("latest_blessed_model_resolver")
-
-
-def build(config, example_gen, trainer, baseline_resolver) -> tfx.components.Evaluator:
+def build(config, example_gen, trainer, baseline) -> tfx.components.Evaluator:
+    """`baseline`: the ServedBaseline component (served_baseline.py)."""
     component = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline_resolver.outputs["model"],
+        baseline_model=baseline.outputs["baseline_model"],
         eval_config=eval_config(config),
     )
     # Same component, same artifacts; the gate computed in large batches (see executor.py).

@@ -193,9 +193,22 @@ def write_results(output_uri: str, eval_config, metrics: dict, models: list, dat
         eval_config_writer._serialize_eval_run(eval_config, data_location, "tfrecords", locations))  # noqa: SLF001
 
 
+def without_empty_baseline(input_dict: dict) -> dict:
+    """ServedBaseline outputs a Model without a SavedModel when nothing is served yet: that
+    means "no baseline" (TFX's rubber stamp), for our path and TFX's alike."""
+    from kubetfx.components.evaluator.served_baseline import has_saved_model
+
+    baseline = input_dict.get(keys.BASELINE_MODEL_KEY)
+    if baseline and not all(has_saved_model(model) for model in baseline):
+        logging.info("Evaluator: the baseline Model holds no SavedModel (nothing served yet): no baseline")
+        return {key: value for key, value in input_dict.items() if key != keys.BASELINE_MODEL_KEY}
+    return input_dict
+
+
 class Executor(tfx_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
+        input_dict = without_empty_baseline(input_dict)
         try:
             eval_config, models, files, compression, metric_keys = self._plan(input_dict, exec_properties)
             started = time.monotonic()

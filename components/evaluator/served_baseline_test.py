@@ -1,0 +1,72 @@
+"""ServedBaseline: the highest served version becomes the baseline Model, in TFX's layout;
+nothing served gives an empty Model that the Evaluator reads as "no baseline"."""
+from __future__ import annotations
+
+import os
+
+from tfx.types import standard_artifacts
+
+from kubetfx.components.evaluator import executor as evaluator_executor
+from kubetfx.components.evaluator import served_baseline
+from kubetfx.pipelines.config import PipelineConfig
+
+
+def _served(serving_dir, version: str, weights: bytes) -> None:
+    """A pushed version as the Pusher leaves it (TF Serving layout: <version>/saved_model.pb)."""
+    path = serving_dir / version
+    (path / "variables").mkdir(parents=True)
+    (path / "saved_model.pb").write_bytes(b"graph of " + version.encode())
+    (path / "variables" / "variables.data-00000-of-00001").write_bytes(weights)
+
+
+def _run(serving_dir, output_dir) -> standard_artifacts.Model:
+    baseline = standard_artifacts.Model()
+    baseline.uri = str(output_dir)
+    served_baseline.Executor().Do({"model": []}, {"baseline_model": [baseline]},
+                                  {"serving_dir": str(serving_dir)})
+    return baseline
+
+
+def test_the_highest_integer_version_is_copied_in_tfx_model_layout(tmp_path):
+    serving = tmp_path / "serving"
+    _served(serving, "99", b"old")
+    _served(serving, "1700000000", b"newest")
+    _served(serving, "200", b"middle")  # numeric order, not text order
+    (serving / ".staging-1800000000-12").mkdir()  # a push in progress is not served
+    baseline = _run(serving, tmp_path / "out")
+    copied = tmp_path / "out" / "Format-Serving"
+    assert (copied / "saved_model.pb").read_bytes() == b"graph of 1700000000"
+    assert (copied / "variables" / "variables.data-00000-of-00001").read_bytes() == b"newest"
+    assert baseline.get_string_custom_property(served_baseline.SERVED_VERSION_PROPERTY) == "1700000000"
+    assert served_baseline.has_saved_model(baseline)
+
+
+def test_nothing_served_gives_an_empty_model_the_evaluator_drops(tmp_path):
+    for serving in (tmp_path / "missing", tmp_path / "empty"):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        baseline = _run(serving, tmp_path / f"out-{serving.name}")
+        assert os.listdir(baseline.uri) == [served_baseline.NOTHING_SERVED_FILE]  # exists in any object store
+        assert not served_baseline.has_saved_model(baseline)
+        inputs = {"model": ["candidate"], "baseline_model": [baseline]}
+        assert evaluator_executor.without_empty_baseline(inputs) == {"model": ["candidate"]}
+
+
+def test_a_served_baseline_is_kept_for_the_evaluator(tmp_path):
+    _served(tmp_path / "serving", "5", b"w")
+    baseline = _run(tmp_path / "serving", tmp_path / "out")
+    inputs = {"model": ["candidate"], "baseline_model": [baseline]}
+    assert evaluator_executor.without_empty_baseline(inputs) is inputs
+
+
+def test_the_pipeline_feeds_the_evaluator_from_the_pushers_serving_directory(tmp_path):
+    from kubetfx.pipelines import pipeline
+
+    config = PipelineConfig(home=str(tmp_path), task="classification")
+    components = {c.id: c for c in pipeline.create_components(config)}
+    baseline = components[served_baseline.NODE_ID]
+    pusher = components["Pusher"]
+    assert baseline.exec_properties["serving_dir"] == str(config.serving_dir)
+    assert str(config.serving_dir) in pusher.exec_properties["push_destination"]
+    assert components["Evaluator"].inputs["baseline_model"].producer_component_id == served_baseline.NODE_ID
+    assert baseline.inputs["model"].producer_component_id == "Trainer"
+    assert not any(type(c).__name__ == "Resolver" for c in components.values())
