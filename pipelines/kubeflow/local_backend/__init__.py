@@ -2,7 +2,7 @@
 containers`) by the rules the open-source backend applies, each module reproducing one part
 of kubeflow/pipelines `backend/src` and citing the file and tag it follows:
 
-- `upload_checks`: what the apiserver refuses at upload and run creation;
+- (`pipelines/kubeflow/backend_rules`: what the apiserver refuses at upload and run creation);
 - `driver`: the executor input a task gets (parameters, artifacts, output URIs);
 - `cache`: the cache key and fingerprint, and the cache of finished executions;
 - `launcher`: staging artifacts between the object store and the container, the executor

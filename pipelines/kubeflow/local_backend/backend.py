@@ -21,8 +21,9 @@ from typing import Optional
 from ml_metadata.proto import metadata_store_pb2
 
 from kubetfx.pipelines import stage_results
+from kubetfx.pipelines.kubeflow import backend_rules
 from kubetfx.pipelines.kubeflow.local_backend import (cache, dag, docker, driver, importer, launcher, metadata,
-                                                      retry, store, upload_checks, versions)
+                                                      retry, store, versions)
 from kubetfx.pipelines.kubeflow.local_backend.options import Options
 from kubetfx.pipelines.summary import RunSummary, StageResult
 
@@ -61,7 +62,7 @@ def pvc_mounts(platform: Optional[dict], executor_label: str) -> dict:
     for mount in executors.get(executor_label, {}).get("pvcMount", []):
         claim = mount.get("constant") or mount.get("pvcNameParameter", {}).get("runtimeValue", {}).get("constant")
         if not claim:
-            raise upload_checks.SpecRejected(f"executor {executor_label}: only constant PVC names are emulated")
+            raise backend_rules.Rejected(f"executor {executor_label}: only constant PVC names are emulated")
         mounts[claim] = mount["mountPath"]
     return mounts
 
@@ -177,7 +178,10 @@ class _Run:
 
     # ---- the whole run -----------------------------------------------------------------
     def execute_all(self) -> RunSummary:
-        upload_checks.check(self.spec, self.platform)
+        # The apiserver's checks at upload and run creation (backend_rules cites them).
+        import yaml
+        parsed_spec, parsed_platform = backend_rules.check_upload(
+            yaml.safe_dump_all([self.spec, self.platform] if self.platform else [self.spec]))
         tasks = self.spec["root"]["dag"]["tasks"]
         executors = self.spec["deploymentSpec"]["executors"]
         images = {self.options.image or e["container"]["image"] for e in executors.values() if "container" in e}
@@ -193,7 +197,9 @@ class _Run:
                                  {"kubetfx.home": str(self.request.home.resolve()), "kubetfx.claim": claim})
         with store.running(self.request.home / "object-store", self.logs / "object-store.log") as self.store:
             self.store.ensure_bucket(self.root)
-            self.params = driver.run_parameters(self.spec, self.data_parameters())
+            overrides = self.data_parameters()
+            backend_rules.check_run(parsed_spec, parsed_platform, overrides)
+            self.params = driver.run_parameters(self.spec, overrides)
             try:
                 dag.run(tasks, self.execute, self.options.parallelism)
             finally:

@@ -184,3 +184,16 @@ def test_no_docker_binary_is_said_in_one_line(tmp_path, home, monkeypatch):
     spec, platform = tiny_spec()
     with pytest.raises(docker.DockerUnavailable, match="the docker command is not installed"):
         _run(spec, platform, home, _data(tmp_path))
+
+
+def test_a_spec_the_apiserver_refuses_is_refused_before_anything_runs(tmp_path, home):
+    from kubetfx.pipelines.kubeflow import backend_rules
+
+    spec, platform = tiny_spec()
+    spec["schemaVersion"] = "2.0.0"
+    with pytest.raises(backend_rules.Rejected, match="KFP only supports schema version 2.1.0"):
+        _run(spec, platform, home, _data(tmp_path))
+    spec, platform = tiny_spec()
+    spec["deploymentSpec"]["executors"]["exec-use"] = {"resolver": {"outputArtifactQueries": {}}}
+    with pytest.raises(backend_rules.Rejected, match="non-container and non-importer executor not implemented"):
+        _run(spec, platform, home, _data(tmp_path))

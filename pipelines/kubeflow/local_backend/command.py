@@ -44,13 +44,14 @@ def run(config: PipelineConfig, options: Options = Options()):
     user fixes before anything starts, TaskFailedError when a task fails."""
     from kubetfx.pipelines import kubeflow_compiler, local_runner
     from kubetfx.pipelines.kubeflow import object_store_server
-    from kubetfx.pipelines.kubeflow.local_backend import backend, docker, upload_checks
+    from kubetfx.pipelines.kubeflow import backend_rules
+    from kubetfx.pipelines.kubeflow.local_backend import backend, docker
 
     spec, platform = kubeflow_compiler.compile_spec(config, kubeflow_compiler.ClusterSettings(image=options.image))
     request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data))
     with local_runner.exclusive_run(config):
         try:
             return backend.run_spec(spec, platform, request, options)
-        except (docker.DockerUnavailable, docker.ImageMissing, upload_checks.SpecRejected,
+        except (docker.DockerUnavailable, docker.ImageMissing, backend_rules.Rejected,
                 object_store_server.ObjectStoreUnavailable) as err:
             raise BackendUnavailable(str(err)) from None

@@ -6,8 +6,7 @@ import copy
 
 import pytest
 
-from kubetfx.pipelines.kubeflow.local_backend import (dag, driver, importer, launcher, metadata, retry,
-                                                      upload_checks, versions)
+from kubetfx.pipelines.kubeflow.local_backend import dag, driver, importer, launcher, metadata, retry, versions
 
 V24, V241, V25 = versions.parse("2.4"), versions.parse("2.4.1"), versions.parse("2.5")
 EXAMPLES_SCHEMA = "title: tfx.Examples\ntype: object\n"
@@ -58,30 +57,6 @@ def small_spec(schema_version="2.1.0"):
             "exec-use": {"container": {"image": "kubetfx/pipeline:0.1.0", "command": ["sh", "-c"], "args": ["true"]}},
         }},
     }
-
-
-# ---- apiserver: upload and run creation ---------------------------------------------
-def test_a_2_1_0_spec_with_container_and_importer_executors_passes():
-    upload_checks.check(small_spec())
-
-
-def test_schema_2_0_0_is_refused_at_upload_with_the_apiserver_s_message():
-    with pytest.raises(upload_checks.SpecRejected, match="KFP only supports schema version 2.1.0, but the pipeline spec has version 2.0.0"):
-        upload_checks.check(small_spec("2.0.0"))
-
-
-def test_a_resolver_executor_is_refused_at_run_creation():
-    spec = small_spec()
-    spec["deploymentSpec"]["executors"]["exec-use"] = {"resolver": {"outputArtifactQueries": {}}}
-    with pytest.raises(upload_checks.SpecRejected, match="non-container and non-importer executor not implemented"):
-        upload_checks.check(spec)
-
-
-def test_an_unknown_field_is_refused_as_protojson_refuses_it():
-    spec = small_spec()
-    spec["root"]["dag"]["tasks"]["use"]["retryPolicyy"] = {}
-    with pytest.raises(upload_checks.SpecRejected, match="invalid v2 pipeline spec"):
-        upload_checks.check(spec)
 
 
 # ---- driver: parameters ---------------------------------------------------------------
