@@ -26,6 +26,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--retry-backoff-scale", type=float, default=1.0, metavar="FACTOR",
                    help="multiply the spec's retry backoff by this (default 1: as Argo waits)")
     g.add_argument("--image", help="image for every task (default: the spec's kubetfx images)")
+    g.add_argument("--image-repo", metavar="REPO",
+                   help="take the spec's kubetfx/* images from REPO/* (e.g. images built with "
+                        "'make image IMAGE_REPO=REPO'), as if compiled with them")
 
 
 def options_from_args(args) -> Options:
@@ -36,7 +39,8 @@ def options_from_args(args) -> Options:
     if args.task_timeout <= 0 or args.parallelism < 1 or args.retry_backoff_scale < 0:
         raise ConfigError("--task-timeout must be > 0, --parallelism >= 1, --retry-backoff-scale >= 0")
     return Options(kfp_version=args.kfp_version, task_timeout=args.task_timeout,
-                           parallelism=args.parallelism, backoff_scale=args.retry_backoff_scale, image=args.image)
+                           parallelism=args.parallelism, backoff_scale=args.retry_backoff_scale, image=args.image,
+                   image_repo=args.image_repo)
 
 
 def run(config: PipelineConfig, options: Options = Options()):
@@ -48,6 +52,10 @@ def run(config: PipelineConfig, options: Options = Options()):
     from kubetfx.pipelines.kubeflow.local_backend import backend, docker
 
     spec, platform = kubeflow_compiler.compile_spec(config, kubeflow_compiler.ClusterSettings(image=options.image))
+    if options.image_repo:
+        for executor in spec["deploymentSpec"]["executors"].values():
+            if executor.get("container", {}).get("image", "").startswith("kubetfx/"):
+                executor["container"]["image"] = options.image_repo + executor["container"]["image"][len("kubetfx"):]
     request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data))
     with local_runner.exclusive_run(config):
         try:

@@ -17,3 +17,4 @@ class Options:
     parallelism: int = 2                         # tasks side by side
     backoff_scale: float = 1.0                   # 1: the spec's retry backoff as Argo waits it
     image: Optional[str] = None                  # one image for every task (else the spec's)
+    image_repo: Optional[str] = None             # `kubetfx/x:tag` images taken from `<repo>/x:tag`
