@@ -38,7 +38,8 @@ def run(config: PipelineConfig, engine: str = "local", backend_options=None) -> 
 def _outcome(config, result, failure) -> int:
     from kubetfx.components.example_validator import gate
 
-    rejected = getattr(failure, "log", None) and "DataRejectedError" in failure.log.read_text(errors="replace")
+    log = getattr(failure, "log", None)
+    rejected = log and log.exists() and "DataRejectedError" in log.read_text(errors="replace")
     if isinstance(failure, gate.DataRejectedError) or rejected:
         print(f"kubetfx: data rejected: {failure}", file=sys.stderr)
         return exit_codes.DATA_REJECTED
