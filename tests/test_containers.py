@@ -23,25 +23,11 @@ DOWNSTREAM_OF_DATA = {"CsvExampleGen", "StatisticsGen", "ExampleValidator", "Tra
                       "ServedBaseline", "Evaluator", "InfraValidator", "Pusher"}
 
 
-def _missing() -> str:
-    if not shutil.which("docker") or subprocess.call(["docker", "info"], stdout=subprocess.DEVNULL,
-                                                     stderr=subprocess.DEVNULL) != 0:
-        return "no Docker engine (make docker-up)"
-    for image in IMAGES:
-        if subprocess.call(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL) != 0:
-            return f"image {image} not built (make image)"
-    from kubetfx.pipelines.kubeflow import object_store_server
-    try:
-        object_store_server.server_binary()
-    except object_store_server.ObjectStoreUnavailable as err:
-        return str(err)
-    return ""
-
-
 @pytest.fixture(scope="module", autouse=True)
 def engine_and_images():
-    reason = _missing()
+    from kubetfx.pipelines.kubeflow.local_backend import docker
+
+    reason = docker.unavailable_reason(IMAGES)
     if reason and os.environ.get("KUBETFX_REQUIRE_DOCKER"):
         pytest.fail(f"container tests must run here: {reason}")
     if reason:

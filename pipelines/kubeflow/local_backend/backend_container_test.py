@@ -5,13 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from kubetfx.pipelines.kubeflow import object_store, object_store_server
+from kubetfx.pipelines.kubeflow import object_store
 from kubetfx.pipelines.kubeflow.local_backend import backend, docker
 from kubetfx.pipelines.kubeflow.local_backend.options import Options
 from kubetfx.pipelines.kubeflow.local_backend.rules_test import small_spec
@@ -46,22 +45,9 @@ open(os.path.join(out, "seen.txt"), "w").write(rows)
 """
 
 
-def _missing() -> str:
-    if not shutil.which("docker") or subprocess.call(["docker", "info"], stdout=subprocess.DEVNULL,
-                                                     stderr=subprocess.DEVNULL) != 0:
-        return "no Docker engine (make docker-up)"
-    if subprocess.call(["docker", "image", "inspect", IMAGE], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL):
-        return f"image {IMAGE} not built (make image)"
-    try:
-        object_store_server.server_binary()
-    except object_store_server.ObjectStoreUnavailable as err:
-        return str(err)
-    return ""
-
-
 @pytest.fixture(scope="module", autouse=True)
 def engine_and_images():
-    reason = _missing()
+    reason = docker.unavailable_reason([IMAGE])
     if reason and os.environ.get("KUBETFX_REQUIRE_DOCKER"):
         pytest.fail(f"container tests must run here: {reason}")
     if reason:

@@ -14,13 +14,13 @@ import hashlib
 import json
 import math
 import re
-import sqlite3
 import time
 from decimal import Decimal
-from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory, struct_pb2
 from kfp.pipeline_spec import pipeline_spec_pb2
+
+from kubetfx.pipelines.kubeflow.local_backend.metadata import SqliteTable
 
 
 def _cache_key_classes():
@@ -150,21 +150,13 @@ def fingerprint(cache_key) -> str:
     return hashlib.sha256(go_json(json.loads(protojson)).encode()).hexdigest()
 
 
-class CacheDB:
+class CacheDB(SqliteTable):
     """Finished executions by fingerprint, per pipeline: what the KFP apiserver's task table
     answers to the driver (`GetExecutionCache(fingerprint, "pipeline/<name>", namespace)`,
     KFP 2.5.0 backend/src/v2/driver/driver.go getFingerPrintsAndID) and what the launcher
     writes after a successful execution (launcher_v2.go Execute, CreateExecutionCache)."""
 
-    def __init__(self, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS tasks (fingerprint TEXT, pipeline TEXT, run_id TEXT,"
-                       " task TEXT, outputs TEXT, finished REAL)")
-
-    def _connect(self):
-        return sqlite3.connect(self.path, timeout=30)
+    TABLE = "tasks (fingerprint TEXT, pipeline TEXT, run_id TEXT, task TEXT, outputs TEXT, finished REAL)"
 
     def lookup(self, fingerprint_: str, pipeline: str):
         """The outputs of the latest finished execution with this fingerprint, or None."""

@@ -57,6 +57,23 @@ def require_image(image: str) -> None:
         raise ImageMissing(f"image {image} is not on this machine ({hint}); images are never pulled")
 
 
+def unavailable_reason(images) -> str:
+    """Why container runs cannot happen here ('' when they can): for tests to skip or fail."""
+    if not shutil.which("docker") or subprocess.call(["docker", "info"], stdout=subprocess.DEVNULL,
+                                                     stderr=subprocess.DEVNULL, timeout=60) != 0:
+        return "no Docker engine (make docker-up)"
+    for image in images:
+        if subprocess.call(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60) != 0:
+            return f"image {image} not built (make image)"
+    from kubetfx.pipelines.kubeflow import object_store_server
+    try:
+        object_store_server.server_binary()
+    except object_store_server.ObjectStoreUnavailable as err:
+        return str(err)
+    return ""
+
+
 def calling_user() -> str:
     return f"{os.getuid()}:{os.getgid()}"
 

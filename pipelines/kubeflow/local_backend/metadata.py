@@ -28,16 +28,24 @@ def session_info(uri: str) -> str:
     return json.dumps({"Provider": provider, "Params": {"fromEnv": "true"}}, separators=(",", ":"))
 
 
-class MetadataStore:
+class SqliteTable:
+    """One table in a SQLite file of the home, created on first use; every call bounded
+    (30 s for a lock held by a concurrent writer)."""
+    TABLE = ""
+
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         with self._connect() as db:
-            db.execute("CREATE TABLE IF NOT EXISTS artifacts (id INTEGER PRIMARY KEY AUTOINCREMENT,"
-                       " pipeline TEXT, uri TEXT, schema TEXT, type TEXT, custom_properties TEXT)")
+            db.execute(f"CREATE TABLE IF NOT EXISTS {self.TABLE}")
 
     def _connect(self):
         return sqlite3.connect(self.path, timeout=30)
+
+
+class MetadataStore(SqliteTable):
+    TABLE = ("artifacts (id INTEGER PRIMARY KEY AUTOINCREMENT, pipeline TEXT, uri TEXT, schema TEXT, type TEXT,"
+             " custom_properties TEXT)")
 
     def record(self, pipeline: str, uri: str, schema: str, custom_properties: dict) -> dict:
         with self._connect() as db:
