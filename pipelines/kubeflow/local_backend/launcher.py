@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import json
 import shutil
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Callable
@@ -144,7 +145,9 @@ class Attempt:
         staged_in, staged_out = self.work / "in", self.work / "out"
         shutil.rmtree(self.work, ignore_errors=True)
         staged_in.mkdir(parents=True)
-        stage_inputs(self.s3, executor_input, staged_in)
+        clock = time.monotonic()
+        downloaded = stage_inputs(self.s3, executor_input, staged_in)
+        timings = {"download": time.monotonic() - clock}
         prepare_output_folders(executor_input, staged_in)
         found = placeholders(add_default_params(executor_input, component))
         command = resolve_placeholders(container_spec["command"], found)
@@ -158,7 +161,9 @@ class Attempt:
             (self.log.parent / f"{self.log.stem}.mounts.json").write_text(json.dumps(container.mounts()))
             attempt_log = self.work / "stdout.log"
             with open(attempt_log, "wb") as out:
+                clock = time.monotonic()
                 code = container.run(out, timeout)
+                timings["container"] = time.monotonic() - clock
             with open(self.log, "ab") as log, open(attempt_log, "rb") as out:
                 shutil.copyfileobj(out, log)
             outputs = executor_input["outputs"]
@@ -173,7 +178,7 @@ class Attempt:
             executor_output = {}
             if container.copy_out(outputs["outputFile"], output_file):
                 executor_output = json.loads(output_file.read_text())
-            produced = {}
+            produced, uploaded, clock = {}, 0, time.monotonic()
             for key, artifact_list in outputs.get("artifacts", {}).items():
                 artifact = copy.deepcopy(artifact_list["artifacts"][0])
                 written = executor_output.get("artifacts", {}).get(key, {}).get("artifacts", [])
@@ -184,8 +189,12 @@ class Attempt:
                 if key != EXECUTOR_LOGS:
                     container.copy_out(local, target)
                 if target.exists():
-                    upload(self.s3, target, artifact["uri"], self.mirror)
+                    uploaded += upload(self.s3, target, artifact["uri"], self.mirror)
                 produced[key] = artifact
+            timings["upload"] = time.monotonic() - clock
+            with open(self.log, "a") as log:  # where a task's time went, for the benchmarks
+                log.write(f"=== launcher: {downloaded} files downloaded in {timings['download']:.1f} s, container "
+                          f"{timings['container']:.1f} s, {uploaded} files uploaded in {timings['upload']:.1f} s\n")
             return produced
         finally:
             container.remove()
