@@ -52,7 +52,7 @@ def test_image_is_labelled():
 
 
 def _states(stdout: str) -> dict:
-    return dict(re.findall(r"^  (\S+)\s+(complete|cached)\s", stdout, flags=re.M))
+    return dict(re.findall(r"^  (\S+)\s+(complete|cached|imported)\s", stdout, flags=re.M))
 
 
 def _store_keys(home) -> list:
@@ -87,7 +87,7 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
         tmp_path, penguins, run_kubetfx):
     home = tmp_path / "home"
     first, run_id = _run(run_kubetfx, home, penguins, "2.5")
-    assert _states(first.stdout) == {"data": "complete", **{t: "complete" for t in CONTAINER_TASKS}}
+    assert _states(first.stdout) == {"data": "imported", **{t: "complete" for t in CONTAINER_TASKS}}
     assert re.search(r"model pushed to /kubetfx/serving/kubetfx-penguin/\d+ \(Docker volume kubetfx-serving-\w+\)",
                      first.stdout)
 
@@ -105,13 +105,13 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
     assert not list(home.glob("pipelines/*")) and not (home / "serving").exists()  # nothing on the host side
 
     second, _ = _run(run_kubetfx, home, penguins, "2.5")
-    assert _states(second.stdout) == {"data": "complete", **{t: "cached" for t in CONTAINER_TASKS}}
+    assert _states(second.stdout) == {"data": "imported", **{t: "cached" for t in CONTAINER_TASKS}}
 
     csv = next(penguins.glob("*.csv"))
     lines = csv.read_text().splitlines()
     (penguins / "more.csv").write_text("\n".join(lines[:40]) + "\n")
     third, _ = _run(run_kubetfx, home, penguins, "2.5")
-    assert _states(third.stdout) == {"data": "complete", **{t: "complete" for t in CONTAINER_TASKS}}
+    assert _states(third.stdout) == {"data": "imported", **{t: "complete" for t in CONTAINER_TASKS}}
 
 
 def test_kfp_2_4_runs_without_executor_logs(tmp_path, penguins, run_kubetfx):

@@ -104,12 +104,14 @@ class _Run:
         print(f"  {name} ...", flush=True)
         if "importer" in executor:
             outputs = importer.run(executor["importer"], task, component, self.params, self.metadata, self.pipeline)
-            state = "complete"
+            state = "imported"
         else:
             outputs, state = self.run_container(name, task, component, executor["container"])
         with self.lock:
             self.outputs[name] = outputs
-            self.results[name] = StageResult(name, state, time.monotonic() - started, self.describe(name, outputs))
+            result = self.describe(name, outputs) if state != "imported" else \
+                ", ".join(f"{a['uri']} (artifact {a['id']})" for a in outputs.values())
+            self.results[name] = StageResult(name, state, time.monotonic() - started, result)
 
     def run_container(self, name: str, task: dict, component: dict, container: dict):
         executor_input = driver.executor_input(

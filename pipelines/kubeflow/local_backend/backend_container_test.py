@@ -94,6 +94,10 @@ def _listing(home: Path) -> list:
         return sorted(e["Key"] for e in object_store.list_objects(s.s3, "minio://mlpipeline"))
 
 
+def first_data_id(summary) -> str:
+    return summary.stages[0].result.rsplit("artifact ", 1)[1].rstrip(")")
+
+
 def _run(spec, platform, home, data, **options):
     request = backend.RunRequest(pipeline="tiny", home=home, data=data)
     return backend.run_spec(copy.deepcopy(spec), platform, request, Options(**options))
@@ -103,7 +107,7 @@ def test_artifacts_travel_through_the_store_and_a_rerun_hits_the_cache_until_the
     spec, platform = tiny_spec()
     data = _data(tmp_path)
     first = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [(s.stage, s.state) for s in first.stages] == [("data", "complete"), ("make", "complete"), ("use", "complete")]
+    assert [(s.stage, s.state) for s in first.stages] == [("data", "imported"), ("make", "complete"), ("use", "complete")]
 
     keys = _listing(home)
     run = first.run_id
@@ -119,11 +123,12 @@ def test_artifacts_travel_through_the_store_and_a_rerun_hits_the_cache_until_the
     assert oct((home / "object-store").stat().st_mode & 0o777) == "0o700"
 
     second = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [s.state for s in second.stages] == ["complete", "cached", "cached"]
+    assert [s.state for s in second.stages] == ["imported", "cached", "cached"]
+    assert second.stages[0].result == f"minio://mlpipeline/kubetfx/data/tiny/ (artifact {first_data_id(first)})"
 
     (data / "new.csv").write_text("a,b\n5,6\n")
     third = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [s.state for s in third.stages] == ["complete", "complete", "complete"]
+    assert [s.state for s in third.stages] == ["imported", "complete", "complete"]
     volume = backend.volume_name("kubetfx-serving", home)
     def read_volume(user):
         return subprocess.run(["docker", "run", "--rm", "--pull=never", "--network", "none", "--user", user,
