@@ -12,7 +12,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean bench
+.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -62,3 +62,6 @@ BENCH_SIZES ?= default,100k,1m
 BENCH_REPS ?= 1
 bench: install serving-env ## Benchmark against TFX's penguin example (build/bench/results.json)
 	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS)
+
+bench-quality: install ## The default model's accuracy/MAE beside HistGradientBoosting on bundled datasets
+	$(PY) tests/bench/quality.py

@@ -10,8 +10,6 @@ from tfx.components import (
     Transform,
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
-from tfx.dsl.components.common.resolver import Resolver
-from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import LatestBlessedModelStrategy
 from tfx.orchestration.pipeline import Pipeline
 from tfx.proto import example_gen_pb2, infra_validator_pb2, pusher_pb2, trainer_pb2
 from tfx.types import standard_artifacts
@@ -22,8 +20,7 @@ components = SimpleNamespace(
     ImportSchemaGen=ImportSchemaGen, ExampleValidator=ExampleValidator, Transform=Transform,
     Trainer=Trainer, Evaluator=Evaluator, InfraValidator=InfraValidator, Pusher=Pusher)
 dsl = SimpleNamespace(
-    Pipeline=Pipeline, Resolver=Resolver, Channel=Channel,
-    experimental=SimpleNamespace(LatestBlessedModelStrategy=LatestBlessedModelStrategy))
+    Pipeline=Pipeline, Channel=Channel)
 types = SimpleNamespace(standard_artifacts=standard_artifacts)
 proto = SimpleNamespace(
     Input=example_gen_pb2.Input,

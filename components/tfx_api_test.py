@@ -10,10 +10,9 @@ from kubetfx.components import tfx_api
 def test_every_name_is_the_tfx_v1_object():
     for space in ("components", "dsl", "proto", "types"):
         for name, value in vars(getattr(tfx_api, space)).items():
-            if name in ("experimental", "standard_artifacts"):  # namespaces: checked below
+            if name == "standard_artifacts":  # a namespace: checked below
                 continue
             assert value is getattr(getattr(v1, space), name), f"{space}.{name}"
-    assert tfx_api.dsl.experimental.LatestBlessedModelStrategy is v1.dsl.experimental.LatestBlessedModelStrategy
     for name in ("Model", "ModelBlessing"):
         assert getattr(tfx_api.types.standard_artifacts, name) is getattr(v1.types.standard_artifacts, name)
 

@@ -41,9 +41,20 @@ class PipelineConfig:
     schema_file: Optional[str] = None
     # Anomalies of error severity: "fail" stops the run before Transform, "warn" logs them.
     on_anomalies: str = "fail"
+    # A module file's run_fn reads these two as fn_args.train_steps / eval_steps.
     train_steps: int = 300
     eval_steps: int = 50
-    batch_size: int = 32
+    # The built-in Trainer trains in epochs over the whole training split, stopping early when
+    # the eval loss stops improving (patience in epochs, best weights kept), within
+    # max_epochs and train_seconds. None: batch size and learning rate follow the data size.
+    batch_size: Optional[int] = None
+    learning_rate: Optional[float] = None
+    max_epochs: int = 100
+    train_seconds: float = 600.0
+    early_stopping_patience: int = 5
+    # Columns the built-in Transform treats apart: {"identifiers": [...], "datetimes": [...]}.
+    # None = found from a sample of the data (components/transform/column_roles.py).
+    column_roles: Optional[dict] = None
     # Evaluator gate: classification blesses when accuracy >= threshold; regression when
     # mean absolute error <= threshold (None = no absolute bound, only the baseline check).
     eval_threshold: Optional[float] = None
@@ -95,8 +106,9 @@ class PipelineConfig:
             raise ConfigError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.on_anomalies not in ANOMALY_MODES:
             raise ConfigError(f"on_anomalies must be one of {ANOMALY_MODES}, got {self.on_anomalies!r}")
-        for field in ("train_steps", "eval_steps", "batch_size", "infra_validation_examples"):
-            if getattr(self, field) <= 0:
+        for field in ("train_steps", "eval_steps", "batch_size", "learning_rate", "max_epochs",
+                      "train_seconds", "early_stopping_patience", "infra_validation_examples"):
+            if getattr(self, field) is not None and getattr(self, field) <= 0:
                 raise ConfigError(f"{field} must be positive, got {getattr(self, field)}")
         if self.change_tolerance < 0:
             raise ConfigError(f"change_tolerance must be >= 0, got {self.change_tolerance}")

@@ -8,7 +8,11 @@ USAGE = 2             # bad flags, config or input data: fix and re-run
 DATA_REJECTED = 3     # ExampleValidator found error anomalies (on_anomalies: fail)
 NOT_BLESSED = 4       # the model did not pass Evaluator or InfraValidator: nothing pushed
 BUSY = 5              # another run of this pipeline holds the home directory
-TIMED_OUT = 6         # a task ran past its time limit (--task-timeout) and was stopped
+SUBMIT_RUN_FAILED = 6    # submit --wait: the KFP run ended FAILED, ERROR, CANCELED or SKIPPED
+SUBMIT_REFUSED = 7       # submit: KFP unreachable, or it refused the upload or the run (its message shown)
+SUBMIT_LOST_RUN = 8      # submit --wait: the API failed while watching the run (the run may go on)
+SUBMIT_WAIT_TIMEOUT = 9  # submit --wait: --timeout passed before the run ended (the run goes on)
+TIMED_OUT = 10        # a task ran past its time limit (--task-timeout) and was stopped
 
 # Errors a user can fix; reported as one line, without a stack trace.
 UserError = (InputError, ConfigError)

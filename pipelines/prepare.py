@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kubetfx.components.example_gen import csv_input
+from kubetfx.components.transform import column_roles
 from kubetfx.pipelines import baseline
 from kubetfx.pipelines.config import PipelineConfig
 
@@ -20,4 +21,7 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
         schema_file = str(CURATED_SCHEMA)
     if schema_file is None:
         schema_file = baseline.latest_pushed_schema(str(config.metadata_path), config.name)
-    return config.replace(task=task, schema_file=schema_file)
+    roles = config.column_roles
+    if roles is None:
+        roles = column_roles.infer(csv_input.csv_files(config.data), config.label)
+    return config.replace(task=task, schema_file=schema_file, column_roles=roles)

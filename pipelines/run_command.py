@@ -11,6 +11,10 @@ def run(config: PipelineConfig, engine: str = "local", backend_options=None) -> 
     config = prepare.prepare(config)
     print(f"kubetfx: pipeline {config.name} on {config.data} (label {config.label}, {config.task}), "
           f"home {config.home_path}", flush=True)
+    from kubetfx.components.transform import column_roles
+
+    for note in column_roles.notes(config.column_roles or {}):
+        print(f"kubetfx: {note}", flush=True)
     from kubetfx.pipelines import local_runner
 
     result = None

@@ -99,6 +99,19 @@ def _evaluation(a) -> str:
     return f"{', '.join(metrics)} {verdict}"
 
 
+def _training(outputs) -> str:
+    """The built-in Trainer's record (training.json beside the model run), else the path."""
+    text = "model " + outputs["Model"].uri
+    run = outputs.get("ModelRun")
+    path = os.path.join(run.uri, "training.json") if run is not None else None
+    if path and os.path.exists(path):
+        with open(path) as f:
+            r = json.load(f)
+        text = (f"trained on {r['train_examples']} examples x {r['epochs']} epochs "
+                f"(best epoch {r['best_epoch']}, stopped by {r['stopped']}, batch {r['batch_size']})")
+    return text
+
+
 def _examples(a) -> str:
     return "splits " + ", ".join(_split_dirs(a.uri))
 
@@ -117,13 +130,26 @@ def _pushed(outputs) -> str:
     return f"pushed to {_prop(pushed, 'pushed_destination')}" if _prop(pushed, "pushed") else "NOT pushed"
 
 
+def _model(outputs) -> str:
+    """A trained model by its location; the Evaluator's baseline (ServedBaseline) by what it is."""
+    from kubetfx.components.evaluator import served_baseline
+
+    model = outputs["Model"]
+    version = _prop(model, served_baseline.SERVED_VERSION_PROPERTY)
+    if version:
+        return f"baseline: served version {version}"
+    if os.path.exists(os.path.join(model.uri, served_baseline.NOTHING_SERVED_FILE)):
+        return "baseline: nothing served yet (no comparison)"
+    return _training(outputs)
+
+
 # Artifact type whose content best says what the stage did, in the order to look for it.
 _DESCRIBERS = (
     ("ModelEvaluation", _blessing),
     ("InfraBlessing", _infra),
     ("PushedModel", _pushed),
     ("TransformGraph", lambda o: "transform graph " + o["TransformGraph"].uri),
-    ("Model", lambda o: "model " + o["Model"].uri),
+    ("Model", _model),
     ("ExampleAnomalies", lambda o: _anomalies(o["ExampleAnomalies"])),
     ("ExampleStatistics", lambda o: _statistics(o["ExampleStatistics"])),
     ("Schema", lambda o: _schema(o["Schema"])),

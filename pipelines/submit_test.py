@@ -1,96 +1,48 @@
-"""`kubetfx submit` against a local HTTP server speaking the KFP v2beta1 REST paths that
-kfp.Client 2.9 uses: upload (new pipeline or new version), experiment, run, get run."""
+"""`kubetfx submit` with the real compiled spec (the golden file, equal to `kubetfx compile`'s
+output by kubeflow_compiler_test), the real kfp.Client 2.9, a real S3 server on loopback
+(moto) for the data, and a stand-in of the KFP REST API that applies the apiserver's rules."""
 from __future__ import annotations
 
-import json
-import re
+import hashlib
+import shutil
 import socket
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from kubetfx.pipelines import cli, submit
+from kubetfx.pipelines import cli, exit_codes, submit
+from kubetfx.pipelines.kubeflow import kfp_api_standin, object_store, object_store_server
 
-SPEC = "pipelineInfo:\n  name: demo-pipeline\nroot: {}\nschemaVersion: 2.1.0\n"
+GOLDEN = Path(__file__).parent / "testdata" / "kubetfx-penguin.golden.yaml"
+DATA_ROOT = "minio://mlpipeline/kubetfx/data/kubetfx-penguin/"
 
 
-class FakeKfp:
-    """Scripted KFP API: records every request; `existing` pipelines, `final_state` of runs."""
-
-    def __init__(self, existing=False, final_state="SUCCEEDED", reject_upload=None):
-        self.existing, self.final_state, self.reject_upload = existing, final_state, reject_upload
-        self.requests, self.uploaded, self.run_body, self.polls = [], [], None, 0
-
-    def handle(self, h: BaseHTTPRequestHandler):
-        length = int(h.headers.get("Content-Length") or 0)
-        body = h.rfile.read(length) if length else b""
-        self.requests.append((h.command, h.path, h.headers, body))  # headers: case-insensitive
-        path = h.path.split("?")[0]
-        if path == "/apis/v2beta1/healthz":
-            return 200, {"multi_user": False}
-        if path == "/apis/v2beta1/pipelines" and h.command == "GET":
-            return 200, {"pipelines": [{"pipeline_id": "p-1", "display_name": "demo-pipeline"}]} if self.existing else {}
-        if path in ("/apis/v2beta1/pipelines/upload", "/apis/v2beta1/pipelines/upload_version"):
-            if self.reject_upload:
-                return 400, {"error": self.reject_upload, "message": self.reject_upload, "code": 3}
-            self.uploaded.append(body)
-            if path.endswith("upload"):
-                return 200, {"pipeline_id": "p-new", "display_name": "demo-pipeline"}
-            return 200, {"pipeline_id": "p-1", "pipeline_version_id": "v-2"}
-        if re.fullmatch(r"/apis/v2beta1/pipelines/[\w-]+/versions", path):
-            return 200, {"pipeline_versions": [{"pipeline_version_id": "v-1", "pipeline_id": "p-new"}]}
-        if path == "/apis/v2beta1/experiments" and h.command == "GET":
-            return 200, {}  # no experiment of that name yet
-        if path == "/apis/v2beta1/experiments" and h.command == "POST":
-            return 200, {"experiment_id": "e-1", "display_name": "kubetfx"}
-        if path == "/apis/v2beta1/runs" and h.command == "POST":
-            self.run_body = json.loads(body)
-            return 200, {"run_id": "r-1", "state": "PENDING"}
-        if path == "/apis/v2beta1/runs/r-1":
-            self.polls += 1
-            state = self.final_state if self.polls > 1 else "RUNNING"
-            tasks = [{"display_name": "Trainer", "state": state if self.polls > 1 else "RUNNING"}]
-            return 200, {"run_id": "r-1", "state": state, "run_details": {"task_details": tasks}}
-        return 404, {"message": f"no route {h.command} {path}"}
+@pytest.fixture(scope="module")
+def store():
+    with object_store_server.running() as running:
+        s3 = object_store.client(running.endpoint, running.access_key, running.secret_key)
+        s3.create_bucket(Bucket="mlpipeline")
+        yield running, s3
 
 
 @pytest.fixture
-def kfp_server():
-    servers = []
-
-    def start(**behaviour):
-        fake = FakeKfp(**behaviour)
-
-        class Handler(BaseHTTPRequestHandler):
-            def _serve(self):
-                code, payload = fake.handle(self)
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-            do_GET = do_POST = _serve
-
-            def log_message(self, *args):
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return fake, f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
+def env(store, monkeypatch):
+    running, s3 = store
+    for entry in list(object_store.list_objects(s3, "minio://mlpipeline/kubetfx")):
+        s3.delete_object(Bucket="mlpipeline", Key=entry["Key"])  # each test starts from an empty store
+    monkeypatch.setenv("KUBETFX_OBJECT_STORE_ENDPOINT", running.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", running.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", running.secret_key)
+    monkeypatch.delenv("KUBETFX_KFP_TOKEN", raising=False)
+    monkeypatch.setattr(submit, "POLL_SECONDS", 0.01)
+    return s3
 
 
 @pytest.fixture
 def spec(tmp_path):
-    path = tmp_path / "demo.yaml"
-    path.write_text(SPEC)
+    path = tmp_path / "kubetfx-penguin.yaml"
+    shutil.copy(GOLDEN, path)
     return path
 
 
@@ -98,47 +50,140 @@ def _submit(*args):
     return cli.main(["submit", *map(str, args)])
 
 
-def test_new_pipeline_is_uploaded_and_run_with_parameters_and_token(kfp_server, spec, monkeypatch, capsys):
-    monkeypatch.setattr(submit, "POLL_SECONDS", 0.01)
-    fake, host = kfp_server()
-    code = _submit("--host", host, "--spec", spec, "--param", "data_root=/data/new", "--param", "eval_threshold=0.8",
-                   "--token", "s3cret-token", "--wait")
-    assert code == submit.OK
-    assert len(fake.uploaded) == 1 and spec.read_bytes() in fake.uploaded[0]  # the file's exact bytes
-    assert fake.run_body["pipeline_version_reference"] == {"pipeline_id": "p-new", "pipeline_version_id": "v-1"}
-    assert fake.run_body["runtime_config"]["parameters"] == {"data_root": "/data/new", "eval_threshold": 0.8}
-    assert all(h.get("Authorization") == "Bearer s3cret-token" for _, _, h, _ in fake.requests)
+def test_data_spec_and_run_reach_the_api_with_the_data_fingerprint(env, spec, monkeypatch, capsys):
+    monkeypatch.setenv("KUBETFX_KFP_TOKEN", "s3cret-token")
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", spec, "--param", "eval_threshold=0.8", "--wait") == submit.OK
+    (pipeline,) = api.pipelines.values()
+    assert list(pipeline["versions"].values()) == [spec.read_text()]  # the file as compiled
+    (run,) = api.runs.values()
+    parameters = run["runtime_config"]["parameters"]
+    assert parameters == {"data_root": DATA_ROOT, "data_fingerprint": object_store.data_fingerprint(env, DATA_ROOT),
+                          "eval_threshold": 0.8}
+    stored = env.get_object(Bucket="mlpipeline", Key="kubetfx/data/kubetfx-penguin/penguins.csv")["Body"].read()
+    embedded = Path(submit.__file__).parent / "data" / "penguins" / "penguins.csv"
+    assert hashlib.sha256(stored).digest() == hashlib.sha256(embedded.read_bytes()).digest()
+    assert all(h.get("Authorization") == "Bearer s3cret-token" for _, _, h in api.requests)
     out = capsys.readouterr()
     assert "Trainer: RUNNING" in out.out and "SUCCEEDED" in out.out
     assert "s3cret-token" not in out.out + out.err
 
 
-def test_existing_pipeline_gets_a_new_version(kfp_server, spec):
-    fake, host = kfp_server(existing=True)
-    assert _submit("--host", host, "--spec", spec) == submit.OK
-    assert any(p.startswith("/apis/v2beta1/pipelines/upload_version") for _, p, _, _ in fake.requests)
-    assert fake.run_body["pipeline_version_reference"] == {"pipeline_id": "p-1", "pipeline_version_id": "v-2"}
+def test_new_data_gives_a_new_fingerprint_the_same_data_the_same(env, spec, tmp_path):
+    data = tmp_path / "trips"
+    data.mkdir()
+    (data / "a.csv").write_text("x,label\n1,a\n2,b\n")
+    with kfp_api_standin.running() as api:
+        for _ in range(2):
+            assert _submit("--host", api.host, "--spec", spec, "--data", data) == submit.OK
+        (data / "b.csv").write_text("x,label\n3,a\n")
+        assert _submit("--host", api.host, "--spec", spec, "--data", data) == submit.OK
+    first, second, third = (r["runtime_config"]["parameters"]["data_fingerprint"] for r in api.runs.values())
+    assert first == second != third
+    (pipeline,) = api.pipelines.values()
+    assert len(pipeline["versions"]) == 3  # one pipeline, a new version per submit
 
 
-def test_a_failed_run_exits_non_zero(kfp_server, spec, monkeypatch):
-    monkeypatch.setattr(submit, "POLL_SECONDS", 0.01)
-    _, host = kfp_server(final_state="FAILED")
-    assert _submit("--host", host, "--spec", spec, "--wait") == submit.RUN_FAILED
+def test_files_in_the_data_root_that_are_not_in_the_data_are_refused(env, spec, tmp_path, capsys):
+    (tmp_path / "old.csv").write_text("x\n1\n")
+    object_store.upload_tree(env, tmp_path / "old.csv", DATA_ROOT)
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", spec) == exit_codes.USAGE
+    assert not api.runs
+    err = capsys.readouterr().err.strip()
+    assert "old.csv" in err and "\n" not in err and "Traceback" not in err
 
 
-def test_rejected_spec_shows_the_server_message(kfp_server, spec, capsys):
-    _, host = kfp_server(reject_upload="invalid pipeline spec: unknown field foo")
-    assert _submit("--host", host, "--spec", spec) == submit.UNREACHABLE_OR_REJECTED
+def test_the_token_never_comes_from_argv(env, spec, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        _submit("--host", "http://127.0.0.1:1", "--spec", spec, "--token", "visible-in-ps")
+    assert exit_.value.code == exit_codes.USAGE
+    assert "KUBETFX_KFP_TOKEN" in capsys.readouterr().err
+    token_file = tmp_path / "token"
+    token_file.write_text("from-a-file\n")
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", spec, "--token-file", token_file) == submit.OK
+    assert all(h.get("Authorization") == "Bearer from-a-file" for _, _, h in api.requests)
+
+
+def test_help_says_where_the_token_comes_from(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["submit", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "$KUBETFX_KFP_TOKEN or --token-file" in out and "--token " not in out.replace("--token-file", "")
+
+
+def test_a_yaml_that_is_not_a_kfp_spec_is_a_usage_error_before_anything_is_sent(env, tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("name: trips\nlabel: fare\n")
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", config) == exit_codes.USAGE
+    assert not api.requests
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "is not a pipeline spec KFP accepts (unknown template format)" in err
+
+
+def test_a_run_the_apiserver_refuses_shows_its_message(env, spec, capsys):
+    with kfp_api_standin.running() as api:
+        code = _submit("--host", api.host, "--spec", spec, "--param", "eval_threshold=high")
+    assert code == submit.UNREACHABLE_OR_REJECTED and not api.runs
     err = capsys.readouterr().err
-    assert "HTTP 400" in err and "invalid pipeline spec: unknown field foo" in err and "Traceback" not in err
+    assert "HTTP 400" in err and "input parameter eval_threshold requires type double or integer" in err
+    assert "Traceback" not in err
 
 
-def test_unreachable_host_is_one_clear_line(spec, capsys):
+def test_a_failed_run_exits_non_zero(env, spec):
+    with kfp_api_standin.running(final_state="FAILED") as api:
+        assert _submit("--host", api.host, "--spec", spec, "--wait") == submit.RUN_FAILED
+
+
+def test_an_api_error_while_waiting_has_its_own_exit_code(env, spec, capsys):
+    with kfp_api_standin.running(fail_get_run=500) as api:
+        assert _submit("--host", api.host, "--spec", spec, "--wait") == submit.API_ERROR_WHILE_WAITING
+    err = capsys.readouterr().err
+    assert "lost the run while waiting (HTTP 500" in err and "may still be running" in err
+
+
+def test_waiting_ends_at_the_timeout(env, spec, capsys):
+    with kfp_api_standin.running(polls_before_final=10**9) as api:
+        assert _submit("--host", api.host, "--spec", spec, "--wait", "--timeout", "0.2") == submit.WAIT_TIMEOUT
+    assert "still RUNNING after 0 s (--timeout)" in capsys.readouterr().err
+
+
+def test_an_api_that_does_not_answer_is_cut_off_by_the_request_timeout(env, spec, capsys):
+    with kfp_api_standin.running(stall_seconds=5) as api:
+        code = _submit("--host", api.host, "--spec", spec, "--request-timeout", "0.3")
+    assert code == submit.UNREACHABLE_OR_REJECTED
+    assert "cannot reach Kubeflow Pipelines" in capsys.readouterr().err
+
+
+def test_unreachable_host_is_one_clear_line(env, spec, capsys):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once we leave: nothing listens there
     assert _submit("--host", f"http://127.0.0.1:{port}", "--spec", spec) == submit.UNREACHABLE_OR_REJECTED
     assert "cannot reach Kubeflow Pipelines" in capsys.readouterr().err
+
+
+def test_schedule_creates_a_recurring_run_without_caching(env, spec, capsys):
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", spec, "--schedule", "0 3 * * *") == submit.OK
+    assert not api.runs
+    (job,) = api.recurring_runs.values()
+    assert job["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
+    assert job["runtime_config"]["parameters"]["data_root"] == DATA_ROOT
+    assert job["pipeline_version_reference"]["pipeline_id"] in api.pipelines
+    assert job["max_concurrency"] == "1" or job["max_concurrency"] == 1
+    assert "recurring run" in capsys.readouterr().out
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", spec, "--schedule", "every day") == exit_codes.USAGE
+
+
+def test_without_an_object_store_endpoint_submit_says_how_to_give_one(env, spec, monkeypatch, capsys):
+    monkeypatch.delenv("KUBETFX_OBJECT_STORE_ENDPOINT")
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", spec) == exit_codes.USAGE
+    assert "--object-store-endpoint" in capsys.readouterr().err
 
 
 def test_missing_spec_and_bad_params_are_usage_errors(tmp_path, spec, capsys):
@@ -153,3 +198,19 @@ def test_without_the_kfp_sdk_submit_says_which_install_has_it(spec, monkeypatch,
     assert _submit("--host", "http://127.0.0.1:1", "--spec", spec) == submit.USAGE
     err = capsys.readouterr().err
     assert "Python 3.11" in err and "Traceback" not in err
+
+
+def test_the_stand_in_refuses_at_upload_what_the_apiserver_refuses(spec, tmp_path):
+    """Straight through kfp.Client, past submit's own check: the 2.0.0 spec of earlier kubetfx."""
+    import kfp
+
+    old = tmp_path / "old.yaml"
+    old.write_text(spec.read_text().replace("schemaVersion: 2.1.0", "schemaVersion: 2.0.0"))
+    with kfp_api_standin.running() as api:
+        client = kfp.Client(host=api.host)
+        with pytest.raises(kfp.client.client.kfp_server_api.ApiException) as err:
+            client.upload_pipeline(str(old), pipeline_name="kubetfx-penguin")
+        client.upload_pipeline(str(spec), pipeline_name="kubetfx-penguin")
+    assert err.value.status == 400
+    assert "KFP only supports schema version 2.1.0, but the pipeline spec has version 2.0.0" in err.value.body
+    assert len(api.pipelines) == 1

@@ -69,6 +69,18 @@ def test_statistics_count_every_row(root):
     assert counts["train"] > counts["eval"]
 
 
+def test_the_trainer_read_the_whole_training_split_in_epochs(root, default_run):
+    """Every training example, every epoch (issue 15): not a fixed number of steps."""
+    from kubetfx.pipelines import stage_results
+
+    counts = stage_results.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
+    record = json.loads(Path(_only(f"{root}/Trainer/model_run/*"), "training.json").read_text())
+    assert record["train_examples"] == counts["train"]
+    assert 1 <= record["best_epoch"] <= record["epochs"] <= 100
+    assert record["stopped"] in ("early stopping", "epoch limit")
+    assert f"trained on {counts['train']} examples x {record['epochs']} epochs" in default_run[1].stdout
+
+
 def test_schema_is_the_curated_one(root):
     from tfx.utils import io_utils
 
@@ -155,3 +167,17 @@ def test_rerun_reuses_the_cache_and_pushes_nothing_new(default_run, run_kubetfx)
         assert _stage(states, stage) == ["COMPLETE", "CACHED"], stage
     # The same model is already served: the re-run keeps one version.
     assert len(os.listdir(home / "serving" / "kubetfx-penguin")) == 1
+
+
+def test_retraining_pushes_a_second_version_with_the_new_weights(default_run, run_kubetfx, tmp_path):
+    home, _ = default_run
+    serving = home / "serving" / "kubetfx-penguin"
+    # More steps: the Trainer runs again (new weights); any accuracy change is accepted.
+    config = tmp_path / "retrain.yaml"
+    config.write_text("train_steps: 301\nchange_tolerance: 1.0\n")
+    result = run_kubetfx("run", "--home", home, "--config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    first, second = sorted(os.listdir(serving), key=int)
+    assert f"pushed to {serving / second}" in result.stdout
+    weights = [(serving / v / "variables" / "variables.data-00000-of-00001").read_bytes() for v in (first, second)]
+    assert weights[0] != weights[1]

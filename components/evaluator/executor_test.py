@@ -193,3 +193,23 @@ def test_a_distributed_beam_runner_gets_tfma(tmp_path):
         beam_pipeline_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
     with pytest.raises(batched.Unsupported, match="no eval_config"):  # past the runner check
         batched.Executor(in_process)._plan({}, {})
+
+
+def test_an_empty_served_baseline_is_evaluated_as_no_baseline(tmp_path):
+    """ServedBaseline with nothing served yet: same results as TFMA given no baseline."""
+    from tfx.components.evaluator import executor as stock
+    from tfx.types import standard_artifacts
+
+    from kubetfx.components.evaluator import served_baseline
+
+    examples = _write_examples(tmp_path)
+    model = _save_model(tmp_path / "candidate", "classification", 0.9)
+    empty = standard_artifacts.Model()
+    empty.uri = str(tmp_path / "served")
+    served_baseline.Executor().Do({"model": [model]}, {"baseline_model": [empty]},
+                                  {"serving_dir": str(tmp_path / "nothing-served")})
+    eval_config = component.eval_config(PipelineConfig(label="species", task="classification"))
+    ours = _results(_evaluate(batched.Executor, tmp_path / "ours", examples, model, empty, eval_config))
+    theirs = _results(_evaluate(stock.Executor, tmp_path / "stock", examples, model, None, eval_config))
+    _same(ours, theirs)
+    assert ours["blessing_files"] == ["BLESSED"] and ours["baseline_uri"] == ""

@@ -29,7 +29,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from kubetfx.components.pusher.executor import latest_version
+from kubetfx.components.pusher.serving_dir import latest_version
 
 NODE_ID = "ServedBaseline"
 SERVING_DIR_KEY = "serving_dir"

@@ -70,3 +70,15 @@ def test_the_pipeline_feeds_the_evaluator_from_the_pushers_serving_directory(tmp
     assert components["Evaluator"].inputs["baseline_model"].producer_component_id == served_baseline.NODE_ID
     assert baseline.inputs["model"].producer_component_id == "Trainer"
     assert not any(type(c).__name__ == "Resolver" for c in components.values())
+
+
+def test_the_run_summary_says_which_version_is_the_baseline(tmp_path):
+    from kubetfx.pipelines import stage_results
+
+    nothing = _run(tmp_path / "none", tmp_path / "out-none")
+    assert stage_results.describe(served_baseline.NODE_ID, {"Model": nothing.mlmd_artifact}) == (
+        "baseline: nothing served yet (no comparison)")
+    _served(tmp_path / "serving", "42", b"w")
+    served = _run(tmp_path / "serving", tmp_path / "out")
+    assert stage_results.describe(served_baseline.NODE_ID, {"Model": served.mlmd_artifact}) == (
+        "baseline: served version 42")

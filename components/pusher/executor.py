@@ -1,51 +1,23 @@
-"""Pusher executor: stock TFX pushes by copying file by file into the live serving directory,
-so a model server polling it can see a partial model, and it pushes with one blessing
-missing. This one requires both blessings and publishes a complete copy with one rename."""
-from __future__ import annotations
+"""Pusher executor: stock TFX copies file by file into the live serving directory (a model
+server polling it can load a partial model) and pushes with one blessing missing. This
+one requires both blessings and publishes a complete copy as a new version
+(`serving_dir.publish`: one rename on a local path, saved_model.pb last on an object
+store), through tf.io.gfile, so the serving directory may be a bucket as in TFX.
 
-import hashlib
-import os
-import time
+What it keeps of TFX's contract (tfx 1.16 tfx/components/pusher/executor.py, checked by
+tests/tfx_contract/test_pusher_contract.py): the PushedModel artifact holds a copy of the
+model and the `pushed`, `pushed_destination` and `pushed_version` properties; versions are
+Unix-time integers; a model can come from the InfraBlessing (`GetModelPath`)."""
+from __future__ import annotations
 
 from absl import logging
 from tfx.components.pusher import executor as tfx_pusher
+from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
-from tfx.proto import pusher_pb2
 
-STAGING_PREFIX = ".staging-"
-
-
-def next_version(base_directory: str) -> str:
-    """A Unix-time version (TF Serving wants integers), later than every existing one."""
-    existing = [int(n) for n in os.listdir(base_directory) if n.isdigit()] if os.path.isdir(base_directory) else []
-    return str(max([int(time.time())] + [v + 1 for v in existing]))
-
-
-def _digest(saved_model_dir: str) -> str:
-    with open(os.path.join(saved_model_dir, "saved_model.pb"), "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def latest_version(base_directory: str):
-    versions = [n for n in os.listdir(base_directory) if n.isdigit()] if os.path.isdir(base_directory) else []
-    return max(versions, key=int) if versions else None
-
-
-def publish_atomically(model_path: str, base_directory: str) -> tuple[str, str]:
-    """Copies the model beside its destination, then renames it into place. A model that
-    is already the latest version (a re-run, a retried task) is not pushed twice."""
-    os.makedirs(base_directory, exist_ok=True)
-    current = latest_version(base_directory)
-    if current is not None and _digest(os.path.join(base_directory, current)) == _digest(model_path):
-        logging.info("Model already served as version %s; not pushing a duplicate.", current)
-        return os.path.join(base_directory, current), current
-    version = next_version(base_directory)
-    staging = os.path.join(base_directory, f"{STAGING_PREFIX}{version}-{os.getpid()}")
-    io_utils.copy_dir(model_path, staging)
-    final = os.path.join(base_directory, version)
-    os.rename(staging, final)  # atomic on one filesystem; fails rather than overwrite a version
-    return final, version
+from kubetfx.components.pusher import serving_dir
+from kubetfx.components.pusher.serving_dir import STAGING_PREFIX  # noqa: F401 (pipelines/recovery.py)
 
 
 class AtomicPusherExecutor(tfx_pusher.Executor):
@@ -65,8 +37,12 @@ class AtomicPusherExecutor(tfx_pusher.Executor):
             return
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY], destination)
+        if destination.WhichOneof("destination") != "filesystem":
+            raise NotImplementedError(f"Invalid push destination {destination.WhichOneof('destination')}")
         model_path = self.GetModelPath(input_dict)
-        serving_path, version = publish_atomically(model_path, destination.filesystem.base_directory)
+        serving_path, version, pushed = serving_dir.publish(model_path, destination.filesystem.base_directory)
+        if not pushed:
+            logging.info("Model already served as version %s (same files, byte for byte); no new version.", version)
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path, pushed_version=version)
         logging.info("Model pushed to %s (version %s).", serving_path, version)

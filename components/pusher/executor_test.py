@@ -1,39 +1,11 @@
-"""The push is atomic, versioned, idempotent, and needs both blessings."""
+"""The Pusher needs both blessings (publishing itself: serving_dir_test.py; TFX's own
+Pusher tests against this executor: tests/tfx_contract/test_pusher_contract.py)."""
 from __future__ import annotations
-
-import os
 
 import pytest
 from tfx.types import standard_artifacts
 
 from kubetfx.components.pusher import executor
-
-
-def _model_dir(tmp_path, name, content=b"graph"):
-    serving = tmp_path / name / "Format-Serving"
-    (serving / "variables").mkdir(parents=True)
-    (serving / "saved_model.pb").write_bytes(content)
-    (serving / "variables" / "variables.index").write_bytes(b"index")
-    return serving
-
-
-def test_publish_is_a_complete_numbered_directory_and_no_staging_left(tmp_path):
-    base = tmp_path / "serving"
-    path, version = executor.publish_atomically(str(_model_dir(tmp_path, "m1")), str(base))
-    assert version.isdigit() and path == str(base / version)
-    assert (base / version / "saved_model.pb").read_bytes() == b"graph"
-    assert (base / version / "variables" / "variables.index").exists()
-    assert os.listdir(base) == [version]
-
-
-def test_same_model_twice_keeps_one_version_new_model_gets_a_later_one(tmp_path):
-    base = str(tmp_path / "serving")
-    _, first = executor.publish_atomically(str(_model_dir(tmp_path, "m1")), base)
-    _, again = executor.publish_atomically(str(_model_dir(tmp_path, "m1-retrained")), base)
-    _, second = executor.publish_atomically(str(_model_dir(tmp_path, "m2", b"other graph")), base)
-    assert again == first
-    assert int(second) > int(first)
-    assert sorted(os.listdir(base), key=int) == [first, second]
 
 
 def _blessing(cls, tmp_path, name, blessed):

@@ -7,7 +7,11 @@ RUN_FN = "kubetfx.components.trainer.model.run_fn"
 
 
 def custom_config(config) -> dict:
-    return {"label": config.label, "task": config.task, "batch_size": config.batch_size}
+    """What the built-in run_fn reads (a module file gets it too, in fn_args.custom_config)."""
+    return {"label": config.label, "task": config.task, "batch_size": config.batch_size,
+            "learning_rate": config.learning_rate, "max_epochs": config.max_epochs,
+            "train_seconds": config.train_seconds,
+            "early_stopping_patience": config.early_stopping_patience}
 
 
 def build(config, example_gen, transform, schema_gen) -> tfx.components.Trainer:
@@ -20,6 +24,7 @@ def build(config, example_gen, transform, schema_gen) -> tfx.components.Trainer:
         examples=examples,
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
+        # Steps bound a module file's training; the built-in run_fn trains in epochs.
         train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
         custom_config=custom_config(config),

@@ -1,5 +1,11 @@
 """Default schema-driven model: a small dense network over every transformed feature.
 
+It trains on the whole training split: epochs over the data until the eval split's loss
+stops improving (early stopping, best weights kept), within an epoch and wall-time budget.
+Batch size and learning rate follow the number of training examples, counted first (one
+cheap pass over the compressed records). What it did is written beside the model run
+(`training.json`: examples, epochs, why it stopped) for the run summary.
+
 The exported SavedModel has two signatures:
 - serving_default: serialized tf.Examples of raw features -> predictions (the transform
   graph runs inside, so servers need nothing else);
@@ -8,7 +14,10 @@ The exported SavedModel has two signatures:
 """
 from __future__ import annotations
 
+import json
+import math
 import os
+import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tft's Keras layer is Keras 2 (tf_keras)
 
@@ -23,6 +32,11 @@ from kubetfx.components.transform import preprocessing  # noqa: E402
 autograph.skip_libraries()
 
 PROBABILITIES = "probabilities"
+TRAINING_RECORD = "training.json"
+# Early stopping looks at this many eval examples per epoch at most (the first ones, the
+# same each epoch): a stable signal without a full pass over a large eval split.
+MAX_VALIDATION_EXAMPLES = 50_000
+SEED = 0  # the same data gives the same model, run after run
 PREDICTIONS = "predictions"
 
 
@@ -39,12 +53,52 @@ def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size):
 
     return fn_args.data_accessor.tf_dataset_factory(
         files,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size),
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle_seed=SEED),
         raw_schema,
-    ).map(transform, num_parallel_calls=tf.data.AUTOTUNE).repeat()
+    ).map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
-def _build_model(tf_transform_output, label, task):
+def count_examples(file_pattern) -> int:
+    """Records in the split's files (ExampleGen writes GZIP TFRecords)."""
+    patterns = file_pattern if isinstance(file_pattern, (list, tuple)) else [file_pattern]
+    files = sorted(f for p in patterns for f in tf.io.gfile.glob(p))
+    count = 0
+    for path in files:
+        compression = "GZIP" if path.endswith(".gz") else ""
+        count += int(tf.data.TFRecordDataset(path, compression_type=compression)
+                     .reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
+    return count
+
+
+def batch_size_for(examples: int) -> int:
+    """32 for small tables, growing with the data (about 200 steps per epoch), at most 1024:
+    small batches generalise better on little data, large ones keep an epoch over millions
+    of rows affordable on a laptop's cores."""
+    return int(min(1024, max(32, 2 ** round(math.log2(max(examples, 1) / 200)))))
+
+
+def learning_rate_for(batch_size: int) -> float:
+    """Adam's 0.01 at batch 32, scaled with the square root of the batch (at most 0.03)."""
+    return min(0.03, 0.01 * math.sqrt(batch_size / 32))
+
+
+class _WallTimeBudget(keras.callbacks.Callback):
+    """Stops training once the budget is spent (checked after every batch)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.started, self.exhausted = seconds, None, False
+
+    def on_train_begin(self, logs=None):
+        self.started = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if time.monotonic() - self.started > self.seconds:
+            self.exhausted = True
+            self.model.stop_training = True
+
+
+def _build_model(tf_transform_output, label, task, learning_rate):
     inputs, encoded = [], []
     for name, spec in sorted(tf_transform_output.transformed_feature_spec().items()):
         if name == label:
@@ -69,7 +123,7 @@ def _build_model(tf_transform_output, label, task):
         outputs = keras.layers.Dense(1)(x)
         loss, metrics = keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError()]
     model = keras.Model(inputs=inputs, outputs=outputs)
-    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=loss, metrics=metrics)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
     return model
 
 
@@ -102,16 +156,48 @@ def _signatures(model, tf_transform_output, label, task):
 def run_fn(fn_args):
     config = fn_args.custom_config or {}
     label, task = config["label"], config["task"]
-    batch_size = int(config.get("batch_size", 32))
+    keras.utils.set_random_seed(SEED)
+    train_examples = count_examples(fn_args.train_files)
+    if train_examples == 0:
+        raise ValueError("the training split is empty: nothing to train on")
+    batch_size = int(config.get("batch_size") or batch_size_for(train_examples))
+    learning_rate = float(config.get("learning_rate") or learning_rate_for(batch_size))
+    max_epochs = int(config.get("max_epochs", 100))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    model = _build_model(tf_transform_output, label, task)
+    model = _build_model(tf_transform_output, label, task, learning_rate)
     # One transform layer (one load of the transform graph) for training, validation and the
     # exported signatures; tracked by the model, so it is saved with it.
     model.tft_layer = tf_transform_output.transform_features_layer()
     raw_schema = tf_transform_output.raw_metadata.schema
     train = _dataset(fn_args, fn_args.train_files, raw_schema, model.tft_layer, label, batch_size)
-    evaluation = _dataset(fn_args, fn_args.eval_files, raw_schema, model.tft_layer, label, batch_size)
-    model.fit(train, steps_per_epoch=fn_args.train_steps, validation_data=evaluation,
-              validation_steps=fn_args.eval_steps, verbose=2)
+    validation_batches = max(1, MAX_VALIDATION_EXAMPLES // batch_size)
+    evaluation = _dataset(fn_args, fn_args.eval_files, raw_schema, model.tft_layer, label,
+                          batch_size).take(validation_batches).cache()
+    stopping = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=int(config.get("early_stopping_patience", 5)),
+        restore_best_weights=True)
+    # Smaller steps once the eval loss stalls, before early stopping gives up on it.
+    slower = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.3,
+                                               patience=max(1, stopping.patience // 2))
+    budget = _WallTimeBudget(float(config.get("train_seconds", 600)))
+    started = time.monotonic()
+    history = model.fit(train, epochs=max_epochs, validation_data=evaluation,
+                        callbacks=[stopping, slower, budget], verbose=2)
+    if budget.exhausted and stopping.best_weights is not None:
+        model.set_weights(stopping.best_weights)  # Keras restores them only on its own stop
+    losses = history.history.get("val_loss", [])
+    record = {
+        "train_examples": train_examples,
+        "epochs": len(history.epoch),
+        "best_epoch": (int(min(range(len(losses)), key=losses.__getitem__)) + 1) if losses else None,
+        "stopped": ("time budget" if budget.exhausted else
+                    "early stopping" if stopping.stopped_epoch else "epoch limit"),
+        "batch_size": batch_size,
+        "learning_rate": learning_rate,
+        "seconds": round(time.monotonic() - started, 1),
+    }
     model.save(fn_args.serving_model_dir, save_format="tf",
                signatures=_signatures(model, tf_transform_output, label, task))
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_RECORD), "w") as f:
+        f.write(json.dumps(record))

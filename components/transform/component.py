@@ -5,7 +5,7 @@ PREPROCESSING_FN = "kubetfx.components.transform.preprocessing.preprocessing_fn"
 
 
 def custom_config(config) -> dict:
-    return {"label": config.label, "task": config.task}
+    return {"label": config.label, "task": config.task, "column_roles": config.column_roles or {}}
 
 
 def materializes(config) -> bool:

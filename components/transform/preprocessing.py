@@ -2,8 +2,14 @@
 
 Numeric columns: z-score scaling with the mean and variance of the present values; a
 missing value becomes 0 (the mean). Both analyzers read the raw column, so all run in one phase:
-imputing first and scaling the imputed column would make a second pass over the data.
+imputing first and scaling the imputed column would make a second pass over the data. All
+numeric columns are analyzed together, as the columns of one sparse matrix (one mean and
+one variance analyzer whatever the width): an analyzer per column made Transform's graph,
+and its time, grow faster than the number of columns (20k rows: 14 s at 33 columns, 186 s
+at 303).
 String columns: missing values become "", then a vocabulary (with one OOV bucket).
+Identifier columns are left out and ISO date/time strings become numeric parts (see
+column_roles.py; the roles come in custom_config["column_roles"]).
 Label: a vocabulary named "label" for classification (class ids in frequency order),
 the float value for regression. Transformed features keep their raw names.
 """
@@ -11,6 +17,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 import tensorflow_transform as tft
+
+from kubetfx.components.transform import column_roles
 
 LABEL_VOCABULARY = "label"
 OOV_BUCKETS = 1
@@ -44,20 +52,56 @@ def _mean_filled(x):
     return _dense(x, tft.mean(_present_values(x)))
 
 
-def _z_score(x):
-    """Dense z-scores from the present values' mean and variance; missing values get 0 (the
-    mean). A constant column maps to 0, as with tft.scale_to_z_score."""
+def _as_sparse_column(x):
+    """A float [batch, 1] SparseTensor holding the present values of one feature."""
     x = _to_float(x)
-    values = _present_values(x)
-    mean, std = tft.mean(values), tf.sqrt(tft.var(values))
-    return (_dense(x, mean) - mean) / tf.where(std > 0, std, tf.ones_like(std))
+    if isinstance(x, tf.SparseTensor):
+        return tf.SparseTensor(x.indices, x.values, tf.stack([x.dense_shape[0], tf.constant(1, tf.int64)]))
+    values = tf.reshape(x, [-1])  # every row present (tf.sparse.from_dense would drop zeros)
+    rows = tf.range(tf.size(values, out_type=tf.int64))
+    return tf.SparseTensor(tf.stack([rows, tf.zeros_like(rows)], axis=1), values,
+                           tf.stack([tf.size(values, out_type=tf.int64), tf.constant(1, tf.int64)]))
+
+
+def _present_only(values):
+    """A [batch, 1] SparseTensor of the non-NaN entries of a dense [batch] float tensor."""
+    rows = tf.where(tf.logical_not(tf.math.is_nan(values)))[:, 0]
+    return tf.SparseTensor(tf.stack([rows, tf.zeros_like(rows)], axis=1), tf.gather(values, rows),
+                           tf.stack([tf.size(values, out_type=tf.int64), tf.constant(1, tf.int64)]))
+
+
+def _z_scores(columns: dict) -> dict:
+    """Dense z-scores of every numeric column, from each column's present values' mean and
+    variance; missing values get 0 (the mean). A constant column maps to 0, as with
+    tft.scale_to_z_score. One analyzer pass for all columns together."""
+    names = sorted(columns)
+    if not names:
+        return {}
+    matrix = tf.sparse.concat(1, [_as_sparse_column(columns[n]) for n in names])
+    # Per column over the present values only (reduce_instance_dims=False on a SparseTensor).
+    mean = tft.mean(matrix, reduce_instance_dims=False)
+    std = tf.sqrt(tft.var(matrix, reduce_instance_dims=False))
+    dense = tf.sparse.to_dense(matrix)  # the implicit zeros are filled with the mean below
+    present = tf.sparse.to_dense(tf.SparseTensor(matrix.indices, tf.ones_like(matrix.values),
+                                                 matrix.dense_shape)) > 0
+    filled = tf.where(present, dense, tf.broadcast_to(mean, tf.shape(dense)))
+    scores = (filled - mean) / tf.where(std > 0, std, tf.ones_like(std))
+    return {name: scores[:, i] for i, name in enumerate(names)}
 
 
 def preprocessing_fn(inputs, custom_config):
     label, task = custom_config["label"], custom_config["task"]
-    outputs = {}
+    roles = custom_config.get("column_roles") or {}
+    identifiers, datetimes = set(roles.get("identifiers", [])), set(roles.get("datetimes", []))
+    outputs, numeric = {}, {}
     for name, x in inputs.items():
         is_string = x.dtype == tf.string
+        if name in identifiers and name != label:
+            continue
+        if name in datetimes and name != label and is_string:
+            for part, values in column_roles.datetime_parts(_dense(x, "")).items():
+                numeric[f"{name}__{part}"] = _present_only(values)
+            continue
         if name == label:
             if task == "classification":
                 raw = _dense(x, "") if is_string else tf.strings.as_string(_dense(x, tf.cast(0, x.dtype)))
@@ -68,5 +112,6 @@ def preprocessing_fn(inputs, custom_config):
             outputs[name] = tft.compute_and_apply_vocabulary(
                 _dense(x, ""), num_oov_buckets=OOV_BUCKETS, vocab_filename=vocabulary_name(name))
         else:
-            outputs[name] = _z_score(x)
+            numeric[name] = x
+    outputs.update(_z_scores(numeric))
     return outputs

@@ -32,3 +32,20 @@ def test_numeric_columns_are_z_scored_by_present_values_and_missing_ones_are_zer
     np.testing.assert_allclose([r["x"] for r in rows], [-1.0, 1.0, 0.0], atol=1e-6)
     assert [r["y"] for r in rows] == [0, 1, 0]  # class ids in frequency order
     assert rows[0]["colour"] == rows[1]["colour"] != rows[2]["colour"]  # "" is its own token
+
+
+def test_numeric_columns_are_scaled_each_by_its_own_present_values_zeros_included(tmp_path):
+    """All numeric columns are analyzed as one sparse matrix: each column keeps its own
+    statistics and missing pattern, and a present 0 is a value, not a missing one."""
+    spec = {"a": tf.io.VarLenFeature(tf.float32), "b": tf.io.VarLenFeature(tf.int64),
+            "c": tf.io.FixedLenFeature([1], tf.float32), "y": tf.io.VarLenFeature(tf.string)}
+    rows = [{"a": [0.0], "b": [], "c": [10.0], "y": ["p"]},
+            {"a": [2.0], "b": [5], "c": [10.0], "y": ["q"]},
+            {"a": [], "b": [7], "c": [10.0], "y": ["p"]}]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=True):
+        (out, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, {"label": "y", "task": "classification"}))
+    np.testing.assert_allclose([r["a"] for r in out], [-1.0, 1.0, 0.0], atol=1e-6)  # mean 1 of {0, 2}
+    np.testing.assert_allclose([r["b"] for r in out], [0.0, -1.0, 1.0], atol=1e-6)  # mean 6 of {5, 7}
+    np.testing.assert_allclose([r["c"] for r in out], [0.0, 0.0, 0.0], atol=1e-6)  # constant

@@ -1,8 +1,13 @@
 """What a real Kubeflow Pipelines backend checks in a compiled spec, as code: the
 apiserver at upload, the apiserver and its v2 compiler at run creation, the driver and the
-importer launcher when a task starts. Each rule cites the KFP source file at tags 2.2.0 and
-2.5.0 (the same code at both unless said; 2.4.x lies between them) and returns the
-backend's own message, so a spec that passes here is not refused there for these reasons.
+importer launcher when a task starts. Each rule cites the KFP source file (kubeflow/pipelines
+`backend/src/`); the code is the same at tags 2.2.0, 2.4.0, 2.4.1 and 2.5.0 unless said
+(compared in git). Each returns the backend's own message, so a spec that passes here is
+not refused there for these reasons.
+
+Not reproduced: the driver's strict parse of each task's Kubernetes executor config
+(v2/cmd/driver/main.go, KubernetesExecutorConfig): its Python protos ship in
+kfp-kubernetes, which is not in the lock; the apiserver itself keeps those as Structs.
 
 Parsing uses the real `kfp-pipeline-spec` protos with json_format (unknown fields fail, as
 Go's protojson.Unmarshal). Used by the compile tests and by the local stand-in of the KFP
@@ -272,7 +277,7 @@ def _check_importer(task_name: str, task, importer: dict, root: dict) -> None:
             raise Rejected(f"task {task_name}: empty artifact URI runtime value for parameter {name}")
     else:
         raise Rejected(f"task {task_name}: artifact uri not provided")
-    # 2.5.0 only: the URI must name an object store (objectstore.ParseProviderFromPath).
+    # 2.5.0 only (not at 2.4.1): the URI must name an object store (objectstore.ParseProviderFromPath).
     match = _BUCKET.match(str(value))
     if not match or match.group(1) not in ("gs://", "s3://", "minio://", "mem://"):
         raise Rejected(f"task {task_name}: no provider scheme found in artifact URI: {value}")

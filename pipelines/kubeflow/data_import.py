@@ -10,7 +10,7 @@ computed by `kubetfx submit` with object_store.data_fingerprint): new files unde
 
 The importer has the shape the KFP SDK 2.9 compiles `dsl.importer(artifact_uri=<param>,
 artifact_class=dsl.Dataset, reimport=False)` to; the importer launcher reads the URI from
-the task's input parameter named in `runtimeParameter` (KFP 2.2.0 and 2.5.0
+the task's input parameter named in `runtimeParameter` (KFP 2.2.0, 2.4.x and 2.5.0
 backend/src/v2/component/importer_launcher.go ImportSpecToMLMDArtifact)."""
 from __future__ import annotations
 

@@ -48,3 +48,27 @@ def write(size: str, folder: Path, seed: int = 42) -> Path:
     body = "\n".join(f"{int(r[0])}," + ",".join(f"{v:.6f}" for v in r[1:]) for r in data)
     path.write_text(header + "\n" + body + "\n")
     return path
+
+
+def write_wide(columns: int, folder: Path, rows: int = 20_000, seed: int = 7) -> Path:
+    """A wide table as users bring it (issue 15): `columns` numeric columns, one small
+    categorical, a unique row id, an ISO timestamp string and a label that depends on a few
+    numeric columns and the category. The same bytes for the same arguments."""
+    path = folder / f"wide-{columns}" / "data.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    numbers = rng.normal(0, 1, (rows, columns))
+    category = rng.choice(["north", "south", "east", "west"], rows)
+    signal = numbers[:, 0] + 0.5 * numbers[:, 1 % columns] + (category == "north")
+    label = np.where(signal > 0.5, "high", "low")
+    seconds = 1_700_000_000 + rng.integers(0, 90 * 86_400, rows)
+    stamps = np.datetime_as_string(seconds.astype("datetime64[s]"), unit="s")
+    header = ["row_id", "created_at", "region"] + [f"x{i}" for i in range(columns)] + ["label"]
+    lines = [",".join(header)]
+    for i in range(rows):
+        values = ",".join(f"{v:.4f}" for v in numbers[i])
+        lines.append(f"r{i:07d}-{rng.integers(1e9):09d},{stamps[i]},{category[i]},{values},{label[i]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path

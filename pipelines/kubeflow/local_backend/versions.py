@@ -24,7 +24,7 @@ VERSIONS = {
     "2.4.1": KfpVersion("2.4.1", retries=True, publish_logs=False),
     "2.5.0": KfpVersion("2.5.0", retries=True, publish_logs=True),
 }
-# Short names: 2.4 is the release the manifests pin (manifests/cluster.mk KFP_VERSION).
+# Short names: the first release of each minor (manifests/cluster.mk pins KFP_VERSION 2.5.0).
 ALIASES = {"2.4": "2.4.0", "2.5": "2.5.0"}
 DEFAULT = "2.5.0"
 
