@@ -20,6 +20,8 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
+from kubetfx.components.container import images
+
 from kubetfx.pipelines import stage_results
 from kubetfx.pipelines.kubeflow import backend_rules
 from kubetfx.pipelines.kubeflow.local_backend import (cache, dag, docker, driver, importer, launcher, metadata,
@@ -186,16 +188,16 @@ class _Run:
             yaml.safe_dump_all([self.spec, self.platform] if self.platform else [self.spec]))
         tasks = self.spec["root"]["dag"]["tasks"]
         executors = self.spec["deploymentSpec"]["executors"]
-        images = {self.options.image or e["container"]["image"] for e in executors.values() if "container" in e}
-        for image in sorted(images):
-            docker.require_image(image)
+        needed = sorted({self.options.image or e["container"]["image"] for e in executors.values() if "container" in e})
+        docker.binary()  # a missing docker command is said as such, before the images
+        images.require_images(needed)
         for directory in (self.request.home / "kfp-backend", self.logs, self.request.home / "object-store"):
             directory.mkdir(parents=True, exist_ok=True)
             os.chmod(directory, 0o700)
         claims = {c for t in tasks.values() for c in
                   pvc_mounts(self.platform, self.spec["components"][t["componentRef"]["name"]]["executorLabel"])}
         for claim in sorted(claims):
-            docker.ensure_volume(volume_name(claim, self.request.home), sorted(images)[0],
+            docker.ensure_volume(volume_name(claim, self.request.home), needed[0],
                                  {"kubetfx.home": str(self.request.home.resolve()), "kubetfx.claim": claim})
         with store.running(self.request.home / "object-store", self.logs / "object-store.log") as self.store:
             self.store.ensure_bucket(self.root)

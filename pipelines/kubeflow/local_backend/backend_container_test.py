@@ -166,7 +166,9 @@ def test_a_task_that_hangs_is_stopped_at_the_time_limit_and_its_container_remove
 def test_a_missing_image_says_run_make_image(tmp_path, home):
     spec, platform = tiny_spec()
     spec["deploymentSpec"]["executors"]["exec-use"]["container"]["image"] = "kubetfx/absent:0.0.0"
-    with pytest.raises(docker.ImageMissing, match=r"image kubetfx/absent:0.0.0 is not on this machine \(run 'make image'\)"):
+    from kubetfx.components.container import images
+
+    with pytest.raises(images.MissingImageError, match=r"image kubetfx/absent:0.0.0 is not in the local Docker engine: run `make image`"):
         _run(spec, platform, home, _data(tmp_path))
 
 

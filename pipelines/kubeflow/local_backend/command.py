@@ -49,6 +49,7 @@ def run(config: PipelineConfig, options: Options = Options()):
     from kubetfx.pipelines import kubeflow_compiler, local_runner
     from kubetfx.pipelines.kubeflow import object_store_server
     from kubetfx.pipelines.kubeflow import backend_rules
+    from kubetfx.components.container import images
     from kubetfx.pipelines.kubeflow.local_backend import backend, docker
 
     spec, platform = kubeflow_compiler.compile_spec(config, kubeflow_compiler.ClusterSettings(image=options.image))
@@ -60,6 +61,6 @@ def run(config: PipelineConfig, options: Options = Options()):
     with local_runner.exclusive_run(config):
         try:
             return backend.run_spec(spec, platform, request, options)
-        except (docker.DockerUnavailable, docker.ImageMissing, backend_rules.Rejected,
+        except (docker.DockerUnavailable, images.MissingImageError, backend_rules.Rejected,
                 object_store_server.ObjectStoreUnavailable) as err:
             raise BackendUnavailable(str(err)) from None

@@ -2,8 +2,8 @@
 
 A KFP pod has its image, the spec's command, args, env and resources, its launcher's local
 copies of the input artifacts, and the volumes of its platform spec: nothing of the host.
-So the container is created (never pulled: a missing `kubetfx/*` image says "run make
-image"), the staged inputs are copied in with `docker cp`, it runs with a time limit, the
+So the container is created (never pulled: components/container/images.py says which
+`make image` to run for a missing one), the staged inputs are copied in with `docker cp`, it runs with a time limit, the
 outputs are copied out, and it is removed. No bind mount; the only volumes are the named
 volumes standing for the spec's PVCs. It runs as the calling user, without network.
 """
@@ -17,15 +17,13 @@ import tarfile
 from pathlib import Path
 from typing import IO, Optional
 
+from kubetfx.components.container import images
+
 COMMAND_TIMEOUT_SECONDS = 120  # create, cp, inspect, rm: anything but the task itself
 
 
 class DockerUnavailable(RuntimeError):
     """No docker binary or no engine; the message says what to do."""
-
-
-class ImageMissing(RuntimeError):
-    """A task's image is not on this machine (images are never pulled)."""
 
 
 class TaskTimedOut(RuntimeError):
@@ -49,12 +47,6 @@ def _docker(*args: str, timeout: float = COMMAND_TIMEOUT_SECONDS, check: bool = 
         message = (result.stderr or result.stdout).strip().splitlines()
         raise DockerUnavailable(f"'docker {' '.join(args[:2])}' failed: {message[-1] if message else result.returncode}")
     return result
-
-
-def require_image(image: str) -> None:
-    if _docker("image", "inspect", image, check=False).returncode != 0:
-        hint = "run 'make image'" if image.startswith("kubetfx") else f"'docker pull {image}' or build it"
-        raise ImageMissing(f"image {image} is not on this machine ({hint}); images are never pulled")
 
 
 def unavailable_reason(images) -> str:
@@ -84,7 +76,7 @@ def ensure_volume(name: str, image: str, labels: dict) -> None:
     if _docker("volume", "inspect", name, check=False).returncode == 0:
         return
     _docker("volume", "create", *[f"--label={k}={v}" for k, v in labels.items()], name)
-    _docker("run", "--rm", "--pull=never", "--network", "none", "--user", "0:0", "-v", f"{name}:/volume",
+    _docker("run", "--rm", images.PULL_NEVER, "--network", "none", "--user", "0:0", "-v", f"{name}:/volume",
             "--entrypoint", "sh", image, "-c", f"chown {calling_user()} /volume && chmod 0700 /volume")
 
 
@@ -97,7 +89,7 @@ class Container:
 
     def __init__(self, name: str, image: str, command: list, args: list, env: dict,
                  volumes: dict, cpu_limit: Optional[float], memory_limit: Optional[float], labels: dict):
-        flags = ["--name", name, "--pull=never", "--network", "none", "--user", calling_user(),
+        flags = ["--name", name, images.PULL_NEVER, "--network", "none", "--user", calling_user(),
                  *[f"--label={k}={v}" for k, v in labels.items()]]
         for key, value in env.items():
             flags += ["-e", f"{key}={value}"]
