@@ -68,7 +68,7 @@ include manifests/cluster.mk
 compile: install ## Write the KFP v2 pipeline spec to build/<pipeline-name>.yaml
 	$(KUBETFX) compile
 
-run-containers: image ## Run the compiled spec locally, every stage in its container
+run-containers: image object-store-env ## Run the compiled spec on the local KFP backend, every stage in its container
 	$(KUBETFX) run --engine containers
 
 regenerate: install ## Refresh golden files (compiled spec, README tables) after an intended change

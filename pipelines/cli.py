@@ -64,7 +64,11 @@ def config_from_args(args) -> PipelineConfig:
 def _cmd_run(args) -> int:
     from kubetfx.pipelines import run_command
 
-    return run_command.run(config_from_args(args), engine=args.engine, verbose=args.verbose, as_json=args.json)
+    from kubetfx.pipelines.kubeflow.local_backend import command as backend
+
+    options = backend.options_from_args(args) if args.engine == "containers" else None
+    return run_command.run(config_from_args(args), engine=args.engine, verbose=args.verbose,
+                           as_json=args.json, backend_options=options)
 
 
 def _cmd_compile(args) -> int:
@@ -145,6 +149,12 @@ def _add_examples(sub) -> None:
             parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
+def local_backend_flags(parser):
+    from kubetfx.pipelines.kubeflow.local_backend import command
+
+    command.add_run_flags(parser)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0],
                                      epilog="`kubetfx COMMAND --help` shows each command's flags and examples.")
@@ -155,11 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the pipeline (locally in-process, or in containers)")
     _add_pipeline_flags(run)
     run.add_argument("--engine", choices=["local", "containers"], default="local",
-                     help="local: in this process (TFX launcher, independent stages side by side); containers: the compiled KFP spec, each task in Docker")
+                     help="local: in this process (TFX launcher, independent stages side by side); containers: the compiled KFP spec on the local KFP backend, each task in Docker")
     run.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                      help="show TensorFlow, Beam and TFX output live (it always goes to the run's log file)")
     run.add_argument("--json", action="store_true",
                      help="print the run summary as JSON on stdout (progress and messages go to stderr)")
+    local_backend_flags(run)
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser("compile", help="write the KFP v2 pipeline spec (IR YAML)")

@@ -15,6 +15,7 @@ SUBMIT_LOST_RUN = 8      # submit --wait: the API failed while watching the run 
 SUBMIT_WAIT_TIMEOUT = 9  # submit --wait: --timeout passed before the run ended (the run goes on)
 INTERRUPTED = 130        # Ctrl-C (128 + SIGINT, as shells report it)
 DRIFT = 11            # monitor: drift, skew or schema anomalies against the served model (10: backend's TIMED_OUT)
+TIMED_OUT = 10        # a task ran past its time limit (--task-timeout) and was stopped
 
 # Errors a user can fix; reported as one line, without a stack trace.
 UserError = (InputError, ConfigError, MissingImageError)

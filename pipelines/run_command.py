@@ -13,7 +13,8 @@ from kubetfx.pipelines import exit_codes, failure, prepare, summary
 from kubetfx.pipelines.config import PipelineConfig
 
 
-def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False, as_json: bool = False) -> int:
+def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False, as_json: bool = False,
+        backend_options=None) -> int:
     config = prepare.prepare(config)
     # With --json, stdout carries the JSON document only; everything for people goes to stderr.
     out = sys.stderr if as_json else sys.stdout
@@ -26,7 +27,7 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
     from kubetfx.pipelines import local_runner
 
     if engine == "containers":
-        return _run_containers(config, out)
+        return _run_containers(config, out, backend_options)
     run_id = datetime.datetime.now().isoformat()
     log_path = config.logs_dir / f"{run_id}.log"
     try:
@@ -66,16 +67,22 @@ def _run_local(config, run_id, log_path, *, verbose: bool, terminal_fd: int):
     return None, None
 
 
-def _run_containers(config, out) -> int:
-    from kubetfx.pipelines import container_runner
+def _run_containers(config, out, backend_options) -> int:
+    """The compiled spec on the local KFP backend (pipelines/kubeflow/local_backend)."""
+    from kubetfx.pipelines.kubeflow.local_backend import command, options
 
     try:
-        result = container_runner.run(config)
+        result = command.run(config, backend_options or options.Options())
         crash = None
+    except exit_codes.UserError:
+        raise  # one line, exit 2 (cli.main)
     except Exception as err:  # the task's own log has the trace; the summary says where
         result, crash = None, err
     if result:
         print(result.table(), file=out)
+    if type(crash).__name__ == "TaskTimedOutError":
+        print(f"kubetfx: run stopped: {crash}", file=sys.stderr)
+        return exit_codes.TIMED_OUT
     log = getattr(crash, "log", None)
     return _outcome(result, crash, None, config, log, False, out)
 
@@ -85,7 +92,8 @@ def _is_rejection(crash) -> bool:
 
     container_log = getattr(crash, "log", None)
     return isinstance(crash, gate.DataRejectedError) or bool(
-        container_log and "DataRejectedError" in container_log.read_text(errors="replace"))
+        container_log and container_log.exists()
+        and "DataRejectedError" in container_log.read_text(errors="replace"))
 
 
 def _outcome(result, crash, failed_stage, config, log_path, verbose, out) -> int:

@@ -5,9 +5,11 @@ hands it (`{{$}}`), on open-source KFP as on Vertex AI.
         --executor_class_path <executor> --artifact_types '<{key: tfx type}>' \
         --json_serialized_invocation_args '{{$}}' [beam args...]
 
-It repairs the executor input (see kfp_compat), applies the pipeline parameters the
-compiler wired in (`kubetfx_*`), runs ExampleGen's driver when KFP did not (OSS KFP ignores
-`lifecycle.preCacheCheck`), then hands over to TFX's own Kubeflow V2 executor runner."""
+It repairs the executor input (see kfp_compat), works on the local paths where KFP's
+launcher staged the artifacts, applies what the compiler wired in (`kubetfx_*`: the data as
+an input artifact, its fingerprint, the gate threshold), runs ExampleGen's driver when KFP
+did not (OSS KFP ignores `lifecycle.preCacheCheck`), then hands over to TFX's own Kubeflow
+V2 executor runner, and writes the executor output with the URIs KFP handed out."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +19,8 @@ import sys
 
 from kubetfx.components.container import kfp_compat
 
-DATA_ROOT = "kubetfx_data_root"
+DATA = "kubetfx_data"                           # input artifact: the data (system.Dataset)
+DATA_FINGERPRINT = "kubetfx_data_fingerprint"   # parameter: only feeds KFP's cache key
 EVAL_THRESHOLD = "kubetfx_eval_threshold"
 
 
@@ -26,10 +29,15 @@ def _pop_parameter(executor_input: dict, name: str):
     return None if value in (None, "", "null") else value
 
 
-def apply_data_root(executor_input: dict) -> None:
-    data_root = _pop_parameter(executor_input, DATA_ROOT)
-    if data_root:
-        executor_input["inputs"]["parameterValues"]["input_base"] = data_root
+def apply_data(executor_input: dict, root: str = "/") -> None:
+    """ExampleGen reads the data where the launcher staged the `kubetfx_data` artifact."""
+    inputs = executor_input.setdefault("inputs", {})
+    data = inputs.get("artifacts", {}).pop(DATA, None)
+    _pop_parameter(executor_input, DATA_FINGERPRINT)
+    if data and data.get("artifacts"):
+        uri = data["artifacts"][0]["uri"]
+        local = kfp_compat.local_path_for_uri(uri, root) if "://" in uri else uri
+        inputs.setdefault("parameterValues", {})["input_base"] = local
 
 
 def apply_eval_threshold(executor_input: dict) -> None:
@@ -50,21 +58,22 @@ def apply_eval_threshold(executor_input: dict) -> None:
     params["eval_config"] = json.dumps(eval_config)
 
 
-def repair(executor_input: dict, declared_types: dict, env: dict) -> list:
-    """All fixes, in order; returns the URI mapping to undo on the output file."""
-    mapping = kfp_compat.uri_map(env)
+def repair(executor_input: dict, declared_types: dict, env: dict) -> str:
+    """All fixes, in order; returns the root of the launcher's local paths."""
+    root = env.get(kfp_compat.LOCAL_ROOT_ENV) or "/"
+    apply_data(executor_input, root)
+    kfp_compat.drop_undeclared_outputs(executor_input, declared_types)
     kfp_compat.fix_artifact_types(executor_input, declared_types)
-    kfp_compat.map_uris(executor_input, mapping)
+    kfp_compat.map_uris(executor_input, root)
     kfp_compat.fix_model_layouts(executor_input, declared_types)
     for artifact_list in executor_input.get("inputs", {}).get("artifacts", {}).values():
         for artifact in artifact_list.get("artifacts", []):
             if os.path.isdir(artifact["uri"]):
                 kfp_compat.remove_directory_markers(artifact["uri"])
-    apply_data_root(executor_input)
     if "eval_config" in executor_input.get("inputs", {}).get("parameterValues", {}):
         apply_eval_threshold(executor_input)
     kfp_compat.export_namespace(env)
-    return mapping
+    return root
 
 
 def _run_example_gen_driver(invocation: str, inputs_spec) -> None:
@@ -84,7 +93,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
     executor_input = json.loads(args.json_serialized_invocation_args)
-    mapping = repair(executor_input, json.loads(args.artifact_types), os.environ)
+    root = repair(executor_input, json.loads(args.artifact_types), os.environ)
     invocation = json.dumps(executor_input)
     output_file = executor_input["outputs"]["outputFile"]
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
@@ -104,7 +113,7 @@ def main(argv=None) -> int:
                            json_serialized_invocation_args=invocation,
                            json_serialized_inputs_spec_args=args.json_serialized_inputs_spec_args),
         beam_args)
-    kfp_compat.unmap_output_file(output_file, mapping)
+    kfp_compat.unmap_output_file(output_file, root)
     return 0
 
 

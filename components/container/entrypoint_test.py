@@ -53,20 +53,41 @@ def test_tfx_parses_the_repaired_artifacts_as_their_real_classes():
     assert isinstance(parsed["examples"][0], standard_artifacts.Examples)
 
 
-def test_minio_uris_map_onto_the_mounted_volume_and_back(tmp_path):
-    mapping = kfp_compat.uri_map({"KUBETFX_URI_MAP": f"minio://mlpipeline={tmp_path}"})
+@pytest.mark.parametrize("uri, local", [
+    # KFP 2.5.0 backend/src/v2/component/launcher_v2.go LocalPathForURI, case by case
+    ("minio://mlpipeline/v2/artifacts/p/r/T/u/examples", "/minio/mlpipeline/v2/artifacts/p/r/T/u/examples"),
+    ("s3://bucket/a/b", "/s3/bucket/a/b"),
+    ("gs://bucket/a", "/gcs/bucket/a"),
+    ("oci://registry/model:1", "/oci/registry_model:1/models"),
+])
+def test_artifact_uris_map_to_the_launcher_s_local_paths(uri, local):
+    assert kfp_compat.local_path_for_uri(uri) == local
+    if not uri.startswith("oci://"):
+        assert kfp_compat.uri_for_local_path(local) == uri
+
+
+def test_uris_map_to_local_paths_and_come_back_in_the_original_scheme(tmp_path):
     executor_input = _driver_input()
-    kfp_compat.map_uris(executor_input, mapping)
-    assert executor_input["inputs"]["artifacts"]["model"]["artifacts"][0]["uri"] == f"{tmp_path}/v2/artifacts/p/run/Task/model"
+    kfp_compat.map_uris(executor_input, str(tmp_path))
+    assert executor_input["inputs"]["artifacts"]["model"]["artifacts"][0]["uri"] == \
+        f"{tmp_path}/minio/mlpipeline/v2/artifacts/p/run/Task/model"
     output = tmp_path / "out.json"
-    output.write_text(json.dumps({"artifacts": {"blessing": {"artifacts": [{"uri": f"{tmp_path}/v2/x"}]}}}))
-    kfp_compat.unmap_output_file(str(output), mapping)
-    assert json.loads(output.read_text())["artifacts"]["blessing"]["artifacts"][0]["uri"] == "minio://mlpipeline/v2/x"
+    output.write_text(json.dumps({"artifacts": {"blessing": {"artifacts": [{"uri": f"{tmp_path}/s3/b/x"}]}}}))
+    kfp_compat.unmap_output_file(str(output), str(tmp_path))
+    assert json.loads(output.read_text())["artifacts"]["blessing"]["artifacts"][0]["uri"] == "s3://b/x"
 
 
-def test_unmapped_minio_uri_is_a_clear_error():
-    with pytest.raises(ValueError, match="KUBETFX_URI_MAP=minio://"):
-        kfp_compat.map_uris(_driver_input(), [])
+def test_an_unknown_scheme_is_a_clear_error():
+    with pytest.raises(ValueError, match="unsupported storage scheme"):
+        kfp_compat.local_path_for_uri("hdfs://x/y")
+
+
+def test_the_2_5_executor_logs_output_is_dropped_before_tfx_sees_it():
+    executor_input = _driver_input()
+    executor_input["outputs"]["artifacts"]["executor-logs"] = {"artifacts": [
+        {"uri": "minio://mlpipeline/v2/artifacts/p/run/Task/u/executor-logs", "type": {"schemaTitle": "system.Artifact"}}]}
+    entrypoint.repair(executor_input, DECLARED, {})
+    assert list(executor_input["outputs"]["artifacts"]) == ["blessing"]
 
 
 def test_zero_byte_directory_markers_are_removed_real_files_kept(tmp_path):
@@ -100,15 +121,22 @@ def test_kfp_namespace_comes_from_the_pod(monkeypatch, tmp_path):
     assert env["KFP_NAMESPACE"] == "kubeflow-user"
 
 
-def test_pipeline_parameters_reach_the_stage_exec_properties():
+def test_the_data_artifact_becomes_input_base_and_the_fingerprint_is_popped():
+    executor_input = {"inputs": {"parameterValues": {"input_base": "unused", "kubetfx_data_fingerprint": "ab12"},
+                                 "artifacts": {"kubetfx_data": {"artifacts": [
+                                     {"name": "3", "uri": "minio://mlpipeline/kubetfx/data/p", "type": {"instanceSchema": ""}}]}}},
+                      "outputs": {"artifacts": {}}}
+    entrypoint.apply_data(executor_input)
+    assert executor_input["inputs"] == {"parameterValues": {"input_base": "/minio/mlpipeline/kubetfx/data/p"},
+                                        "artifacts": {}}
+
+
+def test_the_eval_threshold_parameter_sets_the_gate():
     executor_input = _driver_input()
-    executor_input["inputs"]["parameterValues"]["kubetfx_data_root"] = "/data/new"
-    entrypoint.apply_data_root(executor_input)
     entrypoint.apply_eval_threshold(executor_input)
     params = executor_input["inputs"]["parameterValues"]
-    assert params["input_base"] == "/data/new" and "kubetfx_data_root" not in params
     metric = json.loads(params["eval_config"])["metrics_specs"][0]["metrics"][0]
-    assert metric["threshold"]["value_threshold"] == {"lower_bound": 0.8}
+    assert metric["threshold"]["value_threshold"] == {"lower_bound": 0.8} and "kubetfx_eval_threshold" not in params
 
 
 @pytest.mark.slow
@@ -119,21 +147,27 @@ def test_example_gen_runs_from_an_oss_driver_shaped_input(tmp_path):
     root = "minio://mlpipeline/v2/artifacts/p/run/CsvExampleGen"
     executor_input = {
         "inputs": {"parameterValues": {
-            "input_base": "unused", "kubetfx_data_root": str(EMBEDDED_DATA),
+            "input_base": "unused", "kubetfx_data_fingerprint": "f1",
             "input_config": json.dumps({"splits": [{"name": "single_split", "pattern": "*.csv"}]}),
             "output_config": json.dumps({"split_config": {"splits": [{"hash_buckets": 2, "name": "train"},
                                                                      {"hash_buckets": 1, "name": "eval"}]}}),
-            "output_data_format": 6, "output_file_format": 5}},
+            "output_data_format": 6, "output_file_format": 5},
+            "artifacts": {"kubetfx_data": {"artifacts": [{"name": "1", "uri": "minio://mlpipeline/data/penguins",
+                                                          "type": {"instanceSchema": ""}}]}}},
         "outputs": {"artifacts": {"examples": {"artifacts": [{"name": "ex", "uri": f"{root}/examples",
-                                                              "type": {"schemaTitle": "system.Dataset"}}]}},
-                    "outputFile": f"{root}/executor_output.json"},
+                                                              "type": {"schemaTitle": "system.Dataset"}}]},
+                                  "executor-logs": {"artifacts": [{"uri": f"{root}/executor-logs",
+                                                                   "type": {"schemaTitle": "system.Artifact"}}]}},
+                    "outputFile": str(tmp_path / "kfp_outputs" / "output_metadata.json")},
     }
     inputs_spec = {"parameters": {"input_base": {"parameterType": "STRING"}, "input_config": {"parameterType": "STRING"},
                                   "output_config": {"parameterType": "STRING"},
                                   "output_data_format": {"parameterType": "NUMBER_INTEGER"},
                                   "output_file_format": {"parameterType": "NUMBER_INTEGER"},
-                                  "kubetfx_data_root": {"parameterType": "STRING"}}}
-    os.environ["KUBETFX_URI_MAP"] = f"minio://mlpipeline={tmp_path}"
+                                  "kubetfx_data_fingerprint": {"parameterType": "STRING"}}}
+    import shutil
+    shutil.copytree(EMBEDDED_DATA, tmp_path / "minio" / "mlpipeline" / "data" / "penguins")  # as the launcher stages it
+    os.environ["KUBETFX_LAUNCHER_ROOT"] = str(tmp_path)
     try:
         assert entrypoint.main([
             "--executor_class_path", "tfx.components.example_gen.csv_example_gen.executor.Executor",
@@ -141,10 +175,10 @@ def test_example_gen_runs_from_an_oss_driver_shaped_input(tmp_path):
             "--json_serialized_inputs_spec_args", json.dumps(inputs_spec),
             "--json_serialized_invocation_args", json.dumps(executor_input)]) == 0
     finally:
-        del os.environ["KUBETFX_URI_MAP"]
-    task_dir = tmp_path / "v2" / "artifacts" / "p" / "run" / "CsvExampleGen"
+        del os.environ["KUBETFX_LAUNCHER_ROOT"]
+    task_dir = tmp_path / "minio" / "mlpipeline" / "v2" / "artifacts" / "p" / "run" / "CsvExampleGen"
     assert sorted(os.listdir(task_dir / "examples")) == ["Split-eval", "Split-train"]
-    output = json.loads((task_dir / "executor_output.json").read_text())
+    output = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
     artifact = output["artifacts"]["examples"]["artifacts"][0]
     assert artifact["uri"] == f"{root}/examples"  # KFP gets back the URI it handed out
     assert json.loads(artifact["metadata"]["split_names"]) == ["train", "eval"]

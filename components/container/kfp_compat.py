@@ -5,9 +5,12 @@ input as JSON, before TFX parses it — no TFX file is patched.
 - `system.*` schema titles and empty `instanceSchema`: the OSS driver types artifacts from
   MLMD (`system.Artifact`, `system.Model`...) and leaves `instanceSchema` empty, so TFX
   would build plain `Artifact`s. The compiler passes each artifact's declared TFX type.
-- Object-store URIs: OSS KFP's default pipeline root is `minio://` (or SeaweedFS `s3://`),
-  which `tf.io.gfile` cannot open. URIs are mapped onto a mounted volume (KUBETFX_URI_MAP),
-  and mapped back in the executor output so KFP records what it handed out.
+- Object-store URIs: the launcher stages every artifact at a local path derived from its URI
+  (`minio://b/k` -> `/minio/b/k`, `s3://` -> `/s3/`, `gs://` -> `/gcs/`) and uploads
+  outputs from there; TFX reads and writes those paths (`tf.io.gfile` has no `minio://`),
+  and the executor output gets the URIs back in the scheme KFP handed out.
+- Outputs the component does not declare (`executor-logs`, added by the KFP 2.5 driver and
+  written by the launcher itself) are dropped before TFX imports their types.
 - Zero-byte directory markers written by object-store clients break TFX's file listings.
 - Models produced outside TFX have no `Format-Serving/` subdirectory.
 - `KFP_NAMESPACE`, which TFX's Kubernetes helpers need, is not injected by the v2 backend.
@@ -20,7 +23,6 @@ import tempfile
 from pathlib import Path
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-URI_MAP_ENV = "KUBETFX_URI_MAP"
 MARKER_SUFFIXES = ("_$folder$",)
 
 
@@ -47,43 +49,52 @@ def _title_of(instance_schema: str) -> str:
     return ""
 
 
-def uri_map(env: dict) -> list[tuple[str, str]]:
-    """`minio://mlpipeline=/kubetfx/root,s3://bucket=/mnt/b` -> [(prefix, local dir)]."""
-    pairs = []
-    for item in filter(None, (env.get(URI_MAP_ENV) or "").split(",")):
-        prefix, _, local = item.partition("=")
-        if not local:
-            raise ValueError(f"{URI_MAP_ENV} entry {item!r} must be PREFIX=LOCAL_DIR")
-        pairs.append((prefix.rstrip("/"), local.rstrip("/")))
-    return pairs
+# KFP 2.5.0 backend/src/v2/component/launcher_v2.go LocalPathForURI (same at 2.4.x): where
+# the launcher stages an artifact inside the pod. `oci://` models are read-only mounts.
+LOCAL_PREFIXES = (("gs://", "/gcs/"), ("minio://", "/minio/"), ("s3://", "/s3/"))
+# Tests only: where the launcher's /minio, /s3, /gcs are ("/" in a pod, the default).
+LOCAL_ROOT_ENV = "KUBETFX_LAUNCHER_ROOT"
 
 
-def map_uri(uri: str, mapping: list) -> str:
-    for prefix, local in mapping:
-        if uri == prefix or uri.startswith(prefix + "/"):
-            return local + uri[len(prefix):]
-    if uri.startswith("minio://"):
-        raise ValueError(
-            f"cannot read {uri}: tf.io.gfile has no minio:// filesystem. Mount the pipeline root "
-            f"(e.g. a PVC) and set {URI_MAP_ENV}=minio://<bucket>=<mount path> (see manifests/README.md)")
-    return uri
+def local_path_for_uri(uri: str, root: str = "/") -> str:
+    for scheme, local in LOCAL_PREFIXES:
+        if uri.startswith(scheme):
+            return root.rstrip("/") + local + uri[len(scheme):]
+    if uri.startswith("oci://"):
+        return root.rstrip("/") + "/oci/" + uri[len("oci://"):].replace("/", "_") + "/models"
+    raise ValueError(f"failed to generate local path for URI {uri}: unsupported storage scheme")
 
 
-def unmap_uri(uri: str, mapping: list) -> str:
-    for prefix, local in mapping:
-        if uri == local or uri.startswith(local + "/"):
-            return prefix + uri[len(local):]
-    return uri
+def uri_for_local_path(path: str, root: str = "/") -> str:
+    """The inverse of local_path_for_uri for the object-store schemes; other paths unchanged."""
+    base = root.rstrip("/")
+    for scheme, local in LOCAL_PREFIXES:
+        if path.startswith(base + local):
+            return scheme + path[len(base + local):]
+    return path
 
 
-def map_uris(executor_input: dict, mapping: list) -> None:
+def _local(uri: str, root: str) -> str:
+    """Object-store URIs to the launcher's local paths; paths and other schemes unchanged."""
+    return local_path_for_uri(uri, root) if uri.startswith(tuple(s for s, _ in LOCAL_PREFIXES)) else uri
+
+
+def map_uris(executor_input: dict, root: str = "/") -> None:
     for side in ("inputs", "outputs"):
         for artifact_list in executor_input.get(side, {}).get("artifacts", {}).values():
             for artifact in artifact_list.get("artifacts", []):
-                artifact["uri"] = map_uri(artifact.get("uri", ""), mapping)
-    outputs = executor_input.get("outputs", {})
-    if outputs.get("outputFile"):
-        outputs["outputFile"] = map_uri(outputs["outputFile"], mapping)
+                artifact["uri"] = _local(artifact.get("uri", ""), root)
+
+
+def drop_undeclared_outputs(executor_input: dict, declared: dict) -> list:
+    """Removes output artifacts the component does not declare (KFP 2.5.0
+    backend/src/v2/driver/driver.go provisionOutputs adds `executor-logs`, typed
+    `system.Artifact`, which the launcher fills from the container's stdout)."""
+    outputs = executor_input.get("outputs", {}).get("artifacts", {})
+    dropped = [key for key in outputs if key not in declared]
+    for key in dropped:
+        del outputs[key]
+    return dropped
 
 
 def remove_directory_markers(root: str) -> int:
@@ -127,15 +138,16 @@ def export_namespace(env: dict) -> None:
         env["KFP_NAMESPACE"] = namespace
 
 
-def unmap_output_file(path: str, mapping: list) -> None:
-    """Executor output URIs back in the scheme KFP handed out."""
-    if not mapping or not os.path.exists(path):
+def unmap_output_file(path: str, root: str = "/") -> None:
+    """Executor output URIs back in the scheme KFP handed out (the launcher uploads from
+    LocalPathForURI of each merged URI, launcher_v2.go uploadOutputArtifacts)."""
+    if not os.path.exists(path):
         return
     with open(path) as f:
         output = json.load(f)
     for artifact_list in output.get("artifacts", {}).values():
         for artifact in artifact_list.get("artifacts", []):
             if "uri" in artifact:
-                artifact["uri"] = unmap_uri(artifact["uri"], mapping)
+                artifact["uri"] = uri_for_local_path(artifact["uri"], root)
     with open(path, "w") as f:
         json.dump(output, f)

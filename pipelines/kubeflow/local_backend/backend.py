@@ -1,0 +1,240 @@
+"""A pipeline run on the local KFP backend, from the compiled spec to the summary.
+
+    summary = backend.run_spec(spec, platform, RunRequest(...), Options(kfp_version="2.5"))
+
+The spec passes the apiserver's checks; the object store starts on loopback with what
+earlier runs left in it; the data is uploaded where the cluster keeps it and fingerprinted;
+then the DAG runs, each task through the driver (executor input, cache lookup), the
+launcher (staging, container, upload) or the importer, with the version's retries.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Optional
+
+from ml_metadata.proto import metadata_store_pb2
+
+from kubetfx.components.container import images
+
+from kubetfx.pipelines import stage_results
+from kubetfx.pipelines.kubeflow import backend_rules
+from kubetfx.pipelines.kubeflow.local_backend import (cache, dag, docker, driver, importer, launcher, metadata,
+                                                      retry, store, versions)
+from kubetfx.pipelines.kubeflow.local_backend.options import Options
+from kubetfx.pipelines.summary import RunSummary, StageResult
+
+# KFP 2.5.0 backend/src/v2/config/env.go: the run's root, else the launcher config's, else this.
+DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"
+DATA_PREFIX = "minio://mlpipeline/kubetfx/data"   # where `kubetfx submit` puts the data too
+@dataclasses.dataclass
+class RunRequest:
+    pipeline: str
+    home: Path
+    parameters: dict = dataclasses.field(default_factory=dict)
+    data: Optional[Path] = None     # uploaded to DATA_PREFIX/<pipeline>/ -> data_root, data_fingerprint
+
+
+class TaskFailedError(RuntimeError):
+    def __init__(self, task: str, log: Path, reason: str):
+        super().__init__(f"task {task} failed: {reason}; container log: {log}")
+        self.task, self.log = task, log
+
+
+class TaskTimedOutError(TaskFailedError):
+    pass
+
+
+def volume_name(claim: str, home: Path) -> str:
+    """A Docker named volume per claim and home (homes do not share a serving directory)."""
+    return f"{claim}-{hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:8]}"
+
+
+def pvc_mounts(platform: Optional[dict], executor_label: str) -> dict:
+    """{claim: mount path} of an executor's `pvcMount`s (KFP 2.5.0 backend/src/v2/driver/
+    driver.go makeVolumeMountPatch: a constant claim name, or `pvcNameParameter`'s constant)."""
+    executors = ((platform or {}).get("platforms", {}).get("kubernetes", {})
+                 .get("deploymentSpec", {}).get("executors", {}))
+    mounts = {}
+    for mount in executors.get(executor_label, {}).get("pvcMount", []):
+        claim = mount.get("constant") or mount.get("pvcNameParameter", {}).get("runtimeValue", {}).get("constant")
+        if not claim:
+            raise backend_rules.Rejected(f"executor {executor_label}: only constant PVC names are emulated")
+        mounts[claim] = mount["mountPath"]
+    return mounts
+
+
+def _mlmd_view(artifact: dict, local_uri: str) -> metadata_store_pb2.Artifact:
+    """An MLMD-shaped artifact for stage_results, reading the mirror's copy of the files."""
+    proto = metadata_store_pb2.Artifact(uri=local_uri)
+    for key, value in artifact["custom_properties"].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+            proto.custom_properties[key].int_value = int(value)
+        else:
+            proto.custom_properties[key].string_value = str(value)
+    return proto
+
+
+class _Run:
+    def __init__(self, spec: dict, platform: Optional[dict], request: RunRequest, options: Options):
+        self.spec, self.platform, self.request, self.options = spec, platform, request, options
+        self.version = versions.parse(options.kfp_version)
+        self.run_id = str(uuid.uuid4())
+        self.pipeline = spec["pipelineInfo"]["name"]
+        self.root = spec.get("defaultPipelineRoot") or DEFAULT_PIPELINE_ROOT
+        backend_dir = request.home / "kfp-backend" / request.pipeline
+        self.work = backend_dir / "work" / self.run_id
+        self.logs = request.home / "logs" / request.pipeline / self.run_id
+        self.metadata = metadata.MetadataStore(backend_dir / "metadata.sqlite")
+        self.cache = cache.CacheDB(backend_dir / "cache.sqlite")
+        self.outputs: dict = {}   # task -> {key: recorded artifact}
+        self.results: dict = {}
+        self.lock = threading.Lock()
+        self.summary = RunSummary(pipeline=request.pipeline, run_id=self.run_id, stages=[])
+
+    # ---- one task ------------------------------------------------------------------
+    def execute(self, name: str) -> None:
+        task = self.spec["root"]["dag"]["tasks"][name]
+        component = self.spec["components"][task["componentRef"]["name"]]
+        executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
+        started = time.monotonic()
+        print(f"  {name} ...", flush=True)
+        if "importer" in executor:
+            outputs = importer.run(executor["importer"], task, component, self.params, self.metadata, self.pipeline)
+            state = "imported"
+        else:
+            outputs, state = self.run_container(name, task, component, executor["container"])
+        with self.lock:
+            self.outputs[name] = outputs
+            result = self.describe(name, outputs) if state != "imported" else \
+                ", ".join(f"{a['uri']} (artifact {a['id']})" for a in outputs.values())
+            self.results[name] = StageResult(name, state, time.monotonic() - started, result)
+
+    def run_container(self, name: str, task: dict, component: dict, container: dict):
+        executor_input = driver.executor_input(
+            name, task, component, self.params, self.produced, self.root, self.pipeline, self.run_id, self.version)
+        fingerprint = None
+        if task.get("cachingOptions", {}).get("enableCache"):
+            # driver.go getFingerPrint: command + args as written, the spec's image
+            types = {k: v.get("parameterType", "") for k, v in
+                     component.get("outputDefinitions", {}).get("parameters", {}).items()}
+            key = cache.generate_cache_key(executor_input["inputs"], executor_input["outputs"], types,
+                                           [*container["command"], *container.get("args", [])], container["image"])
+            fingerprint = cache.fingerprint(key)
+            hit = self.cache.lookup(fingerprint, self.pipeline)
+            if hit is not None:  # driver.go Container: reuseCachedOutputs, no pod
+                return {k: self.metadata.get(artifact_id) for k, artifact_id in hit.items()}, "cached"
+        produced = self.attempts(name, task, component, container, executor_input)
+        recorded = launcher.record_outputs(self.metadata, self.pipeline, produced)
+        if fingerprint:
+            self.cache.record(fingerprint, self.pipeline, self.run_id, name, {k: a["id"] for k, a in recorded.items()})
+        return recorded, "complete"
+
+    def attempts(self, name, task, component, container, executor_input) -> dict:
+        strategy = retry.strategy_for(task, self.version)
+        log = self.logs / f"{name}.log"
+        image = self.options.image or container["image"]
+        volumes = {volume_name(claim, self.request.home): path
+                   for claim, path in pvc_mounts(self.platform, component["executorLabel"]).items()}
+        first_started, attempt_number = time.time(), 0
+        while True:
+            attempt_number += 1
+            with open(log, "a") as out:
+                out.write(f"=== attempt {attempt_number} (KFP {self.version.tag})\n")
+            attempt = launcher.Attempt(self.store.s3, self.work / name, log, self.store.mirror)
+            try:
+                return attempt.run(f"kubetfx-{self.run_id[:8]}-{name.lower()}-{attempt_number}", executor_input,
+                                   component, container, image, volumes, self.options.task_timeout,
+                                   {"kubetfx.run": self.run_id, "kubetfx.task": name})
+            except docker.TaskTimedOut as err:
+                # Our own bound, not the spec's: a hung task would hang again, so no retry.
+                raise TaskTimedOutError(name, log, str(err)) from None
+            except launcher.TaskFailed as err:
+                wait = strategy.next_wait(attempt_number, first_started, time.time())
+                if wait is None:
+                    raise TaskFailedError(name, log, f"exit code {err.code} after {attempt_number} attempt(s)") from None
+                scaled = wait * self.options.backoff_scale
+                print(f"  {name}: attempt {attempt_number} failed (exit {err.code}); retry "
+                      f"{attempt_number}/{strategy.limit} in {scaled:.1f} s (Argo backoff {wait:.0f} s"
+                      f" x --retry-backoff-scale {self.options.backoff_scale:g})", flush=True)
+                time.sleep(scaled)
+
+    def produced(self, task: str, key: str) -> Optional[dict]:
+        with self.lock:
+            return self.outputs.get(task, {}).get(key)
+
+    # ---- what the summary says ---------------------------------------------------------
+    def describe(self, name: str, outputs: dict) -> str:
+        by_type = {}
+        for key, artifact in outputs.items():
+            title = metadata.schema_title(artifact["schema"])
+            try:
+                local = str(self.store.mirror_path(artifact["uri"]))
+            except ValueError:
+                local = artifact["uri"]
+            by_type[title.split(".")[-1]] = _mlmd_view(artifact, local)
+        return stage_results.describe(name, by_type)
+
+    # ---- the whole run -----------------------------------------------------------------
+    def execute_all(self) -> RunSummary:
+        # The apiserver's checks at upload and run creation (backend_rules cites them).
+        import yaml
+        parsed_spec, parsed_platform = backend_rules.check_upload(
+            yaml.safe_dump_all([self.spec, self.platform] if self.platform else [self.spec]))
+        tasks = self.spec["root"]["dag"]["tasks"]
+        executors = self.spec["deploymentSpec"]["executors"]
+        needed = sorted({self.options.image or e["container"]["image"] for e in executors.values() if "container" in e})
+        docker.binary()  # a missing docker command is said as such, before the images
+        images.require_images(needed)
+        for directory in (self.request.home / "kfp-backend", self.logs, self.request.home / "object-store"):
+            directory.mkdir(parents=True, exist_ok=True)
+            os.chmod(directory, 0o700)
+        claims = {c for t in tasks.values() for c in
+                  pvc_mounts(self.platform, self.spec["components"][t["componentRef"]["name"]]["executorLabel"])}
+        for claim in sorted(claims):
+            docker.ensure_volume(volume_name(claim, self.request.home), needed[0],
+                                 {"kubetfx.home": str(self.request.home.resolve()), "kubetfx.claim": claim})
+        with store.running(self.request.home / "object-store", self.logs / "object-store.log") as self.store:
+            self.store.ensure_bucket(self.root)
+            overrides = self.data_parameters()
+            backend_rules.check_run(parsed_spec, parsed_platform, overrides)
+            self.params = driver.run_parameters(self.spec, overrides)
+            try:
+                dag.run(tasks, self.execute, self.options.parallelism)
+            finally:
+                self.summary.stages = list(self.results.values())  # in completion order
+        self.note_push(tasks)
+        return self.summary
+
+    def data_parameters(self) -> dict:
+        declared = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
+        overrides = dict(self.request.parameters)
+        if self.request.data is not None and "data_root" in declared:
+            uri = f"{DATA_PREFIX}/{self.request.pipeline}/"
+            fingerprint = self.store.sync_data(Path(self.request.data), uri)
+            overrides.setdefault("data_root", uri)
+            if "data_fingerprint" in declared:
+                overrides.setdefault("data_fingerprint", fingerprint)
+        return overrides
+
+    def note_push(self, tasks: dict) -> None:
+        for name, outputs in self.outputs.items():
+            if name.startswith("Evaluator") and name in self.results:
+                self.summary.blessed = "NOT blessed" not in self.results[name].result
+            pushed = outputs.get("pushed_model")
+            if pushed and pushed["custom_properties"].get("pushed") in (1, 1.0):
+                executor = self.spec["components"][tasks[name]["componentRef"]["name"]]["executorLabel"]
+                where = pushed["custom_properties"].get("pushed_destination")
+                volumes = {path: volume_name(claim, self.request.home)
+                           for claim, path in pvc_mounts(self.platform, executor).items()}
+                volume = next((v for path, v in volumes.items() if str(where).startswith(path)), None)
+                self.summary.pushed_path = f"{where} (Docker volume {volume})" if volume else str(where)
+
+
+def run_spec(spec: dict, platform: Optional[dict], request: RunRequest, options: Options = Options()) -> RunSummary:
+    return _Run(spec, platform, request, options).execute_all()

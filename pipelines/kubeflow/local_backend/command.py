@@ -1,0 +1,66 @@
+"""`kubetfx run --engine containers`: the pipeline compiled to its KFP spec and run on the
+local KFP backend (flags added to `kubetfx run` by `add_run_flags`)."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from kubetfx.pipelines.config import ConfigError, PipelineConfig
+from kubetfx.pipelines.kubeflow.local_backend import versions
+from kubetfx.pipelines.kubeflow.local_backend.options import DEFAULT_TASK_TIMEOUT, Options
+
+
+class BackendUnavailable(ConfigError):
+    """Docker, an image or the object store is missing, or the spec would be refused: a
+    one-line message, exit 2, nothing started."""
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("--engine containers (the local KFP backend)")
+    g.add_argument("--kfp-version", default=versions.DEFAULT,
+                   help=f"KFP backend version to emulate: {', '.join([*versions.ALIASES, *versions.VERSIONS])} "
+                        f"(default {versions.DEFAULT}; retries from 2.4.1, executor-logs from 2.5.0)")
+    g.add_argument("--task-timeout", type=float, default=DEFAULT_TASK_TIMEOUT, metavar="SECONDS",
+                   help="stop a task's container after this long (default %(default)g s)")
+    g.add_argument("--parallelism", type=int, default=2, help="tasks side by side (default %(default)s)")
+    g.add_argument("--retry-backoff-scale", type=float, default=1.0, metavar="FACTOR",
+                   help="multiply the spec's retry backoff by this (default 1: as Argo waits)")
+    g.add_argument("--image", help="image for every task (default: the spec's kubetfx images)")
+    g.add_argument("--image-repo", metavar="REPO",
+                   help="take the spec's kubetfx/* images from REPO/* (e.g. images built with "
+                        "'make image IMAGE_REPO=REPO'), as if compiled with them")
+
+
+def options_from_args(args) -> Options:
+    try:
+        versions.parse(args.kfp_version)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    if args.task_timeout <= 0 or args.parallelism < 1 or args.retry_backoff_scale < 0:
+        raise ConfigError("--task-timeout must be > 0, --parallelism >= 1, --retry-backoff-scale >= 0")
+    return Options(kfp_version=args.kfp_version, task_timeout=args.task_timeout,
+                           parallelism=args.parallelism, backoff_scale=args.retry_backoff_scale, image=args.image,
+                   image_repo=args.image_repo)
+
+
+def run(config: PipelineConfig, options: Options = Options()):
+    """Compiles `config` (already prepared) and runs it; raises BackendUnavailable for what a
+    user fixes before anything starts, TaskFailedError when a task fails."""
+    from kubetfx.pipelines import kubeflow_compiler, local_runner
+    from kubetfx.pipelines.kubeflow import object_store_server
+    from kubetfx.pipelines.kubeflow import backend_rules
+    from kubetfx.components.container import images
+    from kubetfx.pipelines.kubeflow.local_backend import backend, docker
+
+    spec, platform = kubeflow_compiler.compile_spec(config, kubeflow_compiler.ClusterSettings(image=options.image))
+    if options.image_repo:
+        for executor in spec["deploymentSpec"]["executors"].values():
+            if executor.get("container", {}).get("image", "").startswith("kubetfx/"):
+                executor["container"]["image"] = options.image_repo + executor["container"]["image"][len("kubetfx"):]
+    request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data))
+    with local_runner.exclusive_run(config):
+        try:
+            return backend.run_spec(spec, platform, request, options)
+        except (docker.DockerUnavailable, images.MissingImageError, backend_rules.Rejected,
+                object_store_server.ObjectStoreUnavailable) as err:
+            raise BackendUnavailable(str(err)) from None

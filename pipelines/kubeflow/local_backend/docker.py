@@ -1,0 +1,149 @@
+"""A task pod as a Docker container that sees what a pod sees.
+
+A KFP pod has its image, the spec's command, args, env and resources, its launcher's local
+copies of the input artifacts, and the volumes of its platform spec: nothing of the host.
+So the container is created (never pulled: components/container/images.py says which
+`make image` to run for a missing one), the staged inputs are copied in with `docker cp`, it runs with a time limit, the
+outputs are copied out, and it is removed. No bind mount; the only volumes are the named
+volumes standing for the spec's PVCs. It runs as the calling user, without network.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+from typing import IO, Optional
+
+from kubetfx.components.container import images
+
+COMMAND_TIMEOUT_SECONDS = 120  # create, cp, inspect, rm: anything but the task itself
+
+
+class DockerUnavailable(RuntimeError):
+    """No docker binary or no engine; the message says what to do."""
+
+
+class TaskTimedOut(RuntimeError):
+    pass
+
+
+def binary() -> str:
+    found = shutil.which("docker")
+    if not found:
+        raise DockerUnavailable("the docker command is not installed or not on PATH; "
+                                "--engine containers needs the Docker engine (or use --engine local)")
+    return found
+
+
+def _docker(*args: str, timeout: float = COMMAND_TIMEOUT_SECONDS, check: bool = True) -> subprocess.CompletedProcess:
+    try:
+        result = subprocess.run([binary(), *args], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise DockerUnavailable(f"'docker {args[0]}' did not answer within {timeout:.0f} s; is the engine running?") from None
+    if check and result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise DockerUnavailable(f"'docker {' '.join(args[:2])}' failed: {message[-1] if message else result.returncode}")
+    return result
+
+
+def unavailable_reason(images) -> str:
+    """Why container runs cannot happen here ('' when they can): for tests to skip or fail."""
+    if not shutil.which("docker") or subprocess.call(["docker", "info"], stdout=subprocess.DEVNULL,
+                                                     stderr=subprocess.DEVNULL, timeout=60) != 0:
+        return "no Docker engine (make docker-up)"
+    for image in images:
+        if subprocess.call(["docker", "image", "inspect", image], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=60) != 0:
+            return f"image {image} not built (make image)"
+    from kubetfx.pipelines.kubeflow import object_store_server
+    try:
+        object_store_server.server_binary()
+    except object_store_server.ObjectStoreUnavailable as err:
+        return str(err)
+    return ""
+
+
+def calling_user() -> str:
+    return f"{os.getuid()}:{os.getgid()}"
+
+
+def ensure_volume(name: str, image: str, labels: dict) -> None:
+    """A named volume for a PVC, owned by the calling user, mode 0700 (what an fsGroup does
+    for a pod; the volume is created root-owned by the engine)."""
+    if _docker("volume", "inspect", name, check=False).returncode == 0:
+        return
+    _docker("volume", "create", *[f"--label={k}={v}" for k, v in labels.items()], name)
+    _docker("run", "--rm", images.PULL_NEVER, "--network", "none", "--user", "0:0", "-v", f"{name}:/volume",
+            "--entrypoint", "sh", image, "-c", f"chown {calling_user()} /volume && chmod 0700 /volume")
+
+
+def memory_flag(gigabytes: float) -> str:
+    return f"{int(gigabytes * 1024)}m"
+
+
+class Container:
+    """One attempt of one task: create, copy in, start with a time limit, copy out, remove."""
+
+    def __init__(self, name: str, image: str, command: list, args: list, env: dict,
+                 volumes: dict, cpu_limit: Optional[float], memory_limit: Optional[float], labels: dict):
+        flags = ["--name", name, images.PULL_NEVER, "--network", "none", "--user", calling_user(),
+                 *[f"--label={k}={v}" for k, v in labels.items()]]
+        for key, value in env.items():
+            flags += ["-e", f"{key}={value}"]
+        for volume, mount_path in volumes.items():
+            flags += ["--mount", f"type=volume,source={volume},target={mount_path}"]
+        if cpu_limit:
+            flags += ["--cpus", str(min(cpu_limit, os.cpu_count() or 1))]
+        if memory_limit:
+            flags += ["--memory", memory_flag(memory_limit)]
+        self.name = name
+        _docker("create", *flags, "--entrypoint", command[0], image, *command[1:], *args)
+
+    def copy_in(self, staging: Path, names: list) -> None:
+        """Copies `staging/<name>` trees to `/<name>` in the container, owned by the calling
+        user as the launcher's own files are in a pod (a tar stream keeps the owner it
+        carries; `docker cp -a` cannot resolve a numeric --user)."""
+        def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
+            info.uid, info.gid, info.uname, info.gname = os.getuid(), os.getgid(), "", ""
+            return info
+        archive = staging.with_name(staging.name + ".tar")
+        with tarfile.open(archive, mode="w") as tar:
+            for name in names:
+                tar.add(staging / name, arcname=name, filter=owned)
+        try:
+            with open(archive, "rb") as stream:
+                result = subprocess.run([binary(), "cp", "-", f"{self.name}:/"], stdin=stream, capture_output=True,
+                                        text=True, timeout=COMMAND_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise DockerUnavailable(f"'docker cp' into {self.name} did not end within {COMMAND_TIMEOUT_SECONDS} s") from None
+        finally:
+            archive.unlink()
+        if result.returncode != 0:
+            raise DockerUnavailable(f"'docker cp' into {self.name} failed: {result.stderr.strip()}")
+
+    def copy_out(self, path: str, local: Path) -> bool:
+        local.parent.mkdir(parents=True, exist_ok=True)
+        return _docker("cp", f"{self.name}:{path}", str(local), check=False).returncode == 0
+
+    def mounts(self) -> list:
+        return json.loads(_docker("inspect", "--format", "{{json .Mounts}}", self.name).stdout)
+
+    def run(self, out: IO[bytes], timeout: float) -> int:
+        """`docker start -a`, its output to `out`; past `timeout` the container is killed."""
+        process = subprocess.Popen([binary(), "start", "-a", self.name], stdout=out, stderr=subprocess.STDOUT)
+        try:
+            return process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _docker("kill", self.name, check=False)
+            try:
+                process.wait(timeout=COMMAND_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            raise TaskTimedOut(f"stopped after {timeout:.0f} s (the task time limit, --task-timeout)") from None
+
+    def remove(self) -> None:
+        _docker("rm", "-f", "-v", self.name, check=False)

@@ -1,0 +1,71 @@
+"""The object store of a run: a real S3-protocol server on loopback for the run's duration
+(object_store_server), and what it holds kept across runs, as a cluster's MinIO keeps it.
+
+moto keeps objects in memory, so every object the backend writes is also mirrored to
+`<home>/object-store/<bucket>/<key>`, and the mirror is uploaded again when the next run
+starts: a second run finds its cached outputs and the baseline where KFP would.
+"""
+from __future__ import annotations
+
+import contextlib
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from kubetfx.pipelines.kubeflow import object_store, object_store_server
+
+
+class Store:
+    def __init__(self, s3, mirror_root: Path):
+        self.s3, self.mirror_root = s3, mirror_root
+
+    def mirror_path(self, uri: str) -> Path:
+        where = object_store.parse_uri(uri)
+        return self.mirror_root / where.bucket / where.key
+
+    def mirror(self, local: Path, uri: str) -> None:
+        target = self.mirror_path(uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if local.is_dir():
+            shutil.copytree(local, target, dirs_exist_ok=True)
+        else:
+            shutil.copyfile(local, target)
+
+    def ensure_bucket(self, uri: str) -> None:
+        bucket = object_store.parse_uri(uri).bucket
+        existing = {b["Name"] for b in self.s3.list_buckets().get("Buckets", [])}
+        if bucket not in existing:
+            self.s3.create_bucket(Bucket=bucket)
+
+    def restore(self) -> int:
+        count = 0
+        for bucket in sorted(p for p in self.mirror_root.glob("*") if p.is_dir()):
+            self.ensure_bucket(f"minio://{bucket.name}")
+            count += object_store.upload_tree(self.s3, bucket, f"minio://{bucket.name}")
+        return count
+
+    def sync_data(self, local: Path, uri: str) -> str:
+        """Uploads a CSV file or folder to `uri` (a prefix), removing objects that are no
+        longer there (as `kubetfx submit` leaves the data root); returns its fingerprint."""
+        self.ensure_bucket(uri)
+        where = object_store.parse_uri(uri)
+        wanted = {local.name} if local.is_file() else {p.relative_to(local).as_posix()
+                                                        for p in local.rglob("*") if p.is_file()}
+        for entry in list(object_store.list_objects(self.s3, uri)):
+            relative = entry["Key"][len(where.key):].lstrip("/")
+            if relative not in wanted:
+                self.s3.delete_object(Bucket=where.bucket, Key=entry["Key"])
+                self.mirror_path(f"minio://{where.bucket}/{entry['Key']}").unlink(missing_ok=True)
+        object_store.upload_tree(self.s3, local, uri)
+        self.mirror(local if local.is_dir() else local, uri if local.is_dir() else f"{uri.rstrip('/')}/{local.name}")
+        return object_store.data_fingerprint(self.s3, uri)
+
+
+@contextlib.contextmanager
+def running(mirror_root: Path, log: Path) -> Iterator[Store]:
+    mirror_root.mkdir(parents=True, exist_ok=True)
+    with object_store_server.running(log=log) as server:
+        s3 = object_store.client(server.endpoint, server.access_key, server.secret_key)
+        store = Store(s3, mirror_root)
+        store.restore()
+        yield store
