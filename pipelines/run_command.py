@@ -80,9 +80,6 @@ def _run_containers(config, out, backend_options) -> int:
         result, crash = None, err
     if result:
         print(result.table(), file=out)
-    if type(crash).__name__ == "TaskTimedOutError":
-        print(f"kubetfx: run stopped: {crash}", file=sys.stderr)
-        return exit_codes.TIMED_OUT
     log = getattr(crash, "log", None)
     return _outcome(result, crash, None, config, log, False, out)
 
@@ -97,6 +94,9 @@ def _is_rejection(crash) -> bool:
 
 
 def _outcome(result, crash, failed_stage, config, log_path, verbose, out) -> int:
+    if type(crash).__name__ == "TaskTimedOutError":  # the local KFP backend's --task-timeout
+        print(f"kubetfx: run stopped: {crash}", file=sys.stderr)
+        return exit_codes.TIMED_OUT
     if crash is not None and _is_rejection(crash):
         print(f"kubetfx: data rejected: {crash}", file=sys.stderr)
         return exit_codes.DATA_REJECTED

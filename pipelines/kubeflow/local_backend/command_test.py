@@ -29,9 +29,9 @@ def test_flags_become_options_and_bad_values_are_config_errors():
         command.options_from_args(_args("--task-timeout", "0"))
 
 
-def test_a_timed_out_task_exits_6_with_the_reason(tmp_path, capsys):
+def test_a_timed_out_task_exits_10_with_the_reason(tmp_path, capsys):
     failure = backend.TaskTimedOutError("Trainer", tmp_path / "Trainer.log", "stopped after 5 s (the task time limit)")
-    assert run_command._outcome(PipelineConfig(), None, failure) == exit_codes.TIMED_OUT
+    assert run_command._outcome(None, failure, None, PipelineConfig(), None, False, sys.stdout) == exit_codes.TIMED_OUT
     assert "run stopped: task Trainer failed: stopped after 5 s" in capsys.readouterr().err
 
 
