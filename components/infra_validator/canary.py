@@ -66,10 +66,10 @@ def model_status(base_url: str, model_name: str) -> tuple[bool, str]:
     return False, next((e for e in errors if e), "")
 
 
-def send_canaries(base_url: str, model_name: str, examples: list[bytes]) -> list:
+def send_canaries(base_url: str, model_name: str, examples: list[bytes], signature: str = "serving_default") -> list:
     """One predict request with every example; each must get its own prediction."""
     try:
-        answer = _http(f"{base_url}/v1/models/{model_name}:predict", predict_body(examples))
+        answer = _http(f"{base_url}/v1/models/{model_name}:predict", predict_body(examples, signature))
     except OSError as err:
         raise CanaryError(f"predict request failed: {err}") from err
     predictions = answer.get("predictions")
