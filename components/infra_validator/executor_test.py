@@ -172,8 +172,7 @@ def test_make_warmup_puts_the_canary_requests_beside_a_copy_of_the_model(tmp_pat
     assert {one[0] for one in sent} <= {example(v) for v in (1.0, 2.0, 3.0, 4.0)}
 
 
-def test_canary_body_carries_every_example_as_b64(tmp_path, examples_dir):
-    records = canary.read_examples(str(examples_dir), "eval", limit=10)
-    assert records == [example(v) for v in (1.0, 2.0, 3.0, 4.0)]
+def test_canary_body_carries_every_example_as_b64():
+    records = [example(v) for v in (1.0, 2.0, 3.0, 4.0)]
     body = json.loads(canary.predict_body(records))
     assert [base64.b64decode(i["b64"]) for i in body["instances"]] == records
