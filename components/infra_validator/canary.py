@@ -1,41 +1,16 @@
-"""Canary requests from real examples, sent over TF Serving's REST API, so the same check
-runs against kubetfx's model server or TF Serving in a cluster."""
+"""Canary requests (serialized real examples, read by TFX's request_builder) sent over TF
+Serving's REST API, so the same check runs against kubetfx's model server or TF Serving in
+a cluster."""
 from __future__ import annotations
 
 import base64
-import glob
-import gzip
 import json
-import os
 import urllib.error
 import urllib.request
-from typing import Iterator
 
 
 class CanaryError(RuntimeError):
     """The server did not load the model or did not answer correctly."""
-
-
-def _tfrecords(path: str) -> Iterator[bytes]:
-    """Records of a GZIP TFRecord file (length, crc, data, crc), read without TensorFlow."""
-    with gzip.open(path, "rb") as f:
-        while header := f.read(12):
-            length = int.from_bytes(header[:8], "little")
-            data = f.read(length)
-            f.read(4)
-            yield data
-
-
-def read_examples(examples_uri: str, split: str, limit: int) -> list[bytes]:
-    found = []
-    for path in sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*.gz"))):
-        for record in _tfrecords(path):
-            found.append(record)
-            if len(found) == limit:
-                return found
-    if not found:
-        raise CanaryError(f"no examples in {examples_uri}/Split-{split} to build canary requests from")
-    return found
 
 
 def predict_body(examples: list[bytes], signature: str = "serving_default") -> bytes:
@@ -66,10 +41,10 @@ def model_status(base_url: str, model_name: str) -> tuple[bool, str]:
     return False, next((e for e in errors if e), "")
 
 
-def send_canaries(base_url: str, model_name: str, examples: list[bytes]) -> list:
+def send_canaries(base_url: str, model_name: str, examples: list[bytes], signature: str = "serving_default") -> list:
     """One predict request with every example; each must get its own prediction."""
     try:
-        answer = _http(f"{base_url}/v1/models/{model_name}:predict", predict_body(examples))
+        answer = _http(f"{base_url}/v1/models/{model_name}:predict", predict_body(examples, signature))
     except OSError as err:
         raise CanaryError(f"predict request failed: {err}") from err
     predictions = answer.get("predictions")

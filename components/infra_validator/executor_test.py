@@ -119,31 +119,60 @@ STAGE_PROCESS = textwrap.dedent("""
 """)
 
 
-def test_sigterm_to_the_stage_process_leaves_no_model_server(tmp_path, examples_dir):
-    # A run stopped with SIGTERM dies without running its `finally` blocks; its model
-    # server (in a session of its own) used to live on, holding memory and a port.
+@pytest.mark.parametrize("sig, exit_code", [
+    # SIGTERM raises TFX's GracefulShutdown in the stage (its handler), whose unwinding
+    # stops the server: the stage fails with that exception (exit code 1).
+    (signal.SIGTERM, 1),
+    # SIGKILL runs no `finally`; the server (in a session of its own) sees its parent gone.
+    (signal.SIGKILL, -signal.SIGKILL),
+])
+def test_a_stopped_stage_process_leaves_no_model_server(tmp_path, examples_dir, sig, exit_code):
     save_scaler(tmp_path / "model" / "Format-Serving", 2.0)
     stage = subprocess.Popen(
         [sys.executable, "-c", STAGE_PROCESS, str(tmp_path / "model"), str(examples_dir),
          str(tmp_path / "blessing"), json.dumps(EXEC_PROPERTIES)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         # The server is found as soon as it is spawned, seconds before it has imported
         # TensorFlow and loaded the model, so the stage is still validating.
         servers = wait_for(lambda: model_servers(stage.pid) or stage.poll() is not None, what="the model server")
         assert stage.poll() is None, "the stage ended before its model server was seen"
-        stage.send_signal(signal.SIGTERM)
-        assert stage.wait(timeout=60) == -signal.SIGTERM  # killed mid-validation, not finished
+        stage.send_signal(sig)
+        _, stderr = stage.communicate(timeout=60)
+        assert stage.returncode == exit_code  # stopped mid-validation, not finished
+        if sig == signal.SIGTERM:
+            assert b"GracefulShutdown" in stderr
         wait_for(lambda: not any(_alive(pid, started) for pid, started in servers), timeout=60,
-                 what=f"model server {servers} to stop after its stage was terminated")
+                 what=f"model server {servers} to stop after its stage was stopped")
+        assert not (tmp_path / "blessing" / "INFRA_BLESSED").exists()
     finally:
         if stage.poll() is None:
             stage.kill()
             stage.wait()
 
 
-def test_canary_body_carries_every_example_as_b64(tmp_path, examples_dir):
-    records = canary.read_examples(str(examples_dir), "eval", limit=10)
-    assert records == [example(v) for v in (1.0, 2.0, 3.0, 4.0)]
+def test_make_warmup_puts_the_canary_requests_beside_a_copy_of_the_model(tmp_path, examples_dir):
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+    from tfx.utils import path_utils
+
+    save_scaler(tmp_path / "model" / "Format-Serving", 2.0)
+    model, examples, blessing = _artifacts(tmp_path, tmp_path / "model", examples_dir)
+    properties = {**EXEC_PROPERTIES, "request_spec": json.dumps(
+        {"tensorflow_serving": {"signature_names": ["serving_default"]}, "num_examples": 3, "make_warmup": True})}
+    executor.Executor().Do({"model": [model], "examples": [examples]}, {"blessing": [blessing]}, properties)
+    assert blessing.get_int_custom_property("blessed") == 1 and blessing.get_int_custom_property("has_model") == 1
+    copy = path_utils.stamped_model_path(blessing.uri)
+    assert (Path(copy) / "saved_model.pb").exists()
+    logs = [prediction_log_pb2.PredictionLog.FromString(r)
+            for r in tf.data.TFRecordDataset(path_utils.warmup_file_path(copy)).as_numpy_iterator()]
+    sent = [executor.serialized_examples(log.predict_log.request) for log in logs]
+    # One request per example, as TFX's request_builder builds them (in its reading order).
+    assert all(len(one) == 1 for one in sent) and len({one[0] for one in sent}) == 3
+    assert {one[0] for one in sent} <= {example(v) for v in (1.0, 2.0, 3.0, 4.0)}
+
+
+def test_canary_body_carries_every_example_as_b64():
+    records = [example(v) for v in (1.0, 2.0, 3.0, 4.0)]
     body = json.loads(canary.predict_body(records))
     assert [base64.b64decode(i["b64"]) for i in body["instances"]] == records

@@ -6,9 +6,11 @@ from its files, as it will in production, and a model that crashes TensorFlow or
 memory fails the validation instead of the run. It runs on the stage's own interpreter
 (the pipeline environment: TensorFlow 2.16).
 
-Never left behind: when validation ends the server's process group is killed; when the
-stage's process dies first (a run stopped with SIGTERM, SIGKILL or Ctrl-C, whose `finally`
-blocks never run) the server sees that its parent is gone and stops (`--parent_pid`)."""
+Never left behind: when validation ends the server's process group is killed (also when
+SIGTERM ends it: the executor turns SIGTERM into TFX's GracefulShutdown, whose unwinding
+runs the `finally` here); when the stage's process dies first without unwinding (SIGKILL,
+or SIGTERM to an executor off the main thread, where no handler can be installed) the
+server sees that its parent is gone and stops (`--parent_pid`)."""
 from __future__ import annotations
 
 import contextlib
