@@ -197,7 +197,12 @@ def expected_seconds(sizes: list, reps: int, warmup: bool) -> float:
         return previous.get(size, {}).get(f"{side}_seconds") or EXPECTED_SECONDS[size][side]
 
     total = sum(one(size, side) * reps for size in sizes for side in sides_for(size))
-    return total + (sum(one("default", side) for side in SIDES) if warmup else 0) + 60  # import, compile
+    return total + (sum(one("default", side) for side in warmup_sides(sizes)) if warmup else 0) + 60  # import, compile
+
+
+def warmup_sides(sizes: list) -> list:
+    """The sides some size measures (10m or wide alone need no stock warm-up)."""
+    return [side for side in SIDES if any(side in sides_for(size) for size in sizes)]
 
 
 def dataset_for(size: str) -> tuple:
@@ -239,7 +244,7 @@ def main(argv=None) -> int:
                                               "--output", str(OUT / "compiled.yaml"), "--home", str(OUT / "compile-home")]), 1)
     if not args.no_warmup:
         results["warmup"] = {}
-        for side in SIDES:
+        for side in warmup_sides(sizes):
             print(f"[warm-up, discarded] {side} ...", flush=True)
             results["warmup"][side] = run_side(side, "default", OUT / "runs" / f"warmup-{side}", args.timeout)
     for size in sizes:
