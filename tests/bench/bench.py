@@ -39,6 +39,8 @@ REPO = HERE.parents[1]
 OUT = REPO / "build" / "bench"
 STAGE_ALIASES = {"CsvExampleGen": "ExampleGen", "ImportSchemaGen": "SchemaGen"}
 SIDES = ("stock", "kubetfx")
+STAGE_ORDER = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
+               "InfraValidator", "ServedBaseline", "Evaluator", "Pusher"]
 KUBETFX_ONLY = {"10m", *datasets.WIDTHS}
 ALIASES = {"wide": list(datasets.WIDTHS)}
 RSS_SAMPLE_SECONDS = 0.2
@@ -281,7 +283,8 @@ def _median(values):
 
 def summarize_size(runs: dict, size: str) -> dict:
     ok = {side: [r for r in rs if r["exit_code"] == 0 and not r["timed_out"]] for side, rs in runs.items()}
-    stages = sorted({s for side in ok for r in ok[side] for s in r["stages"]})
+    stages = sorted({s for side in ok for r in ok[side] for s in r["stages"]},
+                    key=lambda s: (STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER), s))
     out = {"rows": datasets.SIZES.get(size), "columns": datasets.WIDTHS.get(size),
            "failed_runs": sum(len(runs[s]) - len(ok[s]) for s in runs), "runs": runs,
            "stages": {s: {side: _median(r["stages"].get(s, 0.0) for r in ok[side]) for side in ok}
