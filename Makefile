@@ -60,8 +60,9 @@ regenerate: install ## Refresh golden files (compiled spec, README tables) after
 
 BENCH_SIZES ?= default,100k,1m
 BENCH_REPS ?= 3
+BENCH_ARGS ?=
 bench: install serving-env ## Speed vs TFX's penguin example; BENCH_SIZES=default,100k,1m|10m|wide BENCH_REPS=3 (build/bench/results.json)
-	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS)
+	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) $(BENCH_ARGS)
 
 bench-quality: install ## The default model's accuracy/MAE beside HistGradientBoosting on bundled datasets
 	$(PY) tests/bench/quality.py

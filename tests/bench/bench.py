@@ -42,13 +42,14 @@ SIDES = ("stock", "kubetfx")
 STAGE_ORDER = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer",
                "InfraValidator", "ServedBaseline", "Evaluator", "Pusher"]
 KUBETFX_ONLY = {"10m", *datasets.WIDTHS}
+ONLY_KUBETFX = False  # --kubetfx-only: every size without the stock side (set in main)
 ALIASES = {"wide": list(datasets.WIDTHS)}
 RSS_SAMPLE_SECONDS = 0.2
 # Seconds one run takes on the reference machine (2 cores, quiet; README's figures, the
 # Trainer reading all the data): the start-up estimate when no earlier results.json exists.
 EXPECTED_SECONDS = {"default": {"stock": 97, "kubetfx": 35}, "100k": {"stock": 121, "kubetfx": 60},
                     "1m": {"stock": 510, "kubetfx": 250}, "10m": {"kubetfx": 1800},
-                    "wide-30": {"kubetfx": 60}, "wide-100": {"kubetfx": 75}, "wide-300": {"kubetfx": 110}}
+                    "wide-30": {"kubetfx": 70}, "wide-100": {"kubetfx": 75}, "wide-300": {"kubetfx": 190}}
 
 
 def _json_line(stdout: str) -> dict:
@@ -183,7 +184,7 @@ def parse_sizes(text: str) -> list:
 
 
 def sides_for(size: str) -> tuple:
-    return ("kubetfx",) if size in KUBETFX_ONLY else SIDES
+    return ("kubetfx",) if size in KUBETFX_ONLY or ONLY_KUBETFX else SIDES
 
 
 def expected_seconds(sizes: list, reps: int, warmup: bool) -> float:
@@ -224,16 +225,19 @@ def run_side(side: str, size: str, root: Path, timeout: float) -> dict:
 
 
 def main(argv=None) -> int:
-    global OUT
+    global OUT, ONLY_KUBETFX
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="default,100k,1m",
                         help="comma-separated: default, 100k, 1m, 10m, wide-30, wide-100, wide-300, wide")
     parser.add_argument("--reps", type=int, default=3, help="measured repetitions per size (median)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up runs")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds one run may take")
+    parser.add_argument("--kubetfx-only", action="store_true",
+                        help="no stock TFX runs (e.g. kubetfx at 1m beside 10m for the slope)")
     parser.add_argument("--out", type=Path, default=None, help="results, data and runs (default build/bench)")
     args = parser.parse_args(argv)
     OUT = (args.out or OUT).resolve()
+    ONLY_KUBETFX = args.kubetfx_only
     sizes = parse_sizes(args.sizes)
     expected = expected_seconds(sizes, args.reps, not args.no_warmup)
     print(f"bench: sizes {','.join(sizes)}, {args.reps} repetition(s), warm-up {'off' if args.no_warmup else 'on'}; "
@@ -336,6 +340,11 @@ def wide(sizes: dict) -> dict:
         if r.get("columns") and transform:
             out[size] = {"columns": r["columns"], "transform_seconds": transform,
                          "transform_seconds_per_column": round(transform / r["columns"], 3)}
+    # The cost of one more column between widths (the fixed cost cancels out).
+    widths = sorted(out.values(), key=lambda w: w["columns"])
+    for narrow, broad in zip(widths, widths[1:]):
+        broad[f"transform_seconds_per_extra_column_from_{narrow['columns']}"] = round(
+            (broad["transform_seconds"] - narrow["transform_seconds"]) / (broad["columns"] - narrow["columns"]), 3)
     return out
 
 
@@ -368,7 +377,9 @@ def table(results: dict) -> str:
     for interval, slope in results["scaling"].get("slopes", {}).items():
         extra.append(f"{interval}: " + ", ".join(f"{k} {v}" for k, v in slope.items()))
     for size, w in results.get("wide", {}).items():
-        extra.append(f"{size}: Transform {w['transform_seconds']} s, {w['transform_seconds_per_column']} s per column")
+        extra.append(f"{size}: Transform {w['transform_seconds']} s, {w['transform_seconds_per_column']} s per column"
+                     + "".join(f", {v} s per extra column from {k.rsplit('_', 1)[-1]}"
+                               for k, v in w.items() if k.startswith("transform_seconds_per_extra")))
     extra += [f"{k}: {v}" for k, v in results.get("docker", {}).items()]
     return "\n".join(lines) + "\n\n" + "\n".join(extra)
 
