@@ -78,7 +78,10 @@ def stage_windows(metadata: Path, pipeline: str) -> dict:
 
 
 def _tree_rss(process: psutil.Process) -> int:
-    """Resident bytes of the process and all its descendants (0 for those gone meanwhile)."""
+    """Resident bytes of the process and all its descendants (0 for those gone meanwhile).
+    Proportional (PSS: shared pages split between the processes sharing them) where Linux
+    gives it: summing plain RSS counts a just-forked child's copy-on-write pages twice (the
+    model server's fork from the ~1 GB run process showed as a one-sample +900 MB spike)."""
     total = 0
     try:
         family = [process, *process.children(recursive=True)]
@@ -86,7 +89,7 @@ def _tree_rss(process: psutil.Process) -> int:
         return 0
     for p in family:
         try:
-            total += p.memory_info().rss
+            total += getattr(p.memory_full_info(), "pss", None) or p.memory_info().rss
         except psutil.Error:
             pass
     return total
