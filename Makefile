@@ -75,9 +75,10 @@ regenerate: install ## Refresh golden files (compiled spec, README tables) after
 	KUBETFX_REGENERATE=1 $(PY) -m pytest pipelines/kubeflow_compiler_test.py tests/test_readme_tables.py -q
 
 BENCH_SIZES ?= default,100k,1m
-BENCH_REPS ?= 1
-bench: install ## Benchmark against TFX's penguin example (build/bench/results.json)
-	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS)
+BENCH_REPS ?= 3
+BENCH_ARGS ?=
+bench: install ## Speed vs TFX's penguin example; BENCH_SIZES=default,100k,1m|10m|wide BENCH_REPS=3 (build/bench/results.json)
+	$(PY) tests/bench/bench.py --sizes $(BENCH_SIZES) --reps $(BENCH_REPS) $(BENCH_ARGS)
 
 bench-quality: install ## The default model's accuracy/MAE beside HistGradientBoosting on bundled datasets
 	$(PY) tests/bench/quality.py

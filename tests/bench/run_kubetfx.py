@@ -1,5 +1,6 @@
-"""One `kubetfx run` in this process (the real CLI); prints a JSON line with the
-exit code and peak RSS (the model server of InfraValidator is a child: reported apart)."""
+"""One `kubetfx run` in this process (the real CLI); prints a JSON line with the exit code,
+this process's exact peak RSS and the largest child's (getrusage: the InfraValidator's model
+server is a child). bench.py samples the sum of the whole process tree beside these."""
 import json
 import resource
 import sys
