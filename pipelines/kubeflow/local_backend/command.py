@@ -22,7 +22,9 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                         f"(default {versions.DEFAULT}; retries from 2.4.1, executor-logs from 2.5.0)")
     g.add_argument("--task-timeout", type=float, default=DEFAULT_TASK_TIMEOUT, metavar="SECONDS",
                    help="stop a task's container after this long (default %(default)g s)")
-    g.add_argument("--parallelism", type=int, default=2, help="tasks side by side (default %(default)s)")
+    # Not `--parallelism`: argparse would take Beam's own `--parallelism=N`, given after
+    # --beam-pipeline-args, for this flag.
+    g.add_argument("--max-parallel-tasks", type=int, default=2, help="tasks side by side (default %(default)s)")
     g.add_argument("--retry-backoff-scale", type=float, default=1.0, metavar="FACTOR",
                    help="multiply the spec's retry backoff by this (default 1: as Argo waits)")
     g.add_argument("--image", help="image for every task (default: the spec's kubetfx images)")
@@ -36,10 +38,10 @@ def options_from_args(args) -> Options:
         versions.parse(args.kfp_version)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if args.task_timeout <= 0 or args.parallelism < 1 or args.retry_backoff_scale < 0:
-        raise ConfigError("--task-timeout must be > 0, --parallelism >= 1, --retry-backoff-scale >= 0")
+    if args.task_timeout <= 0 or args.max_parallel_tasks < 1 or args.retry_backoff_scale < 0:
+        raise ConfigError("--task-timeout must be > 0, --max-parallel-tasks >= 1, --retry-backoff-scale >= 0")
     return Options(kfp_version=args.kfp_version, task_timeout=args.task_timeout,
-                           parallelism=args.parallelism, backoff_scale=args.retry_backoff_scale, image=args.image,
+                           parallelism=args.max_parallel_tasks, backoff_scale=args.retry_backoff_scale, image=args.image,
                    image_repo=args.image_repo)
 
 

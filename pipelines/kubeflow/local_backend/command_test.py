@@ -19,7 +19,7 @@ def _args(*flags):
 
 
 def test_flags_become_options_and_bad_values_are_config_errors():
-    options = command.options_from_args(_args("--kfp-version", "2.4", "--task-timeout", "60", "--parallelism", "3",
+    options = command.options_from_args(_args("--kfp-version", "2.4", "--task-timeout", "60", "--max-parallel-tasks", "3",
                                               "--retry-backoff-scale", "0.1", "--image-repo", "me"))
     assert (options.kfp_version, options.task_timeout, options.parallelism, options.backoff_scale,
             options.image_repo) == ("2.4", 60.0, 3, 0.1, "me")

@@ -3,7 +3,7 @@
 backend/src/v2/compiler/argocompiler/dag.go turns them into Argo `depends`), independent
 tasks run side by side, and the first failure stops new launches while the running tasks
 finish (Argo's DAG `failFast`, on by default). KFP sets no DAG parallelism unless the
-pipeline asks; here it is bounded (`--parallelism`, default 2: one machine, two cores).
+pipeline asks; here it is bounded (`--max-parallel-tasks`, default 2: one machine, two cores).
 """
 from __future__ import annotations
 
