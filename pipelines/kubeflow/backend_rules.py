@@ -108,8 +108,8 @@ _KINDS = {"NUMBER_DOUBLE": "number_value", "NUMBER_INTEGER": "number_value", "ST
           "BOOLEAN": "bool_value", "LIST": "list_value", "STRUCT": "struct_value"}
 
 
-def _kind(value) -> str:
-    """The google.protobuf.Value kind a JSON value becomes."""
+def value_kind(value) -> str:
+    """The google.protobuf.Value kind a JSON value becomes (null_value, number_value, ...)."""
     if value is None:
         return "null_value"
     if isinstance(value, bool):
@@ -142,7 +142,7 @@ def check_run_parameters(spec, parameters: Optional[dict]) -> None:
         kind = type_name(definition.parameter_type)
         if kind not in _KINDS:
             raise Rejected(f"invalid pipeline job inputs: input parameter {name} has unspecified type")
-        if _kind(parameters[name]) != _KINDS[kind]:
+        if value_kind(parameters[name]) != _KINDS[kind]:
             raise Rejected(f"invalid pipeline job inputs: input parameter {name} requires type "
                            f"{_TYPE_NAMES[kind]}, but the parameter value is not of "
                            f"{'number' if kind.startswith('NUMBER') else _TYPE_NAMES[kind]} value type")
@@ -249,7 +249,7 @@ def check_task_inputs(spec, parameters: dict) -> None:
             kind = type_name(definition.parameter_type)
             if kind == "STRING":
                 continue  # the driver turns any value into its JSON text
-            actual = _kind(values[name])
+            actual = value_kind(values[name])
             if actual == "null_value":
                 raise Rejected(f"task {task_name}: got null for input parameter {name!r}")
             if actual != _KINDS.get(kind):

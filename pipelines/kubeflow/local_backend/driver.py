@@ -24,6 +24,7 @@ import json
 import uuid
 from typing import Callable, Optional
 
+from kubetfx.pipelines.kubeflow.backend_rules import value_kind
 from kubetfx.pipelines.kubeflow.local_backend import metadata
 from kubetfx.pipelines.kubeflow.local_backend.versions import KfpVersion
 
@@ -36,27 +37,13 @@ class DriverError(ValueError):
     """The spec or the run's parameters cannot be resolved; the message says which."""
 
 
-def _kind(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    return "struct"
-
-
 _EXPECTED = {"number": NUMBER_TYPES, "bool": ("BOOLEAN",), "list": ("LIST",), "struct": ("STRUCT",),
              "string": ("STRING",)}
 
 
 def check_parameter(name: str, value, parameter_type: str):
     """One parameter as handleParamTypeValidationAndConversion leaves it (or refuses it)."""
-    kind = _kind(value)
+    kind = value_kind(value).removesuffix("_value")
     if parameter_type == "STRING":
         # metadata.PbValueToText: a non-string becomes its JSON text
         return value if kind == "string" else json.dumps(value, separators=(",", ":"))
