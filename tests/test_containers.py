@@ -46,6 +46,19 @@ def test_image_runs_as_non_root_without_network_and_imports_the_stack():
     assert lines[0] == "1000" and "ok" in lines and "no-gcc" in lines and "no-pip" in lines
 
 
+def test_any_uid_has_a_writable_home():
+    # The local backend runs stages as the calling user, and clusters may assign any uid
+    # (OpenShift's restricted SCC; KFP's PIPELINE_RUN_AS_USER): Keras, Matplotlib and Beam
+    # write under $HOME, which must not be writable by uid 1000 alone.
+    out = subprocess.run(
+        ["docker", "run", "--rm", images.PULL_NEVER, "--network", "none", "--user", "4242:4242",
+         "--entrypoint", "sh", IMAGES[0], "-c",
+         "touch \"$HOME/probe\" && python -c 'import os, tf_keras; print(os.path.isdir(os.path.expanduser(\"~/.keras\")))'"],
+        capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "True"
+
+
 def test_the_infra_validator_image_is_the_pipeline_image_under_2_5_gb():
     # Its model server runs on the pipeline environment's TensorFlow: one image, two names.
     ids = [subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", image],
