@@ -128,7 +128,10 @@ class _Run:
             fingerprint = cache.fingerprint(key)
             hit = self.cache.lookup(fingerprint, self.pipeline)
             if hit is not None:  # driver.go Container: reuseCachedOutputs, no pod
-                return {k: self.metadata.get(artifact_id) for k, artifact_id in hit.items()}, "cached"
+                reused = {k: self.metadata.get(artifact_id) for k, artifact_id in hit.items()}
+                if all([self.store.restore(a["uri"]) for a in reused.values()]):
+                    return reused, "cached"
+                print(f"  {name}: cached outputs no longer in {self.store.mirror_root}; running it again", flush=True)
         produced = self.attempts(name, task, component, container, executor_input)
         recorded = launcher.record_outputs(self.metadata, self.pipeline, produced)
         if fingerprint:

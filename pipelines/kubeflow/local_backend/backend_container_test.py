@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from kubetfx.pipelines.kubeflow import object_store
 from kubetfx.pipelines.kubeflow.local_backend import backend, docker
 from kubetfx.pipelines.kubeflow.local_backend.options import Options
 from kubetfx.pipelines.kubeflow.local_backend.rules_test import small_spec
@@ -87,11 +87,9 @@ def _data(tmp_path, files=1) -> Path:
 
 
 def _listing(home: Path) -> list:
-    """Every object the store kept, from a fresh server restored from the home."""
-    from kubetfx.pipelines.kubeflow.local_backend import store
-
-    with store.running(home / "object-store", home / "listing.log") as s:
-        return sorted(e["Key"] for e in object_store.list_objects(s.s3, "minio://mlpipeline"))
+    """Every object the store kept (the backend mirrors each upload under <home>/object-store)."""
+    bucket = home / "object-store" / "mlpipeline"
+    return sorted(p.relative_to(bucket).as_posix() for p in bucket.rglob("*") if p.is_file())
 
 
 def first_data_id(summary) -> str:
@@ -129,6 +127,14 @@ def test_artifacts_travel_through_the_store_and_a_rerun_hits_the_cache_until_the
     (data / "new.csv").write_text("a,b\n5,6\n")
     third = _run(spec, platform, home, data, kfp_version="2.5")
     assert [s.state for s in third.stages] == ["imported", "complete", "complete"]
+    # A changed `use` reads the cached `make`'s output: put back from the mirror for this run.
+    spec["deploymentSpec"]["executors"]["exec-use"]["container"]["command"][-1] += "\n# changed"
+    fourth = _run(spec, platform, home, data, kfp_version="2.5")
+    assert [s.state for s in fourth.stages] == ["imported", "cached", "complete"]
+    # Cached outputs deleted by hand: the task runs again instead of handing on a missing artifact.
+    shutil.rmtree(home / "object-store" / "mlpipeline" / "v2" / "artifacts" / "tiny" / third.run_id / "make")
+    fifth = _run(spec, platform, home, data, kfp_version="2.5")
+    assert [s.state for s in fifth.stages] == ["imported", "complete", "complete"]
     volume = backend.volume_name("kubetfx-serving", home)
     def read_volume(user):
         return subprocess.run(["docker", "run", "--rm", "--pull=never", "--network", "none", "--user", user,

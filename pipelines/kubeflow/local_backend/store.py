@@ -2,8 +2,9 @@
 (object_store_server), and what it holds kept across runs, as a cluster's MinIO keeps it.
 
 moto keeps objects in memory, so every object the backend writes is also mirrored to
-`<home>/object-store/<bucket>/<key>`, and the mirror is uploaded again when the next run
-starts: a second run finds its cached outputs and the baseline where KFP would.
+`<home>/object-store/<bucket>/<key>`. A later run puts back only what it reads from earlier
+runs (a cached task's outputs, the data root) when it needs them: uploading the whole
+history at every start made each run slower and the server larger than the one before.
 """
 from __future__ import annotations
 
@@ -37,16 +38,24 @@ class Store:
         if bucket not in existing:
             self.s3.create_bucket(Bucket=bucket)
 
-    def restore(self) -> int:
-        count = 0
-        for bucket in sorted(p for p in self.mirror_root.glob("*") if p.is_dir()):
-            self.ensure_bucket(f"minio://{bucket.name}")
-            count += object_store.upload_tree(self.s3, bucket, f"minio://{bucket.name}")
-        return count
+    def restore(self, uri: str) -> bool:
+        """Puts the mirror's copy of `uri` (an object or a prefix) back into the store;
+        False when the mirror no longer has it (deleted by hand: the task runs again)."""
+        local = self.mirror_path(uri)
+        if not local.exists():
+            return False
+        self.ensure_bucket(uri)
+        if local.is_file():
+            where = object_store.parse_uri(uri)
+            self.s3.upload_file(str(local), where.bucket, where.key)
+        else:
+            object_store.upload_tree(self.s3, local, uri)
+        return True
 
     def sync_data(self, local: Path, uri: str) -> str:
         """Uploads a CSV file or folder to `uri` (a prefix), removing objects that are no
         longer there (as `kubetfx submit` leaves the data root); returns its fingerprint."""
+        self.restore(uri)  # what the previous run left there, to remove what is gone
         self.ensure_bucket(uri)
         where = object_store.parse_uri(uri)
         wanted = {local.name} if local.is_file() else {p.relative_to(local).as_posix()
@@ -66,6 +75,4 @@ def running(mirror_root: Path, log: Path) -> Iterator[Store]:
     mirror_root.mkdir(parents=True, exist_ok=True)
     with object_store_server.running(log=log) as server:
         s3 = object_store.client(server.endpoint, server.access_key, server.secret_key)
-        store = Store(s3, mirror_root)
-        store.restore()
-        yield store
+        yield Store(s3, mirror_root)
