@@ -298,6 +298,15 @@ def test_monitor_command_is_one_the_cli_parses():
         pytest.skip("`kubetfx monitor` (branch monitor) is not merged here")
     parsed = parser.parse_args(args)  # SystemExit(2) on any flag the command does not have
     assert parsed.command == "monitor" and parsed.home == "/kubetfx"
+    # What a pod has: the serving volume (read-only) and the object store, no metadata store.
+    assert parsed.serving_dir == f"/kubetfx/serving/{config['KUBETFX_PIPELINE_NAME']}"
+    serving = next(m for m in container["volumeMounts"] if parsed.serving_dir.startswith(m["mountPath"] + "/")
+                   and m["mountPath"] != "/kubetfx")
+    assert serving["readOnly"] is True and serving["mountPath"] == "/kubetfx/serving"
+    from kubetfx.pipelines.monitor import remote_source
+    assert remote_source.is_remote(parsed.data), parsed.data
+    env = {e["name"] for e in container["env"]} | set(config)
+    assert {"KUBETFX_OBJECT_STORE_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env
 
 
 def test_cloud_launcher_config_is_one_kfp_reads():
