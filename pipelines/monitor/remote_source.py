@@ -30,12 +30,16 @@ def client(uri: str):
     return object_store.client(endpoint or None)  # none: boto3's AWS default for s3://
 
 
-def download(uri: str, scratch: Path) -> Path:
-    """Every object under `uri` in `scratch`; ConfigError when there is none."""
+def check_uri(uri: str) -> None:
     try:
         object_store.parse_uri(uri)
     except object_store.ObjectStoreError as err:
         raise ConfigError(str(err)) from None
+
+
+def download(uri: str, scratch: Path) -> Path:
+    """Every object under `uri` in `scratch`; ConfigError when there is none."""
+    check_uri(uri)
     s3 = client(uri)
     target = Path(scratch) / "download"
     try:
