@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -259,6 +260,77 @@ def test_requests_to_serve_are_logged_and_monitor_logs_reports_their_skew(home, 
     assert result.returncode == 11, result.stdout + result.stderr
     assert "SKEW in bill_length_mm, island" in result.stderr
     assert "(150 rows)" in result.stdout
+
+
+class _Process:
+    """A child process that writes its port to a file; always stopped."""
+
+    def __init__(self, argv: list, tmp_path, name: str, port_file_flag: str, env=None):
+        self.port_file = tmp_path / f"{name}.port"
+        self.log = open(tmp_path / f"{name}.log", "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", *map(str, argv), port_file_flag, str(self.port_file)],
+                                        stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
+                                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+        deadline = time.monotonic() + 300
+        while not self.port_file.exists():
+            assert self.process.poll() is None, (tmp_path / f"{name}.log").read_text()
+            assert time.monotonic() < deadline, f"{name} did not start"
+            time.sleep(0.2)
+        self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=30)
+        finally:
+            self.log.close()
+
+
+def test_requests_through_the_logging_proxy_reach_the_store_and_monitor_reports_their_skew(home, run_kubetfx,
+                                                                                          tmp_path, store):
+    """The cluster's path on loopback: the model server, the inference-logger in front of
+    it shipping to the store, the monitor reading the store with no metadata store."""
+    running, s3 = store
+    from kubetfx.pipelines.kubeflow import object_store
+
+    serving = home / "serving" / NAME
+    uri = f"minio://mlpipeline/kubetfx/inference-logs/{NAME}"
+    server = _Process(["kubetfx.components.infra_validator.model_server", "--model_base_path", serving,
+                       "--model_name", NAME, "--port", "0"], tmp_path, "model-server", "--port_file")
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # the port answers at once; the model loads after (status LOADING)
+            try:
+                status = json.loads(urllib.request.urlopen(f"{server.url}/v1/models/{NAME}", timeout=60).read())
+                if status["model_version_status"][0]["state"] == "AVAILABLE":
+                    break
+            except urllib.error.HTTPError:  # 404 until the first look at the directory
+                status = None
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+        proxy = _Process(["kubetfx.pipelines.cli", "inference-logger", "--upstream", server.url, "--log-dir", uri,
+                          "--port", "0"], tmp_path, "proxy", "--port-file", env=_store_env(running))
+        try:
+            skewed = _shift(_sample(_rows(), 150, seed=3), bill_mm=15)
+            for start in range(0, len(skewed), 25):
+                body = json.dumps({"instances": [_instance(r) for r in skewed[start:start + 25]]}).encode()
+                request = urllib.request.Request(f"{proxy.url}/v1/models/{NAME}:predict", body)
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    assert len(json.loads(answer.read())["predictions"]) == len(skewed[start:start + 25])
+        finally:
+            assert proxy.stop() == 0  # ships the open shard on the way out
+    finally:
+        server.stop()
+    assert [e for e in object_store.list_objects(s3, uri)], "nothing shipped to the store"
+    served = status["model_version_status"][0]["version"]
+    result = run_kubetfx("monitor", "--home", tmp_path / "pod-home", "--serving-dir", serving, "--logs", uri,
+                         env=_store_env(running))
+    assert result.returncode == 11, result.stdout + result.stderr
+    assert "SKEW in bill_length_mm, island" in result.stderr
+    assert f"{uri} (150 rows) against version {served}" in result.stdout
 
 
 def test_retrain_on_drift_pushes_a_new_version_and_rollback_restores_the_first(home, run_kubetfx, tmp_path):
