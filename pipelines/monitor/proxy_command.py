@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import tempfile
 import threading
 
@@ -62,7 +63,7 @@ def main(args) -> int:
     if remote:
         remote_source.check_uri(args.log_dir)
         s3 = remote_source.client(args.log_dir)
-    spool = args.spool_dir or (tempfile.mkdtemp(prefix="kubetfx-inference-log-") if remote else args.log_dir)
+    spool = (args.spool_dir or tempfile.mkdtemp(prefix="kubetfx-inference-log-")) if remote else args.log_dir
     log = inference_log.InferenceLog(spool, max_shard_bytes=int(args.log_shard_mb * (1 << 20)),
                                      max_shard_seconds=args.log_shard_minutes * 60, max_shards=args.log_shards)
     shipper = None
@@ -93,4 +94,8 @@ def main(args) -> int:
         log.close()
     print(f"kubetfx: inference logger stopped; {proxy.logged} predictions logged"
           + (f", last {shipped} shard(s) shipped" if remote else ""), flush=True)
+    left = inference_log.shards(spool) if remote else []
+    if left:  # the store did not take them (its error is logged above)
+        print(f"kubetfx: error: {len(left)} shard(s) not shipped to {args.log_dir}, left in {spool}", file=sys.stderr)
+        return exit_codes.CRASH
     return exit_codes.OK
