@@ -10,7 +10,7 @@ import sys
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
 from kubetfx.pipelines.report import command as report_command
-from kubetfx.pipelines.monitor import command as monitor_command, serve_command
+from kubetfx.pipelines.monitor import command as monitor_command, proxy_command, serve_command
 from kubetfx.pipelines.record import commands as record_commands
 
 
@@ -183,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     record_commands.add_parser(sub)
     monitor_command.add_parser(sub)
     serve_command.add_parser(sub)
+    proxy_command.add_parser(sub)
     try:
         from kubetfx.pipelines import submit
         submit.add_parser(sub, _cmd_submit)

@@ -28,7 +28,7 @@ def create_components(config: PipelineConfig) -> list:
     baseline = served_baseline.build(config, train)
     evaluate = evaluator.build(config, gen, train, baseline)
     infra = infra_validator.build(config, train, gen)
-    push = pusher.build(config, train, evaluate, infra)
+    push = pusher.build(config, train, evaluate, infra, stats, schema)
     return [gen, stats, schema, validator, xform, train, baseline, evaluate, infra, push]
 
 

@@ -131,6 +131,20 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
     rerun = ("ServedBaseline", "Evaluator", "Pusher")
     assert _states(second.stdout) == {"data": "imported", **{t: "complete" if t in rerun else "cached"
                                                              for t in CONTAINER_TASKS}}
+    # The version holds the schema and training statistics the Pusher task received as
+    # input artifacts (for the monitor pod); they do not make the same model look new.
+    version = re.search(r"model pushed to (/kubetfx/serving/kubetfx-penguin/\d+)", first.stdout).group(1)
+    assert f"model pushed to {version} " in second.stdout
+    from kubetfx.pipelines.kubeflow.local_backend import backend, docker
+    listing = subprocess.run(  # as the tasks run: the calling user owns the volume (mode 0700)
+        ["docker", "run", "--rm", images.PULL_NEVER, "--network", "none", "--user", docker.calling_user(),
+         "--entrypoint", "find",
+         "-v", f"{backend.volume_name('kubetfx-serving', home)}:/kubetfx/serving:ro", IMAGES[0],
+         "/kubetfx/serving/kubetfx-penguin", "-path", "*assets.extra/kubetfx/*", "-type", "f"],
+        capture_output=True, text=True, timeout=300)
+    assert sorted(p[len(version) + 1:] for p in listing.stdout.split()) == [
+        "assets.extra/kubetfx/schema.pbtxt", "assets.extra/kubetfx/statistics/Split-train/FeatureStats.pb",
+        "assets.extra/kubetfx/training.json"], listing.stdout + listing.stderr
 
     csv = next(penguins.glob("*.csv"))
     lines = csv.read_text().splitlines()

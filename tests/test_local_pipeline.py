@@ -165,8 +165,12 @@ def test_rerun_reuses_the_cache_and_pushes_nothing_new(default_run, run_kubetfx)
     states = executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite")
     for stage in ("StatisticsGen", "Transform", "Trainer"):
         assert _stage(states, stage) == ["COMPLETE", "CACHED"], stage
-    # The same model is already served: the re-run keeps one version.
-    assert len(os.listdir(home / "serving" / "kubetfx-penguin")) == 1
+    # The same model is already served: the re-run keeps one version, though the version
+    # holds the training summary beside the model (assets.extra/kubetfx/) and the
+    # Pusher's input model does not.
+    (version,) = os.listdir(home / "serving" / "kubetfx-penguin")
+    summary = home / "serving" / "kubetfx-penguin" / version / "assets.extra" / "kubetfx"
+    assert (summary / "schema.pbtxt").exists() and (summary / "statistics" / "Split-train" / "FeatureStats.pb").exists()
 
 
 def test_retraining_pushes_a_second_version_with_the_new_weights(default_run, run_kubetfx, tmp_path):

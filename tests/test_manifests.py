@@ -298,6 +298,38 @@ def test_monitor_command_is_one_the_cli_parses():
         pytest.skip("`kubetfx monitor` (branch monitor) is not merged here")
     parsed = parser.parse_args(args)  # SystemExit(2) on any flag the command does not have
     assert parsed.command == "monitor" and parsed.home == "/kubetfx"
+    # What a pod has: the serving volume (read-only) and the object store, no metadata store.
+    assert parsed.serving_dir == f"/kubetfx/serving/{config['KUBETFX_PIPELINE_NAME']}"
+    serving = next(m for m in container["volumeMounts"] if parsed.serving_dir.startswith(m["mountPath"] + "/")
+                   and m["mountPath"] != "/kubetfx")
+    assert serving["readOnly"] is True and serving["mountPath"] == "/kubetfx/serving"
+    from kubetfx.pipelines.monitor import remote_source
+    assert remote_source.is_remote(parsed.data), parsed.data
+    env = {e["name"] for e in container["env"]} | set(config)
+    assert {"KUBETFX_OBJECT_STORE_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env
+
+
+def test_inference_logger_is_in_front_of_tf_serving_and_ships_where_monitor_reads(rendered):
+    from kubetfx.pipelines import cli
+    from kubetfx.pipelines.monitor import remote_source
+
+    entry, objects = rendered
+    logger = _one(objects, "Deployment", "kubetfx-inference-logger")
+    container = _pod_template(logger)["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "kubetfx.pipelines.cli"]
+    config = _one(objects, "ConfigMap", "kubetfx-monitor")["data"]
+    args = [re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], a) for a in container["args"]]
+    parsed = cli.build_parser().parse_args(args)  # SystemExit(2) on a flag the command does not have
+    assert parsed.command == "inference-logger" and remote_source.is_remote(parsed.log_dir)
+    serving = _one(objects, "Service", "kubetfx-serving")
+    http = next(p["port"] for p in serving["spec"]["ports"] if p["name"] == "http")
+    assert parsed.upstream == f"http://kubetfx-serving:{http}" and parsed.host == "0.0.0.0"
+    assert parsed.port == container["ports"][0]["containerPort"]
+    service = _one(objects, "Service", "kubetfx-inference-logger")
+    assert service["spec"]["selector"].items() <= _pod_template(logger)["metadata"]["labels"].items()
+    spool = next(m for m in container["volumeMounts"] if m["mountPath"] == parsed.spool_dir)
+    limit = next(v for v in _pod_template(logger)["spec"]["volumes"] if v["name"] == spool["name"])["emptyDir"]["sizeLimit"]
+    assert parsed.log_shards * parsed.log_shard_mb <= int(limit.rstrip("Mi"))  # the spool cannot overflow its volume
 
 
 def test_cloud_launcher_config_is_one_kfp_reads():
@@ -341,9 +373,9 @@ def test_canary_splits_one_service_between_two_tracks():
     service = _one(objects, "Service", "kubetfx-serving")
     tracks = {}
     for obj, _ in _workloads(objects):
-        if obj["kind"] != "Deployment":
-            continue
         labels = _pod_template(obj)["metadata"]["labels"]
+        if obj["kind"] != "Deployment" or labels.get("app.kubernetes.io/name") != "serving":
+            continue  # the inference logger is in front of the Service, not behind it
         assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())  # both behind the Service
         tracks[labels["kubetfx.dev/track"]] = obj["spec"]["replicas"]
     assert tracks == {"stable": 3, "canary": 1}  # 25% of the traffic to the candidate

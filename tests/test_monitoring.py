@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -129,6 +130,73 @@ def test_a_per_feature_threshold_decides_for_that_feature(home, run_kubetfx, tmp
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.fixture(scope="module")
+def store():
+    """The moto S3 server on loopback, where the cluster has KFP's MinIO."""
+    from kubetfx.pipelines.kubeflow import object_store, object_store_server
+
+    with object_store_server.running() as running:
+        s3 = object_store.client(running.endpoint, running.access_key, running.secret_key)
+        s3.create_bucket(Bucket="mlpipeline")
+        yield running, s3
+
+
+def _store_env(running) -> dict:
+    return {"KUBETFX_OBJECT_STORE_ENDPOINT": running.endpoint, "AWS_ACCESS_KEY_ID": running.access_key,
+            "AWS_SECRET_ACCESS_KEY": running.secret_key}
+
+
+def test_each_pushed_version_carries_its_schema_and_training_statistics(home, run_kubetfx):
+    import tensorflow_data_validation as tfdv
+    from kubetfx.components.pusher import serving_dir
+    from tfx.utils import path_utils
+
+    (served,) = _models(run_kubetfx, home)
+    summary = Path(served["path"]) / "assets.extra" / "kubetfx"
+    schema = tfdv.load_schema_text(str(summary / "schema.pbtxt"))
+    assert {"bill_length_mm", "island", "species"} <= {f.name for f in schema.feature}
+    stats = tfdv.load_stats_binary(str(summary / "statistics" / "Split-train" / "FeatureStats.pb"))
+    recorded = tfdv.load_stats_binary(os.path.join(served["data"]["statistics_uri"], "Split-train", "FeatureStats.pb"))
+    assert stats == recorded and json.loads((summary / "training.json").read_text())["label"] == "species"
+    # The summary is not the model: pushing the same model again is still "already served".
+    model = path_utils.serving_model_path(served["model_uri"])
+    _, version, pushed = serving_dir.publish(model, str(home / "serving" / NAME))
+    assert (version, pushed) == (served["version"], False)
+
+
+def test_monitor_in_a_pod_needs_only_the_serving_volume_and_the_object_store(home, run_kubetfx, tmp_path, store):
+    """As the CronJob runs it: an empty home, the serving directory, data in the store."""
+    running, s3 = store
+    pod_home = tmp_path / "pod-home"
+    shifted = _write(tmp_path / "shifted.csv", _shift(_sample(_rows(), 150, seed=2), bill_mm=15))
+    fresh = _write(tmp_path / "fresh.csv", _sample(_rows(), 150, seed=1))
+    s3.upload_file(str(shifted), "mlpipeline", "kubetfx/incoming/shifted/part-0.csv")
+    s3.upload_file(str(fresh), "mlpipeline", "kubetfx/incoming/fresh/part-0.csv")
+    args = ["monitor", "--home", pod_home, "--serving-dir", home / "serving" / NAME, "--data"]
+    drifted = run_kubetfx(*args, "minio://mlpipeline/kubetfx/incoming/shifted", env=_store_env(running))
+    assert drifted.returncode == 11, drifted.stdout + drifted.stderr
+    assert "DRIFT in bill_length_mm, island" in drifted.stderr
+    assert "minio://mlpipeline/kubetfx/incoming/shifted (150 rows)" in drifted.stdout
+    ok = run_kubetfx(*args, "minio://mlpipeline/kubetfx/incoming/fresh/", env=_store_env(running))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert not (pod_home / "metadata").exists()  # nothing but the report files
+    assert len(list((pod_home / "monitor" / NAME).glob("*/verdict.json"))) == 2
+
+
+def test_monitor_with_the_store_down_exits_1_so_the_job_retries(home, run_kubetfx, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"KUBETFX_OBJECT_STORE_ENDPOINT": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "k",
+           "AWS_SECRET_ACCESS_KEY": "s", "AWS_MAX_ATTEMPTS": "1"}
+    result = run_kubetfx("monitor", "--home", tmp_path, "--serving-dir", home / "serving" / NAME,
+                         "--data", "minio://mlpipeline/x", env=env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "cannot read minio://mlpipeline/x" in result.stderr and result.stderr.count("\n") == 1
+
+
 class _Server:
     """`kubetfx serve --port 0` as a child process, always stopped."""
 
@@ -192,6 +260,77 @@ def test_requests_to_serve_are_logged_and_monitor_logs_reports_their_skew(home, 
     assert result.returncode == 11, result.stdout + result.stderr
     assert "SKEW in bill_length_mm, island" in result.stderr
     assert "(150 rows)" in result.stdout
+
+
+class _Process:
+    """A child process that writes its port to a file; always stopped."""
+
+    def __init__(self, argv: list, tmp_path, name: str, port_file_flag: str, env=None):
+        self.port_file = tmp_path / f"{name}.port"
+        self.log = open(tmp_path / f"{name}.log", "wb")
+        self.process = subprocess.Popen([sys.executable, "-m", *map(str, argv), port_file_flag, str(self.port_file)],
+                                        stdout=self.log, stderr=subprocess.STDOUT, cwd=REPO,
+                                        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
+        deadline = time.monotonic() + 300
+        while not self.port_file.exists():
+            assert self.process.poll() is None, (tmp_path / f"{name}.log").read_text()
+            assert time.monotonic() < deadline, f"{name} did not start"
+            time.sleep(0.2)
+        self.url = f"http://127.0.0.1:{self.port_file.read_text()}"
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout=30)
+        finally:
+            self.log.close()
+
+
+def test_requests_through_the_logging_proxy_reach_the_store_and_monitor_reports_their_skew(home, run_kubetfx,
+                                                                                          tmp_path, store):
+    """The cluster's path on loopback: the model server, the inference-logger in front of
+    it shipping to the store, the monitor reading the store with no metadata store."""
+    running, s3 = store
+    from kubetfx.pipelines.kubeflow import object_store
+
+    serving = home / "serving" / NAME
+    uri = f"minio://mlpipeline/kubetfx/inference-logs/{NAME}"
+    server = _Process(["kubetfx.components.infra_validator.model_server", "--model_base_path", serving,
+                       "--model_name", NAME, "--port", "0"], tmp_path, "model-server", "--port_file")
+    try:
+        deadline = time.monotonic() + 300
+        while True:  # the port answers at once; the model loads after (status LOADING)
+            try:
+                status = json.loads(urllib.request.urlopen(f"{server.url}/v1/models/{NAME}", timeout=60).read())
+                if status["model_version_status"][0]["state"] == "AVAILABLE":
+                    break
+            except urllib.error.HTTPError:  # 404 until the first look at the directory
+                status = None
+            assert time.monotonic() < deadline, status
+            time.sleep(0.5)
+        proxy = _Process(["kubetfx.pipelines.cli", "inference-logger", "--upstream", server.url, "--log-dir", uri,
+                          "--port", "0"], tmp_path, "proxy", "--port-file", env=_store_env(running))
+        try:
+            skewed = _shift(_sample(_rows(), 150, seed=3), bill_mm=15)
+            for start in range(0, len(skewed), 25):
+                body = json.dumps({"instances": [_instance(r) for r in skewed[start:start + 25]]}).encode()
+                request = urllib.request.Request(f"{proxy.url}/v1/models/{NAME}:predict", body)
+                with urllib.request.urlopen(request, timeout=60) as answer:
+                    assert len(json.loads(answer.read())["predictions"]) == len(skewed[start:start + 25])
+        finally:
+            assert proxy.stop() == 0  # ships the open shard on the way out
+    finally:
+        server.stop()
+    assert [e for e in object_store.list_objects(s3, uri)], "nothing shipped to the store"
+    served = status["model_version_status"][0]["version"]
+    result = run_kubetfx("monitor", "--home", tmp_path / "pod-home", "--serving-dir", serving, "--logs", uri,
+                         env=_store_env(running))
+    assert result.returncode == 11, result.stdout + result.stderr
+    assert "SKEW in bill_length_mm, island" in result.stderr
+    assert f"{uri} (150 rows) against version {served}" in result.stdout
 
 
 def test_retrain_on_drift_pushes_a_new_version_and_rollback_restores_the_first(home, run_kubetfx, tmp_path):

@@ -7,8 +7,14 @@ store), through tf.io.gfile, so the serving directory may be a bucket as in TFX.
 What it keeps of TFX's contract (tfx 1.16 tfx/components/pusher/executor.py, checked by
 tests/tfx_contract/test_pusher_contract.py): the PushedModel artifact holds a copy of the
 model and the `pushed`, `pushed_destination` and `pushed_version` properties; versions are
-Unix-time integers; a model can come from the InfraBlessing (`GetModelPath`)."""
+Unix-time integers; a model can come from the InfraBlessing (`GetModelPath`).
+
+What it adds: with its optional `schema` and `statistics` inputs (component.py), each
+version carries the schema and training statistics it was trained on
+(training_summary.py), for `kubetfx monitor` where no ML Metadata is."""
 from __future__ import annotations
+
+import json
 
 from absl import logging
 from tfx.components.pusher import executor as tfx_pusher
@@ -16,8 +22,24 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from kubetfx.components.pusher import serving_dir
+from kubetfx.components.pusher import serving_dir, training_summary
 from kubetfx.components.pusher.serving_dir import STAGING_PREFIX  # noqa: F401 (pipelines/recovery.py)
+
+
+SCHEMA_KEY = "schema"
+STATISTICS_KEY = "statistics"
+
+
+def summary_files(input_dict, exec_properties) -> dict:
+    """The training summary to publish with the model; {} without schema and statistics
+    inputs (TFX's own Pusher graph, its contract tests)."""
+    schema, statistics = input_dict.get(SCHEMA_KEY), input_dict.get(STATISTICS_KEY)
+    if not (schema and statistics):
+        return {}
+    custom = json.loads(exec_properties.get(standard_component_specs.CUSTOM_CONFIG_KEY) or "null") or {}
+    statistics = artifact_utils.get_single_instance(statistics)
+    record = {"label": custom.get("label"), "task": custom.get("task"), "span": statistics.span}
+    return training_summary.files(artifact_utils.get_single_uri(schema), statistics.uri, record)
 
 
 class AtomicPusherExecutor(tfx_pusher.Executor):
@@ -40,7 +62,8 @@ class AtomicPusherExecutor(tfx_pusher.Executor):
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError(f"Invalid push destination {destination.WhichOneof('destination')}")
         model_path = self.GetModelPath(input_dict)
-        serving_path, version, pushed = serving_dir.publish(model_path, destination.filesystem.base_directory)
+        serving_path, version, pushed = serving_dir.publish(model_path, destination.filesystem.base_directory,
+                                                            summary_files(input_dict, exec_properties))
         if not pushed:
             logging.info("Model already served as version %s (same files, byte for byte); no new version.", version)
         io_utils.copy_dir(model_path, model_push.uri)

@@ -25,6 +25,8 @@ import uuid
 
 import tensorflow as tf
 
+from kubetfx.components.pusher import training_summary
+
 STAGING_PREFIX = ".staging-"
 # What makes a directory a SavedModel to a loader (TF's loader takes either; Keras and
 # TFX write the binary one).
@@ -92,11 +94,17 @@ def _same_bytes(a: str, b: str) -> bool:
                 return True
 
 
+def model_files(root: str) -> dict[str, int]:
+    """files(root) without the training summary kept beside a pushed model
+    (training_summary.py): that is a record of the model, not part of it."""
+    return {path: size for path, size in files(root).items() if not training_summary.is_summary_path(path)}
+
+
 def same_model(a: str, b: str) -> bool:
     """Every file of both, byte for byte: the graph (saved_model.pb), the weights
     (variables/), the assets. Sizes first, so a different model is rarely read."""
-    listing = files(a)
-    if listing != files(b):
+    listing = model_files(a)
+    if listing != model_files(b):
         return False
     return all(_same_bytes(_join(a, path), _join(b, path)) for path in sorted(listing))
 
@@ -111,10 +119,30 @@ def copy_tree(source: str, destination: str) -> None:
         gfile.copy(_join(source, path), target, overwrite=True)
 
 
-def publish(model_path: str, base_directory: str) -> tuple[str, str, bool]:
+def _write_files(directory: str, extra_files: dict) -> None:
+    for relative, content in sorted(extra_files.items()):
+        target = _join(directory, relative)
+        gfile.makedirs(os.path.dirname(target))
+        with gfile.GFile(target, "wb") as f:
+            f.write(content)
+
+
+def _add_missing(version_dir: str, extra_files: dict) -> None:
+    """A version served already, pushed before it had these files (an older kubetfx):
+    they are added, never replaced. Only readers of the summary see them; TF Serving does
+    not read them (training_summary.py)."""
+    missing = {p: c for p, c in extra_files.items() if not gfile.exists(_join(version_dir, p))}
+    if missing:
+        _write_files(version_dir, missing)
+
+
+def publish(model_path: str, base_directory: str, extra_files: dict | None = None) -> tuple[str, str, bool]:
     """(path, version, pushed): the model as a new version of base_directory, or the
     latest version if that one already holds exactly this model (a retried or re-run
-    push adds no duplicate). Another model, even with the same graph, is a new version."""
+    push adds no duplicate). Another model, even with the same graph, is a new version.
+    extra_files ({path relative to the version: bytes}, e.g. training_summary.files) are
+    written into the version before it is published, so they appear with it."""
+    extra_files = extra_files or {}
     try:
         gfile.makedirs(base_directory)
     except tf.errors.UnimplementedError:
@@ -124,11 +152,13 @@ def publish(model_path: str, base_directory: str) -> tuple[str, str, bool]:
             "(s3:// needs tensorflow-io's plugin); use a local or mounted path, or gs://") from None
     current = latest_version(base_directory)
     if current is not None and same_model(_join(base_directory, current), model_path):
+        _add_missing(_join(base_directory, current), extra_files)
         return _join(base_directory, current), current, False
     version = next_version(base_directory)
     staging = _join(base_directory, f"{STAGING_PREFIX}{version}-{uuid.uuid4().hex[:8]}")
     final = _join(base_directory, version)
     copy_tree(model_path, staging)
+    _write_files(staging, extra_files)
     if renames_atomically(base_directory):
         gfile.rename(staging, final, overwrite=False)
     else:

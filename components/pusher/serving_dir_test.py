@@ -124,3 +124,36 @@ def test_publish_to_an_object_store_path(retrained):
 def test_a_filesystem_tensorflow_lacks_is_one_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match=r"^serving directory s3://bucket/serving: TensorFlow has no s3:// "):
         serving_dir.publish(_fake_model(tmp_path, "m1"), "s3://bucket/serving")
+
+
+SUMMARY = {"assets.extra/kubetfx/schema.pbtxt": b"feature {}", "assets.extra/kubetfx/training.json": b"{}"}
+
+
+def test_extra_files_come_with_the_version_and_leave_the_same_model_comparison_alone(tmp_path):
+    base = tmp_path / "serving"
+    _, first, _ = serving_dir.publish(_fake_model(tmp_path, "m1"), str(base), SUMMARY)
+    assert (base / first / "assets.extra" / "kubetfx" / "schema.pbtxt").read_bytes() == b"feature {}"
+    # A re-run of the same model (its summary is beside the served copy, not in the model).
+    _, again, pushed = serving_dir.publish(_fake_model(tmp_path, "m1-again"), str(base), SUMMARY)
+    assert (again, pushed) == (first, False) and os.listdir(base) == [first]
+    # A rollback re-publishes a version directory: its summary follows, still "the same model".
+    _, second, _ = serving_dir.publish(_fake_model(tmp_path, "m2", content=b"other graph"), str(base), {})
+    _, third, pushed = serving_dir.publish(str(base / first), str(base))
+    assert pushed and (base / third / "assets.extra" / "kubetfx" / "training.json").exists()
+
+
+def test_a_served_version_without_summary_gets_it_and_an_existing_one_is_never_replaced(tmp_path):
+    base = tmp_path / "serving"
+    _, first, _ = serving_dir.publish(_fake_model(tmp_path, "m1"), str(base))  # an older kubetfx's push
+    serving_dir.publish(_fake_model(tmp_path, "m1-again"), str(base), SUMMARY)
+    schema = base / first / "assets.extra" / "kubetfx" / "schema.pbtxt"
+    assert schema.read_bytes() == b"feature {}"
+    serving_dir.publish(_fake_model(tmp_path, "m1-third"), str(base), {**SUMMARY, schema.relative_to(base / first).as_posix(): b"new"})
+    assert schema.read_bytes() == b"feature {}" and os.listdir(base) == [first]
+
+
+def test_extra_files_come_with_the_version_on_an_object_store_too(tmp_path):
+    base = f"ram://kubetfx-{uuid.uuid4().hex}/serving"
+    path, version, _ = serving_dir.publish(_fake_model(tmp_path, "m1"), base, SUMMARY)
+    assert tf.io.gfile.exists(f"{path}/assets.extra/kubetfx/training.json")
+    assert serving_dir.served_versions(base) == [int(version)]

@@ -1,6 +1,12 @@
 """`kubetfx monitor --data PATH | --logs [DIR]`: new data, or the requests the served model
 answered, against the statistics and schema of the data that model was trained on.
 
+Which model: the highest version of the serving directory (the home's, or --serving-dir, a
+mounted volume in the cluster). What it was trained on: the home's ML Metadata when it has
+that version's record, else the schema and statistics the Pusher keeps beside the version
+(components/pusher/training_summary.py). PATH and DIR may be object-store URIs
+(minio://, s3://; remote_source.py).
+
 Exit codes (pipelines/exit_codes.py): 0 nothing moved; DRIFT (11) drift, skew or schema
 anomalies; 2 bad input (no served model, unreadable data). With --retrain, when drift is
 found the pipeline runs on the new data and its gates decide the push: the exit code is
@@ -20,9 +26,12 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "monitor", help="new data or inference logs vs the served model's training data: drift, skew, anomalies")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="CSV file or folder of CSV files to compare")
+    source.add_argument("--data", help="CSV file or folder of CSV files to compare (or minio://, s3:// URI)")
     source.add_argument("--logs", nargs="?", const="", metavar="DIR",
-                        help="the inference log of `kubetfx serve` (default <home>/inference-logs/<name>/)")
+                        help="the inference log of `kubetfx serve` (default <home>/inference-logs/<name>/; "
+                             "or the minio://, s3:// URI the logging proxy ships to)")
+    parser.add_argument("--serving-dir", metavar="DIR",
+                        help="the served model's base directory of versions (default <home>/serving/<name>/)")
     parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
     parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
     parser.add_argument("--config", help="YAML file of PipelineConfig fields (drift_* thresholds)")
@@ -52,26 +61,49 @@ def _config(args) -> PipelineConfig:
     return config.validate()
 
 
-def _served(config):
+def _served(config, serving_dir=None):
     from kubetfx.pipelines.record import pushed_models
 
-    records = pushed_models.pushed_versions(config.metadata_path, config.name, config.serving_dir, with_metrics=False)
+    serving_dir = Path(serving_dir) if serving_dir else config.serving_dir
+    records = pushed_models.pushed_versions(config.metadata_path, config.name, serving_dir, with_metrics=False)
     served = next((r for r in records if r.serving), None)
     if served is None:
-        raise ConfigError(f"pipeline {config.name} serves no model in {config.home_path}: "
-                          "run `kubetfx run` first (or pass --home/--name)")
+        raise ConfigError(f"pipeline {config.name} serves no model in {serving_dir}: "
+                          "run `kubetfx run` first (or pass --home/--name/--serving-dir)")
     data = served.data
-    if not (data.statistics_uri and data.schema_uri):
-        raise ConfigError(f"version {served.version} of {config.name} has no training statistics and schema "
-                          f"in {config.metadata_path} (pushed elsewhere?): nothing to compare with")
+    if not (data.statistics_uri and data.schema_uri) and not _from_summary(served):
+        raise ConfigError(f"version {served.version} of {config.name} has no training statistics and schema, "
+                          f"neither in {config.metadata_path} nor beside it in {served.path} (pushed by an older "
+                          "kubetfx: re-run the pipeline, the Pusher adds them): nothing to compare with")
     return served
+
+
+def _from_summary(served) -> bool:
+    """Fills served.data from what the Pusher kept beside the version; False if nothing."""
+    from kubetfx.components.pusher import training_summary
+
+    record = training_summary.read_record(served.path)
+    if record is None:
+        return False
+    where = training_summary.location(served.path)
+    data = served.data
+    data.statistics_uri = os.path.join(where, training_summary.STATISTICS_DIR)
+    data.schema_uri = where
+    data.label, data.task, data.span = record.get("label"), record.get("task"), record.get("span")
+    data.input_base = data.input_base or f"the data of {record.get('statistics_uri')}"
+    return True
 
 
 def _training(served):
     import tensorflow_data_validation as tfdv
 
-    statistics = Path(served.data.statistics_uri) / "Split-train" / "FeatureStats.pb"
-    schema = Path(served.data.schema_uri) / "schema.pbtxt"
+    def paths():
+        return (Path(served.data.statistics_uri) / "Split-train" / "FeatureStats.pb",
+                Path(served.data.schema_uri) / "schema.pbtxt")
+
+    statistics, schema = paths()
+    if not (statistics.exists() and schema.exists()) and _from_summary(served):
+        statistics, schema = paths()  # the pipeline's files are gone; the version's copy is not
     for path in (statistics, schema):
         if not path.exists():
             raise ConfigError(f"{path} (training data of version {served.version}) is gone; cannot compare")
@@ -82,11 +114,11 @@ def _source(args, config):
     from kubetfx.pipelines.monitor import inference_log, new_statistics
 
     if args.data is not None:
-        return "data", args.data, new_statistics.csv_examples(args.data)
+        return "data", getattr(args, "source_uri", None) or args.data, new_statistics.csv_examples(args.data)
     directory = Path(args.logs) if args.logs else inference_log.log_dir(config)
     if not inference_log.shards(directory):
         raise ConfigError(f"no inference log in {directory}: serve with `kubetfx serve` and send requests first")
-    return "serving", str(directory), inference_log.read_examples(directory)
+    return "serving", getattr(args, "source_uri", None) or str(directory), inference_log.read_examples(directory)
 
 
 def _table(verdicts: list, mode: str) -> str:
@@ -104,7 +136,7 @@ def monitor(args, config) -> int:
     from kubetfx.pipelines.monitor import drift, findings, new_statistics
 
     thresholds = drift.Thresholds.from_config(config)
-    served = _served(config)
+    served = _served(config, args.serving_dir)
     training, schema = _training(served)
     split, source, examples = _source(args, config)
     mode = drift.DRIFT if split == "data" else drift.SKEW
@@ -125,9 +157,10 @@ def monitor(args, config) -> int:
     summary = findings.summary_dict(verdicts, verdict=word, mode=mode, source=source, rows=rows,
                                     served_version=served.version, pipeline=config.name)
     paths = findings.write(directory, split, new, anomalies, summary)
-    findings.record(config, served, split, paths, {
-        "verdict": word, "mode": mode, "source": source, "rows": rows,
-        "served_version": served.version, "moved_features": ",".join(moved)})
+    if served.recorded:  # against the served model's record; a pod has none (files only)
+        findings.record(config, served, split, paths, {
+            "verdict": word, "mode": mode, "source": source, "rows": rows,
+            "served_version": served.version, "moved_features": ",".join(moved)})
     if not moved:
         print(f"kubetfx monitor: no {mode} against version {served.version}; report {paths['verdict']}")
         return exit_codes.OK
@@ -150,5 +183,27 @@ def _retrain(args, config, served) -> int:
     return exit_codes.DRIFT if code == exit_codes.OK else code
 
 
+def _fetch_remote(args, scratch: Path) -> None:
+    """An object-store --data or --logs is downloaded; args then name the local copy."""
+    from kubetfx.pipelines.monitor import remote_source
+
+    for field in ("data", "logs"):
+        uri = getattr(args, field)
+        if remote_source.is_remote(uri):
+            args.source_uri = uri
+            setattr(args, field, str(remote_source.download(uri, scratch)))
+
+
 def main(args) -> int:
-    return monitor(args, _config(args))
+    import tempfile
+
+    from kubetfx.pipelines.monitor import remote_source
+
+    config = _config(args)
+    with tempfile.TemporaryDirectory(prefix="kubetfx-monitor-") as scratch:
+        try:
+            _fetch_remote(args, Path(scratch))
+        except remote_source.StoreUnavailable as err:  # not bad input: the Job retries
+            print(f"kubetfx: error: {err}", file=sys.stderr)
+            return exit_codes.CRASH
+        return monitor(args, config)

@@ -22,3 +22,23 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
 def test_models_of_an_empty_home_says_so(tmp_path, capsys):
     assert cli.main(["models", "--home", str(tmp_path)]) == 0
     assert "no pushed model for pipeline kubetfx-penguin" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["monitor", "--data", "minio://mlpipeline/new", "--serving-dir", "."], "set $KUBETFX_OBJECT_STORE_ENDPOINT"),
+    (["monitor", "--data", "minio:///new"], "names no bucket"),
+    (["inference-logger", "--upstream", "localhost:8501", "--log-dir", "logs"], "must be an http:// or https://"),
+    (["inference-logger", "--upstream", "http://x", "--log-dir", "minio://b/logs"], "set $KUBETFX_OBJECT_STORE_ENDPOINT"),
+    (["inference-logger", "--upstream", "http://x", "--log-dir", "logs", "--upstream-timeout", "0"], "must be positive"),
+])
+def test_cluster_side_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.delenv("KUBETFX_OBJECT_STORE_ENDPOINT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_monitor_of_an_empty_serving_dir_says_where_it_looked(tmp_path, capsys):
+    assert cli.main(["monitor", "--data", "x.csv", "--home", str(tmp_path), "--serving-dir", str(tmp_path / "none")]) == 2
+    assert f"serves no model in {tmp_path / 'none'}" in capsys.readouterr().err

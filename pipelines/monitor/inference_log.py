@@ -106,6 +106,15 @@ class InferenceLog:
         with self._lock:
             self._close()
 
+    def closed_shards(self, max_age_seconds: float | None = None) -> list[Path]:
+        """Shards no writer holds, oldest first. With max_age_seconds, the open shard is
+        closed first when it is that old (a quiet server's last requests are shipped too)."""
+        with self._lock:
+            if self._writer is not None and max_age_seconds is not None and \
+                    time.monotonic() - self._opened >= max_age_seconds:
+                self._close()
+            return [p for p in shards(self.directory) if self._writer is None or p != self._path]
+
 
 def shards(directory) -> list[Path]:
     """Shards oldest first (their names start with the UTC time they were opened)."""

@@ -1,0 +1,101 @@
+"""`kubetfx inference-logger --upstream URL --log-dir DIR|URI`: the inference-logging proxy
+(logging_proxy.py) in front of a TF Serving REST endpoint, its log shipped to the object
+store (log_shipper.py) or kept in a local folder. In the cluster it runs in front of TF
+Serving (manifests/base/inference-logger-deployment.yaml)."""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import tempfile
+import threading
+
+from kubetfx.pipelines import exit_codes
+from kubetfx.pipelines.config import ConfigError
+
+
+EXAMPLES = """examples:
+  kubetfx inference-logger --upstream http://localhost:8501 --log-dir logs/ --port 8502
+  KUBETFX_OBJECT_STORE_ENDPOINT=http://minio-service.kubeflow:9000 kubetfx inference-logger \\
+    --upstream http://kubetfx-serving:8501 --log-dir minio://mlpipeline/kubetfx/inference-logs/kubetfx-penguin --host 0.0.0.0
+  kubetfx monitor --serving-dir /kubetfx/serving/kubetfx-penguin --logs minio://mlpipeline/kubetfx/inference-logs/kubetfx-penguin
+"""
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "inference-logger", help="proxy to a TF Serving REST endpoint that logs every prediction (for monitor --logs)",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--upstream", required=True, help="the model server's REST address, e.g. http://localhost:8501")
+    parser.add_argument("--log-dir", required=True,
+                        help="where the log goes: a folder, or a minio://, s3:// prefix (endpoint: "
+                             "$KUBETFX_OBJECT_STORE_ENDPOINT) that `monitor --logs URI` reads")
+    parser.add_argument("--spool-dir", help="local folder of the shards not shipped yet (default: a temporary one)")
+    parser.add_argument("--port", type=int, default=8501, help="port to answer on (0: any free port)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
+    parser.add_argument("--port-file", help="write the bound port here once answering")
+    parser.add_argument("--upstream-timeout", type=float, default=30, help="seconds to wait for each upstream answer")
+    parser.add_argument("--log-shard-mb", type=float, default=8, help="close a log shard at this size")
+    parser.add_argument("--log-shard-minutes", type=float, default=10, help="close (and ship) a log shard at this age")
+    parser.add_argument("--log-shards", type=int, default=16, help="keep at most this many shards locally")
+    parser.add_argument("--store-shards", type=int, default=1000, help="keep at most this many shards in the store")
+    parser.add_argument("--ship-seconds", type=float, default=30, help="how often closed shards are shipped")
+    parser.set_defaults(func=main)
+
+
+def _write_port(path: str, port: int) -> None:
+    with open(path + ".tmp", "w") as f:
+        f.write(str(port))
+    os.replace(path + ".tmp", path)
+
+
+def main(args) -> int:
+    from kubetfx.pipelines.monitor import inference_log, log_shipper, logging_proxy, remote_source
+
+    if min(args.log_shard_mb, args.log_shard_minutes, args.log_shards, args.store_shards,
+           args.ship_seconds, args.upstream_timeout) <= 0:
+        raise ConfigError("--log-shard-mb, --log-shard-minutes, --log-shards, --store-shards, --ship-seconds "
+                          "and --upstream-timeout must be positive")
+    if not args.upstream.startswith(("http://", "https://")):
+        raise ConfigError(f"--upstream {args.upstream!r} must be an http:// or https:// address")
+    remote = remote_source.is_remote(args.log_dir)
+    if remote:
+        remote_source.check_uri(args.log_dir)
+        s3 = remote_source.client(args.log_dir)
+    spool = (args.spool_dir or tempfile.mkdtemp(prefix="kubetfx-inference-log-")) if remote else args.log_dir
+    log = inference_log.InferenceLog(spool, max_shard_bytes=int(args.log_shard_mb * (1 << 20)),
+                                     max_shard_seconds=args.log_shard_minutes * 60, max_shards=args.log_shards)
+    shipper = None
+    if remote:
+        shipper = log_shipper.ShardShipper(log, args.log_dir, s3, interval_seconds=args.ship_seconds,
+                                           max_shard_seconds=args.log_shard_minutes * 60,
+                                           store_shards=args.store_shards)
+    proxy = logging_proxy.LoggingProxy(logging_proxy.Upstream(args.upstream, args.upstream_timeout), log)
+    try:
+        port = proxy.start(args.port, args.host)
+    except OSError as err:
+        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {err}") from None
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        if shipper is not None:
+            shipper.start()
+        if args.port_file:
+            _write_port(args.port_file, port)
+        print(f"kubetfx: logging requests to {args.upstream} on http://{args.host}:{port}; "
+              f"inference log {args.log_dir}" + (f" (spool {spool})" if remote else ""), flush=True)
+        stop.wait()
+    finally:
+        proxy.shutdown()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        shipped = shipper.stop() if shipper is not None else 0
+        log.close()
+    print(f"kubetfx: inference logger stopped; {proxy.logged} predictions logged"
+          + (f", last {shipped} shard(s) shipped" if remote else ""), flush=True)
+    left = inference_log.shards(spool) if remote else []
+    if left:  # the store did not take them (its error is logged above)
+        print(f"kubetfx: error: {len(left)} shard(s) not shipped to {args.log_dir}, left in {spool}", file=sys.stderr)
+        return exit_codes.CRASH
+    return exit_codes.OK
