@@ -45,6 +45,7 @@ TRAINING_RECORD = "training.json"
 MAX_VALIDATION_EXAMPLES = 50_000
 SEED = 0  # the same data gives the same model, run after run
 PREDICTIONS = "predictions"
+_LABEL_KEY = object()  # the label's place among read_in_memory's columns (no feature name)
 
 
 def prediction_key(task: str) -> str:
@@ -78,23 +79,26 @@ def read_in_memory(batches, limit_bytes: int, max_examples: int | None = None):
     (features, label) batches), or None as soon as they would take more than limit_bytes
     (or a feature is not a dense tensor), so a split too large for memory costs at most that
     much reading before it is streamed instead. max_examples: keep the first ones only."""
-    chunks, size, count = [], 0, 0
+    columns, size, count = {}, 0, 0  # name -> list of batch arrays; LABEL_KEY for the label
     for features, labels in batches:
-        if not all(isinstance(t, tf.Tensor) for t in [labels, *features.values()]):
+        tensors = {**features, _LABEL_KEY: labels}
+        if not all(isinstance(t, tf.Tensor) for t in tensors.values()):
             return None  # sparse or ragged: stream it, as TFX's own input_fn would
-        chunk = ({name: t.numpy() for name, t in features.items()}, labels.numpy())
-        size += chunk[1].nbytes + sum(a.nbytes for a in chunk[0].values())
+        for name, tensor in tensors.items():
+            array = tensor.numpy()
+            size += array.nbytes
+            columns.setdefault(name, []).append(array)
         if size > limit_bytes:
             return None
-        chunks.append(chunk)
-        count += len(chunk[1])
+        count += len(labels)
         if max_examples is not None and count >= max_examples:
             break
-    if not chunks:
+    if not columns:
         return None
-    features = {name: np.concatenate([c[0][name] for c in chunks])[:max_examples]
-                for name in chunks[0][0]}
-    return features, np.concatenate([c[1] for c in chunks])[:max_examples]
+    # One column at a time, its batches freed as it is joined: at most the data plus one
+    # column in memory, not twice the data.
+    arrays = {name: np.concatenate(columns.pop(name))[:max_examples] for name in list(columns)}
+    return arrays, arrays.pop(_LABEL_KEY)
 
 
 def count_examples(file_pattern) -> int:
