@@ -133,12 +133,11 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
             started = time.monotonic()
             try:
                 self._listener.started(node_id)
+                stage_start_mb = freed_memory.resident_mb()
                 execution_info = launch(node_id)
                 logging.info("Component %s is finished.", node_id)
-                before = freed_memory.resident_mb()
-                freed = freed_memory.release()  # before the next stages run in this process
-                logging.info("After %s: %s objects collected, resident memory %s -> %s MB.", node_id,
-                             freed, before, freed_memory.resident_mb())
+                # Before the next stages run in this process (they share its memory).
+                logging.info("Memory after %s: %s", node_id, freed_memory.release_after(stage_start_mb))
                 state = _state_of(connection_config, execution_info)
                 self._listener.finished(node_id, time.monotonic() - started, state, None)
                 results.put((node_id, None))

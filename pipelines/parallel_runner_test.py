@@ -16,7 +16,7 @@ from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
 from tfx.orchestration import metadata
 from tfx.types.standard_artifacts import String
 
-from kubetfx.pipelines import parallel_runner
+from kubetfx.pipelines import freed_memory, parallel_runner
 from kubetfx.pipelines.parallel_runner import ParallelDagRunner
 
 
@@ -196,6 +196,8 @@ _LEFT_BEHIND = []  # weak references to what the Leaver stage dropped
 def Leaver(out: OutputArtifact[String]):
     garbage = _Garbage()
     garbage.cycle = garbage
+    # Resident (written) bytes, more than makes the runner collect after a stage.
+    garbage.payload = b"\x01" * ((freed_memory.COLLECT_AFTER_GROWTH_MB + 64) * 2**20)
     _LEFT_BEHIND.append(weakref.ref(garbage))
 
 
@@ -221,3 +223,9 @@ def test_a_stage_garbage_is_collected_before_the_next_stage_runs(tmp_path):
     finally:
         gc.enable()
     assert len(_LEFT_BEHIND) == 1 and _LEFT_BEHIND[0]() is None
+
+
+def test_release_after_a_small_stage_only_trims():
+    """No full collection (a walk over every live object) after a stage that grew nothing."""
+    assert freed_memory.release_after(freed_memory.resident_mb())["collected"] is None
+    assert freed_memory.release_after(0.0)["collected"] is not None
