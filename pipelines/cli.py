@@ -210,5 +210,13 @@ def main(argv=None) -> int:
         return exit_codes.INTERRUPTED
 
 
+def entry() -> None:
+    """The `kubetfx` console command: main(), then exit without the interpreter's teardown."""
+    code = main()
+    from kubetfx.pipelines import process_exit
+
+    process_exit.exit_now(0 if code is None else code if isinstance(code, int) else 1)  # as sys.exit
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -31,6 +31,8 @@ from tfx.orchestration.portable.mlmd import execution_lib
 from tfx.proto.orchestration import execution_result_pb2, pipeline_pb2
 from ml_metadata.proto import metadata_store_pb2
 
+from kubetfx.pipelines import freed_memory
+
 
 def ready_nodes(pending: list, upstream: dict, finished: set) -> list:
     """The pending node ids (in pipeline order) whose upstream nodes have all finished."""
@@ -131,8 +133,11 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
             started = time.monotonic()
             try:
                 self._listener.started(node_id)
+                stage_start_mb = freed_memory.resident_mb()
                 execution_info = launch(node_id)
                 logging.info("Component %s is finished.", node_id)
+                # Before the next stages run in this process (they share its memory).
+                logging.info("Memory after %s: %s", node_id, freed_memory.release_after(stage_start_mb))
                 state = _state_of(connection_config, execution_info)
                 self._listener.finished(node_id, time.monotonic() - started, state, None)
                 results.put((node_id, None))

@@ -116,7 +116,8 @@ def _training(outputs) -> str:
         with open(path) as f:
             r = json.load(f)
         text = (f"trained on {r['train_examples']} examples x {r['epochs']} epochs "
-                f"(best epoch {r['best_epoch']}, stopped by {r['stopped']}, batch {r['batch_size']})")
+                f"(best epoch {r['best_epoch']}, stopped by {r['stopped']}, batch {r['batch_size']}"
+                f"{', read once into memory' if r.get('data') == 'memory' else ''})")
     return text
 
 

@@ -78,6 +78,7 @@ def test_the_trainer_read_the_whole_training_split_in_epochs(root, default_run):
     assert record["train_examples"] == counts["train"]
     assert 1 <= record["best_epoch"] <= record["epochs"] <= 100
     assert record["stopped"] in ("early stopping", "epoch limit")
+    assert record["data"] == "memory"  # 204 rows: read once, not parsed again every epoch
     assert f"trained on {counts['train']} examples x {record['epochs']} epochs" in default_run[1].stdout
 
 

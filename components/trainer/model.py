@@ -2,9 +2,15 @@
 
 It trains on the whole training split: epochs over the data until the eval split's loss
 stops improving (early stopping, best weights kept), within an epoch and wall-time budget.
-Batch size and learning rate follow the number of training examples, counted first (one
-cheap pass over the compressed records). What it did is written beside the model run
-(`training.json`: examples, epochs, why it stopped) for the run summary.
+Batch size and learning rate follow the number of training examples. What it did is written
+beside the model run (`training.json`: examples, epochs, why it stopped, where the data was
+held) for the run summary.
+
+Reading a split costs far more than a step of this small network (GZIP, tf.Example parsing
+and the transform graph, per example), so the transformed split is read once and kept in
+memory as one array per feature when it fits IN_MEMORY_BYTES; Keras then shuffles it fully
+every epoch. A split that does not fit is streamed from the records every epoch instead,
+counted first in one pass.
 
 The exported SavedModel has two signatures:
 - serving_default: serialized tf.Examples of raw features -> predictions (the transform
@@ -21,6 +27,7 @@ import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # tft's Keras layer is Keras 2 (tf_keras)
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tf_keras as keras  # noqa: E402
@@ -38,24 +45,64 @@ TRAINING_RECORD = "training.json"
 MAX_VALIDATION_EXAMPLES = 50_000
 SEED = 0  # the same data gives the same model, run after run
 PREDICTIONS = "predictions"
+_LABEL_KEY = object()  # the label's place among read_in_memory's columns (no feature name)
 
 
 def prediction_key(task: str) -> str:
     return PROBABILITIES if task == "classification" else PREDICTIONS
 
 
-def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size):
+# A transformed split is kept in memory up to this size: a quarter of the 2 GB a run may
+# take (issue 15), leaving the rest to TensorFlow, the model and the other stages' leftovers.
+# 6.7M penguin rows (the 10M bench) take about 200 MB.
+IN_MEMORY_BYTES = 512 * 2**20
+# Examples per read batch when filling memory: large batches amortise tf.data's and the
+# transform graph's per-call cost; the training batch is chosen afterwards, from the count.
+READ_BATCH = 4096
+# Training steps per call into the traced step function: the same updates, with Keras's
+# Python loop and callbacks entered once per this many steps instead of once per step
+# (a step of this small network costs about as much as that loop).
+STEPS_PER_EXECUTION = 16
+
+
+def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True):
     """(transformed features, label) batches from raw examples: Transform wrote none out,
-    the graph is applied here (as it is at serving), on the few batches training reads."""
+    the graph is applied here (as it is at serving)."""
     def transform(raw):
         features = transform_layer(raw)
         return features, features.pop(label)
 
-    return fn_args.data_accessor.tf_dataset_factory(
-        files,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle_seed=SEED),
-        raw_schema,
-    ).map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1,
+                                             shuffle=shuffle, shuffle_seed=SEED)
+    return fn_args.data_accessor.tf_dataset_factory(files, options, raw_schema).map(
+        transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def read_in_memory(batches, limit_bytes: int, max_examples: int | None = None):
+    """({feature: array}, labels) of every example in `batches` (a dataset of dense
+    (features, label) batches), or None as soon as they would take more than limit_bytes
+    (or a feature is not a dense tensor), so a split too large for memory costs at most that
+    much reading before it is streamed instead. max_examples: keep the first ones only."""
+    columns, size, count = {}, 0, 0  # name -> list of batch arrays; LABEL_KEY for the label
+    for features, labels in batches:
+        tensors = {**features, _LABEL_KEY: labels}
+        if not all(isinstance(t, tf.Tensor) for t in tensors.values()):
+            return None  # sparse or ragged: stream it, as TFX's own input_fn would
+        for name, tensor in tensors.items():
+            array = tensor.numpy()
+            size += array.nbytes
+            columns.setdefault(name, []).append(array)
+        if size > limit_bytes:
+            return None
+        count += len(labels)
+        if max_examples is not None and count >= max_examples:
+            break
+    if not columns:
+        return None
+    # One column at a time, its batches freed as it is joined: at most the data plus one
+    # column in memory, not twice the data.
+    arrays = {name: np.concatenate(columns.pop(name))[:max_examples] for name in list(columns)}
+    return arrays, arrays.pop(_LABEL_KEY)
 
 
 def count_examples(file_pattern) -> int:
@@ -87,6 +134,7 @@ class _WallTimeBudget(keras.callbacks.Callback):
 
     def __init__(self, seconds: float):
         super().__init__()
+        self._supports_tf_logs = True  # reads no logs: Keras need not copy them out every batch
         self.seconds, self.started, self.exhausted = seconds, None, False
 
     def on_train_begin(self, logs=None):
@@ -123,7 +171,8 @@ def _build_model(tf_transform_output, label, task, learning_rate):
         outputs = keras.layers.Dense(1)(x)
         loss, metrics = keras.losses.MeanSquaredError(), [keras.metrics.MeanAbsoluteError()]
     model = keras.Model(inputs=inputs, outputs=outputs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics,
+                  steps_per_execution=STEPS_PER_EXECUTION)
     return model
 
 
@@ -153,26 +202,53 @@ def _signatures(model, tf_transform_output, label, task):
     return {"serving_default": serve, "transform_features": transform_features}
 
 
+def _training_data(fn_args, tf_transform_output, transform_layer, label, config):
+    """(fit arguments, examples, batch size, where the data is held): the training and
+    the first MAX_VALIDATION_EXAMPLES eval examples in memory when the training split fits
+    IN_MEMORY_BYTES, else datasets that read the records every epoch."""
+    raw_schema = tf_transform_output.raw_metadata.schema
+    train = read_in_memory(
+        _dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, READ_BATCH,
+                 shuffle=False), IN_MEMORY_BYTES)
+    if train is not None:
+        examples = len(train[1])
+        batch_size = int(config.get("batch_size") or batch_size_for(examples))
+        evaluation = read_in_memory(
+            _dataset(fn_args, fn_args.eval_files, raw_schema, transform_layer, label, READ_BATCH,
+                     shuffle=False), IN_MEMORY_BYTES, MAX_VALIDATION_EXAMPLES)
+        if evaluation is None:
+            raise ValueError("the eval split is empty: early stopping has nothing to watch")
+        # Keras shuffles the whole array every epoch (seeded by set_random_seed).
+        fit = {"x": train[0], "y": train[1], "batch_size": batch_size, "shuffle": True,
+               "validation_data": evaluation, "validation_batch_size": READ_BATCH}
+        return fit, examples, batch_size, "memory"
+    examples = count_examples(fn_args.train_files)
+    if examples == 0:
+        raise ValueError("the training split is empty: nothing to train on")
+    batch_size = int(config.get("batch_size") or batch_size_for(examples))
+    validation_batches = max(1, MAX_VALIDATION_EXAMPLES // batch_size)
+    fit = {"x": _dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, batch_size),
+           "validation_data": _dataset(fn_args, fn_args.eval_files, raw_schema, transform_layer,
+                                       label, batch_size).take(validation_batches).cache()}
+    return fit, examples, batch_size, "streamed"
+
+
 def run_fn(fn_args):
     config = fn_args.custom_config or {}
     label, task = config["label"], config["task"]
     keras.utils.set_random_seed(SEED)
-    train_examples = count_examples(fn_args.train_files)
-    if train_examples == 0:
-        raise ValueError("the training split is empty: nothing to train on")
-    batch_size = int(config.get("batch_size") or batch_size_for(train_examples))
-    learning_rate = float(config.get("learning_rate") or learning_rate_for(batch_size))
     max_epochs = int(config.get("max_epochs", 100))
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    model = _build_model(tf_transform_output, label, task, learning_rate)
     # One transform layer (one load of the transform graph) for training, validation and the
     # exported signatures; tracked by the model, so it is saved with it.
-    model.tft_layer = tf_transform_output.transform_features_layer()
-    raw_schema = tf_transform_output.raw_metadata.schema
-    train = _dataset(fn_args, fn_args.train_files, raw_schema, model.tft_layer, label, batch_size)
-    validation_batches = max(1, MAX_VALIDATION_EXAMPLES // batch_size)
-    evaluation = _dataset(fn_args, fn_args.eval_files, raw_schema, model.tft_layer, label,
-                          batch_size).take(validation_batches).cache()
+    transform_layer = tf_transform_output.transform_features_layer()
+    started = time.monotonic()
+    fit, train_examples, batch_size, held = _training_data(
+        fn_args, tf_transform_output, transform_layer, label, config)
+    read_seconds = time.monotonic() - started
+    learning_rate = float(config.get("learning_rate") or learning_rate_for(batch_size))
+    model = _build_model(tf_transform_output, label, task, learning_rate)
+    model.tft_layer = transform_layer
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=int(config.get("early_stopping_patience", 5)),
         restore_best_weights=True)
@@ -181,8 +257,7 @@ def run_fn(fn_args):
                                                patience=max(1, stopping.patience // 2))
     budget = _WallTimeBudget(float(config.get("train_seconds", 600)))
     started = time.monotonic()
-    history = model.fit(train, epochs=max_epochs, validation_data=evaluation,
-                        callbacks=[stopping, slower, budget], verbose=2)
+    history = model.fit(**fit, epochs=max_epochs, callbacks=[stopping, slower, budget], verbose=2)
     if budget.exhausted and stopping.best_weights is not None:
         model.set_weights(stopping.best_weights)  # Keras restores them only on its own stop
     losses = history.history.get("val_loss", [])
@@ -193,7 +268,9 @@ def run_fn(fn_args):
         "stopped": ("time budget" if budget.exhausted else
                     "early stopping" if stopping.stopped_epoch else "epoch limit"),
         "batch_size": batch_size,
+        "data": held,
         "learning_rate": learning_rate,
+        "read_seconds": round(read_seconds, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
     model.save(fn_args.serving_model_dir, save_format="tf",

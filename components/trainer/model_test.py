@@ -1,6 +1,7 @@
 """The built-in Trainer's sizing rules and its example count, on real TFRecord files."""
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 
 from kubetfx.components.trainer import model
@@ -30,3 +31,30 @@ def test_count_examples_reads_every_record_of_every_file(tmp_path):
                 writer.write(example)
     assert model.count_examples(str(tmp_path / "part-*")) == 8
     assert model.count_examples([str(tmp_path / "part-0.gz")]) == 3
+
+
+def _batches(rows: int, batch: int):
+    features = {"x": np.arange(rows, dtype=np.float32), "y": np.ones(rows, np.float32)}
+    return tf.data.Dataset.from_tensor_slices((features, np.arange(rows) % 3)).batch(batch)
+
+
+def test_read_in_memory_keeps_every_example_in_order():
+    features, labels = model.read_in_memory(_batches(10, 4), limit_bytes=10_000)
+    assert features["x"].tolist() == list(range(10))
+    assert labels.tolist() == [i % 3 for i in range(10)]
+
+
+def test_read_in_memory_keeps_the_first_examples_only_when_asked():
+    features, labels = model.read_in_memory(_batches(10, 4), limit_bytes=10_000, max_examples=5)
+    assert features["x"].tolist() == [0, 1, 2, 3, 4] and len(labels) == 5
+
+
+def test_read_in_memory_gives_up_past_its_bound():
+    # 10 rows x (4 + 4 + 8 bytes) = 160 bytes: streamed, not held, under a 100-byte bound.
+    assert model.read_in_memory(_batches(10, 4), limit_bytes=100) is None
+
+
+def test_read_in_memory_streams_sparse_features():
+    sparse = tf.data.Dataset.from_tensors(
+        ({"x": tf.sparse.from_dense(tf.constant([[1.0], [0.0]]))}, tf.constant([0, 1])))
+    assert model.read_in_memory(sparse, limit_bytes=10_000) is None
