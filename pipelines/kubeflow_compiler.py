@@ -50,6 +50,13 @@ RESOURCES = {
 }
 DEFAULT_RESOURCES = (0.5, 1.0, 1.0, 2.0)
 RETRY = {"maxRetryCount": 2, "backoffDuration": "30s", "backoffFactor": 2.0, "backoffMaxDuration": "300s"}
+# Stages whose results a KFP user should see on the run page: each gets a `system.Markdown`
+# output (kfp 2.x SDK kfp/dsl/types/artifact_types.py Markdown) that the entrypoint writes
+# from the stage's outputs (pipelines/report/kfp_views.py); the KFP UI renders it in the
+# task's Visualizations tab.
+VIEW_OUTPUT = "kubetfx_view"
+VIEW_STAGES = ("StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "Trainer", "Evaluator",
+               "InfraValidator")
 EVAL_THRESHOLD = "eval_threshold"                 # pipeline parameter
 EVALUATOR_THRESHOLD = "kubetfx_eval_threshold"    # Evaluator parameter, applied by the entrypoint
 
@@ -177,6 +184,19 @@ def _finish_container(spec: dict, name: str, settings: ClusterSettings, enable_c
     task["cachingOptions"] = {"enableCache": enable_cache and stage != "ServedBaseline"}
 
 
+def add_view_output(spec: dict, name: str) -> None:
+    """The stage's Markdown view as one more output artifact, and the stage name the
+    entrypoint titles it with. TFX's executor never sees it (the entrypoint takes it out)."""
+    stage = _stage_of(name)
+    if stage not in VIEW_STAGES:
+        return
+    component = _component_of(spec, name)
+    component.setdefault("outputDefinitions", {}).setdefault("artifacts", {})[VIEW_OUTPUT] = {
+        "artifactType": {"schemaTitle": "system.Markdown", "schemaVersion": "0.0.1"}}
+    container = spec["deploymentSpec"]["executors"][component["executorLabel"]]["container"]
+    container["args"] = ["--view_stage", stage] + container["args"]
+
+
 def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings) -> tuple[dict, dict]:
     """(PipelineSpec dict, Kubernetes platform spec dict) from TFX's pipeline job dict."""
     spec = copy.deepcopy(job["pipelineSpec"])
@@ -194,6 +214,7 @@ def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings) ->
     platform_executors = {}
     for name in container_tasks:
         _finish_container(spec, name, settings, config.enable_cache)
+        add_view_output(spec, name)
         platform = _platform(settings, serving=name in SERVING_TASKS)
         if platform:
             platform_executors[_component_of(spec, name)["executorLabel"]] = platform

@@ -135,6 +135,19 @@ def test_only_the_pusher_and_the_baseline_task_mount_the_serving_volume(docs):
         assert all(e["name"] != "KUBETFX_URI_MAP" for e in container.get("env", []))
 
 
+def test_result_stages_have_a_markdown_view_for_the_kfp_ui(docs):
+    spec = docs[0]
+    with_view = set()
+    for name, task, container in _container_tasks(spec):
+        outputs = spec["components"][task["componentRef"]["name"]].get("outputDefinitions", {}).get("artifacts", {})
+        if "kubetfx_view" in outputs:
+            with_view.add(name)
+            assert outputs["kubetfx_view"]["artifactType"]["schemaTitle"] == "system.Markdown"
+            assert container["args"][:2] == ["--view_stage", name]
+    assert with_view == {"StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Trainer", "Evaluator",
+                         "InfraValidator"}
+
+
 def test_secrets_are_referenced_by_name_never_included(tmp_path):
     """A real secret: its name goes in the spec, its value (here in this process's
     environment, where a careless compiler could read it) never does."""

@@ -116,6 +116,14 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
         produced = [k for k in keys if k.startswith(f"v2/artifacts/kubetfx-penguin/{run_id}/{task}/")]
         assert any(k.endswith("/executor-logs") for k in produced), task
         assert len(produced) > 1, task
+    # The Markdown views the KFP UI shows, uploaded beside the stages' outputs.
+    views = {k.split("/")[4]: home / "object-store" / "mlpipeline" / k for k in keys if k.endswith("/kubetfx_view")}
+    assert set(views) == {"StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Trainer", "Evaluator",
+                          "InfraValidator"}
+    assert "| bill_length_mm | FLOAT |" in views["StatisticsGen"].read_text()
+    assert "**No anomalies**" in views["ExampleValidator"].read_text()
+    assert "ModelBlessing: blessed" in views["Evaluator"].read_text()
+    assert "InfraBlessing: blessed" in views["InfraValidator"].read_text()
     logs = home / "logs" / "kubetfx-penguin" / run_id
     for task in CONTAINER_TASKS:  # what each container saw mounted: no host path, only the serving claim
         import json

@@ -22,6 +22,7 @@ from kubetfx.components.container import kfp_compat
 DATA = "kubetfx_data"                           # input artifact: the data (system.Dataset)
 DATA_FINGERPRINT = "kubetfx_data_fingerprint"   # parameter: only feeds KFP's cache key
 EVAL_THRESHOLD = "kubetfx_eval_threshold"
+VIEW = "kubetfx_view"                           # output artifact: the stage's Markdown view (system.Markdown)
 
 
 def _pop_parameter(executor_input: dict, name: str):
@@ -58,6 +59,34 @@ def apply_eval_threshold(executor_input: dict) -> None:
     params["eval_config"] = json.dumps(eval_config)
 
 
+def take_view_output(executor_input: dict, env: dict) -> str | None:
+    """Takes the view output out of what TFX's executor sees; returns the local path where
+    the launcher uploads it from (KFP 2.5.0 launcher_v2.go uploadOutputArtifacts uploads
+    every declared output's local path, whatever the executor output lists)."""
+    view = executor_input.get("outputs", {}).get("artifacts", {}).pop(VIEW, None)
+    if not view or not view.get("artifacts"):
+        return None
+    uri = view["artifacts"][0]["uri"]
+    return kfp_compat.local_path_for_uri(uri, env.get(kfp_compat.LOCAL_ROOT_ENV) or "/") if "://" in uri else uri
+
+
+def write_view(path: str, stage: str, executor_input: dict, declared_types: dict) -> None:
+    """The stage's outputs as Markdown for the KFP UI. A view that cannot be drawn says why
+    in the view: it never fails a stage whose work is done."""
+    from kubetfx.pipelines.report import kfp_views
+
+    outputs = {declared_types[key].split(".")[-1]: artifacts["artifacts"][0]["uri"]
+               for key, artifacts in executor_input.get("outputs", {}).get("artifacts", {}).items()
+               if key in declared_types and artifacts.get("artifacts")}
+    try:
+        text = kfp_views.markdown_for(stage, outputs) or f"# {stage}\n\nNothing to show.\n"
+    except Exception as err:  # noqa: BLE001 — the view is a courtesy, the stage succeeded
+        text = f"# {stage}\n\nThe view could not be drawn: {type(err).__name__}: {err}\n"
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def repair(executor_input: dict, declared_types: dict, env: dict) -> str:
     """All fixes, in order; returns the root of the launcher's local paths."""
     root = env.get(kfp_compat.LOCAL_ROOT_ENV) or "/"
@@ -89,11 +118,14 @@ def main(argv=None) -> int:
     parser.add_argument("--json_serialized_invocation_args", required=True)
     parser.add_argument("--artifact_types", default="{}", help="JSON {artifact key: TFX type title}")
     parser.add_argument("--json_serialized_inputs_spec_args", default=None)
+    parser.add_argument("--view_stage", default=None, help="write the stage's Markdown view to its kubetfx_view output")
     args, beam_args = parser.parse_known_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
     executor_input = json.loads(args.json_serialized_invocation_args)
-    root = repair(executor_input, json.loads(args.artifact_types), os.environ)
+    declared_types = json.loads(args.artifact_types)
+    view_path = take_view_output(executor_input, os.environ)
+    root = repair(executor_input, declared_types, os.environ)
     invocation = json.dumps(executor_input)
     output_file = executor_input["outputs"]["outputFile"]
     os.makedirs(os.path.dirname(output_file), exist_ok=True)
@@ -113,6 +145,8 @@ def main(argv=None) -> int:
                            json_serialized_invocation_args=invocation,
                            json_serialized_inputs_spec_args=args.json_serialized_inputs_spec_args),
         beam_args)
+    if view_path and args.view_stage:
+        write_view(view_path, args.view_stage, executor_input, declared_types)
     kfp_compat.unmap_output_file(output_file, root)
     return 0
 

@@ -139,9 +139,9 @@ def test_the_eval_threshold_parameter_sets_the_gate():
     assert metric["threshold"]["value_threshold"] == {"lower_bound": 0.8} and "kubetfx_eval_threshold" not in params
 
 
-@pytest.mark.slow
-def test_example_gen_runs_from_an_oss_driver_shaped_input(tmp_path):
-    """The real ExampleGen executor, through the entrypoint, from a minio:// input."""
+def _run_example_gen(tmp_path) -> dict:
+    """The real ExampleGen executor, through the entrypoint, from a minio:// input; returns
+    the executor output it wrote."""
     from kubetfx.pipelines.config import EMBEDDED_DATA
 
     root = "minio://mlpipeline/v2/artifacts/p/run/CsvExampleGen"
@@ -176,9 +176,56 @@ def test_example_gen_runs_from_an_oss_driver_shaped_input(tmp_path):
             "--json_serialized_invocation_args", json.dumps(executor_input)]) == 0
     finally:
         del os.environ["KUBETFX_LAUNCHER_ROOT"]
+    return json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
+
+
+@pytest.mark.slow
+def test_example_gen_runs_from_an_oss_driver_shaped_input(tmp_path):
+    root = "minio://mlpipeline/v2/artifacts/p/run/CsvExampleGen"
+    output = _run_example_gen(tmp_path)
     task_dir = tmp_path / "minio" / "mlpipeline" / "v2" / "artifacts" / "p" / "run" / "CsvExampleGen"
     assert sorted(os.listdir(task_dir / "examples")) == ["Split-eval", "Split-train"]
-    output = json.loads((tmp_path / "kfp_outputs" / "output_metadata.json").read_text())
     artifact = output["artifacts"]["examples"]["artifacts"][0]
     assert artifact["uri"] == f"{root}/examples"  # KFP gets back the URI it handed out
     assert json.loads(artifact["metadata"]["split_names"]) == ["train", "eval"]
+
+
+@pytest.mark.slow
+def test_a_stage_writes_its_markdown_view_for_the_kfp_ui_from_its_real_outputs(tmp_path):
+    """StatisticsGen through the entrypoint with the compiled `kubetfx_view` output: TFX's
+    executor never sees it, and the file the launcher uploads is the statistics as Markdown."""
+    examples = _run_example_gen(tmp_path)["artifacts"]["examples"]["artifacts"][0]
+    root = "minio://mlpipeline/v2/artifacts/p/run/StatisticsGen"
+    executor_input = {
+        "inputs": {"parameterValues": {"exclude_splits": "[]"},
+                   "artifacts": {"examples": {"artifacts": [{**examples, "type": {"schemaTitle": "system.Dataset"}}]}}},
+        "outputs": {"artifacts": {
+            "statistics": {"artifacts": [{"name": "s", "uri": f"{root}/statistics", "type": {"schemaTitle": "system.Artifact"}}]},
+            entrypoint.VIEW: {"artifacts": [{"name": "v", "uri": f"{root}/kubetfx_view",
+                                             "type": {"schemaTitle": "system.Markdown"}}]}},
+            "outputFile": str(tmp_path / "kfp_outputs" / "statistics_output.json")},
+    }
+    os.environ["KUBETFX_LAUNCHER_ROOT"] = str(tmp_path)
+    try:
+        assert entrypoint.main([
+            "--view_stage", "StatisticsGen",
+            "--executor_class_path", "tfx.components.statistics_gen.executor.Executor",
+            "--artifact_types", json.dumps({"examples": "tfx.Examples", "statistics": "tfx.ExampleStatistics",
+                                            entrypoint.VIEW: "system.Markdown"}),
+            "--json_serialized_inputs_spec_args", json.dumps({"parameters": {"exclude_splits": {"parameterType": "STRING"}}}),
+            "--json_serialized_invocation_args", json.dumps(executor_input)]) == 0
+    finally:
+        del os.environ["KUBETFX_LAUNCHER_ROOT"]
+    view = (tmp_path / "minio" / "mlpipeline" / "v2" / "artifacts" / "p" / "run" / "StatisticsGen" / "kubetfx_view").read_text()
+    assert view.startswith("# StatisticsGen")
+    assert "### train: " in view and "### eval: " in view
+    assert "| bill_length_mm | FLOAT |" in view and "| island |" in view
+    output = json.loads((tmp_path / "kfp_outputs" / "statistics_output.json").read_text())
+    assert entrypoint.VIEW not in output.get("artifacts", {})  # not a TFX artifact
+
+
+def test_a_view_that_cannot_be_drawn_says_why_and_does_not_fail(tmp_path):
+    path = tmp_path / "view.md"
+    executor_input = {"outputs": {"artifacts": {"evaluation": {"artifacts": [{"uri": str(tmp_path / "missing")}]}}}}
+    entrypoint.write_view(str(path), "Evaluator", executor_input, {"evaluation": "tfx.ModelEvaluation"})
+    assert path.read_text().startswith("# Evaluator\n\nThe view could not be drawn: ")
