@@ -123,6 +123,18 @@ def test_monitor_exits_0_on_a_fresh_sample_of_the_same_distribution(home, run_ku
     assert "no drift against version" in result.stdout
 
 
+def test_monitor_json_is_one_document_on_stdout_with_the_same_exit_code(home, run_kubetfx, tmp_path):
+    data = _write(tmp_path / "shifted.csv", _shift(_sample(_rows(), 150, seed=3), bill_mm=15))
+    result = run_kubetfx("monitor", "--home", home, "--data", data, "--json")
+    assert result.returncode == 11, result.stdout + result.stderr
+    document = json.loads(result.stdout)  # nothing else on stdout
+    assert document["exit_code"] == 11 and document["verdict"] == "DRIFT" and document["rows"] == 150
+    by_feature = {f["feature"]: f for f in document["features"]}
+    assert not by_feature["bill_length_mm"]["ok"] and by_feature["bill_depth_mm"]["ok"]
+    assert Path(document["report"]).is_file()
+    assert "DRIFT in bill_length_mm" in result.stderr  # the lines for people, on stderr
+
+
 def test_a_per_feature_threshold_decides_for_that_feature(home, run_kubetfx, tmp_path):
     data = _write(tmp_path / "island.csv", _shift(_sample(_rows(), 150, seed=2), bill_mm=0))
     assert run_kubetfx("monitor", "--home", home, "--data", data).returncode == 11

@@ -40,6 +40,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--retrain", action="store_true",
                         help="on drift, run the pipeline on --data; its gates decide whether it is pushed")
     parser.add_argument("--label", help="label column for --retrain (default: the served model's)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the verdict (per feature, the report path, the exit code) as one JSON "
+                             "document on stdout; the lines for people go to stderr")
     parser.set_defaults(func=main)
 
 
@@ -132,7 +135,8 @@ def _table(verdicts: list, mode: str) -> str:
     return "\n".join(lines)
 
 
-def monitor(args, config) -> int:
+def monitor(args, config, result: dict | None = None) -> int:
+    """Compares, reports, records; fills `result` (for --json) with the verdict document."""
     from kubetfx.pipelines.monitor import drift, findings, new_statistics
 
     thresholds = drift.Thresholds.from_config(config)
@@ -157,6 +161,8 @@ def monitor(args, config) -> int:
     summary = findings.summary_dict(verdicts, verdict=word, mode=mode, source=source, rows=rows,
                                     served_version=served.version, pipeline=config.name)
     paths = findings.write(directory, split, new, anomalies, summary)
+    if result is not None:
+        result.update(summary, report=str(paths["verdict"]))
     if served.recorded:  # against the served model's record; a pod has none (files only)
         findings.record(config, served, split, paths, {
             "verdict": word, "mode": mode, "source": source, "rows": rows,
@@ -194,16 +200,30 @@ def _fetch_remote(args, scratch: Path) -> None:
             setattr(args, field, str(remote_source.download(uri, scratch)))
 
 
-def main(args) -> int:
+def _fetch_and_monitor(args, config, result: dict | None = None) -> int:
     import tempfile
 
     from kubetfx.pipelines.monitor import remote_source
 
-    config = _config(args)
     with tempfile.TemporaryDirectory(prefix="kubetfx-monitor-") as scratch:
         try:
             _fetch_remote(args, Path(scratch))
         except remote_source.StoreUnavailable as err:  # not bad input: the Job retries
             print(f"kubetfx: error: {err}", file=sys.stderr)
             return exit_codes.CRASH
-        return monitor(args, config)
+        return monitor(args, config, result)
+
+
+def main(args) -> int:
+    config = _config(args)
+    if not getattr(args, "json", False):
+        return _fetch_and_monitor(args, config)
+    # --json: stdout carries the JSON document only (as `run --json`), also during --retrain.
+    import contextlib
+    import json
+
+    result, stdout = {}, sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        code = _fetch_and_monitor(args, config, result)
+    print(json.dumps({**result, "exit_code": code}, indent=2, default=str), file=stdout)
+    return code

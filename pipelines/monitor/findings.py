@@ -66,4 +66,4 @@ def record(config, served, split: str, paths: dict, properties: dict) -> int:
 
 
 def summary_dict(verdicts: list, **fields) -> dict:
-    return {**fields, "features": [dataclasses.asdict(v) for v in verdicts]}
+    return {**fields, "features": [{**dataclasses.asdict(v), "ok": v.ok} for v in verdicts]}
