@@ -118,8 +118,9 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
         assert len(produced) > 1, task
     # The Markdown views the KFP UI shows, uploaded beside the stages' outputs.
     views = {k.split("/")[4]: home / "object-store" / "mlpipeline" / k for k in keys if k.endswith("/kubetfx_view")}
-    assert set(views) == {"StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Trainer", "Evaluator",
-                          "InfraValidator"}
+    schema_stage = next(t for t in CONTAINER_TASKS if t.endswith("SchemaGen"))
+    assert set(views) == {"StatisticsGen", schema_stage, "ExampleValidator", "Trainer", "Evaluator", "InfraValidator"}
+    assert "## Schema" in views[schema_stage].read_text()
     assert "| bill_length_mm | FLOAT |" in views["StatisticsGen"].read_text()
     assert "**No anomalies**" in views["ExampleValidator"].read_text()
     assert "ModelBlessing: blessed" in views["Evaluator"].read_text()
