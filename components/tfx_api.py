@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from tfx.components import (
     CsvExampleGen, Evaluator, ExampleValidator, InfraValidator, Pusher, SchemaGen, StatisticsGen, Trainer,
-    Transform,
+    Transform, Tuner,
 )
 from tfx.components.schema_gen.import_schema_gen.component import ImportSchemaGen
 from tfx.orchestration.pipeline import Pipeline
@@ -18,7 +18,7 @@ from tfx.types.channel import Channel
 components = SimpleNamespace(
     CsvExampleGen=CsvExampleGen, StatisticsGen=StatisticsGen, SchemaGen=SchemaGen,
     ImportSchemaGen=ImportSchemaGen, ExampleValidator=ExampleValidator, Transform=Transform,
-    Trainer=Trainer, Evaluator=Evaluator, InfraValidator=InfraValidator, Pusher=Pusher)
+    Trainer=Trainer, Tuner=Tuner, Evaluator=Evaluator, InfraValidator=InfraValidator, Pusher=Pusher)
 dsl = SimpleNamespace(
     Pipeline=Pipeline, Channel=Channel)
 types = SimpleNamespace(standard_artifacts=standard_artifacts)

@@ -33,6 +33,9 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
                    help="Beam options for the Beam stages, e.g. "
                         "--beam-pipeline-args='--runner=FlinkRunner --parallelism=8'")
     g.add_argument("--no-cache", action="store_true", help="re-run every stage")
+    g.add_argument("--tune", action="store_true",
+                   help="search learning rate, width and depth first (TFX Tuner, KerasTuner; tune_trials "
+                        "in --config, default 4)")
 
 
 def _beam_args(values):
@@ -51,7 +54,7 @@ def config_from_args(args) -> PipelineConfig:
         module_file=args.module_file, schema_file=args.schema_file,
         eval_threshold=args.eval_threshold, train_steps=args.train_steps,
         on_anomalies=args.on_anomalies, beam_pipeline_args=_beam_args(args.beam_pipeline_args),
-        enable_cache=False if args.no_cache else None,
+        enable_cache=False if args.no_cache else None, tune=True if getattr(args, "tune", False) else None,
     )
     if args.data and args.name is None and not args.config:
         # Another dataset is another pipeline: its own metadata, baseline and serving dir.

@@ -76,6 +76,12 @@ class PipelineConfig:
     max_epochs: Count = 100
     train_seconds: Annotated[Number, pydantic.Field(gt=0)] = 600.0
     early_stopping_patience: Count = 5
+    # Hyperparameter search before training (`--tune`): TFX's Tuner with KerasTuner's random
+    # search over learning rate, width and depth of the built-in model, tune_trials trials of
+    # at most tune_epochs epochs each (early stopping); the Trainer trains the best one.
+    tune: bool = False
+    tune_trials: Count = 4
+    tune_epochs: Count = 20
     # Columns the built-in Transform treats apart: {"identifiers": [...], "datetimes": [...]}.
     # None = found from a sample of the data (components/transform/column_roles.py).
     column_roles: Optional[dict[str, list[str]]] = None

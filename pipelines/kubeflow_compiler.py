@@ -45,6 +45,7 @@ SCHEMA_VERSION = "2.1.0"  # the only one KFP 2.x uploads (apiserver/template/v2_
 RESOURCES = {
     "Transform": (1.0, 2.0, 2.0, 4.0),
     "Trainer": (1.0, 2.0, 2.0, 4.0),
+    "Tuner": (1.0, 2.0, 2.0, 4.0),
     "Evaluator": (1.0, 2.0, 2.0, 4.0),
     "InfraValidator": (0.5, 2.0, 2.0, 4.0),
 }

@@ -63,6 +63,18 @@ def test_the_backend_accepts_it_at_upload_and_run_creation(compiled):
     assert kinds == {"container", "importer"}
 
 
+def test_with_tune_the_tuner_task_feeds_the_trainer_and_the_backend_accepts_it(tmp_path):
+    from kubetfx.pipelines.kubeflow import backend_rules
+
+    config = PipelineConfig(home=str(tmp_path / "home"), tune=True)
+    path = kubeflow_compiler.compile_to_file(config, str(tmp_path / "tuned.yaml"))
+    spec, platform = backend_rules.check_upload(path.read_text())
+    backend_rules.check_run(spec, platform, {})
+    tasks = next(yaml.safe_load_all(path.read_text()))["root"]["dag"]["tasks"]
+    hyperparameters = tasks["Trainer"]["inputs"]["artifacts"]["hyperparameters"]["taskOutputArtifact"]
+    assert hyperparameters == {"producerTask": "Tuner", "outputArtifactKey": "best_hyperparameters"}
+
+
 def test_nine_stage_tasks_each_in_a_kubetfx_image_via_our_entrypoint(docs):
     tasks = dict((n, c) for n, _, c in _container_tasks(docs[0]))
     assert set(tasks) == STAGES

@@ -24,12 +24,14 @@ def create_components(config: PipelineConfig) -> list:
     xform = transform.build(config, gen, schema)
     # Transform waits for the data to pass validation (the validator halts on anomalies).
     xform.add_upstream_node(validator)
-    train = trainer.build(config, gen, xform, schema)
+    tuner = trainer.build_tuner(config, gen, xform, schema) if config.tune else None
+    train = trainer.build(config, gen, xform, schema, tuner)
     baseline = served_baseline.build(config, train)
     evaluate = evaluator.build(config, gen, train, baseline)
     infra = infra_validator.build(config, train, gen)
     push = pusher.build(config, train, evaluate, infra, stats, schema)
-    return [gen, stats, schema, validator, xform, train, baseline, evaluate, infra, push]
+    return [gen, stats, schema, validator, xform, *([tuner] if tuner else []), train, baseline, evaluate, infra,
+            push]
 
 
 def create_pipeline(config: PipelineConfig, *, pipeline_root: str | None = None,

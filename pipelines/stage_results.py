@@ -118,7 +118,22 @@ def _training(outputs) -> str:
         text = (f"trained on {r['train_examples']} examples x {r['epochs']} epochs "
                 f"(best epoch {r['best_epoch']}, stopped by {r['stopped']}, batch {r['batch_size']}"
                 f"{', read once into memory' if r.get('data') == 'memory' else ''})")
+        if r.get("tuned"):
+            text += f"; tuned hyperparameters {_hyperparameters(r['tuned'])}"
     return text
+
+
+def _hyperparameters(values: dict) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in sorted(values.items()))
+
+
+def _tuning(outputs) -> str:
+    """The Tuner's trials (TFX writes them, best first, to tuner_results.json)."""
+    with open(os.path.join(outputs["TunerResults"].uri, "tuner_results.json")) as f:
+        trials = json.load(f)
+    best = trials[0]
+    values = {k: v for k, v in best.items() if k not in ("trial_id", "score")}
+    return f"tuned: {len(trials)} trials, best val_loss {best['score']:.4g} with {_hyperparameters(values)}"
 
 
 def _examples(a) -> str:
@@ -156,6 +171,7 @@ def _model(outputs) -> str:
 _DESCRIBERS = (
     ("ModelEvaluation", _blessing),
     ("InfraBlessing", _infra),
+    ("TunerResults", _tuning),
     ("PushedModel", _pushed),
     ("TransformGraph", lambda o: "transform graph " + o["TransformGraph"].uri),
     ("Model", _model),

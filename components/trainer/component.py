@@ -4,6 +4,7 @@ from kubetfx.components import tfx_api as tfx
 from kubetfx.components.transform import component as transform_component
 
 RUN_FN = "kubetfx.components.trainer.model.run_fn"
+TUNER_FN = "kubetfx.components.trainer.model.tuner_fn"
 
 
 def custom_config(config) -> dict:
@@ -14,14 +15,33 @@ def custom_config(config) -> dict:
             "early_stopping_patience": config.early_stopping_patience}
 
 
-def build(config, example_gen, transform, schema_gen) -> tfx.components.Trainer:
+def _examples(config, example_gen, transform):
+    # The built-in run_fn transforms raw examples on the fly (see transform.materializes).
+    return (transform.outputs["transformed_examples"] if transform_component.materializes(config)
+            else example_gen.outputs["examples"])
+
+
+def build_tuner(config, example_gen, transform, schema_gen) -> tfx.components.Tuner:
+    """`--tune`: TFX's Tuner (KerasTuner) before the Trainer; a module file brings its tuner_fn."""
+    code = {"module_file": config.module_file} if config.module_file else {"tuner_fn": TUNER_FN}
+    return tfx.components.Tuner(
+        examples=_examples(config, example_gen, transform),
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
+        custom_config={**custom_config(config), "tune_trials": config.tune_trials, "tune_epochs": config.tune_epochs},
+        **code,
+    )
+
+
+def build(config, example_gen, transform, schema_gen, tuner=None) -> tfx.components.Trainer:
     # run_fn by dotted name: imported from the installed package, no user-code wheel.
     code = {"module_file": config.module_file} if config.module_file else {"run_fn": RUN_FN}
-    # The built-in run_fn transforms raw examples on the fly (see transform.materializes).
-    examples = (transform.outputs["transformed_examples"] if transform_component.materializes(config)
-                else example_gen.outputs["examples"])
+    if tuner is not None:
+        code["hyperparameters"] = tuner.outputs["best_hyperparameters"]
     return tfx.components.Trainer(
-        examples=examples,
+        examples=_examples(config, example_gen, transform),
         transform_graph=transform.outputs["transform_graph"],
         schema=schema_gen.outputs["schema"],
         # Steps bound a module file's training; the built-in run_fn trains in epochs.

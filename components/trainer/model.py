@@ -146,7 +146,23 @@ class _WallTimeBudget(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _build_model(tf_transform_output, label, task, learning_rate):
+DEFAULT_HIDDEN = (32, 16)
+
+
+def hidden_layers(tuned: dict) -> tuple:
+    """The dense layers' widths: the tuned `units` halving over `layers`, else the default."""
+    if "units" not in tuned:
+        return DEFAULT_HIDDEN
+    return tuple(max(4, int(tuned["units"]) // 2 ** i) for i in range(int(tuned.get("layers", 2))))
+
+
+def tuned_values(fn_args) -> dict:
+    """The best hyperparameters the Tuner found (TFX hands the Trainer KerasTuner's
+    HyperParameters config: {"space": [...], "values": {...}}); {} without a Tuner."""
+    return dict((getattr(fn_args, "hyperparameters", None) or {}).get("values", {}))
+
+
+def _build_model(tf_transform_output, label, task, learning_rate, hidden=DEFAULT_HIDDEN):
     inputs, encoded = [], []
     for name, spec in sorted(tf_transform_output.transformed_feature_spec().items()):
         if name == label:
@@ -160,7 +176,7 @@ def _build_model(tf_transform_output, label, task, learning_rate):
         else:
             encoded.append(layer)
     x = keras.layers.concatenate(encoded) if len(encoded) > 1 else encoded[0]
-    for width in (32, 16):
+    for width in hidden:
         x = keras.layers.Dense(width, activation="relu")(x)
     if task == "classification":
         classes = tf_transform_output.vocabulary_size_by_name(preprocessing.LABEL_VOCABULARY)
@@ -246,8 +262,9 @@ def run_fn(fn_args):
     fit, train_examples, batch_size, held = _training_data(
         fn_args, tf_transform_output, transform_layer, label, config)
     read_seconds = time.monotonic() - started
-    learning_rate = float(config.get("learning_rate") or learning_rate_for(batch_size))
-    model = _build_model(tf_transform_output, label, task, learning_rate)
+    tuned = tuned_values(fn_args)
+    learning_rate = float(tuned.get("learning_rate") or config.get("learning_rate") or learning_rate_for(batch_size))
+    model = _build_model(tf_transform_output, label, task, learning_rate, hidden_layers(tuned))
     model.tft_layer = transform_layer
     stopping = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=int(config.get("early_stopping_patience", 5)),
@@ -270,6 +287,8 @@ def run_fn(fn_args):
         "batch_size": batch_size,
         "data": held,
         "learning_rate": learning_rate,
+        "hidden": list(hidden_layers(tuned)),
+        "tuned": tuned or None,
         "read_seconds": round(read_seconds, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
@@ -278,3 +297,42 @@ def run_fn(fn_args):
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_RECORD), "w") as f:
         f.write(json.dumps(record))
+
+
+def tuner_fn(fn_args):
+    """TFX Tuner's entry point for the built-in model: KerasTuner's random search over the
+    learning rate (around the one the data size suggests), the first layer's width and the
+    depth; each trial trains up to `tune_epochs` epochs with early stopping on the same
+    in-memory (or streamed) data as run_fn and is scored by its best eval loss.
+
+    The trials build tf_keras models, which KerasTuner 1.4 (on Keras 3) refuses to build
+    itself, so the search runs our own trial (Tuner.run_trial overridden, as KerasTuner
+    documents for custom training loops)."""
+    import keras_tuner
+    from tfx.components.tuner.component import TunerFnResult
+
+    config = fn_args.custom_config or {}
+    label, task = config["label"], config["task"]
+    # The Tuner's fn_args carry the graph as transform_graph_path (transform_output is the
+    # Trainer's deprecated alias; TFX 1.16 tfx/components/trainer/fn_args_utils.py).
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
+    transform_layer = tf_transform_output.transform_features_layer()
+    fit, _, batch_size, _ = _training_data(fn_args, tf_transform_output, transform_layer, label, config)
+    suggested = float(config.get("learning_rate") or learning_rate_for(batch_size))
+    epochs = int(config.get("tune_epochs", 20))
+
+    class _Search(keras_tuner.RandomSearch):
+        def run_trial(self, trial, *args, **kwargs):
+            hp = trial.hyperparameters
+            keras.utils.set_random_seed(SEED)
+            model = _build_model(tf_transform_output, label, task,
+                                 hp.Float("learning_rate", suggested / 10, suggested * 3, sampling="log"),
+                                 hidden_layers({"units": hp.Choice("units", [16, 32, 64, 128]),
+                                                "layers": hp.Int("layers", 1, 3)}))
+            stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=3)
+            history = model.fit(**fit, epochs=epochs, callbacks=[stopping], verbose=0)
+            return {"val_loss": float(min(history.history["val_loss"]))}
+
+    search = _Search(hypermodel=None, objective="val_loss", max_trials=int(config.get("tune_trials", 4)),
+                     seed=SEED, directory=fn_args.working_dir, project_name="kubetfx", overwrite=True)
+    return TunerFnResult(tuner=search, fit_kwargs={})
