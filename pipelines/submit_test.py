@@ -24,10 +24,8 @@ pytestmark = pytest.mark.kfp_sdk
 
 @pytest.fixture(scope="module")
 def store():
-    with object_store_server.running() as running:
-        s3 = object_store.client(running.endpoint, running.access_key, running.secret_key)
-        s3.create_bucket(Bucket="mlpipeline")
-        yield running, s3
+    with object_store_server.running_with_bucket() as running_and_client:
+        yield running_and_client
 
 
 @pytest.fixture

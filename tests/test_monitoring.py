@@ -145,12 +145,10 @@ def test_a_per_feature_threshold_decides_for_that_feature(home, run_kubetfx, tmp
 @pytest.fixture(scope="module")
 def store():
     """The moto S3 server on loopback, where the cluster has KFP's MinIO."""
-    from kubetfx.pipelines.kubeflow import object_store, object_store_server
+    from kubetfx.pipelines.kubeflow import object_store_server
 
-    with object_store_server.running() as running:
-        s3 = object_store.client(running.endpoint, running.access_key, running.secret_key)
-        s3.create_bucket(Bucket="mlpipeline")
-        yield running, s3
+    with object_store_server.running_with_bucket() as running_and_client:
+        yield running_and_client
 
 
 def _store_env(running) -> dict:

@@ -21,18 +21,22 @@ def _examples(config, example_gen, transform):
             else example_gen.outputs["examples"])
 
 
+def _inputs(config, example_gen, transform, schema_gen) -> dict:
+    """What the Tuner and the Trainer both read. Steps bound a module file's training; the
+    built-in run_fn and tuner_fn train in epochs."""
+    return dict(examples=_examples(config, example_gen, transform),
+                transform_graph=transform.outputs["transform_graph"],
+                schema=schema_gen.outputs["schema"],
+                train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
+                eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps))
+
+
 def build_tuner(config, example_gen, transform, schema_gen) -> tfx.components.Tuner:
     """`--tune`: TFX's Tuner (KerasTuner) before the Trainer; a module file brings its tuner_fn."""
     code = {"module_file": config.module_file} if config.module_file else {"tuner_fn": TUNER_FN}
-    return tfx.components.Tuner(
-        examples=_examples(config, example_gen, transform),
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
-        custom_config={**custom_config(config), "tune_trials": config.tune_trials, "tune_epochs": config.tune_epochs},
-        **code,
-    )
+    budget = {"tune_trials": config.tune_trials, "tune_epochs": config.tune_epochs}
+    return tfx.components.Tuner(**_inputs(config, example_gen, transform, schema_gen),
+                                custom_config={**custom_config(config), **budget}, **code)
 
 
 def build(config, example_gen, transform, schema_gen, tuner=None) -> tfx.components.Trainer:
@@ -40,13 +44,5 @@ def build(config, example_gen, transform, schema_gen, tuner=None) -> tfx.compone
     code = {"module_file": config.module_file} if config.module_file else {"run_fn": RUN_FN}
     if tuner is not None:
         code["hyperparameters"] = tuner.outputs["best_hyperparameters"]
-    return tfx.components.Trainer(
-        examples=_examples(config, example_gen, transform),
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_gen.outputs["schema"],
-        # Steps bound a module file's training; the built-in run_fn trains in epochs.
-        train_args=tfx.proto.TrainArgs(num_steps=config.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps),
-        custom_config=custom_config(config),
-        **code,
-    )
+    return tfx.components.Trainer(**_inputs(config, example_gen, transform, schema_gen),
+                                  custom_config=custom_config(config), **code)

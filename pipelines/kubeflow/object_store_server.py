@@ -95,3 +95,14 @@ def running(port: Optional[int] = None, log: Optional[Path] = None,
             process.wait(timeout=10)
         if log:
             out.close()
+
+
+@contextlib.contextmanager
+def running_with_bucket(bucket: str = "mlpipeline") -> Iterator[tuple]:
+    """(server, boto3 client) with `bucket` created: the store KFP's MinIO is to a cluster."""
+    from kubetfx.pipelines.kubeflow import object_store
+
+    with running() as server:
+        s3 = object_store.client(server.endpoint, server.access_key, server.secret_key)
+        s3.create_bucket(Bucket=bucket)
+        yield server, s3
