@@ -125,6 +125,8 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
     assert "**No anomalies**" in views["ExampleValidator"].read_text()
     assert "ModelBlessing: blessed" in views["Evaluator"].read_text()
     assert "InfraBlessing: blessed" in views["InfraValidator"].read_text()
+    report = run_kubetfx("report", "--home", home)  # no TFX ML Metadata run: says where the views are
+    assert report.returncode == 2 and "kubetfx_view Markdown output" in report.stderr, report.stderr
     logs = home / "logs" / "kubetfx-penguin" / run_id
     for task in CONTAINER_TASKS:  # what each container saw mounted: no host path, only the serving claim
         import json

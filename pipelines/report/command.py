@@ -46,6 +46,13 @@ def main(args) -> int:
     from kubetfx.pipelines import run_log
 
     config = PipelineConfig(name=args.name, home=resolve_home(args.home)).validate()
+    views = config.home_path / "object-store" / "mlpipeline" / "v2" / "artifacts" / config.name
+    if not config.metadata_path.exists() and views.is_dir():
+        # The local KFP backend records artifacts as KFP does, not TFX's ML Metadata run.
+        raise ConfigError(f"pipeline {config.name!r} ran only with --engine containers in {config.home_path}, "
+                          "which keeps no ML Metadata run to report on: each result stage's view is its "
+                          f"kubetfx_view Markdown output, {views}/<run>/<stage>/<id>/kubetfx_view "
+                          "(on Kubeflow Pipelines: the run page)")
     if not config.metadata_path.exists():
         raise ConfigError(f"no runs of pipeline {config.name!r} in {config.home_path} "
                           f"({config.metadata_path} does not exist); run `kubetfx run` first")
