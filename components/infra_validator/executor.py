@@ -32,7 +32,7 @@ from tfx.utils import io_utils, path_utils, proto_utils
 
 from kubetfx.components.infra_validator import canary, server_process
 
-MODEL_NAME = "candidate"
+MODEL_NAME = server_process.CANDIDATE_MODEL_NAME
 LOG_FILE = "model_server.log"
 LOG_TAIL_BYTES = 20_000
 

@@ -174,11 +174,18 @@ class ModelServer:
         self.shutdown()
 
     def _follow(self) -> None:
+        imported = False
         while not self._stop.is_set():
             try:
                 self.versions.poll()
             except Exception:  # noqa: BLE001 - a poll that breaks must not end the serving
                 log.exception("Polling %s failed", self.versions.base_path)
+            if not imported:
+                # TensorFlow also while no version is there yet: a server started ahead of
+                # its model (server_process.start_spare) has it imported when the model comes.
+                import tensorflow  # noqa: F401
+
+                imported = True
             self._stop.wait(self.poll_seconds)
 
     # -- the REST API -------------------------------------------------------------------
