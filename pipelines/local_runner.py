@@ -56,39 +56,40 @@ def run_locked(config: PipelineConfig, *, listener=None, run_id: Optional[str] =
     stage start and end (parallel_runner.Listener); `run_id` names the pipeline run."""
     for path in (config.pipeline_root, config.serving_dir):
         Path(path).mkdir(parents=True, exist_ok=True)
-    spare_server = _start_spare_model_server(config)
-    try:
-        _run_pipeline(config, listener, run_id)
-    finally:
-        if spare_server:
-            from kubetfx.components.infra_validator import server_process
+    small = is_small_run(config)
+    if small:
+        from kubetfx.components.infra_validator import server_process
 
+        server_process.start_spare(server_process.CANDIDATE_MODEL_NAME)
+    try:
+        # A small run gains seconds from the Evaluator and the InfraValidator side by side;
+        # a large one would add the model server's memory to the Evaluator's peak.
+        _run_pipeline(config, listener, run_id, max_workers=2 if small else 1)
+    finally:
+        if small:
             server_process.discard_spare()
 
 
-# Up to this much CSV, the InfraValidator's model server is started with the run (its
-# interpreter and TensorFlow import overlap the run's own imports on the other core, 2-3 s
-# off the critical path, where a small run's Trainer is done in seconds). Above it the gain
-# is small beside the run and the idle server's ~300 MB would add to every stage's peak.
-SPARE_SERVER_MAX_DATA_BYTES = 32 << 20
+# Up to this much CSV a run is small: its fixed costs dominate, and two things take them
+# off the critical path. The InfraValidator's model server is started with the run (a
+# spare: its interpreter and TensorFlow import, 2-3 s, overlap the run's own imports on the
+# other core), and the Evaluator and the InfraValidator run side by side. A larger run does
+# neither: the gain is small beside it, and the idle server (~300 MB) or the model server
+# beside the Evaluator would add to the peak memory (a 300-column table went over 2 GB).
+SMALL_RUN_MAX_DATA_BYTES = 32 << 20
 
 
-def _start_spare_model_server(config: PipelineConfig) -> bool:
+def is_small_run(config: PipelineConfig) -> bool:
     from kubetfx.components.example_gen import csv_input
 
     try:
         size = sum(path.stat().st_size for path in csv_input.csv_files(config.data))
-    except Exception:  # noqa: BLE001 - only a head start: any doubt, no spare
+    except Exception:  # noqa: BLE001 - a size that cannot be read is not small
         return False
-    if size > SPARE_SERVER_MAX_DATA_BYTES:
-        return False
-    from kubetfx.components.infra_validator import server_process
-
-    server_process.start_spare(server_process.CANDIDATE_MODEL_NAME)
-    return True
+    return size <= SMALL_RUN_MAX_DATA_BYTES
 
 
-def _run_pipeline(config: PipelineConfig, listener, run_id: Optional[str]) -> None:
+def _run_pipeline(config: PipelineConfig, listener, run_id: Optional[str], max_workers: int) -> None:
     from kubetfx.components import autograph
     from kubetfx.pipelines import recovery
     from kubetfx.pipelines.parallel_runner import ParallelDagRunner
@@ -98,5 +99,4 @@ def _run_pipeline(config: PipelineConfig, listener, run_id: Optional[str]) -> No
 
     recovery.recover(config)
     pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
-    # Two at a time: the widest point of kubetfx's DAG (Evaluator and InfraValidator).
-    ParallelDagRunner(max_workers=2, listener=listener, run_id=run_id).run(pipeline)
+    ParallelDagRunner(max_workers=max_workers, listener=listener, run_id=run_id).run(pipeline)

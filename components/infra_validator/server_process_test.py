@@ -64,11 +64,8 @@ def test_a_spare_nobody_takes_is_stopped():
     server_process.discard_spare()  # idempotent
 
 
-def test_a_small_run_starts_a_spare_and_a_large_one_does_not(tmp_path, monkeypatch):
+def test_a_run_of_up_to_32_mb_of_csv_is_small(tmp_path, monkeypatch):
     config = PipelineConfig(home=str(tmp_path))  # the embedded penguins: 15 kB
-    assert local_runner._start_spare_model_server(config)
-    assert server_process._spare is not None
-    server_process.discard_spare()
-    monkeypatch.setattr(local_runner, "SPARE_SERVER_MAX_DATA_BYTES", 1000)
-    assert not local_runner._start_spare_model_server(config)
-    assert server_process._spare is None
+    assert local_runner.is_small_run(config)
+    monkeypatch.setattr(local_runner, "SMALL_RUN_MAX_DATA_BYTES", 1000)
+    assert not local_runner.is_small_run(config)
