@@ -20,7 +20,7 @@ minio_key = $$(kubectl -n $(KFP_NAMESPACE) get secret mlpipeline-minio-artifact 
 cluster-up: ## Create the local kind cluster (manifests/kind/cluster.yaml)
 	$(call need,kind,https://kind.sigs.k8s.io/docs/user/quick-start/#installation)
 	$(call need,docker,apt-get install docker.io (or Docker Desktop))
-	@echo "==> kind create cluster $(KIND_CLUSTER) (host ports 8080: KFP, 9000: MinIO, 8501: serving)"
+	@echo "==> kind create cluster $(KIND_CLUSTER) (host ports 8080: KFP, 9000: MinIO, 8501: serving, through the inference logger)"
 	kind create cluster --config manifests/kind/cluster.yaml --wait 120s
 
 deploy-kfp: ## Install Kubeflow Pipelines (KFP_VERSION, 2.5.0), single-user (upstream platform-agnostic manifests)
@@ -51,7 +51,7 @@ submit: compile ## Upload the data to KFP's MinIO, the spec to KFP, run it and s
 	AWS_ACCESS_KEY_ID=$(call minio_key,accesskey) AWS_SECRET_ACCESS_KEY=$(call minio_key,secretkey) \
 	  $(KUBETFX) submit --host $(KFP_HOST) --object-store-endpoint $(OBJECT_STORE_ENDPOINT) --spec build/kubetfx-penguin.yaml --wait
 
-serve: ## Send one prediction to TF Serving on the kind node (localhost:8501)
+serve: ## Send one prediction to TF Serving on the kind node through the inference logger (localhost:8501; logged for the skew monitor)
 	$(call need,curl,apt-get install curl)
 	@echo "==> POST localhost:8501/v1/models/kubetfx-penguin:predict"
 	@body=$$($(PY) -c 'import base64,json,tensorflow as tf; e=tf.train.Example(); f=e.features.feature; f["island"].bytes_list.value.append(b"Biscoe"); f["bill_length_mm"].float_list.value.append(47.5); f["bill_depth_mm"].float_list.value.append(15.0); f["flipper_length_mm"].int64_list.value.append(218); f["body_mass_g"].int64_list.value.append(5200); print(json.dumps({"instances":[{"b64":base64.b64encode(e.SerializeToString()).decode()}]}))' 2>/dev/null); \

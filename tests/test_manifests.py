@@ -250,9 +250,14 @@ def test_every_pod_we_create_is_fenced_and_kfp_pods_are_left_alone(rendered):
         assert types == {"Ingress", "Egress"}, f"{entry}: {obj['metadata']['name']} is not fenced both ways"
 
 
-def test_monitor_cron_job_is_bounded(rendered):
+# The two schedules of `kubetfx monitor`: new data (drift) and the inference log (skew).
+MONITORS = {"kubetfx-monitor": "data", "kubetfx-monitor-skew": "logs"}
+
+
+@pytest.mark.parametrize("name", MONITORS)
+def test_monitor_cron_job_is_bounded(rendered, name):
     entry, objects = rendered
-    cron = _one(objects, "CronJob", "kubetfx-monitor")
+    cron = _one(objects, "CronJob", name)
     job = cron["spec"]["jobTemplate"]["spec"]
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     assert cron["spec"]["startingDeadlineSeconds"] > 0
@@ -266,37 +271,33 @@ def test_monitor_cron_job_is_bounded(rendered):
         assert container["image"] == "kubetfx/pipeline:0.1.0"
 
 
-def _monitor_container():
-    cron = _one(_render("base"), "CronJob", "kubetfx-monitor")
+def _monitor_container(name):
+    cron = _one(_render("base"), "CronJob", name)
     return cron, cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
 
 
-def test_monitor_verdicts_fail_the_job_without_retry():
+@pytest.mark.parametrize("name", MONITORS)
+def test_monitor_verdicts_fail_the_job_without_retry(name):
     from kubetfx.pipelines import exit_codes
 
-    if not hasattr(exit_codes, "DRIFT"):
-        pytest.skip("exit_codes.DRIFT comes with `kubetfx monitor` (branch monitor), not merged here")
-    cron, container = _monitor_container()
+    cron, container = _monitor_container(name)
     rules = cron["spec"]["jobTemplate"]["spec"]["podFailurePolicy"]["rules"]
     fail_now = {code for r in rules if r["action"] == "FailJob" for code in r["onExitCodes"]["values"]
                 if r["onExitCodes"]["containerName"] == container["name"] and r["onExitCodes"]["operator"] == "In"}
     assert fail_now == {exit_codes.USAGE, exit_codes.DRIFT}
 
 
-def test_monitor_command_is_one_the_cli_parses():
+@pytest.mark.parametrize("name", MONITORS)
+def test_monitor_command_is_one_the_cli_parses(name):
     from kubetfx.pipelines import cli
 
-    _, container = _monitor_container()
+    _, container = _monitor_container(name)
     assert container["command"] == ["python", "-m", "kubetfx.pipelines.cli"]
     config = _one(_render("base"), "ConfigMap", "kubetfx-monitor")["data"]
     # Kubernetes expands $(VAR) from the container's environment (here: the ConfigMap).
     args = [re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], a) for a in container["args"]]
     assert args[0] == "monitor" and "--home" in args and args[args.index("--home") + 1] == "/kubetfx"
-    parser = cli.build_parser()
-    commands = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
-    if "monitor" not in commands:
-        pytest.skip("`kubetfx monitor` (branch monitor) is not merged here")
-    parsed = parser.parse_args(args)  # SystemExit(2) on any flag the command does not have
+    parsed = cli.build_parser().parse_args(args)  # SystemExit(2) on any flag the command does not have
     assert parsed.command == "monitor" and parsed.home == "/kubetfx"
     # What a pod has: the serving volume (read-only) and the object store, no metadata store.
     assert parsed.serving_dir == f"/kubetfx/serving/{config['KUBETFX_PIPELINE_NAME']}"
@@ -304,7 +305,12 @@ def test_monitor_command_is_one_the_cli_parses():
                    and m["mountPath"] != "/kubetfx")
     assert serving["readOnly"] is True and serving["mountPath"] == "/kubetfx/serving"
     from kubetfx.pipelines.monitor import remote_source
-    assert remote_source.is_remote(parsed.data), parsed.data
+    source = getattr(parsed, MONITORS[name])  # the other source is not given
+    assert remote_source.is_remote(source) and not getattr(parsed, {"data": "logs", "logs": "data"}[MONITORS[name]])
+    if name == "kubetfx-monitor-skew":  # reads what the inference logger ships
+        logger = _one(_render("base"), "Deployment", "kubetfx-inference-logger")
+        logger_args = _pod_template(logger)["spec"]["containers"][0]["args"]
+        assert container["args"][container["args"].index("--logs") + 1] == logger_args[logger_args.index("--log-dir") + 1]
     env = {e["name"] for e in container["env"]} | set(config)
     assert {"KUBETFX_OBJECT_STORE_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= env
 
@@ -359,12 +365,15 @@ def test_cloud_launcher_config_is_one_kfp_reads():
 def test_kind_ports_reach_the_node_ports():
     cluster = yaml.safe_load((MANIFESTS / "kind" / "cluster.yaml").read_text())
     mapped = {m["containerPort"]: m["hostPort"] for n in cluster["nodes"] for m in n.get("extraPortMappings", [])}
-    service = _one(_render("overlays/kind"), "Service", "kubetfx-serving")
-    node_ports = {p["nodePort"] for p in service["spec"]["ports"] if "nodePort" in p}
+    services = [o for o in _render("overlays/kind") if o["kind"] == "Service"]
+    by_node_port = {p["nodePort"]: s["metadata"]["name"] for s in services for p in s["spec"]["ports"] if "nodePort" in p}
     cluster_mk = (MANIFESTS / "cluster.mk").read_text()
-    node_ports |= {int(p) for p in re.findall(r'"nodePort":(\d+)', cluster_mk)}
+    node_ports = set(by_node_port) | {int(p) for p in re.findall(r'"nodePort":(\d+)', cluster_mk)}
     assert node_ports == set(mapped), (node_ports, mapped)
     assert mapped[30501] == 8501  # `make serve` posts to localhost:8501
+    # ... through the inference logger, so what the host asks is what the skew monitor reads.
+    assert by_node_port[30501] == "kubetfx-inference-logger"
+    assert _one(services, "Service", "kubetfx-serving")["spec"].get("type", "ClusterIP") == "ClusterIP"
     assert not any(n.get("extraMounts") for n in cluster["nodes"])  # pods see only what a pod sees
 
 

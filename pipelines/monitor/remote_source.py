@@ -4,7 +4,7 @@ copied to a local scratch folder before they are read: what the monitor CronJob 
 The endpoint is $KUBETFX_OBJECT_STORE_ENDPOINT, as for `kubetfx submit`; the keys come
 from boto3's chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or a cloud role). A store
 that does not answer is not bad input: it raises StoreUnavailable, which the monitor
-turns into exit 1, so the CronJob's Job retries it (manifests/base/monitor-cron-job.yaml)."""
+turns into exit 1, so the CronJob's Job retries it (manifests/base/monitor/cron-job.yaml)."""
 from __future__ import annotations
 
 import os
