@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
@@ -116,6 +117,7 @@ EXAMPLES = {
     "models": """examples:
   kubetfx models                                     # pushed versions, * = the one served
   kubetfx models --name kubetfx-trips --json         # the record as JSON for scripts
+  kubetfx models --serving-dir serving-copy/kubetfx-penguin   # a serving volume, without its metadata store
 """,
     "rollback": """examples:
   kubetfx rollback 1795447156                        # serve that earlier blessed version again
@@ -199,18 +201,31 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     from absl import logging as absl_logging  # TFX and Beam log through absl
     absl_logging.set_verbosity(absl_logging.INFO if args.verbose else absl_logging.WARNING)
-    try:
-        return args.func(args)
-    except exit_codes.UserError as err:
-        print(f"kubetfx: error: {err}", file=sys.stderr)
-        return exit_codes.USAGE
-    except KeyboardInterrupt:
-        print("kubetfx: interrupted", file=sys.stderr)
-        return exit_codes.INTERRUPTED
+    # `run` keeps the libraries' output, its errors included, in its log (run_log.py). The
+    # other commands keep no log: TensorFlow's import-time C++ errors (cuFFT, cuDNN "factory
+    # already registered") and the libraries' Future- and DeprecationWarnings would stand
+    # before the one line a user needs. --verbose shows them.
+    quiet = not args.verbose and args.command != "run"
+    tf_level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if quiet else "2")
+    with warnings.catch_warnings():  # the filters end with the command (main() runs in tests too)
+        if quiet:
+            for category in (FutureWarning, DeprecationWarning):
+                warnings.filterwarnings("ignore", category=category)
+        try:
+            return args.func(args)
+        except exit_codes.UserError as err:
+            print(f"kubetfx: error: {err}", file=sys.stderr)
+            return exit_codes.USAGE
+        except KeyboardInterrupt:
+            print("kubetfx: interrupted", file=sys.stderr)
+            return exit_codes.INTERRUPTED
+        finally:
+            if tf_level is None:
+                os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
 def entry() -> None:

@@ -58,3 +58,18 @@ def test_report_without_runs_or_of_an_unknown_run_is_a_one_line_error(tmp_path, 
     result = run_kubetfx("report", "no-such-run", "--home", tmp_path)
     assert result.returncode == 2
     assert "has no run 'no-such-run'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_mistake_in_a_command_that_imports_tensorflow_is_one_line_without_its_noise(tmp_path):
+    """As a user's shell runs it (no TF_CPP_MIN_LOG_LEVEL): TensorFlow's import-time C++
+    errors and google-auth's FutureWarning used to stand before the one line."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "kubetfx.pipelines.cli", "monitor", "--data", "x.csv",
+                             "--home", str(tmp_path)], capture_output=True, text=True, env=env, timeout=300, cwd=REPO)
+    assert result.returncode == exit_codes.USAGE and result.stdout == ""
+    assert result.stderr.splitlines() == [result.stderr.strip()], result.stderr
+    assert result.stderr.startswith("kubetfx: error: pipeline kubetfx-penguin serves no model")

@@ -174,6 +174,21 @@ def test_each_pushed_version_carries_its_schema_and_training_statistics(home, ru
     assert (version, pushed) == (served["version"], False)
 
 
+def test_models_reads_a_serving_volume_without_its_metadata_store(home, run_kubetfx, tmp_path):
+    """The cluster's serving volume, copied out: no ML Metadata of the runs that pushed."""
+    (recorded,) = _models(run_kubetfx, home)
+    result = run_kubetfx("models", "--home", tmp_path / "empty-home", "--serving-dir", home / "serving" / NAME, "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    (version,) = json.loads(result.stdout)["versions"]
+    assert version["version"] == recorded["version"] and version["serving"] and not version["pushed_model_id"]
+    assert version["summary"] and version["blessed"] is True and version["infra_blessed"] is True
+    assert (version["data"]["label"], version["data"]["span"]) == ("species", 0)
+    assert version["pushed_at"][:16] == recorded["pushed_at"][:16]  # the version number is the push time
+    table = run_kubetfx("models", "--home", tmp_path / "empty-home", "--serving-dir", home / "serving" / NAME)
+    assert f"* {version['version']}" in table.stdout and "eval+infra" in table.stdout
+    assert "label species (from the summary beside the model)" in table.stdout
+
+
 def test_monitor_in_a_pod_needs_only_the_serving_volume_and_the_object_store(home, run_kubetfx, tmp_path, store):
     """As the CronJob runs it: an empty home, the serving directory, data in the store."""
     running, s3 = store

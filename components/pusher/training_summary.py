@@ -6,7 +6,8 @@ is behind its own gRPC service).
 Where: `<version>/assets.extra/kubetfx/` —
     schema.pbtxt                               the Trainer's schema, as SchemaGen wrote it
     statistics/Split-train/FeatureStats.pb     StatisticsGen's train split (TFX's layout)
-    training.json                              label, task, span, where the two came from
+    training.json                              label, task, span, where the two came from,
+                                               both blessings
 
 Why there: TF Serving reads nothing under `assets.extra/` but its warmup file
 (tensorflow/serving tensorflow_serving/servables/tensorflow/saved_model_warmup.h

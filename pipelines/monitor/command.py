@@ -74,38 +74,23 @@ def _served(config, serving_dir=None):
         raise ConfigError(f"pipeline {config.name} serves no model in {serving_dir}: "
                           "run `kubetfx run` first (or pass --home/--name/--serving-dir)")
     data = served.data
-    if not (data.statistics_uri and data.schema_uri) and not _from_summary(served):
+    if not (data.statistics_uri and data.schema_uri) and not pushed_models.fill_from_summary(served):
         raise ConfigError(f"version {served.version} of {config.name} has no training statistics and schema, "
                           f"neither in {config.metadata_path} nor beside it in {served.path} (pushed by an older "
                           "kubetfx: re-run the pipeline, the Pusher adds them): nothing to compare with")
     return served
 
 
-def _from_summary(served) -> bool:
-    """Fills served.data from what the Pusher kept beside the version; False if nothing."""
-    from kubetfx.components.pusher import training_summary
-
-    record = training_summary.read_record(served.path)
-    if record is None:
-        return False
-    where = training_summary.location(served.path)
-    data = served.data
-    data.statistics_uri = os.path.join(where, training_summary.STATISTICS_DIR)
-    data.schema_uri = where
-    data.label, data.task, data.span = record.get("label"), record.get("task"), record.get("span")
-    data.input_base = data.input_base or f"the data of {record.get('statistics_uri')}"
-    return True
-
-
 def _training(served):
     import tensorflow_data_validation as tfdv
+    from kubetfx.pipelines.record import pushed_models
 
     def paths():
         return (Path(served.data.statistics_uri) / "Split-train" / "FeatureStats.pb",
                 Path(served.data.schema_uri) / "schema.pbtxt")
 
     statistics, schema = paths()
-    if not (statistics.exists() and schema.exists()) and _from_summary(served):
+    if not (statistics.exists() and schema.exists()) and pushed_models.fill_from_summary(served):
         statistics, schema = paths()  # the pipeline's files are gone; the version's copy is not
     for path in (statistics, schema):
         if not path.exists():

@@ -20,6 +20,8 @@ def _short(text, width: int) -> str:
 
 def _data(record) -> str:
     data = record.data
+    if record.summary and not record.recorded:  # a serving volume without its metadata store
+        return f"span {data.span}, label {data.label} (from the summary beside the model)"
     if data.input_base is None:
         return "(no record)" if not record.recorded else "?"
     where = data.input_base.rstrip("/") + ("/" + data.pattern if data.pattern and data.pattern != "*.csv" else "/")
@@ -56,9 +58,10 @@ def _cmd_models(args) -> int:
     from kubetfx.pipelines.record import pushed_models
 
     config = _config(args)
-    records = pushed_models.pushed_versions(config.metadata_path, config.name, config.serving_dir)
+    serving_dir = args.serving_dir or config.serving_dir
+    records = pushed_models.pushed_versions(config.metadata_path, config.name, serving_dir)
     if args.json:
-        print(json.dumps({"pipeline": config.name, "serving_dir": str(config.serving_dir),
+        print(json.dumps({"pipeline": config.name, "serving_dir": str(serving_dir),
                           "versions": [r.to_dict() for r in records]}, indent=2))
     else:
         print(table(records, config.name))
@@ -92,6 +95,10 @@ def add_parser(subparsers) -> None:
     models = subparsers.add_parser("models", help="pushed model versions: training data, metrics, blessings, which one serves")
     _common(models)
     models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.add_argument("--serving-dir", metavar="DIR",
+                        help="the versions in DIR (e.g. the cluster's serving volume, copied out) instead of the "
+                             "home's; where the home has no record of them, the summary the Pusher keeps beside "
+                             "each version says label, span and blessings")
     models.set_defaults(func=_cmd_models)
 
     back = subparsers.add_parser("rollback", help="serve an earlier blessed version again (atomically, recorded)")

@@ -7,7 +7,11 @@ tensorflow_serving/sources/storage_path/file_system_storage_path_source.cc, vers
 policy `latest 1`). ML Metadata says where each version came from: its PushedModel
 artifact (`pushed_version`), the Pusher that wrote it, the Model, the Evaluator and
 InfraValidator blessings, the Trainer's Examples and schema, and the statistics of
-those Examples. A rollback re-publishes an earlier version under a new number; its
+those Examples. Where ML Metadata has no record of a version (a serving volume of the
+cluster, read with `kubetfx models --serving-dir`), the training summary the Pusher keeps
+beside it (components/pusher/training_summary.py) says the label, the span, the blessings
+and where the statistics came from, and the version number (Unix time, as TFX numbers
+versions) says when it was pushed. A rollback re-publishes an earlier version under a new number; its
 PushedModel is written by a `kubetfx.Rollback` execution whose input is the earlier
 PushedModel, so its lineage is the earlier version's."""
 from __future__ import annotations
@@ -51,6 +55,7 @@ class PushedVersion:
     metrics: dict = dataclasses.field(default_factory=dict)
     data: TrainingData = dataclasses.field(default_factory=TrainingData)
     rollback_of: Optional[str] = None
+    summary: bool = False                 # filled from the training summary beside it
     evaluation_uri: Optional[str] = None
     pushed_model_id: Optional[int] = None  # the PushedModel artifact in ML Metadata
     model_id: Optional[int] = None
@@ -187,20 +192,49 @@ def _history(serving_dir) -> dict:
     return found
 
 
+def _pushed_at_from_version(version: str) -> Optional[str]:
+    """TFX numbers versions with the Unix time of the push (tfx 1.16
+    tfx/components/pusher/executor.py `int(time.time())`); kubetfx's Pusher and rollback
+    do the same."""
+    seconds = int(version)
+    return _iso(seconds * 1000) if 1_000_000_000 <= seconds < 10_000_000_000 else None
+
+
+def fill_from_summary(record: PushedVersion) -> bool:
+    """Fills `record` from the training summary kept beside the version (its schema and
+    statistics: the copies there); False when the version has none."""
+    from kubetfx.components.pusher import training_summary  # TensorFlow's file system
+
+    summary = training_summary.read_record(record.path)
+    if summary is None:
+        return False
+    record.summary = True
+    if record.blessed is None and record.infra_blessed is None:
+        record.blessed, record.infra_blessed = summary.get("blessed"), summary.get("infra_blessed")
+    where = training_summary.location(record.path)
+    data = record.data
+    data.statistics_uri = os.path.join(where, training_summary.STATISTICS_DIR)
+    data.schema_uri = where
+    data.label, data.task, data.span = summary.get("label"), summary.get("task"), summary.get("span")
+    data.input_base = data.input_base or f"the data of {summary.get('statistics_uri')}"
+    return True
+
+
 def pushed_versions(metadata_path, pipeline_name: str, serving_dir, *, with_metrics: bool = True) -> list:
     """Every version in the serving directory, oldest first, with what metadata knows."""
     versions = serving_versions(serving_dir)
     served = versions[-1] if versions else None
     history = _history(serving_dir)
     records = [PushedVersion(version=v, path=str(Path(serving_dir) / v), serving=(v == served),
-                             rollback_of=history.get(v)) for v in versions]
-    if not records or not Path(metadata_path).exists():
-        return records
-    lineage = Lineage(mlmd.open_store(metadata_path))
-    pushed = _pushed_artifacts(lineage, pipeline_name)
+                             pushed_at=_pushed_at_from_version(v), rollback_of=history.get(v)) for v in versions]
+    pushed = {}
+    if records and Path(metadata_path).exists():
+        lineage = Lineage(mlmd.open_store(metadata_path))
+        pushed = _pushed_artifacts(lineage, pipeline_name)
     for record in records:
         artifact = pushed.get(record.version)
         if artifact is None:
+            fill_from_summary(record)
             continue
         record.pushed_model_id = artifact.id
         record.pushed_at = _iso(artifact.create_time_since_epoch)

@@ -30,3 +30,22 @@ def test_the_rollback_history_survives_a_torn_last_line(tmp_path):
     (tmp_path / pushed_models.HISTORY_FILE).write_text('{"version": "6", "rollback_of": "4"}\n{"version": "7", "rol')
     records = pushed_models.pushed_versions(tmp_path / "none.sqlite", "p", tmp_path)
     assert [r.rollback_of for r in records] == [None, "4"]
+
+
+def test_without_metadata_a_version_is_read_from_the_summary_beside_it(tmp_path):
+    from kubetfx.components.pusher import training_summary
+
+    _version(tmp_path, "1795447156")  # TFX's version number: the Unix time of the push
+    summary = tmp_path / "1795447156" / training_summary.DIRECTORY
+    (summary / "statistics" / "Split-train").mkdir(parents=True)
+    (summary / training_summary.SCHEMA_FILE).write_text("feature {}")
+    (summary / training_summary.STATISTICS_FILE).write_bytes(b"")
+    (summary / training_summary.RECORD_FILE).write_text(
+        '{"label": "species", "task": "classification", "span": 3, "blessed": true, "infra_blessed": true,'
+        ' "statistics_uri": "minio://mlpipeline/v2/artifacts/run/statistics_gen/statistics"}')
+    (record,) = pushed_models.pushed_versions(tmp_path / "none.sqlite", "p", tmp_path)
+    assert (record.recorded, record.summary, record.blessed, record.infra_blessed) == (False, True, True, True)
+    assert (record.data.label, record.data.task, record.data.span) == ("species", "classification", 3)
+    assert record.pushed_at == "2026-11-23T15:19:16+00:00"
+    assert record.data.statistics_uri == str(summary / "statistics")  # the copy, not the pod's artifact
+    assert "minio://mlpipeline/v2/artifacts/run/statistics_gen/statistics" in record.data.input_base
