@@ -64,8 +64,14 @@ def test_a_spare_nobody_takes_is_stopped():
     server_process.discard_spare()  # idempotent
 
 
-def test_a_run_of_up_to_32_mb_of_csv_is_small(tmp_path, monkeypatch):
-    config = PipelineConfig(home=str(tmp_path))  # the embedded penguins: 15 kB
+def test_a_run_is_small_up_to_64_mb_and_100_columns_of_csv(tmp_path, monkeypatch):
+    config = PipelineConfig(home=str(tmp_path))  # the embedded penguins: 15 kB, 8 columns
     assert local_runner.is_small_run(config)
     monkeypatch.setattr(local_runner, "SMALL_RUN_MAX_DATA_BYTES", 1000)
     assert not local_runner.is_small_run(config)
+    monkeypatch.undo()
+    wide = tmp_path / "wide.csv"  # 3 kB, but as wide as the table that went over 2 GB beside the Evaluator
+    wide.write_text(",".join(f"x{i}" for i in range(101)) + "\n" + ",".join("1" for _ in range(101)) + "\n")
+    assert not local_runner.is_small_run(PipelineConfig(home=str(tmp_path), data=str(wide)))
+    wide.write_text(",".join(f"x{i}" for i in range(100)) + "\n" + ",".join("1" for _ in range(100)) + "\n")
+    assert local_runner.is_small_run(PipelineConfig(home=str(tmp_path), data=str(wide)))
