@@ -91,3 +91,18 @@ def test_deterministic_output(csv_dir, tmp_path):
     b = run_example_gen(fast.Executor, csv_dir, tmp_path / "b")
     for split in ("train", "eval"):
         assert [e.SerializeToString() for e in _read(a.uri, split)] == [e.SerializeToString() for e in _read(b.uri, split)]
+
+
+@pytest.mark.parametrize("buckets", [[2, 1], [1], [7, 2, 1], [2**30, 2**30 - 1, 2**29]])
+def test_records_are_split_as_tfx_splits_them(buckets):
+    import hashlib
+
+    import numpy as np
+    from tfx.components.example_gen.base_example_gen_executor import _PartitionFn
+    from tfx.proto import example_gen_pb2
+
+    records = [hashlib.sha512(str(i).encode()).digest()[: i % 90] for i in range(3000)]
+    boundaries = list(np.cumsum(buckets))
+    theirs = [_PartitionFn(r, len(buckets), boundaries, example_gen_pb2.SplitConfig()) for r in records]
+    assert fast.splits_of(records, boundaries).tolist() == theirs
+    assert len(set(theirs)) == len(buckets)
