@@ -58,3 +58,53 @@ def test_read_in_memory_streams_sparse_features():
     sparse = tf.data.Dataset.from_tensors(
         ({"x": tf.sparse.from_dense(tf.constant([[1.0], [0.0]]))}, tf.constant([0, 1])))
     assert model.read_in_memory(sparse, limit_bytes=10_000) is None
+
+
+def test_the_in_memory_read_gives_every_example_of_every_file_in_its_order(tmp_path):
+    """The Trainer reads without reader threads (reader_num_threads=None, for speed): the
+    same examples as tfx_bsl's threaded default, each file's in its order (files are
+    interleaved; ExampleGen writes one file per split)."""
+    from types import SimpleNamespace
+
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.util import tfxio_utils
+    from tfx.types import standard_artifacts
+    from tfx_bsl.public import tfxio
+
+    split = tmp_path / "Split-train"
+    split.mkdir()
+    row = 0
+    for part, count in enumerate((700, 5, 300)):
+        with tf.io.TFRecordWriter(str(split / f"part-{part}.gz"), tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for _ in range(count):
+                example = tf.train.Example()
+                example.features.feature["x"].float_list.value.append(row)
+                example.features.feature["label"].int64_list.value.append(row % 3)
+                writer.write(example.SerializeToString())
+                row += 1
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path)
+    examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+    accessor = fn_args_utils.DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+        record_batch_factory=None, data_view_decode_fn=None)
+    schema = schema_pb2.Schema()
+    for name, kind in (("x", schema_pb2.FLOAT), ("label", schema_pb2.INT)):
+        feature = schema.feature.add(name=name, type=kind)
+        feature.shape.dim.add(size=1)
+        feature.presence.min_fraction = 1
+    files = [str(split / "*")]
+
+    def dense(raw):
+        return {name: tf.reshape(tensor, [-1]) for name, tensor in raw.items()}
+
+    ours = model.read_in_memory(model._dataset(SimpleNamespace(data_accessor=accessor), files, schema, dense,
+                                               "label", 256, shuffle=False), limit_bytes=1 << 20)
+    threaded = accessor.tf_dataset_factory(files, tfxio.TensorFlowDatasetOptions(batch_size=256, num_epochs=1, shuffle=False), schema)
+    expected = np.concatenate([batch["x"].numpy().reshape(-1) for batch in threaded])
+    values = ours[0]["x"].tolist()
+    assert sorted(values) == sorted(expected.tolist()) == list(range(1005))
+    for first, last in ((0, 700), (700, 705), (705, 1005)):  # each file's rows in order
+        assert [v for v in values if first <= v < last] == list(range(first, last))
+    assert ours[1].tolist() == [int(x) % 3 for x in values]
