@@ -150,9 +150,12 @@ class Executor(tfx_executor.Executor):
             return None
         if examples_utils.get_file_format(examples) != "tfrecords_gzip":
             return None
-        split_paths = {
-            split: sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
-            for split in artifact_utils.decode_split_names(examples.split_names) if split not in exclude}
+        try:
+            split_paths = {
+                split: sorted(tf.io.gfile.glob(os.path.join(artifact_utils.get_split_uri([examples], split), "*")))
+                for split in artifact_utils.decode_split_names(examples.split_names) if split not in exclude}
+        except tf.errors.UnimplementedError:
+            return None  # a scheme TensorFlow cannot open (s3:// since TF 2.16) but Beam can
         if not split_paths or any(p.endswith(_OTHER_COMPRESSED) for paths in split_paths.values() for p in paths):
             return None  # no split: the stock executor's error
         return examples, split_paths

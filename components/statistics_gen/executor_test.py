@@ -111,3 +111,9 @@ def test_a_distributed_runner_goes_to_the_stock_executor():
     input_dict = {keys.EXAMPLES_KEY: [_examples(TFX_TESTDATA, ["train", "eval"])]}
     executor = ours.Executor(ours.Executor.Context(beam_pipeline_args=["--runner=DataflowRunner"]))
     assert executor._plan(input_dict, {keys.EXCLUDE_SPLITS_KEY: "[]"}) is None
+
+
+def test_a_location_tensorflow_cannot_open_goes_to_the_stock_executor():
+    """TF 2.16 has no s3:// filesystem; Beam's (boto) reads it in the stock executor."""
+    input_dict = {keys.EXAMPLES_KEY: [_examples("s3://kubetfx-bucket/examples", ["train", "eval"])]}
+    assert ours.Executor()._plan(input_dict, {keys.EXCLUDE_SPLITS_KEY: "[]"}) is None
