@@ -1,6 +1,7 @@
 """tf.Examples serialized from typed Arrow columns a whole column at a time, in the
 deterministic byte form protobuf writes for `SerializeToString(deterministic=True)` (map
-entries sorted by key), which is what TFX hashes to assign splits.
+entries in the order the installed protobuf sorts them: key_order), which is what TFX
+hashes to assign splits.
 
 Before, each batch went through tfx_bsl's C++ coder (one protobuf per row, its feature map
 in hash order) and then through a Python parse and deterministic re-serialization per row:
@@ -24,7 +25,7 @@ from tensorflow.core.example import example_pb2
 # Column kinds, as the executor names them (narrowest first).
 UNKNOWN, INT, FLOAT, STRING = range(4)
 
-# Field 1 and 2 as length-delimited fields; field 3 (int64_list) likewise.
+# Tags of fields 1, 2 and 3 as length-delimited fields (wire type 2).
 _FIELD_1, _FIELD_2, _FIELD_3 = b"\x0a", b"\x12", b"\x1a"
 _LIST_TAG = {STRING: _FIELD_1, FLOAT: _FIELD_2, INT: _FIELD_3}
 _NOTHING = pa.scalar(b"", pa.binary())
