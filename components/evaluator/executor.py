@@ -22,7 +22,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from absl import logging
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tensorflow_model_analysis.evaluators import metrics_validator
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
@@ -35,8 +34,9 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
+from kubetfx.components import beam_runner
+
 BATCH = 8192
-IN_PROCESS_RUNNERS = (None, "DirectRunner", "direct", "SwitchingDirectRunner", "BundleBasedDirectRunner")
 OVERALL = ()  # TFMA's slice key of the overall slice
 
 
@@ -228,9 +228,8 @@ class Executor(tfx_executor.Executor):
     def _plan(self, input_dict, exec_properties) -> tuple:
         if any(exec_properties.get(k) for k in (keys.MODULE_FILE_KEY, keys.MODULE_PATH_KEY)):
             raise Unsupported("a module file (custom eval model or extractors)")
-        runner = PipelineOptions(self._beam_pipeline_args).view_as(StandardOptions).runner
-        if runner not in IN_PROCESS_RUNNERS:
-            raise Unsupported(f"the {runner} Beam runner (scale-out)")
+        if not beam_runner.runs_in_process(self._beam_pipeline_args):
+            raise Unsupported(f"the {beam_runner.runner(self._beam_pipeline_args)} Beam runner (scale-out)")
         if not exec_properties.get(keys.EVAL_CONFIG_KEY) or not input_dict.get(keys.MODEL_KEY):
             raise Unsupported("no eval_config or no model")
         has_baseline = bool(input_dict.get(keys.BASELINE_MODEL_KEY))

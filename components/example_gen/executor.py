@@ -44,8 +44,8 @@ _write = _pywrap_record_io.RecordWriter.write
 # Column kinds as CsvExampleGen infers them, narrowest first: each value is typed as
 # Python's int() and float() read it, and a column takes the widest kind of its values
 # (tfx_bsl 1.16 coders/csv_decoder.py _InferValueType and ColumnTypeInferrer).
+# UNKNOWN: no value at all; TFX writes a feature with no kind.
 UNKNOWN, INT, FLOAT, STRING = example_bytes.UNKNOWN, example_bytes.INT, example_bytes.FLOAT, example_bytes.STRING
-# UNKNOWN: no value at all; TFX writes a feature with no kind
 # What int(bytes) and float(bytes) strip around a number.
 _PY_WHITESPACE = " \t\n\r\x0b\x0c"
 _DECIMAL_INTEGER = r"^-?[0-9]+$"

@@ -23,7 +23,6 @@ import time
 
 import tensorflow as tf
 from absl import logging
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 from tensorflow_data_validation.statistics import stats_impl, stats_options
 from tensorflow_data_validation.statistics.generators import top_k_uniques_stats_generator as top_k
 from tensorflow_data_validation.utils import top_k_uniques_stats_util
@@ -36,7 +35,8 @@ from tfx.utils import json_utils, stats_utils
 from tfx_bsl.coders import example_coder
 from tfx_bsl.statistics import merge_util
 
-IN_PROCESS_RUNNERS = (None, "DirectRunner", "direct", "SwitchingDirectRunner", "BundleBasedDirectRunner")
+from kubetfx.components import beam_runner
+
 # Records decoded per batch: the CombineFn's own batch (TFDV's default desired batch size,
 # 1000) times ten, so its generators see fewer, larger batches.
 READ_BATCH = 10_000
@@ -141,7 +141,7 @@ class Executor(tfx_executor.Executor):
                 or json_utils.loads(exec_properties.get(keys.SAMPLE_RATE_BY_SPLIT_KEY, "null"))
                 or exec_properties.get(keys.SHARDED_STATS_OUTPUT_KEY) or not isinstance(exclude, list)):
             return None
-        if PipelineOptions(self._beam_pipeline_args).view_as(StandardOptions).runner not in IN_PROCESS_RUNNERS:
+        if not beam_runner.runs_in_process(self._beam_pipeline_args):
             return None
         examples = artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY])
         if examples.has_custom_property(examples_utils.CUSTOM_SPLIT_PATTERN_PROPERTY_NAME):
