@@ -130,14 +130,18 @@ def _present_entries(name: str, column: pa.Array, kind: int) -> pa.Array:
                  varints(bytes_list), _scalar(_FIELD_1), varints(value), values)
 
 
-def _entries(name: str, column: pa.Array, kind: int) -> pa.Array:
-    """Each row's map entry: its value, or an empty list of the column's kind where the
-    value is missing (how CsvExampleGen writes it), or an empty Feature for a column of no
-    kind."""
-    if kind == UNKNOWN:
-        return pa.array([_constant_entry(name, b"")] * len(column), pa.binary())
-    missing = _constant_entry(name, _LIST_TAG[kind] + b"\x00")
-    if column.null_count == len(column):
+def _missing_entry(name: str, kind: int) -> bytes:
+    """CsvExampleGen's form of a missing value: an empty list of the column's kind, or an
+    empty Feature for a column of no kind."""
+    return _constant_entry(name, b"" if kind == UNKNOWN else _LIST_TAG[kind] + b"\x00")
+
+
+def _entries(name: str, column: pa.Array, kind: int, missing_as_empty_list: bool = False) -> pa.Array:
+    """Each row's map entry: its value, or nothing where the value is missing (the feature
+    is absent from that row's Example, as from a request that leaves the field out);
+    with missing_as_empty_list, CsvExampleGen's form instead (_missing_entry)."""
+    missing = _missing_entry(name, kind) if missing_as_empty_list else b""
+    if kind == UNKNOWN or column.null_count == len(column):
         return pa.array([missing] * len(column), pa.binary())
     present = _present_entries(name, column, kind)
     if column.null_count == 0:
@@ -175,14 +179,17 @@ def key_order(names: list) -> list:
     return order
 
 
-def serialize(columns: dict, kinds: dict, rows: int) -> pa.Array:
+def serialize(columns: dict, kinds: dict, rows: int, missing_as_empty_list: bool = False) -> pa.Array:
     """Serialized tf.Examples, one per row, of {name: Arrow array typed for its kind}:
-    int64 for INT, float32 for FLOAT, binary for STRING, anything for UNKNOWN. Bytes equal
+    int64 for INT, float32 for FLOAT, binary for STRING, anything for UNKNOWN (no value).
+    A null is a missing value: the feature is left out of that row's Example (kubetfx's one
+    representation of a missing value), or with missing_as_empty_list written as
+    CsvExampleGen writes it (what TFX hashes to assign the row's split). Bytes equal
     protobuf's deterministic serialization of the same Example."""
     names = key_order(list(columns))
     if not names:
         return pa.array([b""] * rows, pa.binary())
-    entries = [_entries(n, columns[n], kinds[n]) for n in names]
+    entries = [_entries(n, columns[n], kinds[n], missing_as_empty_list) for n in names]
     features = _join(*entries) if len(entries) > 1 else entries[0]
     return _join(_scalar(_FIELD_1), varints(_lengths(features)), features)
 

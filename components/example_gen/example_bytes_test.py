@@ -1,6 +1,11 @@
 """example_bytes against protobuf itself: the bytes of every row must be what
 `tf.train.Example.SerializeToString(deterministic=True)` gives for the same values, since
-TFX assigns splits by hashing exactly that form."""
+TFX assigns splits by hashing exactly that form.
+
+Each case runs in both forms of a missing value: left out of the Example (what kubetfx
+writes: one representation of a missing value, the same as a request that leaves the field
+out) and CsvExampleGen's empty list (what the split of a row with a gap is hashed from, so
+rows land in the splits CsvExampleGen gives them)."""
 import math
 
 import numpy as np
@@ -14,13 +19,16 @@ from kubetfx.components.example_gen.example_bytes import FLOAT, INT, STRING, UNK
 _ARROW_TYPE = {INT: pa.int64(), FLOAT: pa.float32(), STRING: pa.binary(), UNKNOWN: pa.binary()}
 
 
-def _protobuf(columns: dict, kinds: dict, rows: int) -> list:
+def _protobuf(columns: dict, kinds: dict, rows: int, missing_as_empty_list: bool) -> list:
     records = []
     for row in range(rows):
         example = tf.train.Example()
+        example.features.SetInParent()
         for name, values in columns.items():
-            feature = example.features.feature[name]
             value = values[row]
+            if value is None and not missing_as_empty_list:
+                continue  # a missing value: no feature at all
+            feature = example.features.feature[name]
             if kinds[name] == UNKNOWN:
                 feature.SetInParent()
             elif kinds[name] == INT:
@@ -36,18 +44,28 @@ def _protobuf(columns: dict, kinds: dict, rows: int) -> list:
     return records
 
 
-def _ours(columns: dict, kinds: dict, rows: int) -> list:
+def _ours(columns: dict, kinds: dict, rows: int, missing_as_empty_list: bool = False) -> list:
     arrays = {n: pa.array(v, _ARROW_TYPE[kinds[n]]) for n, v in columns.items()}
-    return example_bytes.as_bytes(example_bytes.serialize(arrays, kinds, rows))
+    return example_bytes.as_bytes(example_bytes.serialize(arrays, kinds, rows, missing_as_empty_list))
 
 
 def _same_bytes(columns: dict, kinds: dict) -> None:
     rows = len(next(iter(columns.values())))
-    ours, theirs = _ours(columns, kinds, rows), _protobuf(columns, kinds, rows)
-    assert len(ours) == rows
-    for row, (mine, reference) in enumerate(zip(ours, theirs)):
-        assert mine == reference, f"row {row}: {mine!r} != {reference!r}"
-        assert tf.train.Example.FromString(mine) == tf.train.Example.FromString(reference)
+    for missing_as_empty_list in (False, True):
+        ours = _ours(columns, kinds, rows, missing_as_empty_list)
+        theirs = _protobuf(columns, kinds, rows, missing_as_empty_list)
+        assert len(ours) == rows
+        for row, (mine, reference) in enumerate(zip(ours, theirs)):
+            assert mine == reference, f"row {row} (missing as empty list: {missing_as_empty_list}): {mine!r} != {reference!r}"
+            assert tf.train.Example.FromString(mine) == tf.train.Example.FromString(reference)
+
+
+def test_a_missing_value_is_an_absent_feature():
+    """A gap leaves the feature out of the row's Example, as a request that leaves the
+    field out: TFDV counts it missing, where an empty list counts as present."""
+    records = _ours({"n": [1, None], "s": [None, b"x"], "none": [None, None]},
+                    {"n": INT, "s": STRING, "none": UNKNOWN}, 2)
+    assert [sorted(tf.train.Example.FromString(r).features.feature) for r in records] == [["n"], ["s"]]
 
 
 INT64 = np.iinfo(np.int64)

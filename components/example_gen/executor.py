@@ -4,8 +4,10 @@ Arrow's C++ CSV reader, serializes whole columns to tf.Examples (example_bytes.p
 and assigns splits exactly as TFX does (sha256 of the serialized example, hash buckets),
 writing the same artifact (GZIP TFRecords per split, same properties) with the same
 examples: every value typed as CsvExampleGen types it, but for the differences kubetfx
-means (missing-value markers, header quoting: components/README.md; compared input by
-input in tests/tfx_contract/test_example_gen_contract.py). Memory stays bounded: files
+means (a missing value left out of the Example instead of an empty list, missing-value
+markers, header quoting: components/README.md; compared input by input in
+tests/tfx_contract/test_example_gen_contract.py). Rows land in the splits CsvExampleGen
+gives them (split_keys). Memory stays bounded: files
 are read in blocks, twice (types first, then rows). Files are read as `csv_input` reads
 them before the run (CSV as R, pandas, Excel and database exports write it; see there),
 which CsvExampleGen does not: it keeps blank `,,,` rows as examples, an unnamed
@@ -112,11 +114,45 @@ def _typed(column: pa.Array, kind: int) -> pa.Array:
     return pc.cast(column, pa.binary())  # the cell's bytes as written
 
 
+def _typed_columns(batch: pa.RecordBatch, kinds: dict) -> dict:
+    return {n: _typed(batch.column(n), kinds[n]) if kinds[n] != UNKNOWN else batch.column(n)
+            for n in batch.schema.names}
+
+
 def encode(batch: pa.RecordBatch, kinds: dict) -> list:
-    """Serialized tf.Examples in the deterministic byte form TFX hashes to assign splits."""
-    columns = {n: _typed(batch.column(n), kinds[n]) if kinds[n] != UNKNOWN else batch.column(n)
-               for n in batch.schema.names}
-    return example_bytes.as_bytes(example_bytes.serialize(columns, kinds, batch.num_rows))
+    """Serialized tf.Examples in protobuf's deterministic byte form, a missing value left out
+    of its row's Example (components/README.md: missing values)."""
+    return example_bytes.as_bytes(example_bytes.serialize(_typed_columns(batch, kinds), kinds, batch.num_rows))
+
+
+def split_keys(batch: pa.RecordBatch, kinds: dict, records: list) -> list:
+    """What TFX hashes to assign each row's split: the row as CsvExampleGen serializes it,
+    a missing value as an empty list. A row without a gap is the record itself; only rows
+    with one are serialized again, so each row lands in the split CsvExampleGen (and the
+    stock path, Executor.GenerateExamplesByBeam) gives it."""
+    gaps = None
+    for column in batch.columns:
+        if column.null_count:
+            gaps = column.is_null() if gaps is None else pc.or_(gaps, column.is_null())
+    if gaps is None:
+        return records
+    rows = np.flatnonzero(np.asarray(gaps))
+    gapped = batch.take(pa.array(rows))
+    stock = example_bytes.as_bytes(example_bytes.serialize(
+        _typed_columns(gapped, kinds), kinds, gapped.num_rows, missing_as_empty_list=True))
+    keys = list(records)
+    for row, key in zip(rows.tolist(), stock):
+        keys[row] = key
+    return keys
+
+
+def _encoded_batches(paths: list):
+    """(records, split keys) a read block of rows at a time, in file order."""
+    kinds = infer_column_kinds(paths)
+    for path in paths:
+        for batch in _reader(path):
+            records = encode(batch, kinds)
+            yield records, split_keys(batch, kinds, records)
 
 
 def record_batches_from_csv(paths: list):
@@ -131,6 +167,21 @@ def examples_from_csv(paths: list):
     """Serialized tf.Examples of every row of the files, in file order."""
     for records in record_batches_from_csv(paths):
         yield from records
+
+
+def _has_values(feature) -> bool:
+    kind = feature.WhichOneof("kind")
+    return kind is not None and len(getattr(feature, kind).value) > 0
+
+
+def without_missing_values(example: tf.train.Example) -> tf.train.Example:
+    """A copy of the Example without the features that hold no value: CsvExampleGen's
+    missing value (an empty list, or an empty Feature) in kubetfx's representation."""
+    out = tf.train.Example()
+    for name, feature in example.features.feature.items():
+        if _has_values(feature):
+            out.features.feature[name].CopyFrom(feature)
+    return out
 
 
 def splits_of(records: list, boundaries: list) -> np.ndarray:
@@ -176,10 +227,10 @@ class Executor(csv_executor.Executor):
             writers.append(tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"), GZIP))
         rows = 0
         try:
-            for records in record_batches_from_csv(paths):
+            for records, keys in _encoded_batches(paths):
                 # The writers' C++ write, without TFRecordWriter.write's Python wrapper: a
                 # third of the per-record cost.
-                for writer, record in zip([writers[i] for i in splits_of(records, boundaries).tolist()], records):
+                for writer, record in zip([writers[i] for i in splits_of(keys, boundaries).tolist()], records):
                     _write(writer, record)
                 rows += len(records)
         finally:
@@ -192,3 +243,12 @@ class Executor(csv_executor.Executor):
         seconds = time.monotonic() - started
         logging.warning("ExampleGen: %d rows from %d files in %.1f s (%.0f rows/s)", rows, len(paths), seconds,
                         rows / max(seconds, 1e-9))
+
+    def GenerateExamplesByBeam(self, pipeline, exec_properties):
+        """The stock path (TFX's Beam pipeline) with missing values left out of the
+        Examples, after TFX assigned the splits, as the fast path writes them."""
+        import apache_beam as beam
+
+        splits = super().GenerateExamplesByBeam(pipeline, exec_properties)
+        return {name: examples | f"LeaveOutMissing[{name}]" >> beam.Map(without_missing_values)
+                for name, examples in splits.items()}

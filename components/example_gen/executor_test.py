@@ -71,6 +71,37 @@ def test_types_missing_values_and_split_proportions(csv_dir, tmp_path):
     assert artifact.get_string_custom_property("payload_format") == "FORMAT_TF_EXAMPLE"
 
 
+def test_a_missing_value_is_left_out_of_the_example(csv_dir, tmp_path):
+    """One representation of a missing value, the one a request that leaves the field out
+    has: no feature at all, never an empty value list (which TFDV counts as present)."""
+    artifact = run_example_gen(fast.Executor, csv_dir, tmp_path / "out")
+    examples = _read(artifact.uri, "train") + _read(artifact.uri, "eval")
+    features = [e.features.feature for e in examples]
+    assert sum("count" not in f for f in features) == len(range(0, 3000, 7))
+    assert sum("price" not in f for f in features) == len(range(0, 3000, 11))
+    assert all(len(getattr(f[n], f[n].WhichOneof("kind")).value) == 1 for f in features for n in f)
+
+
+@pytest.mark.slow  # the stock path is a real Beam pipeline
+def test_the_stock_path_leaves_missing_values_out_too(csv_dir, tmp_path):
+    """Input splits of their own (no hash split) go to TFX's executor: its Examples get the
+    same representation of a missing value as the fast path's."""
+    from tfx.types import standard_artifacts
+
+    (csv_dir / "part.csv").write_text((csv_dir / "part.csv").read_text().replace(",NA,", ",,"))
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "stock_path")
+    fast.Executor().Do({}, {"examples": [examples]}, {
+        "input_base": str(csv_dir),
+        "input_config": json.dumps({"splits": [{"name": "train", "pattern": "*.csv"},
+                                               {"name": "eval", "pattern": "*.csv"}]}),
+        "output_config": json.dumps({}), "output_data_format": 6, "output_file_format": 5})
+    features = [e.features.feature for e in _read(examples.uri, "train")]
+    assert len(features) == 3000
+    assert sum("count" not in f for f in features) == len(range(0, 3000, 7))
+    assert sum("price" not in f for f in features) == len(range(0, 3000, 11))
+
+
 @pytest.mark.slow  # stock CsvExampleGen is a real Beam pipeline
 def test_same_examples_in_the_same_splits_as_csv_example_gen(csv_dir, tmp_path):
     from tfx.components.example_gen.csv_example_gen import executor as stock
