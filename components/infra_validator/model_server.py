@@ -33,6 +33,7 @@ progress while TensorFlow imports.
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import http.server
 import json
@@ -47,10 +48,12 @@ from dataclasses import dataclass
 from typing import Callable
 
 from kubetfx.components.infra_validator import rest_api
-from kubetfx.components.infra_validator.version_follower import VersionFollower
+from kubetfx.components.infra_validator.request_schema import RequestSchema
+from kubetfx.components.infra_validator.version_follower import VersionFollower, load_version
 
 log = logging.getLogger("kubetfx.model_server")
 MAX_BODY_BYTES = 256 << 20
+KEPT_SCHEMAS = 4
 # /v1/models/NAME[/versions/V][/metadata | :predict | :classify | :regress]
 ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
                    r"(?P<action>/metadata|:predict|:classify|:regress)?/?\Z")
@@ -93,7 +96,10 @@ class ModelServer:
             raise ValueError("poll_seconds must be positive")
         self.model_name = model_name
         self.poll_seconds = poll_seconds
-        self.versions = VersionFollower(os.path.abspath(model_base_path))
+        self.versions = VersionFollower(os.path.abspath(model_base_path), loader=self._load_version)
+        # {version path: its RequestSchema or None}, filled as a version loads; a few kept so
+        # that requests still on the previous version are checked by its own schema.
+        self._schemas: collections.OrderedDict[str, RequestSchema | None] = collections.OrderedDict()
         self._on_request = on_request
         self._hook_lock = threading.Lock()
         self._stop = threading.Event()
@@ -188,6 +194,17 @@ class ModelServer:
                 imported = True
             self._stop.wait(self.poll_seconds)
 
+    def _load_version(self, version: int, path: str):
+        """A version loads with the schema beside it (a schema that does not read fails the
+        load, so the version is reported and never served unchecked)."""
+        schema = RequestSchema.from_version_dir(path)
+        loaded = load_version(version, path)
+        self._schemas.pop(path, None)  # a rollback loads a path again: it becomes the newest
+        self._schemas[path] = schema
+        while len(self._schemas) > KEPT_SCHEMAS:
+            self._schemas.popitem(last=False)
+        return loaded
+
     # -- the REST API -------------------------------------------------------------------
     def _loaded(self, version: str | None):
         serving = self.versions.serving
@@ -227,7 +244,8 @@ class ModelServer:
                                       f"signature def; this model has {sorted(loaded.signatures)}")
         specs = signature.structured_input_signature[1]
         feed, instances = rest_api.signature_feed(
-            request, specs, lambda: loaded.feature_types(request.signature_name))
+            request, specs, lambda: loaded.feature_types(request.signature_name),
+            checker=self._schemas.get(loaded.path))
         outputs = signature(**{name: tf.constant(value, dtype=specs[name].dtype) for name, value in feed.items()})
         outputs = {name: value.numpy() for name, value in outputs.items()}
         answer = rest_api.predict_response(outputs, columnar=request.rows is None)

@@ -110,36 +110,45 @@ def _to_array(name: str, value, spec) -> np.ndarray:
         raise BadRequest(f"input {name!r}: cannot convert to {spec.dtype.name}: {err}") from None
 
 
-def signature_feed(request: PredictRequest, specs: dict, feature_types) -> tuple[dict, list]:
+def signature_feed(request: PredictRequest, specs: dict, feature_types, checker=None) -> tuple[dict, list]:
     """({input name: array}, instances as the model saw them). For a signature taking
     serialized tf.Examples the instances are those bytes; otherwise {input name: value}.
-    `feature_types()` gives the parsed feature types, asked only for a feature dict."""
+    `feature_types()` gives the parsed feature types, asked only for a feature dict.
+    `checker` (request_schema.RequestSchema): each instance of a signature taking
+    tf.Examples is checked against the schema before it is fed, in whichever form it came."""
     examples_input = _examples_input(specs)
     rows = request.rows
     if rows is None:  # columnar: {input name: batch}, or the batch itself for one input
         columns = request.columns
         if len(specs) == 1:
             (name,) = specs
-            if not (isinstance(columns, dict) and set(columns) == {name}):
+            if examples_input and _is_feature_dict(columns) and set(columns) != {name}:
+                columns = {name: _feature_rows(columns)}
+            elif not (isinstance(columns, dict) and set(columns) == {name}):
                 columns = {name: columns}
         if not examples_input:
             return _columnar_feed(columns, specs)
         rows = columns[examples_input]
         if not isinstance(rows, list):
-            raise BadRequest(f'"inputs" for {examples_input!r} must be a list of serialized tf.Examples')
+            raise BadRequest(f'"inputs" for {examples_input!r} must be a list of serialized tf.Examples '
+                             "or of feature dicts, or an object of feature columns")
     if examples_input:
         serialized = []
-        for row in rows:
+        for index, row in enumerate(rows):
             if isinstance(row, dict) and set(row) == {examples_input}:
                 row = row[examples_input]
             if _is_feature_dict(row):
+                if checker is not None:
+                    checker.check_features(index, row)
                 serialized.append(example_from_features(row, feature_types()))
             elif isinstance(row, (str, bytes, dict)):
                 value = _binary(row)
                 serialized.append(value if isinstance(value, bytes) else value.encode())
+                if checker is not None:
+                    checker.check_example(index, serialized[-1])
             else:
-                raise BadRequest('each instance must be a serialized tf.Example as {"b64": "..."} '
-                                 "or a feature dict")
+                raise BadRequest(f'instance {index}: each instance must be a serialized tf.Example as '
+                                 '{"b64": "..."} or a feature dict')
         return {examples_input: np.asarray(serialized, dtype=object)}, serialized
     if len(specs) == 1:
         (name,) = specs
@@ -150,6 +159,17 @@ def signature_feed(request: PredictRequest, specs: dict, feature_types) -> tuple
             raise BadRequest(f"each instance must be an object with the inputs {sorted(specs)}")
     feed = {name: _to_array(name, [row[name] for row in rows], spec) for name, spec in specs.items()}
     return feed, rows
+
+
+def _feature_rows(columns: dict) -> list:
+    """Columnar feature dicts ({"island": ["Dream", "Biscoe"], "body_mass_g": [3900, 4100]})
+    to one feature dict per instance, for a signature taking tf.Examples."""
+    sizes = {name: len(values) if isinstance(values, list) else None for name, values in columns.items()}
+    if None in sizes.values() or len(set(sizes.values())) != 1:
+        raise BadRequest('"inputs" as feature columns needs one list per feature, all of one length '
+                         f"(one item per instance); got {sorted({str(size) for size in sizes.values()})}")
+    batch = next(iter(sizes.values()))
+    return [{name: values[i] for name, values in columns.items()} for i in range(batch)]
 
 
 def _columnar_feed(columns, specs: dict) -> tuple[dict, list]:
