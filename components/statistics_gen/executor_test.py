@@ -117,3 +117,39 @@ def test_a_location_tensorflow_cannot_open_goes_to_the_stock_executor():
     """TF 2.16 has no s3:// filesystem; Beam's (boto) reads it in the stock executor."""
     input_dict = {keys.EXAMPLES_KEY: [_examples("s3://kubetfx-bucket/examples", ["train", "eval"])]}
     assert ours.Executor()._plan(input_dict, {keys.EXCLUDE_SPLITS_KEY: "[]"}) is None
+
+
+@pytest.fixture(scope="module")
+def examples_with_gaps(tmp_path_factory):
+    """ExampleGen's output of a small CSV with empty cells (3-14% per column), and the
+    number of empty cells per column in the CSV."""
+    from kubetfx.components.example_gen import executor as example_gen
+    from kubetfx.components.example_gen.executor_test import run_example_gen
+
+    folder = tmp_path_factory.mktemp("gaps")
+    (folder / "csv").mkdir()
+    rows = [(i / 4 if i % 10 else "", i % 9 if i % 7 else "", "abc"[i % 3] if i % 13 else "", i) for i in range(300)]
+    (folder / "csv" / "data.csv").write_text("x,n,s,full\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    gaps = {name: sum(row[i] == "" for row in rows) for i, name in enumerate(("x", "n", "s", "full"))}
+    return run_example_gen(example_gen.Executor, folder / "csv", folder / "examples"), gaps
+
+
+@pytest.mark.slow  # the stock executor is a Beam pipeline
+def test_missing_cells_are_counted_missing_as_stock_tfdv_counts_them(examples_with_gaps, tmp_path):
+    """A CSV gap is a missing value in the statistics (num_missing), the same count with
+    ours as with the stock executor on the same examples: before, a gap was an empty value
+    list, which TFDV counts as present (0% missing where 3-14% were)."""
+    examples, gaps = examples_with_gaps
+    mine = _run(ours.Executor, examples, tmp_path / "ours", {keys.EXCLUDE_SPLITS_KEY: "[]"})
+    theirs = _run(stock.Executor, examples, tmp_path / "stock", {keys.EXCLUDE_SPLITS_KEY: "[]"})
+    missing = dict.fromkeys(gaps, 0)
+    for split in ("train", "eval"):
+        statistics = _read(mine, split)
+        _same_statistics(statistics, _read(theirs, split))
+        dataset = statistics.datasets[0]
+        for feature in dataset.features:
+            common = getattr(feature, feature.WhichOneof("stats")).common_stats
+            missing[feature.path.step[0]] += int(common.num_missing)
+            assert common.num_non_missing + common.num_missing == dataset.num_examples
+            assert common.min_num_values == 1  # a present feature holds its value: no empty list
+    assert missing == gaps == {"x": 30, "n": 43, "s": 24, "full": 0}
