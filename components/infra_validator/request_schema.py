@@ -73,6 +73,10 @@ def _shown(value) -> str:
     return text if len(text) <= _SHOWN_CHARS else text[:_SHOWN_CHARS] + "..."
 
 
+def _number(value) -> str:
+    return f"{value:g}" if isinstance(value, float) else _shown(value)
+
+
 def _in_serving(feature, default_environments) -> bool:
     """tensorflow_metadata's environment rule (Feature.in_environment / not_in_environment,
     Schema.default_environment), for the SERVING environment."""
@@ -251,18 +255,19 @@ class RequestSchema:
     @staticmethod
     def _check_number(index: int, rule: FeatureRule, value) -> None:
         where = f"instance {index}: feature {rule.name!r}"
-        if math.isnan(value):
-            raise SchemaViolation(f"{where} is NaN; send null or leave the feature out for a missing value")
-        if math.isinf(value):
-            raise SchemaViolation(f"{where} is {'-' if value < 0 else ''}Infinity; the model needs a finite number")
+        if isinstance(value, float):  # JSON integers are exact and have no NaN (math.isnan(10**400) overflows)
+            if math.isnan(value):
+                raise SchemaViolation(f"{where} is NaN; send null or leave the feature out for a missing value")
+            if math.isinf(value):
+                raise SchemaViolation(f"{where} is {'-' if value < 0 else ''}Infinity; the model needs a finite number")
         if rule.kind == "FLOAT" and abs(value) > FLOAT32_MAX:
-            raise SchemaViolation(f"{where} is {value:g}, beyond float32 (+-3.4e38): the model would see Infinity")
+            raise SchemaViolation(f"{where} is {_number(value)}, beyond float32 (+-3.4e38): the model would see Infinity")
         if rule.kind == "INT":
             if isinstance(value, float) and not value.is_integer():
                 raise SchemaViolation(f"{where} must be an integer (schema type INT), got {value!r}")
             if not INT64_MIN <= value <= INT64_MAX:
-                raise SchemaViolation(f"{where} is {value:g}, outside int64")
+                raise SchemaViolation(f"{where} is {_number(value)}, outside int64")
         if (rule.low is not None and value < rule.low) or (rule.high is not None and value > rule.high):
             low = "-inf" if rule.low is None else f"{rule.low:g}"
             high = "inf" if rule.high is None else f"{rule.high:g}"
-            raise SchemaViolation(f"{where} is {value:g}, outside the schema's domain [{low}, {high}]")
+            raise SchemaViolation(f"{where} is {_number(value)}, outside the schema's domain [{low}, {high}]")

@@ -104,6 +104,8 @@ REFUSED = [
      "instance 0: feature 'bill_length_mm' is Infinity"),
     ('{"instances": [{"bill_length_mm": 1e300, "body_mass_g": 4000, "island": "Dream"}]}',
      "instance 0: feature 'bill_length_mm' is 1e+300, beyond float32"),
+    ('{"instances": [{"bill_length_mm": 40.0, "body_mass_g": 1%s, "island": "Dream"}]}' % ("0" * 400),
+     "instance 0: feature 'body_mass_g' is 1000000000000000000000000000000000000000..., outside int64"),
     ('{"instances": [{"bill_length_mm": 40.0, "body_mass_g": 40000, "island": "Dream"}]}',
      "instance 0: feature 'body_mass_g' is 40000, outside the schema's domain [2000, 7000]"),
     ('{"instances": [{"bill_length_mm": [40.0, 41.0], "body_mass_g": 4000, "island": "Dream"}]}',

@@ -75,7 +75,10 @@ def test_valid_feature_dicts_and_their_examples_pass(checker, instance):
     ({**VALID, "bill_length_mm": float("inf")}, "feature 'bill_length_mm' is Infinity"),
     ({**VALID, "flipper_length_mm": float("-inf")}, "feature 'flipper_length_mm' is -Infinity"),
     ({**VALID, "flipper_length_mm": 1e300}, "feature 'flipper_length_mm' is 1e+300, beyond float32"),
-    ({**VALID, "body_mass_g": 10 ** 30}, "feature 'body_mass_g' is 1e+30, outside int64"),
+    ({**VALID, "body_mass_g": 10 ** 30}, "feature 'body_mass_g' is 1000000000000000000000000000000, outside int64"),
+    ({**VALID, "flipper_length_mm": 10 ** 400}, "feature 'flipper_length_mm' is 1000000000000000000000000000000000000000..., "
+     "beyond float32"),
+    ({**VALID, "body_mass_g": -(10 ** 400)}, "feature 'body_mass_g' is -100000000000000000000000000000000000000..., outside int64"),
     ({**VALID, "body_mass_g": 9000}, "feature 'body_mass_g' is 9000, outside the schema's domain [2000, 7000]"),
     ({**VALID, "bill_length_mm": 5.5}, "feature 'bill_length_mm' is 5.5, outside the schema's domain [25, 70]"),
     ({**VALID, "year": 1999}, "feature 'year' is 1999, outside the schema's domain [2007, 2030]"),
