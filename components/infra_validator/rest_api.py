@@ -7,7 +7,10 @@ FillPredictRequestFromJson and MakeJsonFromTensors): "instances" (row format) an
 {"b64": "..."}; a string output whose name ends in "_bytes" is sent as {"b64": ...}, any
 other as UTF-8 text. One addition: for a signature that parses serialized tf.Examples,
 an instance may also be a plain feature dict ({"island": "Dream", "body_mass_g": 3900}),
-turned into a tf.Example with the feature types the signature's own parse op declares.
+turned into a tf.Example with the feature types the signature's own parse op declares, and
+in columnar format an object of feature columns ({"island": ["Dream", "Biscoe"], ...}).
+Such instances, feature dicts or {"b64": ...}, can be checked against the served version's
+schema before they are fed (signature_feed's `checker`, request_schema.py).
 """
 from __future__ import annotations
 
