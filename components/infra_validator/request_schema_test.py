@@ -165,6 +165,7 @@ def test_every_request_format_is_checked_with_the_instance_index(checker):
         ({"inputs": {"island": ["Dream", "Biscoe"], "body_mass_g": [3750, float("nan")]}},
          "instance 1: feature 'body_mass_g' is NaN"),
         ({"inputs": {"island": ["Dream"], "body_mass_g": [3750, 4000]}}, "one list per feature, all of one length"),
+        ({"instances": [VALID, {"b64": "not base64!"}]}, "instance 1: invalid base64 value"),
     ]
     for body, message in refused:
         with pytest.raises(rest_api.BadRequest, match=_literal(message)):

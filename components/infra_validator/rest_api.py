@@ -145,7 +145,10 @@ def signature_feed(request: PredictRequest, specs: dict, feature_types, checker=
                     checker.check_features(index, row)
                 serialized.append(example_from_features(row, feature_types()))
             elif isinstance(row, (str, bytes, dict)):
-                value = _binary(row)
+                try:
+                    value = _binary(row)
+                except BadRequest as err:
+                    raise BadRequest(f"instance {index}: {err}") from None
                 serialized.append(value if isinstance(value, bytes) else value.encode())
                 if checker is not None:
                     checker.check_example(index, serialized[-1])
