@@ -24,6 +24,7 @@ class NumericStats:
     median: float
     max: float
     histogram: list           # [(low, high, count)]: TFDV's STANDARD (equal-width) histogram
+    num_missing: int = 0      # examples without the feature (TFDV's num_missing)
 
 
 @dataclasses.dataclass
@@ -33,6 +34,8 @@ class CategoricalStats:
     unique: int
     top: list                 # [(value, count)], most frequent first
     avg_length: float
+    examples: int = 0         # the split's examples, what a top value's share is of
+    num_missing: int = 0      # examples without the feature (TFDV's num_missing)
 
 
 @dataclasses.dataclass
@@ -61,7 +64,8 @@ def _feature(feature, num_examples: int) -> FeatureStats:
         count = s.common_stats.num_non_missing
         out.numeric = NumericStats(count=count, missing=_missing(s.common_stats, num_examples), mean=s.mean,
                                    std=s.std_dev, zeros=s.num_zeros / count if count else 0.0, min=s.min,
-                                   median=s.median, max=s.max, histogram=buckets)
+                                   median=s.median, max=s.max, histogram=buckets,
+                                   num_missing=int(s.common_stats.num_missing))
     elif feature.HasField("string_stats"):
         s = feature.string_stats
         top = [(v.value, v.frequency) for v in s.top_values]
@@ -69,7 +73,8 @@ def _feature(feature, num_examples: int) -> FeatureStats:
             top = [(b.label, b.sample_count) for b in s.rank_histogram.buckets]
         out.categorical = CategoricalStats(count=s.common_stats.num_non_missing,
                                            missing=_missing(s.common_stats, num_examples), unique=s.unique,
-                                           top=top, avg_length=s.avg_length)
+                                           top=top, avg_length=s.avg_length, examples=num_examples,
+                                           num_missing=int(s.common_stats.num_missing))
     return out
 
 

@@ -56,9 +56,11 @@ def histogram(per_split: list, width: int = 300, height: int = 120) -> str:
 
 
 def bars(per_split: list, width: int = 300, max_values: int = 8) -> str:
-    """`per_split`: [(split, [(value, count)])]: the most frequent values, as horizontal
-    bars grouped by value, each split's share of its own examples."""
-    series = [(split, dict(top), sum(c for _, c in top) or 1) for split, top in per_split if top]
+    """`per_split`: [(split, [(value, count)], examples)]: the most frequent values, as
+    horizontal bars grouped by value, each split's share of its own examples. The share is
+    over the split's examples, not over the values listed: TFDV lists only the top values,
+    so a value seen once in 137 rows is 0.7%, however few other values made the list."""
+    series = [(split, dict(top), examples or 1) for split, top, examples in per_split if top]
     if not series:
         return '<svg class="chart empty" width="0" height="0"></svg>'
     order: list = []

@@ -23,10 +23,34 @@ def test_histogram_bars_are_proportional_to_each_splits_share():
 
 
 def test_bars_put_every_splits_top_values_on_shared_rows():
-    svg = charts.bars([("train", [("Adelie", 90), ("Gentoo", 10)]), ("eval", [("Gentoo", 40), ("Emperor", 10)])])
+    svg = charts.bars([("train", [("Adelie", 90), ("Gentoo", 10)], 100), ("eval", [("Gentoo", 40), ("Emperor", 10)], 50)])
     titles = [r.find(SVG + "title").text for r in _rects(svg)]
     assert len(titles) == 6  # 3 values x 2 splits, a zero-width bar where a split lacks the value
     assert "train: Adelie: 90 (90.0%)" in titles and "eval: Emperor: 10 (20.0%)" in titles
+
+
+def test_top_value_shares_are_over_the_splits_examples_not_the_listed_values():
+    # TFDV listed 3 values of a 137-example split: each share is of the 137 (issue 22).
+    svg = charts.bars([("train", [("a", 5), ("b", 1), ("c", 1)], 137)])
+    titles = [r.find(SVG + "title").text for r in _rects(svg)]
+    assert titles == ["train: a: 5 (3.6%)", "train: b: 1 (0.7%)", "train: c: 1 (0.7%)"]
+    assert ">1%</text>" in svg and ">4%</text>" in svg and ">14%</text>" not in svg
+
+
+def test_the_statistics_table_shows_each_columns_missing_share_and_count():
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    from kubetfx.pipelines.report import artifacts, page
+
+    feature = statistics_pb2.FeatureNameStatistics(name="city", type=statistics_pb2.FeatureNameStatistics.STRING)
+    feature.string_stats.common_stats.num_non_missing = 130
+    feature.string_stats.common_stats.num_missing = 7
+    feature.string_stats.unique = 2
+    feature.string_stats.top_values.add(value="oslo", frequency=100)
+    stats = artifacts._feature(feature, 137).categorical
+    assert (stats.examples, stats.num_missing) == (137, 7)
+    assert page._categorical_cells(stats)[:2] == ["130", "5.1% (7)"]
+    assert "oslo: 100 (73.0%)" in charts.bars([("train", stats.top, stats.examples)])
 
 
 def test_timeline_places_stages_on_one_axis_and_escapes_names():

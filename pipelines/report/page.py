@@ -155,13 +155,18 @@ NUMERIC_COLUMNS = ("count", "missing", "mean", "std dev", "zeros", "min", "media
 CATEGORICAL_COLUMNS = ("count", "missing", "unique", "top value", "avg length")
 
 
+def _missing_cell(stats) -> str:
+    """Share and count of examples without the feature: "3.2% (7)"."""
+    return f"{_pct(stats.missing)} ({stats.num_missing:,})" if stats.num_missing else _pct(stats.missing)
+
+
 def _numeric_cells(n) -> list:
-    return [f"{n.count:,}", _pct(n.missing), _fmt(n.mean), _fmt(n.std), _pct(n.zeros), _fmt(n.min),
+    return [f"{n.count:,}", _missing_cell(n), _fmt(n.mean), _fmt(n.std), _pct(n.zeros), _fmt(n.min),
             _fmt(n.median), _fmt(n.max)]
 
 
 def _categorical_cells(c) -> list:
-    return [f"{c.count:,}", _pct(c.missing), f"{c.unique:,}", f"{c.top[0][0]} ({c.top[0][1]:g})" if c.top else "–",
+    return [f"{c.count:,}", _missing_cell(c), f"{c.unique:,}", f"{c.top[0][0]} ({c.top[0][1]:g})" if c.top else "–",
             f"{c.avg_length:.1f}"]
 
 
@@ -189,7 +194,7 @@ def _statistics(record: RunRecord) -> str:
         ("Numeric", "numeric", NUMERIC_COLUMNS, _numeric_cells,
          lambda per_split: charts.histogram([(s, f.numeric.histogram) for s, f in per_split])),
         ("Categorical", "categorical", CATEGORICAL_COLUMNS, _categorical_cells,
-         lambda per_split: charts.bars([(s, f.categorical.top) for s, f in per_split])),
+         lambda per_split: charts.bars([(s, f.categorical.top, f.categorical.examples) for s, f in per_split])),
     )
     for title, attr, columns, cells, chart in kinds:
         blocks = []
