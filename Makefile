@@ -12,7 +12,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality browser report report-screenshot
+.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality bench-monitor browser report report-screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -82,3 +82,6 @@ bench: install ## Speed vs TFX's penguin example; BENCH_SIZES=default,100k,1m|10
 
 bench-quality: install ## The default model's accuracy/MAE beside HistGradientBoosting on bundled datasets
 	$(PY) tests/bench/quality.py
+
+bench-monitor: install ## kubetfx monitor's false alarms on healthy samples with gaps, true alarms on shifted ones (build/bench-monitor/results.json)
+	$(PY) tests/bench/monitor_false_alarms.py

@@ -103,6 +103,9 @@ class PipelineConfig:
     drift_numeric_threshold: float = 0.15
     # {feature: threshold} overriding the two above for that feature.
     drift_feature_thresholds: dict = dataclasses.field(default_factory=dict)
+    # How far a feature's missing rate (fraction of examples without a value) may move from
+    # training's, as an absolute difference, before it is an alarm (tests/bench/monitor_false_alarms.py).
+    drift_missing_rate_threshold: float = 0.1
 
     # ---- derived locations -------------------------------------------------------------
     @property

@@ -7,8 +7,13 @@ that version's record, else the schema and statistics the Pusher keeps beside th
 (components/pusher/training_summary.py). PATH and DIR may be object-store URIs
 (minio://, s3://; remote_source.py).
 
-Exit codes (pipelines/exit_codes.py): 0 nothing moved; DRIFT (11) drift, skew or schema
-anomalies; 2 bad input (no served model, unreadable data). With --retrain, when drift is
+One verdict word per feature (drift.py): DRIFT (SKEW for --logs), MISSING (its missing rate
+moved), ANOMALY (another schema anomaly) or ok; the header and the last line name the
+features of each word, --json has the same words. A label column without values in the
+new data (production data, requests) is not judged.
+
+Exit codes (pipelines/exit_codes.py): 0 every feature ok; DRIFT (11) any DRIFT, SKEW,
+MISSING or ANOMALY; 2 bad input (no served model, unreadable data). With --retrain, when drift is
 found the pipeline runs on the new data and its gates decide the push: the exit code is
 then the run's when it did not push (3 data rejected, 4 not blessed, 5 busy, 1 crash),
 else DRIFT (the new version pushed)."""
@@ -109,19 +114,76 @@ def _source(args, config):
     return "serving", getattr(args, "source_uri", None) or str(directory), inference_log.read_examples(directory)
 
 
-def _table(verdicts: list, mode: str) -> str:
-    lines = [f"  {'feature':<20} {'kind':<11} {'measure':<14} {'value':>6} {'limit':>6}  verdict"]
+NOTES_WIDTH = 90  # a row's notes (what changed, anomaly texts) stay readable on a terminal
+NAME_WIDTH = 20
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(str(text).split())  # a value's newlines and runs of blanks would break the row
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _rate(value) -> str:
+    return "-" if value is None else f"{value:.0%}" if value >= 0.01 or value == 0 else "<1%"
+
+
+def _table(verdicts: list) -> str:
+    lines = [f"  {'feature':<{NAME_WIDTH}} {'kind':<11} {'measure':<14} {'value':>6} {'limit':>6}  "
+             f"{'missing':<11} {'verdict':<7}  notes"]
     for v in verdicts:
         value = f"{v.value:6.3f}" if v.value is not None else f"{'-':>6}"
         limit = f"{v.threshold:6.3f}" if v.threshold is not None else f"{'-':>6}"
-        word = "ok" if v.ok else (mode.upper() if v.moved else "ANOMALY")
-        notes = "; ".join([v.detail] * bool(v.detail) + v.anomalies)
-        lines.append(f"  {v.feature:<20} {v.kind:<11} {v.measure or '-':<14} {value} {limit}  {word:<7} {notes}")
+        missing = f"{_rate(v.missing_training)}->{_rate(v.missing)}"
+        notes = list(dict.fromkeys(n for n in [v.detail, *v.anomalies] if n))
+        lines.append(f"  {_cut(v.feature, NAME_WIDTH):<{NAME_WIDTH}} {v.kind:<11} {v.measure or '-':<14} {value} "
+                     f"{limit}  {missing:<11} {v.verdict:<7}  {_cut('; '.join(notes), NOTES_WIDTH)}".rstrip())
     return "\n".join(lines)
+
+
+def _trained_on(input_base) -> str:
+    """The training files by name: the folder's CSV files when it is readable here."""
+    from kubetfx.components.example_gen import csv_input
+
+    if not input_base:
+        return "unrecorded data"
+    try:
+        files = csv_input.csv_files(input_base)
+    except (csv_input.InputError, OSError):
+        return f"the CSV files of {input_base} (not readable here)"
+    if len(files) == 1:
+        return str(files[0])
+    shown = ", ".join(f.name for f in files[:3]) + (f", +{len(files) - 3} more" if len(files) > 3 else "")
+    return f"{input_base}/{{{shown}}}"
+
+
+def _quiet_libraries(args):
+    """TFDV's absl warnings and numpy's RuntimeWarnings (a mean of no values) say nothing a
+    reader of the verdict needs; --verbose keeps them."""
+    import contextlib
+    import warnings
+
+    stack = contextlib.ExitStack()
+    if getattr(args, "verbose", False):
+        return stack
+    import numpy as np
+    from absl import logging as absl_logging
+
+    level = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    stack.callback(absl_logging.set_verbosity, level)
+    stack.enter_context(warnings.catch_warnings())
+    warnings.simplefilter("ignore", RuntimeWarning)
+    stack.enter_context(np.errstate(all="ignore"))
+    return stack
 
 
 def monitor(args, config, result: dict | None = None) -> int:
     """Compares, reports, records; fills `result` (for --json) with the verdict document."""
+    with _quiet_libraries(args):
+        return _monitor(args, config, result)
+
+
+def _monitor(args, config, result: dict | None = None) -> int:
     from kubetfx.pipelines.monitor import drift, findings, new_statistics
 
     thresholds = drift.Thresholds.from_config(config)
@@ -129,23 +191,21 @@ def monitor(args, config, result: dict | None = None) -> int:
     training, schema = _training(served)
     split, source, examples = _source(args, config)
     mode = drift.DRIFT if split == "data" else drift.SKEW
-    schema = drift.with_comparators(schema, thresholds, mode, served.data.label)
     new = new_statistics.statistics(examples, schema)
-    anomalies = drift.compare(new, training, schema, mode)
-    verdicts = drift.verdicts(anomalies, schema, new, training)
-    for v in verdicts:
-        if mode == drift.SKEW and v.feature == served.data.label:
-            v.detail = "the label: requests carry none"
-    moved = [v.feature for v in verdicts if not v.ok]
+    judged = drift.judge(new, training, schema, mode, served.data.label, thresholds)
+    verdicts, word, moved = judged.verdicts, judged.word, [v.feature for v in judged.verdicts if not v.ok]
     rows = new.datasets[0].num_examples
-    word = mode.upper() if moved else "ok"
     print(f"kubetfx monitor: {source} ({rows} rows) against version {served.version} of {config.name} "
-          f"(trained on {served.data.input_base}, span {served.data.span}): {mode}")
-    print(_table(verdicts, mode))
+          f"(trained on {_trained_on(served.data.input_base)}, span {served.data.span}): "
+          f"{drift.by_word(verdicts, mode)}")
+    print(_table(verdicts))
+    if judged.unjudged_label:
+        print(f"  the label {judged.unjudged_label} has no values in the new data: not judged")
     directory = findings.report_dir(config)
     summary = findings.summary_dict(verdicts, verdict=word, mode=mode, source=source, rows=rows,
-                                    served_version=served.version, pipeline=config.name)
-    paths = findings.write(directory, split, new, anomalies, summary)
+                                    served_version=served.version, pipeline=config.name,
+                                    unjudged_label=judged.unjudged_label, missing_rate_threshold=thresholds.missing)
+    paths = findings.write(directory, split, new, judged.anomalies, summary)
     if result is not None:
         result.update(summary, report=str(paths["verdict"]))
     if served.recorded:  # against the served model's record; a pod has none (files only)
@@ -153,9 +213,10 @@ def monitor(args, config, result: dict | None = None) -> int:
             "verdict": word, "mode": mode, "source": source, "rows": rows,
             "served_version": served.version, "moved_features": ",".join(moved)})
     if not moved:
-        print(f"kubetfx monitor: no {mode} against version {served.version}; report {paths['verdict']}")
+        print(f"kubetfx monitor: ok: no {mode}, no missing-rate change, no anomaly against version "
+              f"{served.version}; report {paths['verdict']}")
         return exit_codes.OK
-    print(f"kubetfx monitor: {mode.upper()} in {', '.join(moved)} against version {served.version}; "
+    print(f"kubetfx monitor: {drift.by_word(verdicts, mode)} against version {served.version}; "
           f"report {paths['verdict']}", file=sys.stderr)
     if args.retrain:
         return _retrain(args, config, served)

@@ -6,7 +6,17 @@ _validator.cc): L-infinity distance between the value distributions for categori
 (string) features, Jensen-Shannon divergence between the histograms for numeric ones.
 New labelled data is drift (`previous_statistics` = training data); requests from the
 inference log are training/serving skew (`serving_statistics`), validated in a SERVING
-environment where the label is not expected."""
+environment where the label is not expected.
+
+A label column absent from the new data (production data, requests) is left out of the
+comparison. Missing values are judged by their rates, not by TFDV's presence check: a
+feature's missing rate in the new data against training's, an alarm only past
+`drift_missing_rate_threshold` (absolute difference), whether a gap is an absent feature
+or an empty value list (older ExampleGen) on either side.
+
+One verdict word per feature, the most serious first: DRIFT (SKEW for requests), MISSING,
+ANOMALY (a schema anomaly other than presence), ok; the run's verdict is the most serious
+word any feature has."""
 from __future__ import annotations
 
 import copy
@@ -19,6 +29,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_p
 from kubetfx.pipelines.config import ConfigError
 
 DRIFT, SKEW = "drift", "skew"
+OK, MISSING, ANOMALY = "ok", "MISSING", "ANOMALY"
 _MEASURE = {anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-infinity",
             anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "Jensen-Shannon"}
 
@@ -28,13 +39,15 @@ class Thresholds:
     categorical: float
     numeric: float
     per_feature: dict
+    missing: float = 0.1
 
     @classmethod
     def from_config(cls, config) -> "Thresholds":
         thresholds = cls(config.drift_categorical_threshold, config.drift_numeric_threshold,
-                         dict(config.drift_feature_thresholds or {}))
+                         dict(config.drift_feature_thresholds or {}), config.drift_missing_rate_threshold)
         for name, value in [("drift_categorical_threshold", thresholds.categorical),
                             ("drift_numeric_threshold", thresholds.numeric),
+                            ("drift_missing_rate_threshold", thresholds.missing),
                             *((f"drift_feature_thresholds[{k}]", v) for k, v in thresholds.per_feature.items())]:
             if not isinstance(value, (int, float)) or not 0 < value <= 1:
                 raise ConfigError(f"{name} must be a number in (0, 1], got {value!r}")
@@ -56,10 +69,14 @@ class FeatureVerdict:
     moved: bool = False           # the measure is above the threshold
     anomalies: list = dataclasses.field(default_factory=list)  # schema anomalies, one line each
     detail: str = ""              # what changed, in the data's own terms
+    missing_training: Optional[float] = None  # fraction of examples without a value
+    missing: Optional[float] = None
+    missing_moved: bool = False   # the rate moved past the missing-rate threshold
+    verdict: str = OK             # OK, DRIFT or SKEW, MISSING, ANOMALY
 
     @property
     def ok(self) -> bool:
-        return not self.moved and not self.anomalies
+        return self.verdict == OK
 
 
 def is_categorical(feature: schema_pb2.Feature) -> bool:
@@ -128,9 +145,43 @@ def _detail(feature: schema_pb2.Feature, new, training) -> str:
 
 _MOVED = {anomalies_pb2.AnomalyInfo.COMPARATOR_L_INFTY_HIGH,
           anomalies_pb2.AnomalyInfo.COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH}
+# TFDV's presence checks (and the comparators' "no data on one side"): the missing rates
+# judge these instead, so a rate within its threshold is no alarm.
+_PRESENCE = {anomalies_pb2.AnomalyInfo.FEATURE_TYPE_LOW_FRACTION_PRESENT,
+             anomalies_pb2.AnomalyInfo.FEATURE_TYPE_LOW_NUMBER_PRESENT,
+             anomalies_pb2.AnomalyInfo.FEATURE_TYPE_NOT_PRESENT,
+             anomalies_pb2.AnomalyInfo.SCHEMA_MISSING_COLUMN,
+             anomalies_pb2.AnomalyInfo.COMPARATOR_CONTROL_DATA_MISSING,
+             anomalies_pb2.AnomalyInfo.COMPARATOR_TREATMENT_DATA_MISSING}
+# Fewer values than one in a one-value feature is an empty list: a gap written the older way.
+_EMPTY = anomalies_pb2.AnomalyInfo.FEATURE_TYPE_LOW_NUMBER_VALUES
 
 
-def verdicts(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema, new, training) -> list:
+def missing_rate(statistics, name: str) -> Optional[float]:
+    """The fraction of examples without a value for the feature: absent (num_missing) or,
+    in a one-value feature, an empty value list. None for no examples at all."""
+    rows = statistics.datasets[0].num_examples
+    if not rows:
+        return None
+    feature = _feature_stats(statistics, name)
+    if feature is None:
+        return 1.0
+    kind = feature.WhichOneof("stats")
+    if kind is None:
+        return 1.0
+    common = getattr(feature, kind).common_stats
+    missing = common.num_missing
+    if common.max_num_values <= 1:
+        missing += common.num_non_missing - common.tot_num_values
+    return min(1.0, missing / rows)
+
+
+def _unique(texts) -> list:
+    return list(dict.fromkeys(t for t in texts if t))
+
+
+def verdicts(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema, new, training,
+             mode: str = DRIFT, missing_threshold: float = Thresholds.missing) -> list:
     """One FeatureVerdict per schema feature, in schema order."""
     measured = {}
     for info in anomalies.drift_skew_info:
@@ -140,13 +191,61 @@ def verdicts(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema, new,
     found = []
     for feature in schema.feature:
         verdict = FeatureVerdict(feature.name, "categorical" if is_categorical(feature) else "numeric",
-                                 detail=_detail(feature, new, training))
+                                 detail=_detail(feature, new, training),
+                                 missing_training=missing_rate(training, feature.name),
+                                 missing=missing_rate(new, feature.name))
+        if verdict.missing is not None and verdict.missing_training is not None:
+            verdict.missing_moved = abs(verdict.missing - verdict.missing_training) > missing_threshold
         m = measured.get(feature.name)
         if m is not None:
             verdict.measure, verdict.value, verdict.threshold = _MEASURE[m.type], m.value, m.threshold
             verdict.moved = m.value > m.threshold
         info = anomalies.anomaly_info.get(feature.name)
         if info is not None:
-            verdict.anomalies = [r.description or r.short_description for r in info.reason if r.type not in _MOVED]
+            ignored = _MOVED | _PRESENCE | ({_EMPTY} if feature.value_count.max == 1 else set())
+            verdict.anomalies = _unique(r.description or r.short_description
+                                        for r in info.reason if r.type not in ignored)
+        verdict.verdict = (mode.upper() if verdict.moved else MISSING if verdict.missing_moved
+                           else ANOMALY if verdict.anomalies else OK)
         found.append(verdict)
     return found
+
+
+def overall(found: list, mode: str) -> str:
+    """The most serious verdict word of any feature, OK when none moved."""
+    words = {v.verdict for v in found}
+    return next((w for w in (mode.upper(), MISSING, ANOMALY) if w in words), OK)
+
+
+def by_word(found: list, mode: str) -> str:
+    """'DRIFT in a, b; MISSING in c' (most serious first), or 'ok'."""
+    parts = [f"{w} in {', '.join(v.feature for v in found if v.verdict == w)}"
+             for w in (mode.upper(), MISSING, ANOMALY) if any(v.verdict == w for v in found)]
+    return "; ".join(parts) or OK
+
+
+@dataclasses.dataclass
+class Judgement:
+    anomalies: anomalies_pb2.Anomalies
+    verdicts: list
+    mode: str
+    unjudged_label: Optional[str]  # the label, when the new data has no values for it
+
+    @property
+    def word(self) -> str:
+        return overall(self.verdicts, self.mode)
+
+
+def judge(new, training, schema: schema_pb2.Schema, mode: str, label: Optional[str],
+          thresholds: Thresholds) -> Judgement:
+    """New statistics against training's under the served schema: anomalies and verdicts.
+    A label without values in the new data is no feature of the comparison."""
+    schema = with_comparators(schema, thresholds, mode, label)
+    unjudged = None
+    if label and any(f.name == label for f in schema.feature) and missing_rate(new, label) == 1.0:
+        unjudged = label
+        kept = [f for f in schema.feature if f.name != label]
+        del schema.feature[:]
+        schema.feature.extend(kept)
+    anomalies = compare(new, training, schema, mode)
+    return Judgement(anomalies, verdicts(anomalies, schema, new, training, mode, thresholds.missing), mode, unjudged)

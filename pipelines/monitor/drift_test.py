@@ -14,10 +14,13 @@ from kubetfx.pipelines.prepare import CURATED_SCHEMA
 EMBEDDED = PipelineConfig().data + "/penguins.csv"
 
 
-def _csv(path, island=None, bill_shift=0.0, drop=()):
+def _csv(path, island=None, bill_shift=0.0, drop=(), blank=None, every=0):
+    """The embedded data, changed; `blank`: that column emptied in every `every`-th row."""
     with open(EMBEDDED, newline="") as f:
         rows = list(csv.DictReader(f))
-    for row in rows:
+    for i, row in enumerate(rows):
+        if blank and i % every == 0:
+            row[blank] = ""
         if island:
             row["island"] = island
         if row["bill_length_mm"]:
@@ -31,14 +34,16 @@ def _csv(path, island=None, bill_shift=0.0, drop=()):
     return str(path)
 
 
-def _verdicts(path, mode=drift.DRIFT, **thresholds):
+def _judge(path, mode=drift.DRIFT, **thresholds):
     config = PipelineConfig(**thresholds)
-    schema = drift.with_comparators(tfdv.load_schema_text(str(CURATED_SCHEMA)), drift.Thresholds.from_config(config),
-                                    mode, "species")
+    schema = tfdv.load_schema_text(str(CURATED_SCHEMA))
     training = new_statistics.statistics(new_statistics.csv_examples(EMBEDDED), schema)
     new = new_statistics.statistics(new_statistics.csv_examples(path), schema)
-    anomalies = drift.compare(new, training, schema, mode)
-    return {v.feature: v for v in drift.verdicts(anomalies, schema, new, training)}
+    return drift.judge(new, training, schema, mode, "species", drift.Thresholds.from_config(config))
+
+
+def _verdicts(path, mode=drift.DRIFT, **thresholds):
+    return {v.feature: v for v in _judge(path, mode, **thresholds).verdicts}
 
 
 def test_the_same_data_moves_nothing(tmp_path):
@@ -61,14 +66,78 @@ def test_a_per_feature_threshold_overrides_the_kind_default(tmp_path):
 
 
 def test_requests_without_the_label_are_skew_not_an_anomaly(tmp_path):
-    verdicts = _verdicts(_csv(tmp_path / "requests.csv", drop=("species",)), mode=drift.SKEW)
-    assert verdicts["species"].ok and verdicts["species"].measure is None
+    judged = _judge(_csv(tmp_path / "requests.csv", drop=("species",)), mode=drift.SKEW)
+    verdicts = {v.feature: v for v in judged.verdicts}
+    assert judged.unjudged_label == "species" and "species" not in verdicts and judged.word == drift.OK
     assert verdicts["island"].ok and verdicts["island"].value is not None
+
+
+def test_new_data_without_the_label_column_is_judged_without_it(tmp_path):
+    judged = _judge(_csv(tmp_path / "production.csv", drop=("species",)))
+    assert judged.unjudged_label == "species" and judged.word == drift.OK
+    assert "species" not in {v.feature for v in judged.verdicts} and all(v.ok for v in judged.verdicts)
+    with_label = _judge(_csv(tmp_path / "labelled.csv"))
+    assert with_label.unjudged_label is None and "species" in {v.feature for v in with_label.verdicts}
+
+
+def test_a_missing_rate_within_the_threshold_is_ok_though_tfdv_reports_presence(tmp_path):
+    """The curated schema wants bill_length_mm in 95% of examples; 1 in 13 rows empty
+    (7.7%) breaks that, but moves the rate by less than the 0.1 default."""
+    judged = _judge(_csv(tmp_path / "gaps.csv", drop=("species",), blank="bill_length_mm", every=13))
+    reasons = [r.short_description for r in judged.anomalies.anomaly_info["bill_length_mm"].reason]
+    assert reasons, "TFDV no longer reports presence below min_fraction: this test checks nothing"
+    bill = next(v for v in judged.verdicts if v.feature == "bill_length_mm")
+    assert 0.07 < bill.missing < 0.09 and bill.missing_training < 0.01
+    assert bill.verdict == drift.OK and judged.word == drift.OK, bill
+
+
+def test_a_missing_rate_past_the_threshold_is_MISSING(tmp_path):
+    judged = _judge(_csv(tmp_path / "gaps.csv", drop=("species",), blank="sex", every=3))
+    sex = next(v for v in judged.verdicts if v.feature == "sex")
+    assert sex.verdict == drift.MISSING and sex.missing_moved and judged.word == drift.MISSING
+    assert drift.by_word(judged.verdicts, drift.DRIFT) == "MISSING in sex"
+    looser = _judge(_csv(tmp_path / "gaps.csv", drop=("species",), blank="sex", every=3),
+                    drift_missing_rate_threshold=0.5)
+    assert looser.word == drift.OK
+
+
+def _statistics_of(gap):
+    """10 examples of feature x, 3 of them gaps written as `gap`: "absent" or "empty"."""
+    from tensorflow.core.example import example_pb2
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    examples = []
+    for i in range(10):
+        example = example_pb2.Example()
+        if i >= 3:
+            example.features.feature["x"].float_list.value.append(float(i))
+        elif gap == "empty":
+            example.features.feature["x"].float_list.SetInParent()
+        examples.append(example.SerializeToString())
+    schema = schema_pb2.Schema(feature=[schema_pb2.Feature(name="x", type=schema_pb2.FLOAT)])
+    return new_statistics.statistics(examples, schema)
+
+
+@pytest.mark.parametrize("gap", ["absent", "empty"])
+def test_a_missing_rate_reads_either_representation_of_a_gap(gap):
+    """An older model's training statistics have empty lists (num_missing 0) where a newer
+    ExampleGen leaves the feature out."""
+    statistics = _statistics_of(gap)
+    assert drift.missing_rate(statistics, "x") == pytest.approx(0.3)
+    assert drift.missing_rate(statistics, "not_there") == 1.0
+
+
+def test_the_verdict_word_is_the_most_serious_of_the_features(tmp_path):
+    judged = _judge(_csv(tmp_path / "shifted.csv", drop=("species",), island="Biscoe", blank="sex", every=3))
+    words = {v.feature: v.verdict for v in judged.verdicts}
+    assert words["island"] == "DRIFT" and words["sex"] == "MISSING" and judged.word == "DRIFT"
+    assert drift.by_word(judged.verdicts, drift.DRIFT) == "DRIFT in island; MISSING in sex"
 
 
 @pytest.mark.parametrize("fields, message", [
     ({"drift_numeric_threshold": 0}, "drift_numeric_threshold must be a number in (0, 1]"),
     ({"drift_feature_thresholds": {"island": "high"}}, "drift_feature_thresholds[island]"),
+    ({"drift_missing_rate_threshold": 1.5}, "drift_missing_rate_threshold must be a number in (0, 1]"),
 ])
 def test_bad_thresholds_are_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
