@@ -82,9 +82,11 @@ class PipelineConfig:
     tune: bool = False
     tune_trials: Count = 4
     tune_epochs: Count = 20
-    # Columns the built-in Transform treats apart: {"identifiers": [...], "datetimes": [...]}.
-    # None = found from a sample of the data (components/transform/column_roles.py).
-    column_roles: Optional[dict[str, list[str]]] = None
+    # Columns the built-in Transform treats apart, found from a sample of the data
+    # (components/transform/column_roles.py); a column listed here takes that role instead:
+    # {"identifiers": [...], "datetimes": [...], "text": [...]}, or "features": [...] for
+    # columns that are ordinary features whatever their values.
+    column_roles: Optional[dict[Literal["identifiers", "datetimes", "text", "features"], list[str]]] = None
     # Evaluator gate: classification blesses when accuracy >= threshold; regression when
     # mean absolute error <= threshold (None = no absolute bound, only the baseline check).
     eval_threshold: Optional[Number] = None

@@ -28,9 +28,8 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
         schema_file = str(CURATED_SCHEMA)
     if schema_file is None:
         schema_file = baseline.latest_pushed_schema(str(config.metadata_path), config.name)
-    roles = config.column_roles
-    if roles is None:
-        roles = column_roles.infer(csv_input.csv_files(config.data), config.label)
+    roles = column_roles.resolve(column_roles.infer(csv_input.csv_files(config.data), config.label),
+                                 config.column_roles)
     return config.replace(task=task, schema_file=schema_file, column_roles=roles)
 
 

@@ -3,13 +3,21 @@ from a sample of the data (issue 15):
 
 - identifiers (nearly every value distinct: row ids, UUIDs, order numbers): a vocabulary of
   them is as large as the table, one-hot encoded into the first layer, and generalises to
-  nothing. They are not used as features (the summary says so).
+  nothing. They are not used as features (the summary says so). Decided by the values, not
+  the type: a string or integer column nearly distinct per row, or an integer counter (sorted
+  increasing, as row numbers, even with some repeats). An integer id scaled as a number is
+  no better: the model learns the order rows were numbered in. Floats are measurements
+  whatever their cardinality.
+- free text (many distinct values of several words: comments, addresses): neither a
+  category nor an identifier; not used as a feature, and the note says "free text".
 - date/time strings (ISO 8601: `2024-01-14`, `2024-01-14T00:47:33`, `2024-01-14 00:47`):
   as a vocabulary they are identifiers too; parsed inside the transform graph (so serving
   parses them the same way) into numbers a model can use: seconds since the epoch (trend),
   month, day of week and hour (seasons, weeks, days).
 
 The decision travels in Transform's custom_config, so the compiled spec carries it too.
+The config's `column_roles` overrides it per column (`resolve`): a column listed under a
+role takes that role, one listed under "features" is an ordinary feature.
 """
 from __future__ import annotations
 
@@ -21,7 +29,17 @@ import pyarrow.csv as pacsv
 
 SAMPLE_BYTES = 4 << 20          # the first 4 MB of the first file
 MIN_VALUES = 50                 # fewer present values than this: decide nothing
-ID_DISTINCT_RATIO = 0.9         # distinct / present at or above this: an identifier
+ID_DISTINCT_RATIO = 0.9         # distinct / present at or above this: an identifier (strings)
+# Integers are often measurements with many values (seconds, cents): only a column with
+# hardly a repeat is an identifier (ids repeat only where a row was duplicated)...
+INT_ID_DISTINCT_RATIO = 0.99
+# ...or a counter: never decreasing down the file, and mostly new values (a measurement
+# sorted by chance has few distinct values among 50 and more rows).
+COUNTER_DISTINCT_RATIO = 0.5
+TEXT_MIN_WORDS = 3              # mean words per value at or above this, and
+TEXT_DISTINCT_RATIO = 0.5       # distinct / present at or above this: free text
+ROLES = ("identifiers", "datetimes", "text")
+FEATURES = "features"           # config key: columns that are ordinary features whatever the values
 DATETIME_RATIO = 0.95           # share of present values that must parse as ISO date/time
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
 DATETIME_PARTS = ("epoch_seconds", "month", "weekday", "hour")
@@ -38,10 +56,35 @@ def _sample(path) -> pa.Table:
         null_values=NULL_VALUES, strings_can_be_null=True))
 
 
+def _integer_role(present) -> str | None:
+    distinct = len(pc.unique(present))
+    if distinct >= INT_ID_DISTINCT_RATIO * len(present):
+        return "identifiers"
+    never_decreasing = len(present) < 2 or pc.all(pc.greater_equal(
+        present.slice(1), present.slice(0, len(present) - 1))).as_py()
+    if never_decreasing and distinct >= COUNTER_DISTINCT_RATIO * len(present):
+        return "identifiers"
+    return None
+
+
+def _string_role(present) -> str | None:
+    values = present.to_pylist()
+    if sum(bool(_ISO.match(v.strip())) for v in values) >= DATETIME_RATIO * len(values):
+        return "datetimes"
+    distinct = len(pc.unique(present))
+    if (distinct >= TEXT_DISTINCT_RATIO * len(values)
+            and sum(len(v.split()) for v in values) >= TEXT_MIN_WORDS * len(values)):
+        return "text"
+    if distinct >= ID_DISTINCT_RATIO * len(values):
+        return "identifiers"
+    return None
+
+
 def infer(files: list, label: str) -> dict:
-    """{"identifiers": [...], "datetimes": [...]} among the string columns (not the label)."""
+    """{"identifiers": [...], "datetimes": [...], "text": [...]} among the string and
+    integer columns (not the label)."""
     table = _sample(files[0])
-    roles = {"identifiers": [], "datetimes": []}
+    roles = {role: [] for role in ROLES}
     for name in table.column_names:
         column = table.column(name)
         if name == label:
@@ -49,23 +92,43 @@ def infer(files: list, label: str) -> dict:
         if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
             roles["datetimes"].append(name)  # Arrow read them as dates; the examples hold the text
             continue
-        if not pa.types.is_string(column.type):
-            continue
-        present = column.drop_null()
+        present = column.drop_null().combine_chunks()
         if len(present) < MIN_VALUES:
             continue
-        values = present.to_pylist()
-        if sum(bool(_ISO.match(v.strip())) for v in values) >= DATETIME_RATIO * len(values):
-            roles["datetimes"].append(name)
-        elif len(pc.unique(present)) >= ID_DISTINCT_RATIO * len(values):
-            roles["identifiers"].append(name)
+        if pa.types.is_integer(column.type):
+            role = _integer_role(present)
+        elif pa.types.is_string(column.type):
+            role = _string_role(present)
+        else:
+            role = None
+        if role:
+            roles[role].append(name)
     return roles
+
+
+def resolve(inferred: dict, configured: dict | None) -> dict:
+    """The inferred roles with the config's overrides: a column the config lists under a
+    role has that role only; one it lists under "features" has none."""
+    configured = configured or {}
+    named = {c for columns in configured.values() for c in columns}
+    roles = {role: [c for c in inferred.get(role, []) if c not in named] for role in ROLES}
+    for role in ROLES:
+        roles[role] += [c for c in configured.get(role, []) if c not in roles[role]]
+    return roles
+
+
+def left_out(roles: dict) -> set:
+    """Columns that are no model input: identifiers and free text."""
+    return set(roles.get("identifiers", [])) | set(roles.get("text", []))
 
 
 def notes(roles: dict) -> list:
     """One line per column a user should know was treated apart."""
-    lines = [f"column {name!r} looks like an identifier (nearly every value distinct): not used as a feature"
+    lines = [f"column {name!r} is an identifier (nearly every value distinct, or a counter): not used as a "
+             f"feature (column_roles: {{{FEATURES}: [{name}]}} in the config uses it)"
              for name in roles.get("identifiers", [])]
+    lines += [f"column {name!r} is free text (many distinct values of several words): not used as a feature"
+              for name in roles.get("text", [])]
     lines += [f"column {name!r} is a date/time: used as {', '.join(DATETIME_PARTS)}"
               for name in roles.get("datetimes", [])]
     return lines

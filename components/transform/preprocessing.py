@@ -8,7 +8,7 @@ one variance analyzer whatever the width): an analyzer per column made Transform
 and its time, grow faster than the number of columns (20k rows: 14 s at 33 columns, 186 s
 at 303).
 String columns: missing values become "", then a vocabulary (with one OOV bucket).
-Identifier columns are left out and ISO date/time strings become numeric parts (see
+Identifier and free-text columns are left out and ISO date/time strings become numeric parts (see
 column_roles.py; the roles come in custom_config["column_roles"]).
 Label: a vocabulary named "label" for classification (class ids in frequency order),
 the float value for regression. Transformed features keep their raw names.
@@ -94,7 +94,7 @@ def _z_scores(columns: dict) -> dict:
 def preprocessing_fn(inputs, custom_config):
     label, task = custom_config["label"], custom_config["task"]
     roles = custom_config.get("column_roles") or {}
-    identifiers, datetimes = set(roles.get("identifiers", [])), set(roles.get("datetimes", []))
+    identifiers, datetimes = column_roles.left_out(roles), set(roles.get("datetimes", []))  # ids, free text
     outputs, numeric = {}, {}
     for name, x in inputs.items():
         is_string = x.dtype == tf.string
