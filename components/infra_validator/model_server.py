@@ -1,5 +1,5 @@
 """kubetfx's model server: a base directory of SavedModel versions answering on TF
-Serving's REST API, in the pipeline's own environment (TensorFlow 2.16, stdlib HTTP).
+Serving's REST API, in the pipeline's own environment (TensorFlow 2.16; HTTP: components/serving/http_server.py).
 
 The InfraValidator starts it on the candidate model and `kubetfx serve` on the serving
 directory; the cluster serves the same directory with tensorflow/serving, so clients (the
@@ -28,15 +28,18 @@ As a process:
         --model_base_path DIR --model_name NAME --port 8501
 
 The HTTP port answers at once (status LOADING until a version is loaded), so a client sees
-progress while TensorFlow imports.
+progress while TensorFlow imports. The transport's bounds (components/serving/http_server.py):
+a body over --max_body_bytes (16 MiB) is a 413, JSON nested deeper than MAX_JSON_DEPTH a
+400, a request not sent within the read timeouts is closed; shutdown() finishes the
+requests in flight (up to stop_seconds) before it closes the connections.
 """
 from __future__ import annotations
 
 import argparse
 import collections
 import contextlib
-import http.server
-import json
+import dataclasses
+import functools
 import logging
 import os
 import re
@@ -50,9 +53,11 @@ from typing import Callable
 from kubetfx.components.infra_validator import rest_api
 from kubetfx.components.infra_validator.request_schema import RequestSchema
 from kubetfx.components.infra_validator.version_follower import VersionFollower, load_version
+from kubetfx.components.serving import http_server
 
 log = logging.getLogger("kubetfx.model_server")
-MAX_BODY_BYTES = 256 << 20
+MAX_BODY_BYTES = 16 << 20   # a larger body is a 413, answered before it is read
+MAX_JSON_DEPTH = 100        # instances are a few levels deep; json.loads recurses
 KEPT_SCHEMAS = 4
 # /v1/models/NAME[/versions/V][/metadata | :predict | :classify | :regress]
 ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
@@ -91,7 +96,7 @@ class ModelServer:
     """
 
     def __init__(self, model_base_path: str, model_name: str, *, poll_seconds: float = 1.0,
-                 on_request: OnRequest | None = None):
+                 on_request: OnRequest | None = None, limits: http_server.Limits | None = None):
         if poll_seconds <= 0:
             raise ValueError("poll_seconds must be positive")
         self.model_name = model_name
@@ -103,32 +108,31 @@ class ModelServer:
         self._on_request = on_request
         self._hook_lock = threading.Lock()
         self._stop = threading.Event()
-        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self.limits = (limits or http_server.Limits(max_body_bytes=MAX_BODY_BYTES)).validate()
+        self._http: http_server.HttpServer | None = None
         self._threads: list[threading.Thread] = []
 
     # -- life cycle ---------------------------------------------------------------------
     def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
         """Binds the port (0: any free one), starts answering and following the versions in
         background threads; returns the bound port."""
-        if self._httpd is not None:
+        if self._http is not None:
             raise RuntimeError("server already started")
-        self._httpd = http.server.ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.model_server = self
-        for target, name in ((self._httpd.serve_forever, "http"), (self._follow, "versions")):
-            thread = threading.Thread(target=target, name=f"model-server-{name}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
-        bound = self._httpd.server_address[1]
+        http = http_server.HttpServer(functools.partial(_answer, self), self.limits, name="model-server")
+        bound = http.start(port, host)
+        self._http = http
+        thread = threading.Thread(target=self._follow, name="model-server-versions", daemon=True)
+        thread.start()
+        self._threads.append(thread)
         log.info("Model server for %s answering on http://%s:%d (versions under %s)",
                  self.model_name, host, bound, self.versions.base_path)
         return bound
 
     @property
     def port(self) -> int:
-        if self._httpd is None:
+        if self._http is None:
             raise RuntimeError("server not started")
-        return self._httpd.server_address[1]
+        return self._http.port
 
     def wait_until_available(self, timeout: float | None) -> int | None:
         """The serving version once one is loaded; None if the server is shut down first;
@@ -153,12 +157,12 @@ class ModelServer:
         self._stop.set()
 
     def shutdown(self) -> None:
-        """Stops answering and following; in-flight requests are dropped. Idempotent."""
+        """Stops listening and following, answers the requests in flight (for up to
+        limits.stop_seconds), then closes every connection. Idempotent."""
         self._stop.set()
-        httpd, self._httpd = self._httpd, None
-        if httpd is not None:
-            httpd.shutdown()
-            httpd.server_close()
+        http, self._http = self._http, None
+        if http is not None:
+            http.stop()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(timeout=10)
@@ -261,75 +265,49 @@ class ModelServer:
         return answer, loaded.version
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server_version = "kubetfx-model-server"
+def _answer(app: ModelServer, request: http_server.Request) -> http_server.Response:
+    """TF Serving's REST API over the shared transport (called in its thread pool)."""
+    try:
+        status, payload, headers = _route_and_answer(app, request)
+    except HttpError as err:
+        status, payload, headers = err.status, {"error": str(err)}, None
+    except rest_api.BadRequest as err:
+        status, payload, headers = 400, {"error": str(err)}, None
+    except Exception as err:  # noqa: BLE001 - answered as TF Serving would, with the reason
+        status, payload, headers = _tf_error_status(err), {"error": f"{type(err).__name__}: {err}"}, None
+        log.warning("%s %s failed: %s", request.method, request.path, payload["error"][:500])
+    return http_server.json_response(status, payload, headers)
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
-        log.debug("%s " + format, self.address_string(), *args)
 
-    def _send(self, status: int, payload: dict, headers: dict | None = None) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
+def _route_and_answer(app: ModelServer, request: http_server.Request):
+    match = ROUTE.match(request.path.split("?", 1)[0])
+    if not match:
+        raise HttpError(404, f"Malformed request: {request.method} {request.path}")
+    if match["name"] != app.model_name:
+        raise HttpError(404, f"Servable not found for request: Latest({match['name']})")
+    version, action = match["version"], match["action"]
+    if request.method == "GET":
+        if action == "/metadata":
+            return 200, app.metadata(version), None
+        if action is None:
+            return 200, app.status(version), None
+        raise HttpError(405, f"{action} needs POST")
+    if request.method != "POST":
+        raise HttpError(405, f"{request.method} is not served: GET the status or metadata, POST :predict")
+    if action != ":predict":
+        raise HttpError(501 if action in (":classify", ":regress") else 405,
+                        f"{action or 'POST'} is not served by kubetfx's model server: use :predict")
+    body = _body(request)
+    payload, served = app.predict(version, body, request.arrived)
+    return 200, payload, {"X-Model-Version": str(served)}
 
-    def _route(self):
-        match = ROUTE.match(self.path.split("?", 1)[0])
-        app: ModelServer = self.server.model_server
-        if not match:
-            raise HttpError(404, f"Malformed request: {self.command} {self.path}")
-        if match["name"] != app.model_name:
-            raise HttpError(404, f"Servable not found for request: Latest({match['name']})")
-        return app, match["version"], match["action"]
 
-    def _handle(self, answer) -> None:
-        try:
-            status, payload, headers = answer()
-        except HttpError as err:
-            status, payload, headers = err.status, {"error": str(err)}, None
-        except rest_api.BadRequest as err:
-            status, payload, headers = 400, {"error": str(err)}, None
-        except Exception as err:  # noqa: BLE001 - answered as TF Serving would, with the reason
-            status, payload, headers = _tf_error_status(err), {"error": f"{type(err).__name__}: {err}"}, None
-            log.warning("%s %s failed: %s", self.command, self.path, payload["error"][:500])
-        with contextlib.suppress(OSError):  # the client may have gone
-            self._send(status, payload, headers)
-
-    def do_GET(self):
-        def answer():
-            app, version, action = self._route()
-            if action == "/metadata":
-                return 200, app.metadata(version), None
-            if action is None:
-                return 200, app.status(version), None
-            raise HttpError(405, f"{action} needs POST")
-        self._handle(answer)
-
-    def do_POST(self):
-        arrived = time.time()
-
-        def answer():
-            app, version, action = self._route()
-            body = self._body()
-            if action != ":predict":
-                raise HttpError(501 if action in (":classify", ":regress") else 405,
-                                f"{action or 'POST'} is not served by kubetfx's model server: use :predict")
-            payload, served = app.predict(version, body, arrived)
-            return 200, payload, {"X-Model-Version": str(served)}
-        self._handle(answer)
-
-    def _body(self) -> bytes:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise HttpError(411, "Content-Length required")
-        if int(length) > MAX_BODY_BYTES:
-            raise HttpError(413, f"request body over {MAX_BODY_BYTES >> 20} MiB")
-        return self.rfile.read(int(length))
+def _body(request: http_server.Request) -> bytes:
+    """The transport bounded the size; the nesting is bounded here, before json.loads
+    recurses into it (100k levels were a 500 RecursionError)."""
+    if http_server.json_too_deep(request.body, MAX_JSON_DEPTH):
+        raise HttpError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return request.body
 
 
 def _tf_error_status(err: Exception) -> int:
@@ -394,7 +372,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 if no version is available by then (0: wait for one forever)")
     parser.add_argument("--port_file", help="write the bound port here once answering (for --port 0)")
     parser.add_argument("--parent_pid", type=int, help="shut down when this parent process is gone")
+    limits = parser.add_argument_group("bounds of the HTTP transport")
+    limits.add_argument("--max_body_bytes", "--max-body-bytes", type=int, default=MAX_BODY_BYTES,
+                        help="a larger request body is a 413 (default: 16 MiB)")
+    limits.add_argument("--read_timeout_seconds", type=float, default=http_server.Limits.idle_seconds,
+                        help="close a connection whose headers or body do not arrive within this, "
+                             "or that stays idle this long between requests")
+    limits.add_argument("--http_workers", type=int, default=http_server.Limits.workers,
+                        help="threads computing predictions")
+    limits.add_argument("--stop_timeout_seconds", type=float, default=http_server.Limits.stop_seconds,
+                        help="on shutdown, how long requests in flight may take to be answered")
     return parser
+
+
+def limits_from_args(args) -> http_server.Limits:
+    """The transport's bounds from the flags; ValueError naming the flag that is not positive."""
+    limits = dataclasses.replace(http_server.Limits(), max_body_bytes=args.max_body_bytes,
+                                 idle_seconds=args.read_timeout_seconds, body_seconds=args.read_timeout_seconds,
+                                 workers=args.http_workers, stop_seconds=args.stop_timeout_seconds)
+    return limits.validate()
 
 
 def main(argv=None) -> int:
@@ -402,7 +398,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    server = ModelServer(args.model_base_path, args.model_name, poll_seconds=args.file_system_poll_wait_seconds)
+    try:
+        limits = limits_from_args(args)
+    except ValueError as err:
+        log.error("Bad flag: %s", err)
+        return 2
+    server = ModelServer(args.model_base_path, args.model_name, poll_seconds=args.file_system_poll_wait_seconds,
+                         limits=limits)
     if args.parent_pid and os.getppid() != args.parent_pid:
         log.error("Parent process %d is already gone", args.parent_pid)
         return 1
