@@ -9,7 +9,9 @@ object store (`minio://bucket/prefix`, `s3://...`) by a background thread: uploa
 deleted from the spool. The spool keeps at most `max_shards` (the oldest are dropped when
 the store is down for long), the store at most `store_shards` (the oldest are deleted).
 
-Only answers with HTTP 200 to `POST /v1/models/NAME[/versions/V]:predict` are logged.
+Only answers with HTTP 200 to `POST /v1/models/NAME[/versions/V]:predict` are logged. The
+HTTP side is the model server's (components/serving/http_server.py: backlog, body limit
+16 MiB -> 413, read timeouts, graceful stop); each forward runs in its thread pool.
 Every upstream call has a timeout; an upstream that refuses or cannot be reached is a 502,
 one that does not answer in time a 504, both with TF Serving's {"error": "..."} body.
 
@@ -23,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import http.client
-import http.server
 import json
 import logging
 import re
@@ -35,9 +36,12 @@ import urllib.request
 
 import numpy as np
 
+from kubetfx.components.serving import http_server
+
 log = logging.getLogger("kubetfx.logging_proxy")
 PREDICT = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?:predict\Z")
-MAX_BODY_BYTES = 256 << 20
+MAX_BODY_BYTES = 16 << 20   # the model server's bound: a larger body is a 413 here already
+FORWARDING_THREADS = 32     # each waits on the upstream, up to its timeout
 STATUS_SECONDS = 5.0
 
 
@@ -129,22 +133,37 @@ class LoggingProxy:
     """Forwards to `upstream`; calls `on_request` (an InferenceLog) with an InferenceRecord
     for each answered predict. An exception in it is logged, the answer still returned."""
 
-    def __init__(self, upstream: Upstream, on_request):
+    def __init__(self, upstream: Upstream, on_request, limits: http_server.Limits | None = None):
         self.upstream, self.on_request = upstream, on_request
-        self._httpd: http.server.ThreadingHTTPServer | None = None
+        self.limits = limits or http_server.Limits(max_body_bytes=MAX_BODY_BYTES, workers=FORWARDING_THREADS,
+                                                   stop_seconds=upstream.timeout)
+        self._http: http_server.HttpServer | None = None
         self.logged = 0
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
-        self._httpd = http.server.ThreadingHTTPServer((host, port), _Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.proxy = self
-        threading.Thread(target=self._httpd.serve_forever, name="logging-proxy", daemon=True).start()
-        return self._httpd.server_address[1]
+        http = http_server.HttpServer(self.forward, self.limits, name="logging-proxy")
+        port = http.start(port, host)
+        self._http = http
+        return port
 
     def shutdown(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        """Stops listening, forwards the requests in flight, then closes. Idempotent."""
+        http, self._http = self._http, None
+        if http is not None:
+            http.stop()
+
+    def forward(self, request: http_server.Request) -> http_server.Response:
+        """The upstream's answer to `request` (run in the transport's thread pool)."""
+        body = request.body or None
+        try:
+            status, headers, answer = self.upstream.call(request.method, request.path, body,
+                                                         request.headers.get("Content-Type"))
+        except UpstreamError as err:
+            return http_server.json_response(err.status, {"error": str(err)})
+        if status == 200 and request.method == "POST":
+            self.record(request.path, body or b"", headers, answer, request.arrived)
+        keep = {k: v for k, v in headers.items() if k.lower() in ("content-type", "x-model-version")}
+        return http_server.Response(status, answer, keep)
 
     def record(self, path: str, body: bytes, answer_headers, answer: bytes, arrived: float) -> None:
         from kubetfx.components.infra_validator.model_server import InferenceRecord
@@ -166,41 +185,3 @@ class LoggingProxy:
             self.logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail an answered request for its log
             log.warning("request to %s answered but not logged: %s", path, err)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt, *args):  # quiet: one line per request is the log's job
-        log.debug(fmt, *args)
-
-    def _forward(self, method: str) -> None:
-        proxy: LoggingProxy = self.server.proxy
-        arrived = time.time()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            return self._send(413, {"Content-Type": "application/json"},
-                              json.dumps({"error": f"request body over {MAX_BODY_BYTES} bytes"}).encode())
-        body = self.rfile.read(length) if length else None
-        try:
-            status, headers, answer = proxy.upstream.call(method, self.path, body, self.headers.get("Content-Type"))
-        except UpstreamError as err:
-            return self._send(err.status, {"Content-Type": "application/json"}, json.dumps({"error": str(err)}).encode())
-        if status == 200 and method == "POST":
-            proxy.record(self.path, body or b"", headers, answer, arrived)
-        keep = {k: v for k, v in headers.items() if k.lower() in ("content-type", "x-model-version")}
-        self._send(status, keep, answer)
-
-    def _send(self, status: int, headers: dict, body: bytes) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        self._forward("GET")
-
-    def do_POST(self):
-        self._forward("POST")
