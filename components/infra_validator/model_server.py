@@ -13,7 +13,9 @@ does (see version_follower.py) and answers:
 Instances for a signature that parses serialized tf.Examples: {"b64": "<tf.Example>"} as
 TF Serving takes them, or plain feature dicts (see rest_api.py). Every predict answer
 carries the version that computed it: header `X-Model-Version` and the top-level field
-"model_version" (a string, as TF Serving writes int64 versions in JSON).
+"model_version" (a string, as TF Serving writes int64 versions in JSON), and every answer
+its request id, header `X-Request-Id`: the caller's own when sane (request_id()), else a
+new one; the inference log stores it with each instance of the request.
 
 In-process:
 
@@ -47,6 +49,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Callable
 
@@ -75,6 +78,17 @@ class InferenceRecord:
     # sent (b64 or feature dicts); otherwise one {input name: value} dict per instance.
     instances: list
     outputs: dict          # {output name: numpy array}, batch dimension first
+    request_id: str = ""   # answered to the caller in X-Request-Id
+
+
+# A caller's X-Request-Id is kept when it is a short token of these characters: it goes
+# into a header and the log as is, so nothing that could split a header or a log line.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")
+
+
+def request_id(header: str | None) -> str:
+    """The caller's X-Request-Id when sane, else a new uuid4 hex (32 characters)."""
+    return header if header and REQUEST_ID.match(header) else uuid.uuid4().hex
 
 
 OnRequest = Callable[[InferenceRecord], None]
@@ -237,7 +251,7 @@ class ModelServer:
         return {"model_spec": {"name": self.model_name, "signature_name": "", "version": str(loaded.version)},
                 "metadata": {"signature_def": {"signature_def": loaded.signature_defs()}}}
 
-    def predict(self, version: str | None, body: bytes, arrived: float) -> tuple[dict, int]:
+    def predict(self, version: str | None, body: bytes, arrived: float, request_id: str = "") -> tuple[dict, int]:
         import tensorflow as tf
 
         loaded = self._loaded(version)  # this request stays on this version
@@ -256,7 +270,7 @@ class ModelServer:
         answer["model_version"] = str(loaded.version)
         if self._on_request is not None:
             record = InferenceRecord(self.model_name, loaded.version, arrived, request.signature_name,
-                                     instances, outputs)
+                                     instances, outputs, request_id)
             try:
                 with self._hook_lock:
                     self._on_request(record)
@@ -267,8 +281,9 @@ class ModelServer:
 
 def _answer(app: ModelServer, request: http_server.Request) -> http_server.Response:
     """TF Serving's REST API over the shared transport (called in its thread pool)."""
+    identity = request_id(request.headers.get("X-Request-Id"))
     try:
-        status, payload, headers = _route_and_answer(app, request)
+        status, payload, headers = _route_and_answer(app, request, identity)
     except HttpError as err:
         status, payload, headers = err.status, {"error": str(err)}, None
     except rest_api.BadRequest as err:
@@ -276,10 +291,10 @@ def _answer(app: ModelServer, request: http_server.Request) -> http_server.Respo
     except Exception as err:  # noqa: BLE001 - answered as TF Serving would, with the reason
         status, payload, headers = _tf_error_status(err), {"error": f"{type(err).__name__}: {err}"}, None
         log.warning("%s %s failed: %s", request.method, request.path, payload["error"][:500])
-    return http_server.json_response(status, payload, headers)
+    return http_server.json_response(status, payload, {**(headers or {}), "X-Request-Id": identity})
 
 
-def _route_and_answer(app: ModelServer, request: http_server.Request):
+def _route_and_answer(app: ModelServer, request: http_server.Request, identity: str):
     match = ROUTE.match(request.path.split("?", 1)[0])
     if not match:
         raise HttpError(404, f"Malformed request: {request.method} {request.path}")
@@ -298,7 +313,7 @@ def _route_and_answer(app: ModelServer, request: http_server.Request):
         raise HttpError(501 if action in (":classify", ":regress") else 405,
                         f"{action or 'POST'} is not served by kubetfx's model server: use :predict")
     body = _body(request)
-    payload, served = app.predict(version, body, request.arrived)
+    payload, served = app.predict(version, body, request.arrived, identity)
     return 200, payload, {"X-Model-Version": str(served)}
 
 

@@ -1,29 +1,92 @@
 """The inference log: every answered predict request as one tf.Example per instance — the
-request's own features, plus `prediction` (the model's output), `model_version` and
-`timestamp_ms` (Unix milliseconds) — in uncompressed TFRecord shards that TFDV reads directly
-(`tfdv.generate_statistics_from_tfrecord(data_location=DIR + "/*.tfrecord")`) and
-`kubetfx monitor --logs` compares with the served model's training data.
+request's features that the served version's schema names (nothing else a client sent),
+plus `prediction` (the model's output), `model_version`, `timestamp_ms` (Unix
+milliseconds) and `request_id` (the X-Request-Id answered to the caller) — in uncompressed
+TFRecord shards that TFDV reads directly and `kubetfx monitor --logs` compares with the
+served model's training data.
 
-Bounded on disk: a shard is closed after `max_shard_bytes` or `max_shard_seconds`, and
-only the newest `max_shards` are kept (default 8 MiB x 16 = at most 128 MiB, about the
-last 200k penguin requests). Each record is flushed when written, so a reader sees the
-requests answered so far; a shard cut short by a crash is read up to its last complete
-record."""
+Bounds that hold for every record, whatever the request:
+- a shard never exceeds `max_shard_bytes`: a record that would overflow the open shard
+  closes it first, so a request of many instances is split across shards (each instance is
+  its own tf.Example, tied to the others by its request id); one instance larger than a
+  whole shard is dropped, counted in `dropped` and warned about (an 8 MiB row is not a
+  feature vector the monitor can use, and the bound is what the shipper and readers size for);
+- the directory never exceeds `max_total_bytes` nor `max_shards` closed shards: the oldest
+  closed shards (by their last write) are deleted first, and each open shard is counted at
+  its full size so that writers filling theirs cannot push the total past the bound.
+Several writers (`kubetfx serve` processes, proxies) share a directory safely: each writes
+its own shard, named with its pid and a random suffix and ending in `.open` while written,
+held under an exclusive flock and renamed to `.tfrecord` on close. Retention deletes only
+closed shards; an `.open` shard whose lock nobody holds (its writer died) is closed by the
+next writer that rotates. Readers read the closed shards and the open ones up to their last
+complete record (each record is flushed when its request is logged)."""
 from __future__ import annotations
 
+import collections
 import datetime
+import fcntl
+import logging
 import os
+import secrets
 import threading
 import time
 from pathlib import Path
+from typing import Callable, Collection, Optional
 
 import numpy as np
 
+log = logging.getLogger("kubetfx.inference_log")
 SHARD_SUFFIX = ".tfrecord"
+OPEN_SUFFIX = ".open"           # appended to SHARD_SUFFIX while a writer holds the shard
+FRAMING_BYTES = 16              # TFRecord framing of one record: length, two CRCs
+DEFAULT_MAX_SHARD_BYTES = 8 << 20
+DEFAULT_MAX_TOTAL_BYTES = 1 << 30
+# The version's schema features, None when the version has none that reads: then no request
+# feature is logged (a field is logged because the schema names it, never by default).
+SchemaFeatures = Callable[[int], Optional[Collection[str]]]
 
 
 def log_dir(config) -> Path:
     return config.home_path / "inference-logs" / config.name
+
+
+class ServingSchemas:
+    """SchemaFeatures of a serving directory: the feature names of
+    `<serving_dir>/<version>/assets.extra/kubetfx/schema.pbtxt` (the Pusher's training
+    summary), read once per version; a version directory is published whole, so its
+    schema does not change under a cached answer."""
+
+    def __init__(self, serving_dir, keep: int = 8):
+        self.serving_dir, self.keep = str(serving_dir), keep
+        self._cache: collections.OrderedDict[int, frozenset | None] = collections.OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, version: int) -> frozenset | None:
+        with self._lock:
+            if version in self._cache:
+                return self._cache[version]
+        names = self._read(version)
+        with self._lock:
+            self._cache[version] = names
+            while len(self._cache) > self.keep:
+                self._cache.popitem(last=False)
+        return names
+
+    def _read(self, version: int) -> frozenset | None:
+        from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import schema_pb2
+
+        from kubetfx.components.pusher import training_summary
+
+        path = os.path.join(training_summary.location(os.path.join(self.serving_dir, str(version))),
+                            training_summary.SCHEMA_FILE)
+        try:
+            with open(path, encoding="utf-8") as f:
+                schema = text_format.Parse(f.read(), schema_pb2.Schema())
+        except (OSError, text_format.ParseError) as err:
+            log.warning("version %d has no readable schema (%s): its requests are logged without features", version, err)
+            return None
+        return frozenset(f.name for f in schema.feature)
 
 
 def _add(feature, values) -> None:
@@ -36,102 +99,208 @@ def _add(feature, values) -> None:
         feature.float_list.value.extend(float(v) for v in array.tolist())
 
 
-def to_examples(record) -> list[bytes]:
-    """Serialized tf.Examples for one InferenceRecord (components/infra_validator/model_server.py)."""
+def to_examples(record, features: Collection[str] | None) -> list[bytes]:
+    """Serialized tf.Examples for one InferenceRecord (components/infra_validator/
+    model_server.py), keeping only the request features named in `features`."""
     from tensorflow.core.example import example_pb2
 
     from kubetfx.components.infra_validator import rest_api
 
+    keep = frozenset(features or ())
     examples = []
     for i, instance in enumerate(record.instances):
         example = example_pb2.Example()
         if isinstance(instance, bytes):
             example.ParseFromString(instance)
-        else:  # a signature fed tensors: their values as features
-            example.ParseFromString(rest_api.example_from_features(instance, {}))
-        features = example.features.feature
+            for name in [n for n in example.features.feature if n not in keep]:
+                del example.features.feature[name]
+        else:  # a signature fed tensors: their values as features (filtered before parsing them)
+            example.ParseFromString(rest_api.example_from_features(
+                {k: v for k, v in instance.items() if k in keep}, {}))
+        out = example.features.feature
         for name, values in record.outputs.items():
-            _add(features["prediction" if len(record.outputs) == 1 else f"prediction_{name}"], values[i])
-        features["model_version"].int64_list.value.append(int(record.model_version))
+            _add(out["prediction" if len(record.outputs) == 1 else f"prediction_{name}"], values[i])
+        out["model_version"].int64_list.value.append(int(record.model_version))
         # int64 milliseconds: a float feature is 32-bit, which rounds Unix seconds to ~2 min.
-        features["timestamp_ms"].int64_list.value.append(int(round(record.timestamp * 1000)))
+        out["timestamp_ms"].int64_list.value.append(int(round(record.timestamp * 1000)))
+        if getattr(record, "request_id", ""):
+            out["request_id"].bytes_list.value.append(record.request_id.encode())
         examples.append(example.SerializeToString())
     return examples
 
 
 class InferenceLog:
-    """An on_request hook for ModelServer that writes the inference log."""
+    """An on_request hook (ModelServer, LoggingProxy) that writes the inference log.
 
-    def __init__(self, directory, *, max_shard_bytes: int = 8 << 20, max_shard_seconds: float = 3600,
-                 max_shards: int = 16):
-        if max_shards < 1 or max_shard_bytes < 1 or max_shard_seconds <= 0:
-            raise ValueError("inference log limits must be positive")
+    features: the served version's schema features (ServingSchemas), None: none logged."""
+
+    def __init__(self, directory, *, features: SchemaFeatures | None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
+                 max_shard_seconds: float = 3600, max_shards: int = 16, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES):
+        if max_shards < 1 or max_shard_bytes <= FRAMING_BYTES or max_shard_seconds <= 0:
+            raise ValueError("inference log limits must be positive (a shard larger than a record's framing)")
+        if max_total_bytes < max_shard_bytes:
+            raise ValueError(f"the log's total bound ({max_total_bytes} bytes) is below one shard ({max_shard_bytes})")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.max_shard_bytes, self.max_shard_seconds, self.max_shards = max_shard_bytes, max_shard_seconds, max_shards
+        self.features = features
+        self.max_shard_bytes, self.max_shard_seconds = max_shard_bytes, max_shard_seconds
+        self.max_shards, self.max_total_bytes = max_shards, max_total_bytes
+        self.dropped = 0       # instances larger than a shard, not logged
         self._lock = threading.Lock()
         self._writer = None
-        self._path = None
+        self._lock_fd: int | None = None
+        self._path: Path | None = None
         self._opened = 0.0
         self._bytes = 0
 
     def __call__(self, record) -> None:
-        examples = to_examples(record)
+        examples = to_examples(record, self.features(record.model_version) if self.features else None)
         with self._lock:
-            if self._writer is None or self._bytes >= self.max_shard_bytes or \
-                    time.monotonic() - self._opened >= self.max_shard_seconds:
-                self._rotate()
             for example in examples:
+                size = len(example) + FRAMING_BYTES
+                if size > self.max_shard_bytes:
+                    self.dropped += 1
+                    if self.dropped & (self.dropped - 1) == 0:  # 1, 2, 4, ...: seen, not a flood
+                        log.warning("an instance of request %s is %d bytes, over the %d-byte shard bound: not logged "
+                                    "(%d so far)", getattr(record, "request_id", "") or "-", size,
+                                    self.max_shard_bytes, self.dropped)
+                    continue
+                if self._writer is None or self._bytes + size > self.max_shard_bytes or \
+                        time.monotonic() - self._opened >= self.max_shard_seconds:
+                    self._rotate()
                 self._writer.write(example)
-                self._bytes += len(example) + 16  # TFRecord framing: length, two CRCs
-            self._writer.flush()
+                self._bytes += size
+            if self._writer is not None:
+                self._writer.flush()
 
     def _rotate(self) -> None:
         import tensorflow as tf
 
         self._close()
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-        self._path = self.directory / f"requests-{stamp}-{os.getpid()}{SHARD_SUFFIX}"
+        name = f"requests-{stamp}-{os.getpid()}-{secrets.token_hex(4)}{SHARD_SUFFIX}"
+        # Locked before it gets the name other writers look at, so no one takes it for an orphan.
+        creating = self.directory / f".{name}.creating"
+        fd = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._path = self.directory / (name + OPEN_SUFFIX)
+        os.rename(creating, self._path)
+        self._lock_fd = fd
         self._writer = tf.io.TFRecordWriter(str(self._path))
         self._opened, self._bytes = time.monotonic(), 0
-        for old in shards(self.directory)[:-self.max_shards]:
-            old.unlink(missing_ok=True)
+        self._retain()
 
     def _close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        os.rename(self._path, self._path.with_name(self._path.name[:-len(OPEN_SUFFIX)]))
+        os.close(self._lock_fd)
+        self._lock_fd, self._path = None, None
+
+    def _retain(self) -> None:
+        """Closes dead writers' shards, then deletes the oldest closed shards while the
+        directory is over its bounds (under a directory lock: writers prune one at a time)."""
+        guard = os.open(self.directory / ".retention.lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            reserved = 0
+            for shard in open_shards(self.directory):
+                if shard != self._path and _close_orphan(shard):
+                    continue
+                reserved += max(self.max_shard_bytes, _size(shard))
+            closed = sorted(((s, os.stat(s)) for s in shards(self.directory) if s.exists()),
+                            key=lambda item: (item[1].st_mtime_ns, item[0].name))
+            total = reserved + sum(st.st_size for _, st in closed)
+            while closed and (total > self.max_total_bytes or len(closed) > self.max_shards):
+                shard, st = closed.pop(0)
+                shard.unlink(missing_ok=True)
+                total -= st.st_size
+        except FileNotFoundError:  # a shard shipped or pruned meanwhile: the next rotation counts again
+            pass
+        finally:
+            os.close(guard)
 
     def close(self) -> None:
         with self._lock:
-            self._close()
+            if self._writer is not None:
+                self._close()
+                self._retain()
 
     def closed_shards(self, max_age_seconds: float | None = None) -> list[Path]:
-        """Shards no writer holds, oldest first. With max_age_seconds, the open shard is
-        closed first when it is that old (a quiet server's last requests are shipped too)."""
+        """Shards no writer holds, oldest first. With max_age_seconds, this writer's open
+        shard is closed first when it is that old (a quiet server's last requests are shipped too)."""
         with self._lock:
             if self._writer is not None and max_age_seconds is not None and \
                     time.monotonic() - self._opened >= max_age_seconds:
                 self._close()
-            return [p for p in shards(self.directory) if self._writer is None or p != self._path]
+        return shards(self.directory)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _close_orphan(shard: Path) -> bool:
+    """Renames an open shard whose writer is gone (nobody holds its lock) to a closed one."""
+    try:
+        fd = os.open(shard, os.O_RDONLY)
+    except FileNotFoundError:
+        return True  # closed by its writer meanwhile
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    try:
+        os.rename(shard, shard.with_name(shard.name[:-len(OPEN_SUFFIX)]))
+        log.warning("closed %s, left open by a writer that is gone", shard.name)
+    except FileNotFoundError:
+        pass
+    finally:
+        os.close(fd)
+    return True
 
 
 def shards(directory) -> list[Path]:
-    """Shards oldest first (their names start with the UTC time they were opened)."""
+    """Closed shards, oldest first (their names start with the UTC time they were opened)."""
     path = Path(directory)
     return sorted(path.glob(f"*{SHARD_SUFFIX}"), key=lambda p: p.name) if path.is_dir() else []
 
 
+def open_shards(directory) -> list[Path]:
+    """Shards being written (or left by a writer that died), oldest first."""
+    path = Path(directory)
+    return sorted(path.glob(f"*{SHARD_SUFFIX}{OPEN_SUFFIX}"), key=lambda p: p.name) if path.is_dir() else []
+
+
 def read_examples(directory):
-    """Serialized tf.Examples of every shard, oldest first; a torn tail record is skipped."""
+    """Serialized tf.Examples of every shard, closed and open, oldest first; a torn tail
+    record (a shard being written, or cut short by a crash) is skipped, and a shard closed
+    or deleted while this reads is read under its new name or skipped."""
     import tensorflow as tf
 
-    for shard in shards(directory):
-        iterator = iter(tf.data.TFRecordDataset(str(shard)))
-        while True:
+    every = sorted(shards(directory) + open_shards(directory), key=lambda p: p.name.removesuffix(OPEN_SUFFIX))
+    for shard in every:
+        candidates = [shard]
+        if shard.name.endswith(OPEN_SUFFIX):  # closed since it was listed: its new name
+            candidates.append(shard.with_name(shard.name[:-len(OPEN_SUFFIX)]))
+        for candidate in candidates:
             try:
-                yield next(iterator).numpy()
-            except StopIteration:
+                iterator = iter(tf.data.TFRecordDataset(str(candidate)))
+                first = next(iterator).numpy()
+            except tf.errors.NotFoundError:  # renamed or deleted before it was opened
+                continue
+            except (StopIteration, tf.errors.DataLossError):
                 break
-            except tf.errors.DataLossError:  # the last record of a shard cut short
-                break
+            yield first
+            while True:  # the file is open now: a rename or unlink does not cut it short
+                try:
+                    yield next(iterator).numpy()
+                except (StopIteration, tf.errors.DataLossError):  # the end, or a torn last record
+                    break
+            break

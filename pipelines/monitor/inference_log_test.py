@@ -7,6 +7,8 @@ import tensorflow as tf
 from kubetfx.components.infra_validator.model_server import InferenceRecord
 from kubetfx.pipelines.monitor import inference_log
 
+FEATURES = {"island", "body_mass_g"}  # the schema's
+
 
 def _request(n: int = 2, version: int = 7) -> InferenceRecord:
     examples = []
@@ -20,7 +22,7 @@ def _request(n: int = 2, version: int = 7) -> InferenceRecord:
 
 
 def test_each_instance_is_its_features_plus_prediction_version_and_time(tmp_path):
-    log = inference_log.InferenceLog(tmp_path)
+    log = inference_log.InferenceLog(tmp_path, features=lambda version: FEATURES)
     log(_request(n=2))
     log.close()
     records = [tf.train.Example.FromString(r).features.feature for r in inference_log.read_examples(tmp_path)]
@@ -33,7 +35,9 @@ def test_each_instance_is_its_features_plus_prediction_version_and_time(tmp_path
 
 
 def test_rotation_keeps_a_bounded_number_of_shards(tmp_path):
-    log = inference_log.InferenceLog(tmp_path, max_shard_bytes=1, max_shards=3)  # one request per shard
+    one = len(inference_log.to_examples(_request(n=1), FEATURES)[0]) + inference_log.FRAMING_BYTES
+    log = inference_log.InferenceLog(tmp_path, features=lambda version: FEATURES, max_shard_bytes=one,
+                                     max_shards=3)  # one request per shard
     for version in range(10):
         log(_request(n=1, version=version))
     log.close()
@@ -44,7 +48,7 @@ def test_rotation_keeps_a_bounded_number_of_shards(tmp_path):
 
 
 def test_a_shard_cut_short_is_read_up_to_its_last_complete_record(tmp_path):
-    log = inference_log.InferenceLog(tmp_path)
+    log = inference_log.InferenceLog(tmp_path, features=lambda version: FEATURES)
     log(_request(n=3))
     log.close()
     (shard,) = inference_log.shards(tmp_path)

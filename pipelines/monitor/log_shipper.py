@@ -5,7 +5,8 @@ A shard is uploaded under the prefix as `<its name>-<host>.tfrecord` (its name s
 with the UTC time it was opened, so keys sort by time; the host keeps two replicas of the
 proxy apart), then deleted from the spool. The store keeps the newest `store_shards`; an
 upload that fails is tried again at the next round, the shard staying in the spool (which
-InferenceLog bounds)."""
+InferenceLog bounds). Only closed shards are shipped, whichever writer of the spool closed
+them; one that another shipper took or retention deleted meanwhile is skipped."""
 from __future__ import annotations
 
 import logging
@@ -42,6 +43,8 @@ class ShardShipper:
         for shard in self.log.closed_shards(0 if close_open_shard else self.max_shard_seconds):
             try:
                 self.s3.upload_file(str(shard), self.where.bucket, self.key(shard))
+            except FileNotFoundError:  # shipped by another writer's shipper, or pruned
+                continue
             except Exception as err:  # noqa: BLE001 — botocore: store down; tried again next round
                 log.warning("cannot ship %s to %s (kept, tried again): %s", shard.name, self.uri, err)
                 return count

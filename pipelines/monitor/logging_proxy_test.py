@@ -30,7 +30,7 @@ def upstream(tmp_path_factory):
 
 
 def _proxy(upstream_url, log_dir, timeout=30):
-    log = inference_log.InferenceLog(log_dir)
+    log = inference_log.InferenceLog(log_dir, features=lambda version: {"x", "n"})
     proxy = logging_proxy.LoggingProxy(logging_proxy.Upstream(upstream_url, timeout), log)
     return proxy, log, f"http://127.0.0.1:{proxy.start(0)}"
 
@@ -113,7 +113,7 @@ def test_closed_shards_are_shipped_to_the_store_and_read_back_by_the_monitor(ups
         s3.create_bucket(Bucket="mlpipeline")
         uri = "minio://mlpipeline/kubetfx/inference-logs/scaler"
         proxy, log, url = _proxy(upstream, tmp_path / "spool")
-        log.max_shard_bytes = 1  # every request closes the shard before it
+        log.max_shard_bytes = 250  # one logged instance (about 150 bytes) a shard
         shipper = log_shipper.ShardShipper(log, uri, s3, interval_seconds=3600, max_shard_seconds=3600,
                                            store_shards=2)
         try:

@@ -1,7 +1,10 @@
 """`kubetfx inference-logger --upstream URL --log-dir DIR|URI`: the inference-logging proxy
 (logging_proxy.py) in front of a TF Serving REST endpoint, its log shipped to the object
 store (log_shipper.py) or kept in a local folder. In the cluster it runs in front of TF
-Serving (manifests/base/inference-logger-deployment.yaml)."""
+Serving (manifests/base/inference-logger-deployment.yaml). The log keeps the request
+features that the served version's schema names, read from --serving-dir (the volume TF
+Serving serves, each version with its training summary); without it, no request feature is
+logged (version, time, request id and prediction only)."""
 from __future__ import annotations
 
 import argparse
@@ -38,7 +41,11 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--upstream-timeout", type=float, default=30, help="seconds to wait for each upstream answer")
     parser.add_argument("--log-shard-mb", type=float, default=8, help="close a log shard at this size")
     parser.add_argument("--log-shard-minutes", type=float, default=10, help="close (and ship) a log shard at this age")
-    parser.add_argument("--log-shards", type=int, default=16, help="keep at most this many shards locally")
+    parser.add_argument("--log-shards", type=int, default=16, help="keep at most this many closed shards locally")
+    parser.add_argument("--log-max-mb", type=float, default=1024,
+                        help="bound the local log folder's total size (oldest closed shards deleted first)")
+    parser.add_argument("--serving-dir", help="the served model's base directory (its versions' schemas name the "
+                                              "features logged; without it none are)")
     parser.add_argument("--store-shards", type=int, default=1000, help="keep at most this many shards in the store")
     parser.add_argument("--ship-seconds", type=float, default=30, help="how often closed shards are shipped")
     parser.set_defaults(func=main)
@@ -51,12 +58,13 @@ def _write_port(path: str, port: int) -> None:
 
 
 def main(args) -> int:
-    from kubetfx.pipelines.monitor import inference_log, log_shipper, logging_proxy, remote_source
+    from kubetfx.pipelines.monitor import inference_log, log_shipper, logging_proxy, remote_source, serve_command
 
-    if min(args.log_shard_mb, args.log_shard_minutes, args.log_shards, args.store_shards,
-           args.ship_seconds, args.upstream_timeout) <= 0:
-        raise ConfigError("--log-shard-mb, --log-shard-minutes, --log-shards, --store-shards, --ship-seconds "
-                          "and --upstream-timeout must be positive")
+    bounds = serve_command.log_bounds(args)
+    if min(args.store_shards, args.ship_seconds, args.upstream_timeout) <= 0:
+        raise ConfigError("--store-shards, --ship-seconds and --upstream-timeout must be positive")
+    if args.serving_dir and not os.path.isdir(args.serving_dir):
+        raise ConfigError(f"--serving-dir {args.serving_dir} is not a folder")
     if not args.upstream.startswith(("http://", "https://")):
         raise ConfigError(f"--upstream {args.upstream!r} must be an http:// or https:// address")
     remote = remote_source.is_remote(args.log_dir)
@@ -64,8 +72,10 @@ def main(args) -> int:
         remote_source.check_uri(args.log_dir)
         s3 = remote_source.client(args.log_dir)
     spool = (args.spool_dir or tempfile.mkdtemp(prefix="kubetfx-inference-log-")) if remote else args.log_dir
-    log = inference_log.InferenceLog(spool, max_shard_bytes=int(args.log_shard_mb * (1 << 20)),
-                                     max_shard_seconds=args.log_shard_minutes * 60, max_shards=args.log_shards)
+    if not args.serving_dir:
+        print("kubetfx: warning: no --serving-dir: requests are logged without their features", file=sys.stderr)
+    log = inference_log.InferenceLog(
+        spool, features=inference_log.ServingSchemas(args.serving_dir) if args.serving_dir else None, **bounds)
     shipper = None
     if remote:
         shipper = log_shipper.ShardShipper(log, args.log_dir, s3, interval_seconds=args.ship_seconds,

@@ -1,7 +1,9 @@
 """`kubetfx serve`: the pipeline's serving directory answering on TF Serving's REST API
 (kubetfx's model server, components/infra_validator/model_server.py), following the
 directory as TF Serving does — a push or a rollback is served without a restart — with
-every answered request written to the inference log (inference_log.py)."""
+every answered request written to the inference log (inference_log.py): the served
+version's schema features only, bounded per shard and in total, safe to share between
+several `serve` processes on one home."""
 from __future__ import annotations
 
 import os
@@ -21,8 +23,21 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-log", action="store_true", help="do not write the inference log")
     parser.add_argument("--log-shard-mb", type=float, default=8, help="close a log shard at this size")
     parser.add_argument("--log-shard-minutes", type=float, default=60, help="close a log shard at this age")
-    parser.add_argument("--log-shards", type=int, default=16, help="keep at most this many log shards")
+    parser.add_argument("--log-shards", type=int, default=16, help="keep at most this many closed log shards")
+    parser.add_argument("--log-max-mb", type=float, default=1024,
+                        help="bound the log folder's total size (oldest closed shards deleted first; default 1024)")
     parser.set_defaults(func=main)
+
+
+def log_bounds(args) -> dict:
+    """InferenceLog's bounds from the --log-* flags; ConfigError naming a bad one (shared
+    by `serve` and `inference-logger`)."""
+    if min(args.log_shard_mb, args.log_shard_minutes, args.log_shards, args.log_max_mb) <= 0:
+        raise ConfigError("--log-shard-mb, --log-shard-minutes, --log-shards and --log-max-mb must be positive")
+    if args.log_max_mb < args.log_shard_mb:
+        raise ConfigError(f"--log-max-mb {args.log_max_mb:g} is below one shard (--log-shard-mb {args.log_shard_mb:g})")
+    return {"max_shard_bytes": int(args.log_shard_mb * (1 << 20)), "max_shard_seconds": args.log_shard_minutes * 60,
+            "max_shards": args.log_shards, "max_total_bytes": int(args.log_max_mb * (1 << 20))}
 
 
 def main(args) -> int:
@@ -33,12 +48,11 @@ def main(args) -> int:
     config = PipelineConfig(home=resolve_home(args.home), name=args.name or PipelineConfig.name).validate()
     if pushed_models.served_version(config.serving_dir) is None:
         raise ConfigError(f"pipeline {config.name} has no pushed model in {config.serving_dir}: run `kubetfx run` first")
-    if min(args.log_shard_mb, args.log_shard_minutes, args.log_shards) <= 0:
-        raise ConfigError("--log-shard-mb, --log-shard-minutes and --log-shards must be positive")
+    bounds = log_bounds(args)
     log = None
     if not args.no_log:
-        log = inference_log.InferenceLog(inference_log.log_dir(config), max_shard_bytes=int(args.log_shard_mb * (1 << 20)),
-                                         max_shard_seconds=args.log_shard_minutes * 60, max_shards=args.log_shards)
+        log = inference_log.InferenceLog(inference_log.log_dir(config),
+                                         features=inference_log.ServingSchemas(config.serving_dir), **bounds)
     server = model_server.ModelServer(str(config.serving_dir), config.name, on_request=log)
     try:
         port = server.start(args.port, args.host)
