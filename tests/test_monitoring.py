@@ -337,7 +337,8 @@ def test_requests_through_the_logging_proxy_reach_the_store_and_monitor_reports_
             assert time.monotonic() < deadline, status
             time.sleep(0.5)
         proxy = _Process(["kubetfx.pipelines.cli", "inference-logger", "--upstream", server.url, "--log-dir", uri,
-                          "--port", "0"], tmp_path, "proxy", "--port-file", env=_store_env(running))
+                          "--serving-dir", serving, "--port", "0"], tmp_path, "proxy", "--port-file",
+                         env=_store_env(running))
         try:
             skewed = _shift(_sample(_rows(), 150, seed=3), bill_mm=15)
             for start in range(0, len(skewed), 25):

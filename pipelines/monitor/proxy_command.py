@@ -63,8 +63,6 @@ def main(args) -> int:
     bounds = serve_command.log_bounds(args)
     if min(args.store_shards, args.ship_seconds, args.upstream_timeout) <= 0:
         raise ConfigError("--store-shards, --ship-seconds and --upstream-timeout must be positive")
-    if args.serving_dir and not os.path.isdir(args.serving_dir):
-        raise ConfigError(f"--serving-dir {args.serving_dir} is not a folder")
     if not args.upstream.startswith(("http://", "https://")):
         raise ConfigError(f"--upstream {args.upstream!r} must be an http:// or https:// address")
     remote = remote_source.is_remote(args.log_dir)
