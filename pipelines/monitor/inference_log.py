@@ -210,7 +210,7 @@ class InferenceLog:
                 if shard != self._path and _close_orphan(shard):
                     continue
                 reserved += max(self.max_shard_bytes, _size(shard))
-            closed = sorted(((s, os.stat(s)) for s in shards(self.directory) if s.exists()),
+            closed = sorted(((s, os.stat(s)) for s in closed_shards(self.directory) if s.exists()),
                             key=lambda item: (item[1].st_mtime_ns, item[0].name))
             total = reserved + sum(st.st_size for _, st in closed)
             while closed and (total > self.max_total_bytes or len(closed) > self.max_shards):
@@ -235,7 +235,7 @@ class InferenceLog:
             if self._writer is not None and max_age_seconds is not None and \
                     time.monotonic() - self._opened >= max_age_seconds:
                 self._close()
-        return shards(self.directory)
+        return closed_shards(self.directory)
 
 
 def _size(path: Path) -> int:
@@ -266,7 +266,7 @@ def _close_orphan(shard: Path) -> bool:
     return True
 
 
-def shards(directory) -> list[Path]:
+def closed_shards(directory) -> list[Path]:
     """Closed shards, oldest first (their names start with the UTC time they were opened)."""
     path = Path(directory)
     return sorted(path.glob(f"*{SHARD_SUFFIX}"), key=lambda p: p.name) if path.is_dir() else []
@@ -278,14 +278,18 @@ def open_shards(directory) -> list[Path]:
     return sorted(path.glob(f"*{SHARD_SUFFIX}{OPEN_SUFFIX}"), key=lambda p: p.name) if path.is_dir() else []
 
 
+def shards(directory) -> list[Path]:
+    """Every shard a reader finds, closed and open, oldest first."""
+    return sorted(closed_shards(directory) + open_shards(directory), key=lambda p: p.name.removesuffix(OPEN_SUFFIX))
+
+
 def read_examples(directory):
     """Serialized tf.Examples of every shard, closed and open, oldest first; a torn tail
     record (a shard being written, or cut short by a crash) is skipped, and a shard closed
     or deleted while this reads is read under its new name or skipped."""
     import tensorflow as tf
 
-    every = sorted(shards(directory) + open_shards(directory), key=lambda p: p.name.removesuffix(OPEN_SUFFIX))
-    for shard in every:
+    for shard in shards(directory):
         candidates = [shard]
         if shard.name.endswith(OPEN_SUFFIX):  # closed since it was listed: its new name
             candidates.append(shard.with_name(shard.name[:-len(OPEN_SUFFIX)]))

@@ -68,7 +68,7 @@ def test_fields_outside_the_served_versions_schema_are_not_logged(tmp_path):
     assert first["island"].bytes_list.value == [b"Dream"] and first["body_mass_g"].int64_list.value == [3000]
     assert set(second) == {"island", "prediction", "model_version", "timestamp_ms", "request_id"}
     assert set(third) == {"prediction", "model_version", "timestamp_ms", "request_id"}  # no schema: no features
-    assert not any(b"hunter2" in shard.read_bytes() for shard in inference_log.shards(tmp_path / "log"))
+    assert not any(b"hunter2" in shard.read_bytes() for shard in inference_log.closed_shards(tmp_path / "log"))
 
 
 def test_no_shard_exceeds_its_bound_even_for_a_huge_request(tmp_path):
@@ -81,7 +81,7 @@ def test_no_shard_exceeds_its_bound_even_for_a_huge_request(tmp_path):
     log(_request([_example(island=b"x" * (2 * bound), body_mass_g=-1), _example(island=b"Biscoe", body_mass_g=-2)],
                  rid="oversized"))
     log.close()
-    sizes = [p.stat().st_size for p in inference_log.shards(tmp_path)]
+    sizes = [p.stat().st_size for p in inference_log.closed_shards(tmp_path)]
     assert len(sizes) >= 100 and max(sizes) <= bound, (len(sizes), max(sizes), bound)
     logged = _features(tmp_path)
     assert [f["body_mass_g"].int64_list.value[0] for f in logged] == list(range(995)) + [-2]  # split, in order
@@ -167,7 +167,7 @@ def test_two_writer_processes_on_one_folder_never_lose_each_others_records(tmp_p
     seen = _by_writer(log_dir)
     assert sorted(seen["a"]) == list(range(20))  # every record of the writer whose shard was open
     assert seen["b"] == [27, 28, 29]  # retention: the newest closed shards (a's among the 4)
-    assert inference_log.open_shards(log_dir) == [] and len(inference_log.shards(log_dir)) == 4
+    assert inference_log.open_shards(log_dir) == [] and len(inference_log.closed_shards(log_dir)) == 4
 
 
 def test_a_shard_left_open_by_a_killed_writer_is_closed_by_the_next_and_read(tmp_path):
@@ -177,11 +177,12 @@ def test_a_shard_left_open_by_a_killed_writer_is_closed_by_the_next_and_read(tmp
     finally:
         os.kill(killed.pid, signal.SIGKILL)
         killed.wait(60)
-    assert len(inference_log.open_shards(tmp_path)) == 1
+    assert len(inference_log.open_shards(tmp_path)) == 1 and inference_log.shards(tmp_path) == \
+        inference_log.open_shards(tmp_path)  # `monitor --logs` finds a log whose one shard is open
     assert sorted(_by_writer(tmp_path)["killed"]) == list(range(5))  # readers read an open shard
     survivor = _writer(tmp_path, "next", 2, 1 << 20, 16)
     assert survivor.wait(120) == 0
-    assert inference_log.open_shards(tmp_path) == [] and len(inference_log.shards(tmp_path)) == 2
+    assert inference_log.open_shards(tmp_path) == [] and len(inference_log.closed_shards(tmp_path)) == 2
     seen = _by_writer(tmp_path)
     assert sorted(seen["killed"]) == list(range(5)) and sorted(seen["next"]) == [0, 1]
 
