@@ -92,6 +92,9 @@ class PipelineConfig:
     eval_threshold: Optional[Number] = None
     # A candidate may be worse than the latest blessed model by at most this much.
     change_tolerance: Annotated[Number, pydantic.Field(ge=0)] = 0.01
+    # The served version the Evaluator compares with ("" = none). None: the one served when
+    # the run starts; a re-run of the same build gets that build's (pipelines/baseline.py).
+    served_baseline_version: Optional[str] = None
     # Beam options for the Beam stages (e.g. --runner=FlinkRunner); [] = in-process direct runner.
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)
     infra_validation_examples: Count = 10

@@ -3,6 +3,7 @@ the home the config names, settle the task. Each mistake a user can make here is
 ConfigError or InputError (one line, exit 2) before any stage starts."""
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -21,16 +22,28 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag} {path} does not exist (or is not a file)")
     csv_input.check(config.data, config.label)
+    key = baseline.build_key(config)  # what the user chose, before the decisions below
     writable_dir(config.home_path, "home (--home or KUBETFX_HOME)")
     task = config.task or csv_input.infer_task(config.data, config.label)
+    roles = column_roles.resolve(column_roles.infer(csv_input.csv_files(config.data), config.label),
+                                 config.column_roles)
+    config = config.replace(task=task, column_roles=roles)
+    if config.served_baseline_version is None:
+        # The same config and data as the run that pushed what is served: that run's
+        # decisions, so every stage is a cache hit and nothing new is pushed.
+        same = baseline.recorded_build(str(config.metadata_path), config.name, config.serving_dir, key)
+        if same is not None:
+            return dataclasses.replace(config, schema_file=same.schema_file,
+                                       served_baseline_version=same.served_version)
     schema_file = config.schema_file
     if schema_file is None and config.uses_embedded_data:
         schema_file = str(CURATED_SCHEMA)
     if schema_file is None:
         schema_file = baseline.latest_pushed_schema(str(config.metadata_path), config.name)
-    roles = column_roles.resolve(column_roles.infer(csv_input.csv_files(config.data), config.label),
-                                 config.column_roles)
-    return config.replace(task=task, schema_file=schema_file, column_roles=roles)
+    served = config.served_baseline_version
+    if served is None:
+        served = baseline.served_version(config.serving_dir)
+    return config.replace(schema_file=schema_file, served_baseline_version=served)
 
 
 def writable_dir(path: Path, what: str) -> Path:

@@ -5,16 +5,19 @@ terminal shows one line per stage start and end (progress), the summary, and for
 stage its error and the failing lines of user code (failure)."""
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
+import logging
 import sys
 
-from kubetfx.pipelines import exit_codes, failure, prepare, summary
+from kubetfx.pipelines import baseline, exit_codes, failure, prepare, summary
 from kubetfx.pipelines.config import PipelineConfig
 
 
 def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False, as_json: bool = False,
         backend_options=None) -> int:
+    given = config
     config = prepare.prepare(config)
     # With --json, stdout carries the JSON document only; everything for people goes to stderr.
     out = sys.stderr if as_json else sys.stdout
@@ -30,18 +33,37 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
         return _run_containers(config, out, backend_options)
     run_id = datetime.datetime.now().isoformat()
     log_path = config.logs_dir / f"{run_id}.log"
+    served_before = baseline.served_version(config.serving_dir)
     try:
         crash, failed_stage = _run_local(config, run_id, log_path, verbose=verbose, terminal_fd=_fd(out))
     except local_runner.RunLockedError as err:
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return exit_codes.BUSY
-    result = summary.summarize(str(config.metadata_path), config.name, run_id)
+    baseline.record_build(str(config.metadata_path), run_id, baseline.build_key(given.validate()))
+    with _quiet_libraries(verbose):
+        result = summary.summarize(str(config.metadata_path), config.name, run_id)
+    if result:
+        result.compare_with_served(served_before)
     if result:
         print(result.table(), file=out)
     code = _outcome(result, crash, failed_stage, config, log_path, verbose, out)
     if as_json:
         print(json.dumps(_document(result, code, crash, failed_stage, config, log_path), indent=2))
     return code
+
+
+@contextlib.contextmanager
+def _quiet_libraries(verbose: bool):
+    """Reading the results after the run's log has closed: a fully cached run has not run
+    the Evaluator, so TFMA's deprecation warning would come first here, on the terminal."""
+    tf_logger = logging.getLogger("tensorflow")
+    level = tf_logger.level
+    if not verbose:
+        tf_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        tf_logger.setLevel(level)
 
 
 def _fd(stream) -> int:
@@ -111,7 +133,7 @@ def _outcome(result, crash, failed_stage, config, log_path, verbose, out) -> int
                   file=sys.stderr)
         return exit_codes.CRASH
     if result and result.pushed_path:
-        print(f"kubetfx: model pushed to {result.pushed_path}", file=out)
+        print(f"kubetfx: {result.outcome_line()}", file=out)
         return exit_codes.OK
     print("kubetfx: model NOT pushed (not blessed by Evaluator or InfraValidator)", file=sys.stderr)
     return exit_codes.NOT_BLESSED

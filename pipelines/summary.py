@@ -36,6 +36,23 @@ class RunSummary:
     stages: list
     blessed: Optional[bool] = None
     pushed_path: Optional[str] = None
+    # The pushed version was already served when the run started (a cached Pusher, or the
+    # same model published again adds no version): the run changed nothing that is served.
+    nothing_new: bool = False
+
+    @property
+    def pushed_version(self) -> Optional[str]:
+        return os.path.basename(self.pushed_path.rstrip("/")) if self.pushed_path else None
+
+    def compare_with_served(self, served_before: str) -> "RunSummary":
+        """Sets `nothing_new` from the version served before the run ("" for none)."""
+        self.nothing_new = bool(served_before) and self.pushed_version == served_before
+        return self
+
+    def outcome_line(self) -> str:
+        if self.nothing_new:
+            return f"nothing new: serving version {self.pushed_version}"
+        return f"model pushed to {self.pushed_path}"
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -94,7 +94,11 @@ class ServedBaseline(base_component.BaseComponent):
 
 def build(config, trainer) -> ServedBaseline:
     # What is served now, read where the pipeline is built: a change of it changes the local
-    # cache key (the executor reads the directory again when it runs).
-    served = latest_version(str(config.serving_dir)) if os.path.isdir(config.serving_dir) else None
+    # cache key (the executor reads the directory again when it runs). A re-run of the build
+    # that pushed it gets that build's value in the config (pipelines/baseline.py), so its
+    # own push does not make the same run look new.
+    served = config.served_baseline_version
+    if served is None:
+        served = latest_version(str(config.serving_dir)) if os.path.isdir(config.serving_dir) else None
     return ServedBaseline(model=trainer.outputs["model"], serving_dir=str(config.serving_dir),
                           served_version=served or "").with_id(NODE_ID)
