@@ -247,3 +247,41 @@ def test_the_request_id_is_answered_in_a_header_and_stored_with_each_logged_inst
             ["client-42", "client-42", generated[1], replaced[1]], where
         assert [f["x"].float_list.value[0] for f in logged] == [1.0, 2.0, 3.0, 4.0]
         assert all("password" not in f for f in logged), where
+
+
+def _serve(home, tmp_path, name) -> tuple[subprocess.Popen, str]:
+    """`kubetfx serve --port 0` as a child process with small shards (a few requests each)."""
+    port_file = tmp_path / f"{name}.port"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kubetfx.pipelines.cli", "serve", "--home", str(home), "--port", "0", "--port-file",
+         str(port_file), "--log-shard-mb", "0.001", "--log-shards", "1000"],
+        stdout=open(tmp_path / f"{name}.log", "wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    wait_for(lambda: port_file.exists() or process.poll() is not None, 300, f"{name} answering")
+    assert process.poll() is None, (tmp_path / f"{name}.log").read_text()
+    return process, f"http://127.0.0.1:{port_file.read_text()}/v1/models/kubetfx-penguin:predict"
+
+
+def test_two_serve_processes_on_one_home_log_every_request_with_its_id(tmp_path):
+    home = tmp_path / "home"
+    save_scaler(home / "serving" / "kubetfx-penguin" / "7", factor=2.0)
+    _schema_dir(home / "serving" / "kubetfx-penguin", 7, 'feature { name: "x" type: FLOAT }\n')
+    servers = [_serve(home, tmp_path, "one"), _serve(home, tmp_path, "two")]
+    try:
+        for i in range(15):  # alternating, so both rotate through many shards at once
+            for k, (_, url) in enumerate(servers):
+                status, answered_id, _ = _post(url, {"instances": [{"x": float(i)}, {"x": -1.0}]},
+                                               {"X-Request-Id": f"s{k}-{i}"})
+                assert status == 200 and answered_id == f"s{k}-{i}"
+    finally:
+        for process, _ in servers:
+            process.send_signal(signal.SIGTERM)
+        codes = [process.wait(60) for process, _ in servers]
+    assert codes == [0, 0]
+    log_dir = home / "inference-logs" / "kubetfx-penguin"
+    logged = _features(log_dir)
+    ids = sorted(f["request_id"].bytes_list.value[0].decode() for f in logged)
+    assert ids == sorted(f"s{k}-{i}" for k in (0, 1) for i in range(15) for _ in range(2))  # each instance, once
+    assert all(set(f) == {"x", "prediction_scaled", "prediction_n_plus_one", "model_version", "timestamp_ms",
+                          "request_id"} for f in logged)
+    assert inference_log.open_shards(log_dir) == [] and len(inference_log.closed_shards(log_dir)) >= 8
