@@ -97,11 +97,13 @@ def test_monitor_reports_drift_on_the_shifted_features_and_exits_non_zero(home, 
     data = _write(tmp_path / "shifted.csv", _shift(_sample(_rows(), 150, seed=2), bill_mm=15))
     result = run_kubetfx("monitor", "--home", home, "--data", data)
     assert result.returncode == 11, result.stdout + result.stderr
-    assert "DRIFT in bill_length_mm, island" in result.stderr
-    lines = {line.split()[0]: line for line in result.stdout.splitlines()[2:] if line.startswith("  ")}
-    assert "DRIFT" in lines["bill_length_mm"] and "DRIFT" in lines["island"]
+    # One word: the header states it, the rows and the last line use it the same way.
+    assert result.stdout.splitlines()[0].endswith(": DRIFT in bill_length_mm, island")
+    assert "kubetfx monitor: DRIFT in bill_length_mm, island against version" in result.stderr
+    words = _words(result.stdout)
+    assert words["bill_length_mm"] == "DRIFT" and words["island"] == "DRIFT"
     for unshifted in ("bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"):
-        assert " ok " in lines[unshifted], lines[unshifted]
+        assert words[unshifted] == "ok", result.stdout
     # The report is an artifact TFDV reads, recorded against the served model.
     import tensorflow_data_validation as tfdv
     from tensorflow_metadata.proto.v0 import anomalies_pb2
@@ -116,11 +118,75 @@ def test_monitor_reports_drift_on_the_shifted_features_and_exits_non_zero(home, 
     assert stats.datasets[0].num_examples == 150
 
 
+def _words(stdout: str) -> dict:
+    """{feature: verdict word} of the monitor's table (the column under 'verdict')."""
+    lines = stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("feature "))
+    at = lines[header].index("verdict")
+    return {line.split()[0]: line[at:].split()[0] for line in lines[header + 1:]
+            if line.startswith("  ") and len(line) > at and not line.startswith("  the label")}
+
+
+def _without(rows, column: str) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != column} for row in rows]
+
+
+def _blank(rows, column: str, every: int) -> list[dict]:
+    return [dict(row, **{column: ""}) if i % every == 0 else row for i, row in enumerate(rows)]
+
+
 def test_monitor_exits_0_on_a_fresh_sample_of_the_same_distribution(home, run_kubetfx, tmp_path):
     data = _write(tmp_path / "fresh.csv", _sample(_rows(), 150, seed=1))
     result = run_kubetfx("monitor", "--home", home, "--data", data)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "no drift against version" in result.stdout
+    assert "kubetfx monitor: ok: no drift" in result.stdout and result.stdout.splitlines()[0].endswith(": ok")
+
+
+def test_production_data_without_the_label_and_with_gaps_is_ok(home, run_kubetfx, tmp_path):
+    """The normal production case: no label column; bill_length_mm empty in 1 row of 13
+    (7.7%), which breaks the curated schema's presence (95%) but moves the missing rate by
+    less than the 0.1 default."""
+    rows = _blank(_without(_sample(_rows(), 150, seed=4), "species"), "bill_length_mm", every=13)
+    # TF_CPP_MIN_LOG_LEVEL 3: what the CLI sets when a user has not (run_kubetfx sets 2).
+    result = run_kubetfx("monitor", "--home", home, "--data", _write(tmp_path / "production.csv", rows),
+                         env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    header = result.stdout.splitlines()[0]
+    assert header.endswith(": ok") and f"(trained on {EMBEDDED}, span 0)" in header
+    words = _words(result.stdout)
+    assert "species" not in words and set(words.values()) == {"ok"}, result.stdout
+    assert "the label species has no values in the new data: not judged" in result.stdout
+    assert " <1%->9% " in next(line for line in result.stdout.splitlines() if line.split()[:1] == ["bill_length_mm"])
+    assert result.stderr == "", result.stderr  # no absl or numpy warning lines without --verbose
+
+
+def test_a_missing_rate_past_the_threshold_is_MISSING_in_rows_header_and_summary(home, run_kubetfx, tmp_path):
+    rows = _blank(_without(_sample(_rows(), 150, seed=5), "species"), "sex", every=3)
+    result = run_kubetfx("monitor", "--home", home, "--data", _write(tmp_path / "gaps.csv", rows), "--json")
+    assert result.returncode == 11, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["verdict"] == "MISSING" and document["unjudged_label"] == "species"
+    by_feature = {f["feature"]: f for f in document["features"]}
+    assert by_feature["sex"]["verdict"] == "MISSING" and 0.3 < by_feature["sex"]["missing"] < 0.4
+    assert {f["verdict"] for name, f in by_feature.items() if name != "sex"} == {"ok"}
+    assert _words(result.stderr)["sex"] == "MISSING"  # --json: the table goes to stderr
+    assert "(150 rows)" in result.stderr and ": MISSING in sex\n" in result.stderr
+    assert "kubetfx monitor: MISSING in sex against version" in result.stderr
+
+
+def test_a_long_value_is_cut_to_a_readable_width(home, run_kubetfx, tmp_path):
+    """A few rows with islands the schema does not know: TFDV's anomaly text lists them all."""
+    rows = _sample(_rows(), 150, seed=6)
+    rows[:20] = [dict(row, island=f"Unknown island number {i}") for i, row in enumerate(rows[:20])]
+    result = run_kubetfx("monitor", "--home", home, "--data", _write(tmp_path / "islands.csv", rows), "--json")
+    assert result.returncode == 11, result.stdout + result.stderr
+    (text,) = json.loads(result.stdout)["features"][4]["anomalies"]  # the whole text stays in the JSON
+    assert len(text) > 400 and "Unknown island number 19" in text
+    table = [line for line in result.stderr.splitlines() if line.startswith("  ")]
+    assert _words(result.stderr)["island"] == "ANOMALY"
+    assert max(len(line) for line in table) <= 200, result.stderr
+    island = next(line for line in table if line.split()[:1] == ["island"])
+    assert island.endswith("...") and "Unknown island" in island
 
 
 def test_monitor_json_is_one_document_on_stdout_with_the_same_exit_code(home, run_kubetfx, tmp_path):
@@ -131,6 +197,7 @@ def test_monitor_json_is_one_document_on_stdout_with_the_same_exit_code(home, ru
     assert document["exit_code"] == 11 and document["verdict"] == "DRIFT" and document["rows"] == 150
     by_feature = {f["feature"]: f for f in document["features"]}
     assert not by_feature["bill_length_mm"]["ok"] and by_feature["bill_depth_mm"]["ok"]
+    assert by_feature["bill_length_mm"]["verdict"] == "DRIFT" and by_feature["bill_depth_mm"]["verdict"] == "ok"
     assert Path(document["report"]).is_file()
     assert "DRIFT in bill_length_mm" in result.stderr  # the lines for people, on stderr
 
