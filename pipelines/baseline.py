@@ -128,6 +128,8 @@ def recorded_build(metadata_path: str, pipeline_name: str, serving_dir, key: str
             schema_file = _string(execution.custom_properties, "schema_file")
         elif kind == "ServedBaseline":
             served = _string(execution.custom_properties, "served_version") or ""
+    if schema_file is not None and not os.path.exists(schema_file):
+        return None  # the imported schema is gone (a cleaned pipeline root): decide afresh
     return Build(schema_file=schema_file, served_version=served)
 
 
