@@ -10,6 +10,10 @@ small and fixed (tensorflow/core/example/{example,feature}.proto), so the bytes 
 with Arrow's element-wise joins over whole columns instead; the tests compare them with
 protobuf's own serialization, value kind by value kind.
 
+A missing value (a null) is left out of its row's Example: kubetfx's one representation of
+a missing value, the one a request that leaves the field out has. CsvExampleGen's empty
+list is still written on request (missing_as_empty_list), for the split hash only.
+
     Example  { Features features = 1; }
     Features { map<string, Feature> feature = 1; }   each entry: { key = 1; value = 2; }
     Feature  { oneof { BytesList bytes_list = 1; FloatList float_list = 2; Int64List int64_list = 3; } }

@@ -1,5 +1,9 @@
 """Schema-driven preprocessing: works on any tabular data without a module file.
 
+A missing value arrives as an absent feature (ExampleGen leaves it out of the Example, as
+a request leaves the field out; the schema does not require it), parsed as a VarLenFeature:
+a SparseTensor row without a value. A dense [batch, 1] input (a feature the schema gives a
+shape) works too.
 Numeric columns: z-score scaling with the mean and variance of the present values; a
 missing value becomes 0 (the mean). Both analyzers read the raw column, so all run in one phase:
 imputing first and scaling the imputed column would make a second pass over the data. All
