@@ -191,7 +191,7 @@ def _monitor(args, config, result: dict | None = None) -> int:
     training, schema = _training(served)
     split, source, examples = _source(args, config)
     mode = drift.DRIFT if split == "data" else drift.SKEW
-    new = new_statistics.statistics(examples, schema)
+    new = new_statistics.statistics(examples, schema, new_statistics.standard_boundaries(training))
     judged = drift.judge(new, training, schema, mode, served.data.label, thresholds)
     verdicts, word, moved = judged.verdicts, judged.word, [v.feature for v in judged.verdicts if not v.ok]
     rows = new.datasets[0].num_examples

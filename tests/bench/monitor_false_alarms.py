@@ -122,7 +122,7 @@ def _request_examples(rows: list, schema, label: str) -> list:
 def _judge(examples: list, training, schema, mode: str, label: str, thresholds):
     from kubetfx.pipelines.monitor import drift, new_statistics
 
-    new = new_statistics.statistics(examples, schema)
+    new = new_statistics.statistics(examples, schema, new_statistics.standard_boundaries(training))
     return drift.judge(new, training, schema, mode, label, thresholds)
 
 
