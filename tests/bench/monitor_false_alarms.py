@@ -11,8 +11,9 @@ monitor` does, in process to keep the bench short) on two paths:
 - logs: each row as the JSON instance a client sends (empty cells left out, no label),
   encoded as the model server encodes requests for the inference log, judged as skew.
 A sample alarms when any feature's verdict is not ok (the exit code would be 11).
-Shifted samples (one numeric feature +1 standard deviation, one categorical feature all
-one value, one feature's missing rate to 30%) measure the alarms a team wants.
+Shifted samples (one numeric feature +1 and +0.3 standard deviation, one categorical
+feature all one value, one feature's missing rate to 30% and 15%) measure the alarms a
+team wants: the share of them where the shifted feature's verdict is not ok.
 
 Prints one table, writes build/bench-monitor/results.json. A benchmark: nothing asserts.
 """
@@ -38,7 +39,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 import monitor_tables  # noqa: E402  (beside this script, not a package)
 
 OUT = REPO / "build" / "bench-monitor"
-SHIFTS = ("numeric +1 sd", "category all one value", "missing rate 30%")
+SHIFTS = ("numeric +1 sd", "numeric +0.3 sd", "category all one value", "missing rate 30%", "missing rate 15%")
 
 
 def _tables(folder: Path) -> list:
@@ -144,14 +145,14 @@ def _shift(kind: str, rows: list, all_rows: list, schema, label: str, rng: rando
 
     features = [f for f in schema.feature if f.name != label]
     rows = [dict(r) for r in rows]
-    if kind == SHIFTS[0]:
+    if kind.startswith("numeric"):
         feature = next(f for f in features if not drift.is_categorical(f) and len(set(_numeric(all_rows, f.name))) > 20)
-        sd = statistics.pstdev(_numeric(all_rows, feature.name))
+        sd = statistics.pstdev(_numeric(all_rows, feature.name)) * float(kind.split("+")[1].split()[0])
         for row in rows:
             if row[feature.name] not in ("", None):
                 value = float(row[feature.name]) + sd
                 row[feature.name] = str(round(value)) if feature.type == schema_pb2.INT else f"{value:.4f}"
-    elif kind == SHIFTS[1]:
+    elif kind.startswith("category"):
         counts_of = {f.name: collections.Counter(r[f.name] for r in all_rows if r[f.name]) for f in features}
         feature = next(f for f in features if drift.is_categorical(f) and 2 <= len(counts_of[f.name]) <= 20)
         counts = counts_of[feature.name]
@@ -159,9 +160,9 @@ def _shift(kind: str, rows: list, all_rows: list, schema, label: str, rng: rando
         for row in rows:
             row[feature.name] = rare
     else:
-        feature = features[-1]
+        feature, rate = features[-1], float(kind.split()[-1].rstrip("%")) / 100
         for row in rows:
-            if rng.random() < 0.3:
+            if rng.random() < rate:
                 row[feature.name] = ""
     return rows, feature.name
 
@@ -170,6 +171,7 @@ def _alarm(judgement) -> dict:
     return {"alarm": judgement.word != "ok", "word": judgement.word,
             "features": {v.feature: v.verdict for v in judgement.verdicts if not v.ok},
             "measures": {v.feature: v.value for v in judgement.verdicts},
+            "kinds": {v.feature: v.measure for v in judgement.verdicts},
             "missing_moves": {v.feature: abs(v.missing - v.missing_training) for v in judgement.verdicts
                               if v.missing is not None and v.missing_training is not None}}
 
@@ -229,6 +231,19 @@ def report(results: dict) -> str:
                 lines.append(f"{name:<10} {size:>5} {path:<5} {_rate(items, 'alarm'):<24} "
                              f"{', '.join(f'{k} x{n}' for k, n in which.most_common(3)) or '-'}")
     lines.append(f"all healthy samples: false alarms {_rate(everything, 'alarm')}")
+    largest = collections.defaultdict(float)
+    for h in everything:
+        for feature, value in h["measures"].items():
+            if value is not None:
+                largest[h["kinds"][feature]] = max(largest[h["kinds"][feature]], value)
+        largest["missing-rate move"] = max([largest["missing-rate move"], *h["missing_moves"].values()])
+    from kubetfx.pipelines.config import PipelineConfig
+
+    default = PipelineConfig()
+    limits = {"Jensen-Shannon": default.drift_numeric_threshold, "L-infinity": default.drift_categorical_threshold,
+              "missing-rate move": default.drift_missing_rate_threshold}
+    lines.append("largest on healthy samples (default limit): " + ", ".join(
+        f"{kind} {value:.3f} ({limits.get(kind)})" for kind, value in sorted(largest.items())))
     lines.append(f"{'table':<10} {'size':>5} {'shift':<24} true alarms on the shifted feature")
     for name, table in results["tables"].items():
         for size in sorted({s["size"] for s in table["shifted"]}):
