@@ -33,7 +33,8 @@ The HTTP port answers at once (status LOADING until a version is loaded), so a c
 progress while TensorFlow imports. The transport's bounds (components/serving/http_server.py):
 a body over --max_body_bytes (16 MiB) is a 413, JSON nested deeper than MAX_JSON_DEPTH a
 400, a request not sent within the read timeouts is closed; shutdown() finishes the
-requests in flight (up to stop_seconds) before it closes the connections.
+requests in flight (up to stop_seconds) before it closes the connections. Requests that
+arrive while a model call runs share the next one (components/serving/batching.py).
 """
 from __future__ import annotations
 
@@ -56,11 +57,15 @@ from typing import Callable
 from kubetfx.components.infra_validator import rest_api
 from kubetfx.components.infra_validator.request_schema import RequestSchema
 from kubetfx.components.infra_validator.version_follower import VersionFollower, load_version
-from kubetfx.components.serving import http_server
+from kubetfx.components.serving import batching, http_server
 
 log = logging.getLogger("kubetfx.model_server")
 MAX_BODY_BYTES = 16 << 20   # a larger body is a 413, answered before it is read
 MAX_JSON_DEPTH = 100        # instances are a few levels deep; json.loads recurses
+# Requests waiting for a running model call join the next one (batching.py), so the pool
+# holds more threads than cores: most of them wait, the batch grows.
+WORKERS = 16
+MAX_BATCH_ROWS = 256
 KEPT_SCHEMAS = 4
 # /v1/models/NAME[/versions/V][/metadata | :predict | :classify | :regress]
 ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
@@ -110,7 +115,8 @@ class ModelServer:
     """
 
     def __init__(self, model_base_path: str, model_name: str, *, poll_seconds: float = 1.0,
-                 on_request: OnRequest | None = None, limits: http_server.Limits | None = None):
+                 on_request: OnRequest | None = None, limits: http_server.Limits | None = None,
+                 max_batch_rows: int = MAX_BATCH_ROWS):
         if poll_seconds <= 0:
             raise ValueError("poll_seconds must be positive")
         self.model_name = model_name
@@ -122,7 +128,8 @@ class ModelServer:
         self._on_request = on_request
         self._hook_lock = threading.Lock()
         self._stop = threading.Event()
-        self.limits = (limits or http_server.Limits(max_body_bytes=MAX_BODY_BYTES)).validate()
+        self.limits = (limits or http_server.Limits(max_body_bytes=MAX_BODY_BYTES, workers=WORKERS)).validate()
+        self._batcher = batching.Batcher(max_batch_rows)
         self._http: http_server.HttpServer | None = None
         self._threads: list[threading.Thread] = []
 
@@ -264,8 +271,12 @@ class ModelServer:
         feed, instances = rest_api.signature_feed(
             request, specs, lambda: loaded.feature_types(request.signature_name),
             checker=self._schemas.get(loaded.path))
-        outputs = signature(**{name: tf.constant(value, dtype=specs[name].dtype) for name, value in feed.items()})
-        outputs = {name: value.numpy() for name, value in outputs.items()}
+
+        def run(feed):
+            computed = signature(**{name: tf.constant(value, dtype=specs[name].dtype) for name, value in feed.items()})
+            return {name: value.numpy() for name, value in computed.items()}
+        # concurrent requests to one version and signature share a model call (batching.py)
+        outputs = self._batcher.call((loaded.path, request.signature_name), run, feed)
         answer = rest_api.predict_response(outputs, columnar=request.rows is None)
         answer["model_version"] = str(loaded.version)
         if self._on_request is not None:
@@ -393,8 +404,10 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--read_timeout_seconds", type=float, default=http_server.Limits.idle_seconds,
                         help="close a connection whose headers or body do not arrive within this, "
                              "or that stays idle this long between requests")
-    limits.add_argument("--http_workers", type=int, default=http_server.Limits.workers,
-                        help="threads computing predictions")
+    limits.add_argument("--http_workers", type=int, default=WORKERS,
+                        help="threads answering requests (those waiting for a model call join the next batch)")
+    limits.add_argument("--max_batch_rows", type=int, default=MAX_BATCH_ROWS,
+                        help="rows of concurrent requests merged into one model call (1: no batching)")
     limits.add_argument("--stop_timeout_seconds", type=float, default=http_server.Limits.stop_seconds,
                         help="on shutdown, how long requests in flight may take to be answered")
     return parser
@@ -418,8 +431,11 @@ def main(argv=None) -> int:
     except ValueError as err:
         log.error("Bad flag: %s", err)
         return 2
+    if args.max_batch_rows < 1:
+        log.error("Bad flag: --max_batch_rows must be at least 1")
+        return 2
     server = ModelServer(args.model_base_path, args.model_name, poll_seconds=args.file_system_poll_wait_seconds,
-                         limits=limits)
+                         limits=limits, max_batch_rows=args.max_batch_rows)
     if args.parent_pid and os.getppid() != args.parent_pid:
         log.error("Parent process %d is already gone", args.parent_pid)
         return 1

@@ -53,6 +53,24 @@ def test_200_concurrent_connections_are_all_answered(server):
     assert failures == [] and statuses == [200] * 200
 
 
+def test_concurrent_predicts_batched_together_each_get_their_own_answer(server):
+    answers = {}
+
+    def one(i):
+        post = urllib.request.Request(f"http://127.0.0.1:{server.port}/v1/models/{NAME}:predict",
+                                      json.dumps({"instances": [{"x": float(i)}, {"x": -float(i)}]}).encode())
+        with urllib.request.urlopen(post, timeout=60) as answer:
+            answers[i] = [p["scaled"][0] for p in json.loads(answer.read())["predictions"]]
+    calls_before = server._batcher.calls
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(64)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert answers == {i: [2.0 * i, -2.0 * i] for i in range(64)}
+    assert server._batcher.calls - calls_before <= 64
+
+
 def test_a_body_over_the_limit_is_413_before_it_is_read_and_the_server_stays_small(server):
     before = _rss_bytes()
     status, body = over_the_limit(server.port, f"/v1/models/{NAME}:predict", declared=50 << 20)
