@@ -105,10 +105,25 @@ def _signal_before_the_wait_blocks():
     _thread.interrupt_main(signal.SIGINT)
 
 
+@pytest.fixture
+def sigint_as_at_a_terminal():
+    """SIGINT raising KeyboardInterrupt and unblocked in the main thread, as in a shell's
+    foreground job, restored afterwards. A suite started in the background (`nohup`, `&`,
+    many schedulers) inherits SIGINT ignored, and Python then installs no handler."""
+    handler = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        signal.signal(signal.SIGINT, handler)
+
+
 @pytest.mark.parametrize("interrupt", [_real_signal, _signal_before_the_wait_blocks], ids=["sigint", "pending-sigint"])
-def test_ctrl_c_ends_the_run_without_waiting_for_running_nodes(tmp_path, interrupt):
-    # An earlier test or library that swapped the handler or blocked SIGINT would make this
-    # test fail for a reason that is not the runner's: check both first.
+def test_ctrl_c_ends_the_run_without_waiting_for_running_nodes(tmp_path, interrupt, sigint_as_at_a_terminal):
+    # The fixture set the disposition; an earlier test or library that swapped the handler
+    # or blocked SIGINT since would make this test fail for a reason that is not the
+    # runner's: check both first.
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGINT)
     assert signal.SIGINT not in signal.pthread_sigmask(signal.SIG_BLOCK, []), "SIGINT is blocked in the main thread"
     both_running, stop = threading.Event(), threading.Event()
