@@ -6,6 +6,11 @@ Values are coerced as the command line would coerce them ("50" -> 50 for `train_
 "0.7" -> 0.7), nothing else: a string where a list is expected, a fraction or a boolean
 where a count is expected, and unknown fields are refused.
 
+A config file is read with bounds (`_BoundedLoader`): its size, nesting depth and integer
+length are limited, YAML aliases and duplicate keys are refused, and numbers must be finite
+and in range, so a hostile or careless file is one line within a second, never a hang
+(an alias bomb expands to gigabytes in validation) or a traceback.
+
 Nothing here reads the environment at import time; `PipelineConfig.resolve_home` is the
 single place where `KUBETFX_HOME` is consulted, and only when a command asks for it.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import reprlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -27,6 +33,10 @@ DEFAULT_HOME = ".kubetfx"
 TASKS = ("classification", "regression")
 ANOMALY_MODES = ("fail", "warn")
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+MAX_CONFIG_BYTES = 1 << 20   # a config is a few hundred bytes; 1 MiB leaves room for long lists
+MAX_DEPTH = 8                # the deepest field (column_roles: {role: [names]}) is 3 levels
+MAX_INT_CHARS = 20           # any count a config needs; Python would parse 4,300 digits
+MAX_COUNT = 10**9
 
 
 class ConfigError(ValueError):
@@ -46,8 +56,11 @@ def _pipeline_name(value: str) -> str:
     return value
 
 
-Count = Annotated[int, pydantic.BeforeValidator(_not_a_bool), pydantic.Field(gt=0)]
-Number = Annotated[float, pydantic.BeforeValidator(_not_a_bool)]
+Count = Annotated[int, pydantic.BeforeValidator(_not_a_bool), pydantic.Field(gt=0, le=MAX_COUNT)]
+# NaN compares false with everything: a NaN threshold never blesses and never alarms.
+Number = Annotated[float, pydantic.BeforeValidator(_not_a_bool), pydantic.Field(allow_inf_nan=False)]
+# TFDV's drift measures (L-infinity, Jensen-Shannon) lie in [0, 1]; 0 would alarm on anything.
+DriftThreshold = Annotated[Number, pydantic.Field(gt=0, le=1)]
 
 
 @dataclasses.dataclass
@@ -89,7 +102,7 @@ class PipelineConfig:
     column_roles: Optional[dict[Literal["identifiers", "datetimes", "text", "features"], list[str]]] = None
     # Evaluator gate: classification blesses when accuracy >= threshold; regression when
     # mean absolute error <= threshold (None = no absolute bound, only the baseline check).
-    eval_threshold: Optional[Number] = None
+    eval_threshold: Optional[Annotated[Number, pydantic.Field(ge=0)]] = None
     # A candidate may be worse than the latest blessed model by at most this much.
     change_tolerance: Annotated[Number, pydantic.Field(ge=0)] = 0.01
     # The served version the Evaluator compares with ("" = none). None: the one served when
@@ -104,13 +117,13 @@ class PipelineConfig:
     # distance for categorical features, Jensen-Shannon divergence for numeric ones; both
     # in (0, 1]. Defaults sit above sampling noise: 100-row samples of the embedded data
     # reach 0.14 (L-inf) and 0.08 (JSD) against its training split.
-    drift_categorical_threshold: float = 0.2
-    drift_numeric_threshold: float = 0.15
+    drift_categorical_threshold: DriftThreshold = 0.2
+    drift_numeric_threshold: DriftThreshold = 0.15
     # {feature: threshold} overriding the two above for that feature.
-    drift_feature_thresholds: dict = dataclasses.field(default_factory=dict)
+    drift_feature_thresholds: dict[str, DriftThreshold] = dataclasses.field(default_factory=dict)
     # How far a feature's missing rate (fraction of examples without a value) may move from
     # training's, as an absolute difference, before it is an alarm (tests/bench/monitor_false_alarms.py).
-    drift_missing_rate_threshold: float = 0.1
+    drift_missing_rate_threshold: DriftThreshold = 0.1
 
     # ---- derived locations -------------------------------------------------------------
     @property
@@ -159,7 +172,14 @@ class PipelineConfig:
     @classmethod
     def from_yaml(cls, path: str) -> "PipelineConfig":
         try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
+            with open(path, "rb") as file:  # bounded read: a FIFO or /dev/zero has no size
+                content = file.read(MAX_CONFIG_BYTES + 1)
+            if len(content) > MAX_CONFIG_BYTES:
+                raise ConfigError(f"config {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; "
+                                  "a config holds a few fields")
+            raw = yaml.load(content.decode("utf-8"), Loader=_BoundedLoader) or {}
+        except _Refused as err:
+            raise ConfigError(f"config {path}: {err}") from None
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
             raise ConfigError(f"cannot read config {path}: {' '.join(str(err).split())}") from None
         if not isinstance(raw, dict):
@@ -177,6 +197,54 @@ class PipelineConfig:
         return dataclasses.asdict(self)
 
 
+class _Refused(yaml.YAMLError):
+    """YAML that parses but that a config never needs; the message says what and where."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """safe_load's loader without its unbounded corners: an alias is a reference that
+    validation and error messages expand (9 levels of 9 aliases: 387 million strings), a
+    deep nest recurses in the composer, a long integer costs quadratic time, and a
+    duplicate key silently takes the last value."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        mark = self.peek_event().start_mark
+        where = f"line {mark.line + 1}"
+        if self.check_event(yaml.AliasEvent):
+            raise _Refused(f"{where}: YAML aliases (*{self.peek_event().anchor}) are not accepted "
+                           "in a config; write the value out")
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(f"{where}: values nested deeper than {MAX_DEPTH} levels; no field needs that")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue  # no field has a list or mapping for a name; validation refuses it
+            key = (key_node.tag, key_node.value)
+            if key in seen:
+                raise _Refused(f"line {key_node.start_mark.line + 1}: duplicate key {key_node.value!r}; "
+                               "keep one (YAML would silently take the last)")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node):
+        if len(node.value) > MAX_INT_CHARS:
+            raise _Refused(f"line {node.start_mark.line + 1}: integer of {len(node.value)} characters; "
+                           f"at most {MAX_INT_CHARS}")
+        return super().construct_yaml_int(node)
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:int", _BoundedLoader.construct_yaml_int)
+
+
 # Unknown fields are refused (a typo must not pass as a default).
 PipelineConfig.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")
 _VALIDATOR = pydantic.TypeAdapter(PipelineConfig)
@@ -187,8 +255,20 @@ def _one_line(err: pydantic.ValidationError, source: str) -> str:
     for e in err.errors(include_url=False):
         field = ".".join(str(part) for part in e["loc"])
         message = e["msg"].removeprefix("Value error, ")
-        problems.append(f"{field}: {message} (got {e['input']!r})")
+        problems.append(f"{field}: {message} (got {_short_repr(e['input'])})")
+    if len(problems) > 3:  # one line, however many items of a list are wrong
+        problems[3:] = [f"and {len(problems) - 3} more"]
     return (f"{source}: " if source else "") + "; ".join(problems)
+
+
+def _short_repr(value: Any, limit: int = 80) -> str:
+    """repr of a value the user gave, cut: a long list must not become a long message."""
+    short = reprlib.Repr()  # attributes, not keywords: those need Python 3.12
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxdict = 6
+    short.maxlevel = 3
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def resolve_home(flag_value: Optional[str]) -> str:

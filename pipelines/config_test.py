@@ -142,3 +142,89 @@ def test_column_roles_in_the_config_override_the_inferred_ones_and_unknown_roles
     config.write_text("column_roles: {feature: [row]}\n")
     with pytest.raises(ConfigError, match="column_roles.feature.*'identifiers', 'datetimes', 'text' or 'features'"):
         PipelineConfig.from_yaml(str(config))
+
+
+# ---- hostile or careless YAML: each refused in one line, at once, in little memory --------
+# Under a known field, so that no earlier check (unknown fields) stops it first.
+ALIAS_BOMB = "beam_pipeline_args:\n  - &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"  - &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8))
+
+
+def test_a_yaml_alias_bomb_is_refused_within_a_second_and_a_few_mb(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(ALIAS_BOMB)
+    # A child process: on the old code this grew to gigabytes; the timeout and the memory
+    # limit make the failure a test failure, not a stuck or swapping machine.
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+            "from kubetfx.pipelines.config import PipelineConfig, ConfigError\n"
+            "try:\n    PipelineConfig.from_yaml(sys.argv[1])\n"
+            "except ConfigError as err:\n    print(err)\n"
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    base = subprocess.run([sys.executable, "-c", "import resource; from kubetfx.pipelines import config; "
+                           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+                          capture_output=True, text=True, timeout=60)
+    try:
+        done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the alias bomb was still being expanded after 10 s")
+    message, peak_kb = done.stdout.strip().splitlines()
+    assert "YAML aliases" in message and str(path) in message, done.stdout + done.stderr
+    assert int(peak_kb) - int(base.stdout) < 8 * 1024, (peak_kb, base.stdout)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("label: &l species\nname: *l\n", "YAML aliases"),
+    ("column_roles: " + "[" * 10_000 + "]" * 10_000 + "\n", "nested deeper than"),
+    ("drift_feature_thresholds:\n" + "".join("  " * i + f"k{i}:\n" for i in range(1, 300)), "nested deeper than"),
+    ("train_steps: " + "9" * 5000 + "\n", "integer"),
+    ("train_steps: 10000000000000\n", "train_steps: Input should be less than or equal to"),
+    ("train_steps: 50\nlabel: a\ntrain_steps: 60\n", "duplicate key 'train_steps'"),
+    ("eval_threshold: .nan\n", "eval_threshold: Input should be a finite number"),
+    ("eval_threshold: .inf\n", "eval_threshold: Input should be a finite number"),
+    ("eval_threshold: 1e400\n", "eval_threshold: Input should be a finite number"),
+    ("eval_threshold: -0.5\n", "eval_threshold: Input should be greater than or equal to 0"),
+    ("change_tolerance: .nan\n", "change_tolerance: Input should be a finite number"),
+    ("drift_numeric_threshold: -0.1\n", "drift_numeric_threshold: Input should be greater than 0"),
+    ("drift_categorical_threshold: 1.5\n", "drift_categorical_threshold: Input should be less than or equal to 1"),
+    ("drift_categorical_threshold: high\n", "drift_categorical_threshold: Input should be a valid number"),
+    ("drift_feature_thresholds: {island: high}\n", "drift_feature_thresholds.island: Input should be a valid number"),
+    ("drift_feature_thresholds: {island: -1}\n", "drift_feature_thresholds.island: Input should be greater than 0"),
+    ("drift_missing_rate_threshold: .nan\n", "drift_missing_rate_threshold: Input should be a finite number"),
+])
+def test_hostile_or_out_of_range_yaml_is_refused_in_one_line(tmp_path, content, message):
+    import time
+
+    path = tmp_path / "run.yaml"
+    path.write_text(content)
+    start = time.monotonic()
+    with pytest.raises(ConfigError) as raised:
+        PipelineConfig.from_yaml(str(path))
+    text = str(raised.value)
+    assert message in text and str(path) in text and "\n" not in text and len(text) < 400, text
+    assert time.monotonic() - start < 1
+
+
+def test_a_config_file_larger_than_the_bound_is_refused_before_it_is_parsed(tmp_path):
+    from kubetfx.pipelines import config as config_module
+
+    path = tmp_path / "big.yaml"
+    path.write_text("label: species\n" + "# padding\n" * (config_module.MAX_CONFIG_BYTES // 10))
+    with pytest.raises(ConfigError, match=f"config {path} is larger than"):
+        PipelineConfig.from_yaml(str(path))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--eval-threshold", "nan"], "eval_threshold: Input should be a finite number"),
+    (["run", "--eval-threshold", "-1"], "eval_threshold: Input should be greater than or equal to 0"),
+    (["monitor", "--data", "x.csv", "--threshold", "island=nan"], "drift_feature_thresholds.island: Input should be a finite number"),
+    (["monitor", "--data", "x.csv", "--threshold", "island=-0.2"], "drift_feature_thresholds.island: Input should be greater than 0"),
+])
+def test_out_of_range_flags_are_exit_2_and_one_line(tmp_path, capsys, argv, message):
+    assert cli.main(argv + ["--home", str(tmp_path / "home")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "home").exists()
