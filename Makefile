@@ -12,7 +12,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality bench-monitor browser report report-screenshot
+.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality bench-monitor bench-serve browser report report-screenshot
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -85,3 +85,14 @@ bench-quality: install ## The default model's accuracy/MAE beside HistGradientBo
 
 bench-monitor: install ## kubetfx monitor's false alarms on healthy samples with gaps, true alarms on shifted ones (build/bench-monitor/results.json)
 	$(PY) tests/bench/monitor_false_alarms.py
+
+# wrk (Debian's package) loads the model server from a second process; installed when
+# missing and root, as the browser target does for chromium.
+BENCH_SERVE_ARGS ?=
+bench-serve: install ## kubetfx serve under wrk load (1/16/64 connections) beside the in-process signature (build/bench/serve.json)
+	@command -v wrk >/dev/null || \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "==> installing wrk (load generator)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "error: wrk missing and not root: apt-get install wrk" >&2; exit 2; fi
+	$(PY) tests/bench/serve.py $(BENCH_SERVE_ARGS)
