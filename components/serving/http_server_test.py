@@ -138,3 +138,12 @@ def test_json_too_deep_counts_nesting_not_brackets_in_strings():
     assert http_server.json_too_deep(b"[" * 12 + b"]" * 12, 10)
     assert not http_server.json_too_deep(b"[" * 10 + b"]" * 10, 10)
     assert http_server.json_too_deep(b'["\\"", ' + b"[" * 11 + b"]" * 12, 10)  # an escaped quote
+
+
+@pytest.mark.parametrize("flag", ["--max_body_bytes=0", "--read_timeout_seconds=-1", "--http_workers=0",
+                                  "--max_batch_rows=0"])
+def test_a_bound_that_is_not_positive_is_a_one_line_error_exit_2(tmp_path, flag, caplog):
+    from kubetfx.components.infra_validator import model_server
+
+    assert model_server.main(["--model_base_path", str(tmp_path), "--model_name", NAME, "--port", "0", flag]) == 2
+    assert "Bad flag" in caplog.text
