@@ -223,14 +223,32 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             print("kubetfx: interrupted", file=sys.stderr)
             return exit_codes.INTERRUPTED
+        except BrokenPipeError:
+            return _reader_gone()
         finally:
             if tf_level is None:
                 os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)
 
 
+def _reader_gone() -> int:
+    """stdout's reader has gone (`kubetfx models | head -1`): nothing more can be shown, so
+    the command ends as a shell reports SIGPIPE, without a traceback. stdout is pointed at
+    /dev/null so that flushing what is still buffered, at exit, cannot fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # in-process (tests): no descriptor to point
+        pass
+    return exit_codes.PIPE_CLOSED
+
+
 def entry() -> None:
     """The `kubetfx` console command: main(), then exit without the interpreter's teardown."""
-    code = main()
+    try:
+        code = main()
+    except BrokenPipeError:  # while parsing: argparse's --help or usage on a closed pipe
+        code = _reader_gone()
     from kubetfx.pipelines import process_exit
 
     process_exit.exit_now(0 if code is None else code if isinstance(code, int) else 1)  # as sys.exit

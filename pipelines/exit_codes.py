@@ -14,6 +14,7 @@ SUBMIT_REFUSED = 7       # submit: KFP unreachable, or it refused the upload or 
 SUBMIT_LOST_RUN = 8      # submit --wait: the API failed while watching the run (the run may go on)
 SUBMIT_WAIT_TIMEOUT = 9  # submit --wait: --timeout passed before the run ended (the run goes on)
 INTERRUPTED = 130        # Ctrl-C (128 + SIGINT, as shells report it)
+PIPE_CLOSED = 141        # stdout's reader went away (`| head`): ended quietly (128 + SIGPIPE, as shells report it)
 DRIFT = 11            # monitor: drift, skew or schema anomalies against the served model (10: backend's TIMED_OUT)
 TIMED_OUT = 10        # a task ran past its time limit (--task-timeout) and was stopped
 
