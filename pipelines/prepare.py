@@ -21,7 +21,7 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
     for flag, path in (("--module-file", config.module_file), ("--schema-file", config.schema_file)):
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag} {path} does not exist (or is not a file)")
-    csv_input.check(config.data, config.label)
+    csv_input.check(config.data, config.label, config.task)
     key = baseline.build_key(config)  # what the user chose, before the decisions below
     writable_dir(config.home_path, "home (--home or KUBETFX_HOME)")
     task = config.task or csv_input.infer_task(config.data, config.label)

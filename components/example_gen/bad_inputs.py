@@ -15,6 +15,18 @@ def _write(path: Path, content) -> Path:
     return path
 
 
+def _dangling_link(path: Path, target: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(path.parent / target)
+    return path
+
+
+def _labels(path: Path, counts: dict) -> Path:
+    """A table whose label has these classes, each that many times."""
+    rows = "".join(f"{name},Dream,{40 + i % 7}.5\n" for name, count in counts.items() for i in range(count))
+    return _write(path, HEADER + rows)
+
+
 # (case, how to make it under a folder -> data path, label, expected message fragment)
 CASES = [
     ("missing path", lambda d: d / "nowhere.csv", "species", "does not exist"),
@@ -48,6 +60,15 @@ CASES = [
     ("folder, different headers", lambda d: (_write(d / "parts" / "a.csv", HEADER + ROWS),
                                              _write(d / "parts" / "b.csv", "species,island\nAdelie,Dream\n"))[0].parent,
      "species", "has other columns than"),
+    ("dangling symbolic link in the folder", lambda d: (_write(d / "parts" / "a.csv", HEADER + ROWS),
+                                                        _dangling_link(d / "parts" / "b.csv", "moved.csv"))[0].parent,
+     "species", "b.csv is a symbolic link to"),
+    ("dangling symbolic link as the data path", lambda d: _dangling_link(d / "data.csv", "moved.csv"), "species",
+     "data.csv is a symbolic link to"),
+    ("label with one class", lambda d: _labels(d / "one.csv", {"Adelie": 40}), "species",
+     "label column 'species' has one class ('Adelie')"),
+    ("a class with fewer than 5 examples", lambda d: _labels(d / "rare.csv", {"Adelie": 40, "Gentoo": 30, "Chinstrap": 3}),
+     "species", "'Chinstrap' (3 rows)"),
 ]
 
 

@@ -23,6 +23,7 @@ how to re-encode instead; other separators (`;` with decimal commas, tabs, pipes
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Optional
@@ -54,16 +55,35 @@ class InputError(ValueError):
 
 
 def csv_files(data: str) -> list[Path]:
-    """The CSV files of a file or folder, sorted for a stable order."""
+    """The CSV files of a file or folder, sorted for a stable order, each resolved and
+    opened: a dangling link or an unreadable file is named here, not by ExampleGen's
+    reader (a NotFoundError that names no path)."""
     path = Path(data)
     if not path.exists():
+        _refuse_dangling(path)
         raise InputError(f"data path {data} does not exist")
     if path.is_file():
-        return [path]
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+        files = [path]
+    else:
+        candidates = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
+        for candidate in candidates:
+            _refuse_dangling(candidate)
+        files = [p for p in candidates if p.is_file()]
     if not files:
         raise InputError(f"folder {data} holds no .csv file")
+    for file in files:
+        try:
+            with open(file, "rb"):
+                pass
+        except OSError as err:
+            raise InputError(f"{file} cannot be read: {err.strerror or err}") from None
     return files
+
+
+def _refuse_dangling(path: Path) -> None:
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; "
+                         "fix or remove the link")
 
 
 # ---- how a file is read (shared with the executor) -------------------------------------
@@ -164,7 +184,10 @@ def read_column(data: str, column: str) -> pa.ChunkedArray:
 def infer_task(data: str, label: str) -> str:
     """Classification for string labels and integers with few distinct values, read with the
     types the executor writes (so "1.0" is a float and "yes" a string)."""
-    column = read_column(data, label).drop_null()
+    return _task_of(read_column(data, label).drop_null())
+
+
+def _task_of(column) -> str:
     kind = narrowest_type(column)
     if kind == 0 and len(pc.unique(column)) <= 20 or kind == len(NARROWEST_FIRST):
         return "classification"
@@ -241,8 +264,9 @@ def _count_rows(path: Path) -> int:
     return rows
 
 
-def check(data: str, label: str) -> None:
-    """Fails before any stage starts when the data cannot feed the pipeline."""
+def check(data: str, label: str, task: Optional[str] = None) -> None:
+    """Fails before any stage starts when the data cannot feed the pipeline (`task`: None =
+    as infer_task would choose)."""
     files = csv_files(data)
     columns = None
     for path in files:
@@ -259,3 +283,24 @@ def check(data: str, label: str) -> None:
     labels = read_column(data, label)
     if labels.null_count == len(labels):
         raise InputError(f"label column {label!r} has no values in {data}")
+    if (task or _task_of(labels.drop_null())) == "classification":
+        _check_classes(labels.drop_null(), label, data)
+
+
+MIN_CLASS_ROWS = 5  # fewer: the split may leave a class out of train or eval altogether
+
+
+def _check_classes(labels: pa.ChunkedArray, label: str, data: str) -> None:
+    """A one-class label trains a constant predictor that the Evaluator blesses at accuracy
+    1.0 and Pusher pushes; a class of a few rows is learned from nothing or judged on
+    nothing. Both are refused before any stage, counted over all the data."""
+    counts = {str(c["values"]): int(c["counts"]) for c in pc.value_counts(labels).to_pylist()}
+    if len(counts) == 1:
+        raise InputError(f"label column {label!r} has one class ({next(iter(counts))!r}) in {data}: "
+                         "a classifier needs at least two; add rows of other classes")
+    rare = sorted((n, v) for v, n in counts.items() if n < MIN_CLASS_ROWS)
+    if rare:
+        shown = ", ".join(f"{v!r} ({n} row{'s' if n != 1 else ''})" for n, v in rare[:5])
+        more = f" and {len(rare) - 5} more" if len(rare) > 5 else ""
+        raise InputError(f"label column {label!r} has classes with fewer than {MIN_CLASS_ROWS} rows in {data}: "
+                         f"{shown}{more}; add rows, merge them into another class or drop them")

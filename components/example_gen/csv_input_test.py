@@ -32,7 +32,7 @@ def test_a_column_whose_type_changes_after_the_first_block_is_accepted(tmp_path)
     # Arrow infers types from the first block only and fails on a later block that does not
     # fit; the checks read strings and type columns over the whole file, as the executor does.
     path = tmp_path / "d.csv"
-    rows = "y,x\n" + "1,2\n" * (csv_input.DEFAULT_BLOCK_BYTES // 4 + 1000) + "1,many\n"
+    rows = "y,x\n" + "1,2\n2,2\n" * (csv_input.DEFAULT_BLOCK_BYTES // 8 + 500) + "1,many\n"  # two classes
     path.write_text(rows)
     csv_input.check(str(path), "y")
     assert csv_input.infer_column_types([path])["x"] == csv_input.pa.binary()
