@@ -128,7 +128,7 @@ class ModelServer:
         self._on_request = on_request
         self._hook_lock = threading.Lock()
         self._stop = threading.Event()
-        self.limits = (limits or http_server.Limits(max_body_bytes=MAX_BODY_BYTES, workers=WORKERS)).validate()
+        self.limits = (limits or default_limits()).validate()
         self._batcher = batching.Batcher(max_batch_rows)
         self._http: http_server.HttpServer | None = None
         self._threads: list[threading.Thread] = []
@@ -413,12 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def default_limits(**overrides) -> http_server.Limits:
+    """The model server's transport bounds (16 MiB bodies, WORKERS threads) with
+    `overrides`; ValueError naming one that is not positive."""
+    return dataclasses.replace(http_server.Limits(max_body_bytes=MAX_BODY_BYTES, workers=WORKERS), **overrides).validate()
+
+
 def limits_from_args(args) -> http_server.Limits:
     """The transport's bounds from the flags; ValueError naming the flag that is not positive."""
-    limits = dataclasses.replace(http_server.Limits(), max_body_bytes=args.max_body_bytes,
-                                 idle_seconds=args.read_timeout_seconds, body_seconds=args.read_timeout_seconds,
-                                 workers=args.http_workers, stop_seconds=args.stop_timeout_seconds)
-    return limits.validate()
+    return default_limits(max_body_bytes=args.max_body_bytes, idle_seconds=args.read_timeout_seconds,
+                          body_seconds=args.read_timeout_seconds, workers=args.http_workers,
+                          stop_seconds=args.stop_timeout_seconds)
 
 
 def main(argv=None) -> int:

@@ -147,3 +147,12 @@ def test_a_bound_that_is_not_positive_is_a_one_line_error_exit_2(tmp_path, flag,
 
     assert model_server.main(["--model_base_path", str(tmp_path), "--model_name", NAME, "--port", "0", flag]) == 2
     assert "Bad flag" in caplog.text
+
+
+def test_the_model_servers_default_bounds_take_overrides():
+    from kubetfx.components.infra_validator import model_server
+
+    limits = model_server.default_limits(max_body_bytes=1000)
+    assert (limits.max_body_bytes, limits.workers) == (1000, model_server.WORKERS)
+    with pytest.raises(ValueError, match="max_body_bytes must be positive"):
+        model_server.default_limits(max_body_bytes=0)

@@ -20,6 +20,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8501, help="REST port (TF Serving's 8501; 0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
     parser.add_argument("--port-file", help="write the bound port here once answering (with --port 0)")
+    parser.add_argument("--max-body-bytes", type=int, default=16 << 20,
+                        help="a larger request body is a 413, answered before it is read (default 16 MiB)")
     parser.add_argument("--no-log", action="store_true", help="do not write the inference log")
     parser.add_argument("--log-shard-mb", type=float, default=8, help="close a log shard at this size")
     parser.add_argument("--log-shard-minutes", type=float, default=60, help="close a log shard at this age")
@@ -49,11 +51,14 @@ def main(args) -> int:
     if pushed_models.served_version(config.serving_dir) is None:
         raise ConfigError(f"pipeline {config.name} has no pushed model in {config.serving_dir}: run `kubetfx run` first")
     bounds = log_bounds(args)
+    if args.max_body_bytes <= 0:
+        raise ConfigError("--max-body-bytes must be positive")
     log = None
     if not args.no_log:
         log = inference_log.InferenceLog(inference_log.log_dir(config),
                                          features=inference_log.ServingSchemas(config.serving_dir), **bounds)
-    server = model_server.ModelServer(str(config.serving_dir), config.name, on_request=log)
+    server = model_server.ModelServer(str(config.serving_dir), config.name, on_request=log,
+                                      limits=model_server.default_limits(max_body_bytes=args.max_body_bytes))
     try:
         port = server.start(args.port, args.host)
     except OSError as err:
