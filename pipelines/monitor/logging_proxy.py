@@ -61,11 +61,14 @@ class Upstream:
         self._versions: dict = {}  # {model name: (version, monotonic time asked)}
         self._lock = threading.Lock()
 
-    def call(self, method: str, path: str, body: bytes | None, content_type: str | None):
+    def call(self, method: str, path: str, body: bytes | None, content_type: str | None,
+             request_id: str | None = None):
         """(status, headers, body) of the upstream's answer, HTTP errors included."""
         request = urllib.request.Request(self.url + path, data=body, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)
+        if request_id:  # the upstream (a kubetfx model server) answers and logs the same id
+            request.add_header("X-Request-Id", request_id)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as answer:
                 return answer.status, answer.headers, answer.read()
@@ -154,18 +157,23 @@ class LoggingProxy:
 
     def forward(self, request: http_server.Request) -> http_server.Response:
         """The upstream's answer to `request` (run in the transport's thread pool)."""
+        from kubetfx.components.infra_validator.model_server import request_id
+
+        identity = request_id(request.headers.get("X-Request-Id"))
         body = request.body or None
         try:
             status, headers, answer = self.upstream.call(request.method, request.path, body,
-                                                         request.headers.get("Content-Type"))
+                                                         request.headers.get("Content-Type"), identity)
         except UpstreamError as err:
-            return http_server.json_response(err.status, {"error": str(err)})
+            return http_server.json_response(err.status, {"error": str(err)}, {"X-Request-Id": identity})
         if status == 200 and request.method == "POST":
-            self.record(request.path, body or b"", headers, answer, request.arrived)
+            self.record(request.path, body or b"", headers, answer, request.arrived, identity)
         keep = {k: v for k, v in headers.items() if k.lower() in ("content-type", "x-model-version")}
+        keep["X-Request-Id"] = identity
         return http_server.Response(status, answer, keep)
 
-    def record(self, path: str, body: bytes, answer_headers, answer: bytes, arrived: float) -> None:
+    def record(self, path: str, body: bytes, answer_headers, answer: bytes, arrived: float,
+               request_id: str = "") -> None:
         from kubetfx.components.infra_validator.model_server import InferenceRecord
 
         match = PREDICT.match(path.split("?", 1)[0])
@@ -181,7 +189,7 @@ class LoggingProxy:
             self.on_request(InferenceRecord(
                 model_name=match["name"], model_version=int(version), timestamp=arrived,
                 signature_name=request.get("signature_name", "serving_default"),
-                instances=instances, outputs=outputs))
+                instances=instances, outputs=outputs, request_id=request_id))
             self.logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail an answered request for its log
             log.warning("request to %s answered but not logged: %s", path, err)
