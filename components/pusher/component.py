@@ -45,5 +45,8 @@ def build(config, trainer, evaluator, infra_validator, statistics_gen, schema_ge
         statistics=statistics_gen.outputs["statistics"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(config.serving_dir))),
-        custom_config={"label": config.label, "task": config.task},
+        # Column roles travel with the version: the monitor leaves identifiers, dates and
+        # free text out of its verdict (new data has new ids and later dates by nature).
+        custom_config={"label": config.label, "task": config.task,
+                       "column_roles": config.column_roles or {}},
     ).with_id(NODE_ID)

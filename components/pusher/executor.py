@@ -41,7 +41,7 @@ def summary_files(input_dict, exec_properties) -> dict:
     # Both blessings are true here (CheckBlessing); written down so that a serving volume
     # read without ML Metadata (`kubetfx models --serving-dir`) still says so.
     record = {"label": custom.get("label"), "task": custom.get("task"), "span": statistics.span,
-              "blessed": True, "infra_blessed": True}
+              "column_roles": custom.get("column_roles") or {}, "blessed": True, "infra_blessed": True}
     return training_summary.files(artifact_utils.get_single_uri(schema), statistics.uri, record)
 
 

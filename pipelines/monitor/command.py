@@ -192,7 +192,7 @@ def _monitor(args, config, result: dict | None = None) -> int:
     split, source, examples = _source(args, config)
     mode = drift.DRIFT if split == "data" else drift.SKEW
     new = new_statistics.statistics(examples, schema, new_statistics.standard_boundaries(training))
-    judged = drift.judge(new, training, schema, mode, served.data.label, thresholds)
+    judged = drift.judge(new, training, schema, mode, served.data.label, thresholds, served.data.column_roles)
     verdicts, word, moved = judged.verdicts, judged.word, [v.feature for v in judged.verdicts if not v.ok]
     rows = new.datasets[0].num_examples
     print(f"kubetfx monitor: {source} ({rows} rows) against version {served.version} of {config.name} "
@@ -201,10 +201,13 @@ def _monitor(args, config, result: dict | None = None) -> int:
     print(_table(verdicts))
     if judged.unjudged_label:
         print(f"  the label {judged.unjudged_label} has no values in the new data: not judged")
+    if judged.not_judged:
+        print("  not model inputs, not judged: " + ", ".join(f"{k} ({v})" for k, v in judged.not_judged.items()))
     directory = findings.report_dir(config)
     summary = findings.summary_dict(verdicts, verdict=word, mode=mode, source=source, rows=rows,
                                     served_version=served.version, pipeline=config.name,
-                                    unjudged_label=judged.unjudged_label, missing_rate_threshold=thresholds.missing)
+                                    unjudged_label=judged.unjudged_label, not_judged=judged.not_judged,
+                                    missing_rate_threshold=thresholds.missing)
     paths = findings.write(directory, split, new, judged.anomalies, summary)
     if result is not None:
         result.update(summary, report=str(paths["verdict"]))

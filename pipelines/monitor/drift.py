@@ -224,28 +224,55 @@ def by_word(found: list, mode: str) -> str:
     return "; ".join(parts) or OK
 
 
+# A role's columns are no model input, and new data differs in them by nature (new
+# customers have new ids, new rows later dates): they are listed, never judged.
+ROLE_NAMES = {"identifiers": "identifier", "datetimes": "date/time", "text": "free text"}
+
+
+def not_judged_columns(column_roles: Optional[dict]) -> dict:
+    """{column: why it is not judged} from a version's column roles (components/transform/
+    column_roles.py: identifiers, datetimes, text)."""
+    return {name: why for role, why in ROLE_NAMES.items() for name in (column_roles or {}).get(role) or ()}
+
+
 @dataclasses.dataclass
 class Judgement:
     anomalies: anomalies_pb2.Anomalies
     verdicts: list
     mode: str
     unjudged_label: Optional[str]  # the label, when the new data has no values for it
+    not_judged: dict = dataclasses.field(default_factory=dict)  # {column: role} left out
 
     @property
     def word(self) -> str:
         return overall(self.verdicts, self.mode)
 
 
+def _without(schema: schema_pb2.Schema, names) -> None:
+    kept = [f for f in schema.feature if f.name not in names]
+    del schema.feature[:]
+    schema.feature.extend(kept)
+
+
 def judge(new, training, schema: schema_pb2.Schema, mode: str, label: Optional[str],
-          thresholds: Thresholds) -> Judgement:
+          thresholds: Thresholds, column_roles: Optional[dict] = None) -> Judgement:
     """New statistics against training's under the served schema: anomalies and verdicts.
-    A label without values in the new data is no feature of the comparison."""
+    A label without values in the new data is no feature of the comparison, nor are the
+    columns whose role keeps them out of the model (identifiers, dates, free text)."""
     schema = with_comparators(schema, thresholds, mode, label)
     unjudged = None
     if label and any(f.name == label for f in schema.feature) and missing_rate(new, label) == 1.0:
         unjudged = label
-        kept = [f for f in schema.feature if f.name != label]
-        del schema.feature[:]
-        schema.feature.extend(kept)
+        _without(schema, {label})
+    present = {f.name for f in schema.feature}
+    not_judged = {k: v for k, v in not_judged_columns(column_roles).items() if k in present and k != label}
+    for feature in schema.feature:
+        if feature.name in not_judged:  # kept in the schema (else "new column"), never validated
+            feature.ClearField("drift_comparator")
+            feature.ClearField("skew_comparator")
+            feature.lifecycle_stage = schema_pb2.LifecycleStage.DEPRECATED
     anomalies = compare(new, training, schema, mode)
-    return Judgement(anomalies, verdicts(anomalies, schema, new, training, mode, thresholds.missing), mode, unjudged)
+    judged = copy.deepcopy(schema)
+    _without(judged, set(not_judged))
+    return Judgement(anomalies, verdicts(anomalies, judged, new, training, mode, thresholds.missing), mode,
+                     unjudged, not_judged)

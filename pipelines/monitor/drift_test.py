@@ -185,3 +185,22 @@ def test_a_small_integer_feature_is_compared_on_the_training_buckets():
     assert aligned.value < 0.05 and aligned.ok
     shifted = jsd(_counts_statistics([v + 2 for v in sample], boundaries_of=training)[0])
     assert shifted.verdict == "DRIFT", shifted.value
+
+
+def test_columns_that_are_no_model_input_are_listed_not_judged(tmp_path):
+    """A column the run found to be an identifier (or a date, or free text) differs in new
+    data by nature: an island that moved all the way would be DRIFT as a feature, and is
+    not judged at all as an identifier."""
+    path = _csv(tmp_path / "shifted.csv", island="Biscoe", drop=("species",))
+    config = PipelineConfig()
+    schema = tfdv.load_schema_text(str(CURATED_SCHEMA))
+    training = new_statistics.statistics(new_statistics.csv_examples(EMBEDDED), schema)
+    new = new_statistics.statistics(new_statistics.csv_examples(path), schema)
+    thresholds = drift.Thresholds.from_config(config)
+    as_feature = drift.judge(new, training, schema, drift.DRIFT, "species", thresholds)
+    assert as_feature.word == "DRIFT" and as_feature.not_judged == {}
+    as_id = drift.judge(new, training, schema, drift.DRIFT, "species", thresholds,
+                        {"identifiers": ["island"], "datetimes": ["year"], "text": []})
+    assert as_id.not_judged == {"island": "identifier", "year": "date/time"}
+    assert {"island", "year"}.isdisjoint(v.feature for v in as_id.verdicts) and as_id.word == drift.OK
+    assert "island" not in as_id.anomalies.anomaly_info

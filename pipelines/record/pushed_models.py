@@ -41,6 +41,8 @@ class TrainingData:
     schema_uri: Optional[str] = None
     label: Optional[str] = None           # the Trainer's, from its custom_config
     task: Optional[str] = None
+    # {"identifiers": [...], "datetimes": [...], "text": [...]}: columns that are no model input
+    column_roles: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -135,6 +137,11 @@ def _fill_from_pusher(lineage: Lineage, record: PushedVersion, pusher_id: int, w
     trainer = lineage.producer(model.id)
     if trainer is not None:
         record.data = _training_data(lineage, trainer)
+    try:
+        pusher_config = json.loads(prop(lineage.store.get_executions_by_id([pusher_id])[0], "custom_config") or "null") or {}
+        record.data.column_roles = pusher_config.get("column_roles") or {}
+    except ValueError:
+        pass
     if blessing is not None:
         evaluator = lineage.producer(blessing.id)
         evaluation = lineage.output(evaluator.id, "evaluation") if evaluator else None
@@ -216,6 +223,7 @@ def fill_from_summary(record: PushedVersion) -> bool:
     data.statistics_uri = os.path.join(where, training_summary.STATISTICS_DIR)
     data.schema_uri = where
     data.label, data.task, data.span = summary.get("label"), summary.get("task"), summary.get("span")
+    data.column_roles = summary.get("column_roles") or {}
     data.input_base = data.input_base or f"the data of {summary.get('statistics_uri')}"
     return True
 
