@@ -188,3 +188,11 @@ def test_a_version_directory_gives_its_schema_and_label(tmp_path):
     (where / "schema.pbtxt").write_text("feature { name: ")
     with pytest.raises(ValueError, match="schema beside the model unreadable"):
         RequestSchema.from_version_dir(str(tmp_path / "1"))
+
+
+def test_a_value_that_cannot_be_encoded_is_refused_with_the_instance_index(checker):
+    # JSON allows a lone surrogate ("\ud800"), UTF-8 does not: the 400 named no instance.
+    for body in ({"instances": [VALID, {**VALID, "island": "Dr\ud800am"}]},
+                 {"instances": [VALID, {**VALID, "island": {"b64": "!!"}}]}):
+        with pytest.raises(rest_api.BadRequest, match=_literal("instance 1: feature 'island'")):
+            feed(checker, body)

@@ -40,7 +40,10 @@ def parse_predict_request(body: bytes) -> PredictRequest:
     if not isinstance(payload, dict) or ("instances" in payload) == ("inputs" in payload):
         raise BadRequest('JSON object with exactly one of "instances" (row format) or "inputs" '
                          '(columnar format) expected')
-    signature = payload.get("signature_name") or "serving_default"
+    signature = payload.get("signature_name")
+    if signature is not None and not isinstance(signature, str):
+        raise BadRequest(f'"signature_name" must be a string, got {type(signature).__name__}')
+    signature = signature or "serving_default"
     if "instances" in payload:
         rows = payload["instances"]
         if not isinstance(rows, list) or not rows:
@@ -75,9 +78,14 @@ def _feature_values(name: str, value, dtype) -> tuple[str, list]:
             return dtype, [v if isinstance(v, bytes) else str(v).encode() for v in map(_binary, values)]
         if dtype == "float":
             return dtype, [float(v) for v in values]
-        return dtype, [int(v) for v in values]
-    except (TypeError, ValueError):
-        raise BadRequest(f"feature {name!r}: {value!r} is not a list of {dtype} values") from None
+        ints = [int(v) for v in values]
+        if any(not -(1 << 63) <= v < (1 << 63) for v in ints):
+            raise ValueError("outside int64")
+        return dtype, ints
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer beyond float (10**400)
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:40] + "..."
+        raise BadRequest(f"feature {name!r}: {shown} is not a list of {dtype} values") from None
 
 
 def example_from_features(features: dict, feature_types: dict) -> bytes:
@@ -143,7 +151,10 @@ def signature_feed(request: PredictRequest, specs: dict, feature_types, checker=
             if _is_feature_dict(row):
                 if checker is not None:
                     checker.check_features(index, row)
-                serialized.append(example_from_features(row, feature_types()))
+                try:
+                    serialized.append(example_from_features(row, feature_types()))
+                except BadRequest as err:  # what the schema check cannot see: "\ud800", bad base64
+                    raise BadRequest(f"instance {index}: {err}") from None
             elif isinstance(row, (str, bytes, dict)):
                 try:
                     value = _binary(row)

@@ -59,3 +59,20 @@ def test_feature_dicts_become_examples_with_the_declared_types():
     assert "absent" not in features
     with pytest.raises(rest_api.BadRequest, match="feature 'x'"):
         rest_api.example_from_features({"x": "three"}, {"x": "float"})
+
+
+@pytest.mark.parametrize("body", [b'{"signature_name": [1], "instances": [1]}',
+                                  b'{"signature_name": {}, "instances": [1]}',
+                                  b'{"signature_name": 5, "instances": [1]}'])
+def test_a_signature_name_that_is_not_a_string_is_refused_by_name(body):
+    # A list was a 400 "TypeError: unhashable type: 'list'"; {} silently served the default.
+    with pytest.raises(rest_api.BadRequest, match='"signature_name" must be a string'):
+        rest_api.parse_predict_request(body)
+
+
+def test_a_number_beyond_float_is_a_bad_request_even_without_a_schema():
+    # float(10**400) raised OverflowError: a 500 for a version served without its schema.
+    with pytest.raises(rest_api.BadRequest, match="'x'"):
+        rest_api.example_from_features({"x": 10 ** 400}, {"x": "float"})
+    with pytest.raises(rest_api.BadRequest, match="'x'"):
+        rest_api.example_from_features({"x": 10 ** 30}, {"x": "int64"})
