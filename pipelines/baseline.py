@@ -36,18 +36,24 @@ def _producer_inputs(store, artifact_id: int, event_type) -> list:
     return store.get_artifacts_by_id(inputs)
 
 
-def latest_pushed_schema(metadata_path: str, pipeline_name: str) -> Optional[str]:
-    """Path of the schema.pbtxt the latest pushed model of the pipeline was trained with."""
+def _pushes(metadata_path: str, pipeline_name: str) -> tuple:
+    """(store, {artifact type id: name}, the pipeline's PushedModels that pushed); no store
+    or no such pipeline: no pushes."""
     if not os.path.exists(metadata_path):
-        return None
+        return None, {}, []
     store = mlmd.open_store(metadata_path)
     pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline is None:
-        return None
+        return store, {}, []
     types = {t.id: t.name for t in store.get_artifact_types()}
-    artifacts = store.get_artifacts_by_context(pipeline.id)
-    pushed = [a for a in artifacts if types[a.type_id] == "PushedModel"
+    pushed = [a for a in store.get_artifacts_by_context(pipeline.id) if types[a.type_id] == "PushedModel"
               and a.custom_properties.get("pushed", metadata_store_pb2.Value()).int_value == 1]
+    return store, types, pushed
+
+
+def latest_pushed_schema(metadata_path: str, pipeline_name: str) -> Optional[str]:
+    """Path of the schema.pbtxt the latest pushed model of the pipeline was trained with."""
+    store, types, pushed = _pushes(metadata_path, pipeline_name)
     for push in sorted(pushed, key=lambda a: -a.id):
         models = [a for a in _producer_inputs(store, push.id, metadata_store_pb2.Event.OUTPUT)
                   if types[a.type_id] == "Model"]
@@ -101,15 +107,7 @@ def _string(properties, name) -> Optional[str]:
 
 def recorded_build(metadata_path: str, pipeline_name: str, serving_dir, key: str) -> Optional[Build]:
     """The decisions of the run that pushed the version served now, if that run had `key`."""
-    if not os.path.exists(metadata_path):
-        return None
-    store = mlmd.open_store(metadata_path)
-    pipeline = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline is None:
-        return None
-    types = {t.id: t.name for t in store.get_artifact_types()}
-    pushed = [a for a in store.get_artifacts_by_context(pipeline.id) if types[a.type_id] == "PushedModel"
-              and a.custom_properties.get("pushed", metadata_store_pb2.Value()).int_value == 1]
+    store, _, pushed = _pushes(metadata_path, pipeline_name)
     if not pushed:
         return None
     push = max(pushed, key=lambda a: a.id)

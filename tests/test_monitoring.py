@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from serve_process import ServeProcess
 
 pytestmark = [pytest.mark.slow]
 EMBEDDED = REPO / "pipelines" / "data" / "penguins" / "penguins.csv"
@@ -289,38 +290,8 @@ def test_monitor_with_the_store_down_exits_1_so_the_job_retries(home, run_kubetf
     assert "cannot read minio://mlpipeline/x" in result.stderr and result.stderr.count("\n") == 1
 
 
-class _Server:
-    """`kubetfx serve --port 0` as a child process, always stopped."""
-
-    def __init__(self, home, tmp_path):
-        self.port_file = tmp_path / "port"
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-        self.log = open(tmp_path / "serve.log", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kubetfx.pipelines.cli", "serve", "--home", str(home), "--port", "0",
-             "--port-file", str(self.port_file)], stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        deadline = time.monotonic() + 180
-        while not self.port_file.exists():
-            assert self.process.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "kubetfx serve did not answer within 180 s"
-            time.sleep(0.2)
-        self.url = f"http://127.0.0.1:{self.port_file.read_text()}/v1/models/{NAME}"
-
-    def predict(self, instances: list) -> dict:
-        body = json.dumps({"instances": instances}).encode()
-        with urllib.request.urlopen(urllib.request.Request(self.url + ":predict", body), timeout=60) as answer:
-            payload = json.loads(answer.read())
-            assert payload["model_version"] == answer.headers["X-Model-Version"]
-            return payload
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
-        self.log.close()
+def _Server(home, tmp_path) -> ServeProcess:
+    return ServeProcess(home, tmp_path, NAME)
 
 
 def _instance(row: dict) -> dict:

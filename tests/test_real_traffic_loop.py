@@ -10,19 +10,13 @@ from __future__ import annotations
 import csv
 import datetime
 import json
-import os
 import random
-import signal
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from serve_process import ServeProcess
 
 pytestmark = [pytest.mark.slow]
 NAME = "churn"
@@ -101,44 +95,15 @@ def test_monitor_on_shifted_unlabelled_rows_exits_11(home, run_kubetfx, tmp_path
     assert "monthly_spend" in result.stderr
 
 
-class _Server:
-    """`kubetfx serve --port 0` as a child process, always stopped."""
+class _Server(ServeProcess):
+    """`kubetfx serve` on the churn home, waited for until a version answers."""
 
     def __init__(self, home, tmp_path):
-        port_file = tmp_path / "port"
-        self.log_path = tmp_path / "serve.log"
-        self.log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "kubetfx.pipelines.cli", "serve", "--home", str(home), "--name", NAME,
-             "--port", "0", "--port-file", str(port_file)], stdout=self.log, stderr=subprocess.STDOUT,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, cwd=REPO)
-        deadline = time.monotonic() + 180
-        while not port_file.exists():
-            assert self.process.poll() is None, self.log_path.read_text()
-            assert time.monotonic() < deadline, "kubetfx serve did not answer within 180 s"
-            time.sleep(0.2)
-        self.url = f"http://127.0.0.1:{port_file.read_text()}/v1/models/{NAME}:predict"
+        super().__init__(home, tmp_path, NAME)
         deadline = time.monotonic() + 180
         while self.post({"instances": [_instance(_rows(1, seed=0)[0])]})[0] != 200:  # a version loaded
             assert time.monotonic() < deadline, self.log_path.read_text()
             time.sleep(0.5)
-
-    def post(self, payload) -> tuple[int, dict]:
-        request = urllib.request.Request(self.url, json.dumps(payload).encode())
-        try:
-            with urllib.request.urlopen(request, timeout=60) as answer:
-                return answer.status, json.loads(answer.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read() or b"{}")
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=30)
-        self.log.close()
 
 
 def test_healthy_requests_are_answered_and_monitor_logs_exits_0(home, run_kubetfx, tmp_path):
