@@ -9,7 +9,8 @@ inference log are training/serving skew (`serving_statistics`), validated in a S
 environment where the label is not expected.
 
 A label column absent from the new data (production data, requests) is left out of the
-comparison. Missing values are judged by their rates, not by TFDV's presence check: a
+comparison; new data in which no model input has a value (another file, another header) is
+bad input, not a verdict. Missing values are judged by their rates, not by TFDV's presence check: a
 feature's missing rate in the new data against training's, an alarm only past
 `drift_missing_rate_threshold` (absolute difference), whether a gap is an absent feature
 or an empty value list (older ExampleGen) on either side.
@@ -26,6 +27,7 @@ from typing import Optional
 import tensorflow_data_validation as tfdv
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2, statistics_pb2
 
+from kubetfx.components.example_gen.csv_input import InputError
 from kubetfx.pipelines.config import ConfigError
 
 DRIFT, SKEW = "drift", "skew"
@@ -271,6 +273,12 @@ def judge(new, training, schema: schema_pb2.Schema, mode: str, label: Optional[s
             feature.ClearField("drift_comparator")
             feature.ClearField("skew_comparator")
             feature.lifecycle_stage = schema_pb2.LifecycleStage.DEPRECATED
+    inputs = [f.name for f in schema.feature if f.name != label and f.name not in not_judged]
+    if inputs and all(missing_rate(new, name) in (None, 1.0) for name in inputs):
+        # Without this a file of other columns (or another delimiter) was "ok", exit 0.
+        shown = ", ".join(inputs[:10]) + (f", ... ({len(inputs) - 10} more)" if len(inputs) > 10 else "")
+        raise InputError(f"none of the model's input features has a value in the new data ({shown}): "
+                         "wrong file, or another header?")
     anomalies = compare(new, training, schema, mode)
     judged = copy.deepcopy(schema)
     _without(judged, set(not_judged))

@@ -204,3 +204,30 @@ def test_columns_that_are_no_model_input_are_listed_not_judged(tmp_path):
     assert as_id.not_judged == {"island": "identifier", "year": "date/time"}
     assert {"island", "year"}.isdisjoint(v.feature for v in as_id.verdicts) and as_id.word == drift.OK
     assert "island" not in as_id.anomalies.anomaly_info
+
+
+@pytest.mark.parametrize("header, rows, message", [
+    ("foo,bar", ["1,2", "3,4"], "none of the model's input features"),   # said "ok" and exit 0 (0 rows)
+    ("species", ["Adelie", "Gentoo"], "none of the model's input features"),  # the label only
+])
+def test_new_data_without_any_model_input_is_bad_input(tmp_path, header, rows, message):
+    from kubetfx.components.example_gen.csv_input import InputError
+
+    path = tmp_path / "new.csv"
+    path.write_text("\n".join([header, *rows]) + "\n")
+    with pytest.raises(InputError, match=message):
+        _judge(str(path))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("species;island;bill_length_mm\nAdelie;Dream;40\n", "separates columns with semicolons"),  # exit 0, "ok"
+    ("species,island,island\nAdelie,Dream,Biscoe\n", "duplicate column names in its header: 'island'"),  # traceback
+    ("", "is empty"),
+])
+def test_new_csv_gets_the_pipelines_one_line_header_checks(tmp_path, text, message):
+    from kubetfx.components.example_gen.csv_input import InputError
+
+    path = tmp_path / "new.csv"
+    path.write_text(text)
+    with pytest.raises(InputError, match=message):
+        list(new_statistics.csv_examples(str(path)))

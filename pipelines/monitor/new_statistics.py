@@ -30,7 +30,16 @@ BATCH_ROWS = 50_000
 
 def csv_examples(data: str):
     """Serialized tf.Examples of a CSV file or folder, in ExampleGen's encoding."""
-    paths = [str(p) for p in csv_input.csv_files(data)]
+    files = csv_input.csv_files(data)
+    columns = None
+    for path in files:  # `run`'s one-line checks: a duplicate column was a KeyError traceback, a
+        csv_input._check_bytes(path)  # semicolon file one unknown column and a verdict of "ok"
+        these = csv_input._check_header(path)
+        if columns is not None and these != columns:
+            raise csv_input.InputError(f"{path} has other columns than {files[0]}: {these} vs {columns}; "
+                                       "files of one dataset must share the header")
+        columns = these
+    paths = [str(p) for p in files]
     try:
         yield from example_gen.examples_from_csv(paths)
     except (pa.ArrowInvalid, UnicodeDecodeError) as err:
