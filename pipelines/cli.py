@@ -160,9 +160,14 @@ def local_backend_flags(parser):
     command.add_run_flags(parser)
 
 
+# Written for --help, not taken from the module docstring: its first line is half a sentence.
+DESCRIPTION = ("TFX 1.16 pipelines run locally or compiled for Kubeflow Pipelines, and the loop after "
+               "the push: serve the model, log its requests, monitor drift and skew, list and roll back versions.")
+EPILOG = "`kubetfx COMMAND --help` shows each command's flags and examples."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubetfx", description=__doc__.split("\n")[0],
-                                     epilog="`kubetfx COMMAND --help` shows each command's flags and examples.")
+    parser = argparse.ArgumentParser(prog="kubetfx", description=DESCRIPTION, epilog=EPILOG)
     parser.add_argument("--version", action="version", version=_version())
     parser.add_argument("-v", "--verbose", action="store_true", help="show TFX and Beam logs")
     sub = parser.add_subparsers(dest="command", required=True)
