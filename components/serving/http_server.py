@@ -20,7 +20,11 @@ max_body_bytes 413 before any of it is read, then the connection is closed (a ch
 that grows past it: tornado's 400 and close); headers that do not arrive within
 idle_seconds (also the keep-alive idle bound: tornado uses one value for both) or a body
 not complete within body_seconds: the connection is closed; more than max_pending
-requests waiting for the pool: 503. A handler that raises: 500 with the reason.
+requests waiting for the pool: 503. A handler that raises: 500 with the reason. At most
+max_connections open connections (and half the process's file descriptors): past it the
+server stops accepting and the kernel's listen backlog holds the rest until one closes; out
+of file descriptors anyway (EMFILE), it stops accepting for ACCEPT_RETRY_SECONDS, where
+tornado's accept loop retried at once forever (a core at 100% and a traceback per try).
 """
 from __future__ import annotations
 
@@ -48,10 +52,11 @@ class Limits:
     workers: int = 4               # handler threads (TensorFlow releases the GIL while it computes)
     max_pending: int = 1024        # requests taken and not yet answered; more: 503
     stop_seconds: float = 10.0     # how long a stop waits for in-flight requests
+    max_connections: int = 10_000  # open at once; capped at half of RLIMIT_NOFILE (effective_max_connections)
 
     def validate(self) -> Limits:
         for name in ("max_body_bytes", "idle_seconds", "body_seconds", "backlog", "workers",
-                     "max_pending", "stop_seconds"):
+                     "max_pending", "stop_seconds", "max_connections"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         return self
@@ -94,6 +99,67 @@ def effective_backlog(asked: int) -> int:
         return min(asked, socket.SOMAXCONN)
 
 
+def effective_max_connections(asked: int) -> int:
+    """Open connections allowed: half the file descriptors the process may open are kept
+    for everything else (model files, log shards, upstream calls)."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return asked if soft == resource.RLIM_INFINITY else max(1, min(asked, soft // 2))
+
+
+ACCEPT_RETRY_SECONDS = 0.5   # out of file descriptors: accepting resumes after this pause
+_WARN_EVERY_SECONDS = 60.0
+
+
+class _Acceptor:
+    """Accepts on one listening socket in tornado's place, pausing at the connection bound
+    and backing off when accept() fails for want of resources (tornado.netutil's
+    add_accept_handler re-raises, and the loop calls it again at once)."""
+
+    def __init__(self, owner: "HttpServer", sock: socket.socket):
+        from tornado.ioloop import IOLoop
+
+        self.owner, self.sock, self.loop = owner, sock, IOLoop.current()
+        self.listening = self.closed = False
+
+    def resume(self) -> None:
+        if not self.listening and not self.closed:
+            from tornado.ioloop import IOLoop
+
+            self.loop.add_handler(self.sock, self._accept, IOLoop.READ)
+            self.listening = True
+
+    def pause(self) -> None:
+        if self.listening:
+            self.loop.remove_handler(self.sock)
+            self.listening = False
+
+    def close(self) -> None:  # tornado's stop() calls it before closing the socket
+        self.pause()
+        self.closed = True
+
+    def _accept(self, fd, events) -> None:
+        owner = self.owner
+        for _ in range(128):  # then let the loop serve what it accepted
+            if owner.open_connections >= owner.max_connections:
+                self.pause()  # resumed by a connection's close (HttpServer._closed)
+                return
+            try:
+                connection, address = self.sock.accept()
+            except BlockingIOError:
+                return
+            except ConnectionAbortedError:
+                continue
+            except OSError as err:  # EMFILE, ENFILE, ENOBUFS: retrying at once would spin
+                self.pause()
+                self.loop.call_later(ACCEPT_RETRY_SECONDS, self.resume)
+                owner.warn(f"cannot accept connections ({err.strerror or err}) with {owner.open_connections} "
+                           f"open; retrying every {ACCEPT_RETRY_SECONDS} s")
+                return
+            owner._http._handle_connection(connection, address)
+
+
 # A JSON string, escapes included (unrolled: no backtracking per character).
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
@@ -127,6 +193,25 @@ class HttpServer:
         self._port: int | None = None
         self.in_flight = 0        # requests whose headers were read and whose answer is not yet sent
         self._pending = 0         # requests waiting for or running in the pool
+        self.max_connections = self.limits.max_connections
+        self._acceptors: list[_Acceptor] = []
+        self._warned_at = -_WARN_EVERY_SECONDS
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._http._connections) if self._http is not None else 0
+
+    def warn(self, message: str) -> None:
+        """A warning at most once a minute: what repeats under abuse must not fill the log."""
+        now = time.monotonic()
+        if now - self._warned_at >= _WARN_EVERY_SECONDS:
+            self._warned_at = now
+            log.warning("%s: %s", self.name, message)
+
+    def _closed(self) -> None:
+        if self.open_connections < self.max_connections:
+            for acceptor in self._acceptors:
+                acceptor.resume()
 
     @property
     def port(self) -> int:
@@ -143,6 +228,10 @@ class HttpServer:
         backlog = effective_backlog(self.limits.backlog)
         if backlog < self.limits.backlog:
             log.info("%s: listen backlog %d capped at net.core.somaxconn %d", self.name, self.limits.backlog, backlog)
+        self.max_connections = effective_max_connections(self.limits.max_connections)
+        if self.max_connections < self.limits.max_connections:
+            log.info("%s: at most %d open connections (half of the file descriptor limit)", self.name,
+                     self.max_connections)
         sockets = netutil.bind_sockets(port, host, backlog=backlog)
         self._port = sockets[0].getsockname()[1]
         self._pool = concurrent.futures.ThreadPoolExecutor(self.limits.workers, thread_name_prefix=f"{self.name}-worker")
@@ -183,10 +272,17 @@ class HttpServer:
             app = web.Application([(r".*", _handler_class())], compress_response=False, kubetfx_server=self,
                                   log_function=_log_request)
             limits = self.limits
-            self._http = httpserver.HTTPServer(app, max_body_size=limits.max_body_bytes, xheaders=False,
-                                               idle_connection_timeout=limits.idle_seconds,
-                                               body_timeout=limits.body_seconds)
+            self._http = _server_class()(app, max_body_size=limits.max_body_bytes, xheaders=False,
+                                         idle_connection_timeout=limits.idle_seconds,
+                                         body_timeout=limits.body_seconds)
+            self._http.kubetfx_server = self
             self._http.add_sockets(sockets)
+            for fd, sock in self._http._sockets.items():  # tornado 6.5/6.6 TCPServer bookkeeping
+                self._http._handlers.pop(fd)()            # its accept loop, replaced by a bounded one
+                acceptor = _Acceptor(self, sock)
+                self._acceptors.append(acceptor)
+                self._http._handlers[fd] = acceptor.close
+                acceptor.resume()
             self._loop = loop
         except Exception as err:  # noqa: BLE001 - handed to start()'s caller
             started.set_exception(err)
@@ -232,6 +328,22 @@ def _log_request(handler) -> None:
     request = handler.request
     log.debug("%d %s %s (%s) %.1f ms", handler.get_status(), request.method, request.uri, request.remote_ip,
               1000 * request.request_time())
+
+
+@functools.cache
+def _server_class():
+    """tornado's HTTPServer telling its HttpServer when a connection closes (to resume
+    accepting below the bound); made when a server starts, as _handler_class."""
+    from tornado import httpserver
+
+    class Server(httpserver.HTTPServer):
+        kubetfx_server: HttpServer
+
+        def on_close(self, server_conn) -> None:
+            super().on_close(server_conn)
+            self.kubetfx_server._closed()
+
+    return Server
 
 
 @functools.cache
