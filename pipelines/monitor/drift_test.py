@@ -231,3 +231,12 @@ def test_new_csv_gets_the_pipelines_one_line_header_checks(tmp_path, text, messa
     path.write_text(text)
     with pytest.raises(InputError, match=message):
         list(new_statistics.csv_examples(str(path)))
+
+
+def test_a_record_that_is_not_a_tf_example_is_bad_input_not_a_traceback():
+    # A foreign file in the inference log folder: RuntimeError DATA_LOSS, exit 1 with a traceback.
+    from kubetfx.components.example_gen.csv_input import InputError
+
+    schema = tfdv.load_schema_text(str(CURATED_SCHEMA))
+    with pytest.raises(InputError, match="not a serialized tf.Example"):
+        new_statistics.statistics([b"hello, not an example"], schema)

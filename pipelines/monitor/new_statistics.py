@@ -96,7 +96,11 @@ def statistics(serialized_examples, schema, boundaries: dict | None = None):
     counts = {name: np.zeros(len(edges) + 1) for name, edges in boundaries.items()}
 
     def add(records):
-        record_batch = decoder.DecodeBatch(records)
+        try:
+            record_batch = decoder.DecodeBatch(records)
+        except RuntimeError as err:  # DATA_LOSS: a foreign or corrupt file among the log's shards
+            raise csv_input.InputError(f"a record of the new data is not a serialized tf.Example "
+                                       f"({str(err).splitlines()[0][:200]}): a foreign file in the log folder?") from None
         for name in counts:
             index = record_batch.schema.get_field_index(name)
             if index >= 0 and pa.types.is_list(record_batch.column(index).type) or \
