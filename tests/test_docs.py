@@ -40,6 +40,25 @@ def _repo_paths(doc):
             yield target, (doc.parent / target)
 
 
+def _slug(heading):
+    """The anchor GitHub gives a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=[str(d.relative_to(REPO)) for d in DOCS])
+def test_every_anchor_a_document_links_exists(doc):
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]*#[^)\s]+)\)", doc.read_text()):
+        path, anchor = target.split("#", 1)
+        linked = (doc.parent / path) if path else doc
+        if SKIP.search(path) or not linked.exists():
+            continue
+        headings = re.findall(r"^#+ (.+)$", FENCE.sub("", linked.read_text()), re.M)
+        if anchor not in {_slug(h) for h in headings}:
+            broken.append(target)
+    assert not broken, f"{doc.relative_to(REPO)} links headings that do not exist: {broken}"
+
+
 def test_readme_fits_on_a_few_screens():
     lines = len((REPO / "README.md").read_text().splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES}): move details to docs/"
