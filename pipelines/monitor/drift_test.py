@@ -240,3 +240,11 @@ def test_a_record_that_is_not_a_tf_example_is_bad_input_not_a_traceback():
     schema = tfdv.load_schema_text(str(CURATED_SCHEMA))
     with pytest.raises(InputError, match="not a serialized tf.Example"):
         new_statistics.statistics([b"hello, not an example"], schema)
+
+
+def test_new_data_that_is_neither_file_nor_folder_is_one_line():
+    # --data /dev/zero: NotADirectoryError traceback, exit 1.
+    from kubetfx.components.example_gen.csv_input import InputError
+
+    with pytest.raises(InputError, match="/dev/zero is neither a file nor a folder"):
+        list(new_statistics.csv_examples("/dev/zero"))

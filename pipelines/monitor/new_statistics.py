@@ -30,7 +30,10 @@ BATCH_ROWS = 50_000
 
 def csv_examples(data: str):
     """Serialized tf.Examples of a CSV file or folder, in ExampleGen's encoding."""
-    files = csv_input.csv_files(data)
+    try:
+        files = csv_input.csv_files(data)
+    except OSError as err:  # a device or a socket (/dev/zero): csv_files lists it as a folder
+        raise csv_input.InputError(f"{data} is neither a file nor a folder of CSV files ({err.strerror})") from None
     columns = None
     for path in files:  # `run`'s one-line checks: a duplicate column was a KeyError traceback, a
         csv_input._check_bytes(path)  # semicolon file one unknown column and a verdict of "ok"
