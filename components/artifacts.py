@@ -8,7 +8,7 @@ import json
 import os
 from typing import Optional
 
-from kubetfx.pipelines import stage_results
+from kubetfx.components import stage_outputs
 
 # ---- statistics (TFDV's DatasetFeatureStatisticsList, one per split) -----------------------
 
@@ -83,7 +83,7 @@ def statistics(uri: str) -> dict:
     import tensorflow_data_validation as tfdv
 
     found = {}
-    for split, path in stage_results._split_dirs(uri).items():
+    for split, path in stage_outputs._split_dirs(uri).items():
         dataset = tfdv.load_stats_binary(os.path.join(path, "FeatureStats.pb")).datasets[0]
         features = {f.name: f for f in (_feature(x, dataset.num_examples) for x in dataset.features)}
         found[split] = (dataset.num_examples, features)
@@ -186,7 +186,7 @@ def anomalies(uri: str) -> Optional[list]:
     """Rows of an ExampleAnomalies artifact; None when its files are gone."""
     if not glob.glob(os.path.join(uri, "Split-*", "SchemaDiff.pb")):
         return None
-    return _rows(stage_results.anomalies_per_split(uri))
+    return _rows(stage_outputs.anomalies_per_split(uri))
 
 
 def recomputed_anomalies(statistics_uri: str, schema_uri: str) -> list:
@@ -200,7 +200,7 @@ def recomputed_anomalies(statistics_uri: str, schema_uri: str) -> list:
 
     proto = io_utils.SchemaReader().read(os.path.join(schema_uri, "schema.pbtxt"))
     found = {}
-    for split, path in stage_results._split_dirs(statistics_uri).items():
+    for split, path in stage_outputs._split_dirs(statistics_uri).items():
         stats = tfdv.load_stats_binary(os.path.join(path, "FeatureStats.pb"))
         found[split] = tfdv.validate_statistics(statistics=stats, schema=proto)
     return _rows(found)
@@ -244,8 +244,8 @@ def _bounds(threshold: dict) -> tuple:
 def evaluation(uri: str) -> Evaluation:
     import tensorflow_model_analysis as tfma
 
-    bounds = {name: _bounds(threshold) for name, threshold in stage_results.thresholds(uri).items()}
-    config = stage_results.eval_config(uri)
+    bounds = {name: _bounds(threshold) for name, threshold in stage_outputs.thresholds(uri).items()}
+    config = stage_outputs.eval_config(uri)
     baseline_names = {m.get("name", "") for m in config.get("modelSpecs", []) if m.get("isBaseline")}
     values: dict = {}
     for record in tfma.load_metrics(uri):

@@ -68,7 +68,7 @@ def config_from_args(args) -> PipelineConfig:
 def _cmd_run(args) -> int:
     from kubetfx.pipelines import run_command
 
-    from kubetfx.pipelines.kubeflow.local_backend import command as backend
+    from kubetfx.pipelines.kubeflow import local_run as backend
 
     options = backend.options_from_args(args) if args.engine == "containers" else None
     return run_command.run(config_from_args(args), engine=args.engine, verbose=args.verbose,
@@ -155,7 +155,7 @@ def _add_examples(sub) -> None:
 
 
 def local_backend_flags(parser):
-    from kubetfx.pipelines.kubeflow.local_backend import command
+    from kubetfx.pipelines.kubeflow import local_run as command
 
     command.add_run_flags(parser)
 

@@ -94,7 +94,7 @@ def explain_text(text: str, module_files: Optional[dict] = None) -> Explanation:
     if not ours and frames:
         ours = frames[-1:]  # nothing of ours: where the library raised is still a clue
     error = error or text.strip().splitlines()[-1]
-    # "kubetfx.components.example_validator.gate.DataRejectedError: ..." -> "DataRejectedError: ..."
+    # "kubetfx.components.example_validator.executor.DataRejectedError: ..." -> "DataRejectedError: ..."
     error = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=[A-Za-z_]\w*:)", "", error)
     return Explanation(error=error, frames=ours[-MAX_FRAMES:])
 

@@ -53,7 +53,7 @@ DEFAULT_RESOURCES = (0.5, 1.0, 1.0, 2.0)
 RETRY = {"maxRetryCount": 2, "backoffDuration": "30s", "backoffFactor": 2.0, "backoffMaxDuration": "300s"}
 # Stages whose results a KFP user should see on the run page: each gets a `system.Markdown`
 # output (kfp 2.x SDK kfp/dsl/types/artifact_types.py Markdown) that the entrypoint writes
-# from the stage's outputs (pipelines/report/kfp_views.py); the KFP UI renders it in the
+# from the stage's outputs (components/container/views.py); the KFP UI renders it in the
 # task's Visualizations tab.
 VIEW_OUTPUT = "kubetfx_view"
 VIEW_STAGES = ("StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "Trainer", "Evaluator",

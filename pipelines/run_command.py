@@ -91,10 +91,11 @@ def _run_local(config, run_id, log_path, *, verbose: bool, terminal_fd: int):
 
 def _run_containers(config, out, backend_options) -> int:
     """The compiled spec on the local KFP backend (pipelines/kubeflow/local_backend)."""
-    from kubetfx.pipelines.kubeflow.local_backend import command, options
+    from kubetfx.pipelines.kubeflow import local_run
+    from kubetfx.pipelines.kubeflow.local_backend import options
 
     try:
-        result = command.run(config, backend_options or options.Options())
+        result = local_run.run(config, backend_options or options.Options())
         crash = None
     except exit_codes.UserError:
         raise  # one line, exit 2 (cli.main)
@@ -107,10 +108,10 @@ def _run_containers(config, out, backend_options) -> int:
 
 
 def _is_rejection(crash) -> bool:
-    from kubetfx.components.example_validator import gate
+    from kubetfx.components.example_validator import executor
 
     container_log = getattr(crash, "log", None)
-    return isinstance(crash, gate.DataRejectedError) or bool(
+    return isinstance(crash, executor.DataRejectedError) or bool(
         container_log and container_log.exists()
         and "DataRejectedError" in container_log.read_text(errors="replace"))
 

@@ -9,7 +9,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from kubetfx.pipelines import mlmd
 
-from kubetfx.pipelines import stage_results
+from kubetfx.components import stage_outputs
 
 STATE = _STATE = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
@@ -135,7 +135,7 @@ def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = No
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         outputs = _outputs(store, execution.id)
         state = _STATE.get(execution.last_known_state, "?")
-        result = _error_line(execution) if state == "failed" else stage_results.describe(stage, outputs)
+        result = _error_line(execution) if state == "failed" else stage_outputs.describe(stage, outputs)
         summary.stages.append(StageResult(stage, state, seconds, result))
         if "ModelBlessing" in outputs:
             summary.blessed = bool(_prop(outputs["ModelBlessing"], "blessed"))

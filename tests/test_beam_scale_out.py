@@ -6,7 +6,7 @@ import pytest
 
 from kubetfx.components.example_gen import executor as example_gen_executor
 from kubetfx.components.example_gen.executor_test import run_example_gen
-from kubetfx.pipelines import stage_results
+from kubetfx.components import stage_outputs
 from kubetfx.pipelines.config import EMBEDDED_DATA
 
 pytestmark = pytest.mark.slow
@@ -22,7 +22,7 @@ def _statistics(examples, uri, beam_args):
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=beam_args, tmp_dir=uri + "-tmp",
                                                          unique_id="1")
     executor.Executor(context).Do({"examples": [examples]}, {"statistics": [statistics]}, {"exclude_splits": "[]"})
-    return stage_results.examples_per_split(uri)
+    return stage_outputs.examples_per_split(uri)
 
 
 def test_multi_process_runner_gives_the_same_statistics(tmp_path):

@@ -94,7 +94,6 @@ def test_the_floors_cover_every_module():
     assert "kubetfx.pipelines.cli" in KNOWN and "kubetfx.components.container.entrypoint" in KNOWN
 
 
-@pytest.mark.xfail(strict=True, reason="gate.py and entrypoint.py import pipelines/ (issue 25, fixed next)")
 def test_components_never_import_pipelines():
     wrong = [f"{path.relative_to(REPO)}:{line} imports {source}"
              for name, path, is_package in MODULES if name.startswith("kubetfx.components")

@@ -61,9 +61,9 @@ def test_summary_names_each_stage_and_the_push(default_run):
 
 
 def test_statistics_count_every_row(root):
-    from kubetfx.pipelines import stage_results
+    from kubetfx.components import stage_outputs
 
-    counts = stage_results.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
+    counts = stage_outputs.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
     assert set(counts) == {"train", "eval"}
     assert sum(counts.values()) == 344  # every penguin, none lost or duplicated
     assert counts["train"] > counts["eval"]
@@ -71,9 +71,9 @@ def test_statistics_count_every_row(root):
 
 def test_the_trainer_read_the_whole_training_split_in_epochs(root, default_run):
     """Every training example, every epoch (issue 15): not a fixed number of steps."""
-    from kubetfx.pipelines import stage_results
+    from kubetfx.components import stage_outputs
 
-    counts = stage_results.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
+    counts = stage_outputs.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
     record = json.loads(Path(_only(f"{root}/Trainer/model_run/*"), "training.json").read_text())
     assert record["train_examples"] == counts["train"]
     assert 1 <= record["best_epoch"] <= record["epochs"] <= 100
@@ -91,9 +91,9 @@ def test_schema_is_the_curated_one(root):
 
 
 def test_no_anomalies_in_the_embedded_data(root):
-    from kubetfx.pipelines import stage_results
+    from kubetfx.components import stage_outputs
 
-    found = stage_results.anomalies_per_split(_only(f"{root}/ExampleValidator/anomalies/*"))
+    found = stage_outputs.anomalies_per_split(_only(f"{root}/ExampleValidator/anomalies/*"))
     assert set(found) == {"train", "eval"}
     assert all(not a.anomaly_info for a in found.values())
 
@@ -135,11 +135,11 @@ def test_model_serves_raw_examples_with_class_names(root):
 
 def test_evaluation_meets_the_threshold_and_blesses(root):
     import tensorflow_model_analysis as tfma
-    from kubetfx.pipelines import stage_results
+    from kubetfx.components import stage_outputs
 
     evaluation = _only(f"{root}/Evaluator/evaluation/*")
     assert tfma.load_validation_result(evaluation).validation_ok
-    value, bound = stage_results.gated_metrics(evaluation)["sparse_categorical_accuracy"]
+    value, bound = stage_outputs.gated_metrics(evaluation)["sparse_categorical_accuracy"]
     assert value >= 0.9 and bound == ">= 0.6"
     assert os.path.exists(os.path.join(_only(f"{root}/Evaluator/blessing/*"), "BLESSED"))
 

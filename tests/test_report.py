@@ -127,7 +127,8 @@ def test_json_output_of_a_halted_run(halted_run):
 
 
 def test_kfp_markdown_views_of_each_stage(default_run):
-    from kubetfx.pipelines.report import kfp_views, run_record
+    from kubetfx.components.container import views as kfp_views
+    from kubetfx.pipelines.report import run_record
 
     home, result = default_run
     record = run_record.read(str(home / "metadata" / "kubetfx-penguin.sqlite"), "kubetfx-penguin", _run_id(result))

@@ -73,13 +73,13 @@ def take_view_output(executor_input: dict, env: dict) -> str | None:
 def write_view(path: str, stage: str, executor_input: dict, declared_types: dict) -> None:
     """The stage's outputs as Markdown for the KFP UI. A view that cannot be drawn says why
     in the view: it never fails a stage whose work is done."""
-    from kubetfx.pipelines.report import kfp_views
+    from kubetfx.components.container import views
 
     outputs = {declared_types[key].split(".")[-1]: artifacts["artifacts"][0]["uri"]
                for key, artifacts in executor_input.get("outputs", {}).get("artifacts", {}).items()
                if key in declared_types and artifacts.get("artifacts")}
     try:
-        text = kfp_views.markdown_for(stage, outputs) or f"# {stage}\n\nNothing to show.\n"
+        text = views.markdown_for(stage, outputs) or f"# {stage}\n\nNothing to show.\n"
     except Exception as err:  # noqa: BLE001 — the view is a courtesy, the stage succeeded
         text = f"# {stage}\n\nThe view could not be drawn: {type(err).__name__}: {err}\n"
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from kubetfx.pipelines.report import artifacts as read
+from kubetfx.components import artifacts as read
 
 # TFX 1.16 tfx/components/evaluator/constants.py BLESSED_FILE_NAME / NOT_BLESSED_FILE_NAME,
 # tfx/components/infra_validator/executor.py _BLESSED_FILENAME / _NOT_BLESSED_FILENAME.

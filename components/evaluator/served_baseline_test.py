@@ -73,14 +73,14 @@ def test_the_pipeline_feeds_the_evaluator_from_the_pushers_serving_directory(tmp
 
 
 def test_the_run_summary_says_which_version_is_the_baseline(tmp_path):
-    from kubetfx.pipelines import stage_results
+    from kubetfx.components import stage_outputs
 
     nothing = _run(tmp_path / "none", tmp_path / "out-none")
-    assert stage_results.describe(served_baseline.NODE_ID, {"Model": nothing.mlmd_artifact}) == (
+    assert stage_outputs.describe(served_baseline.NODE_ID, {"Model": nothing.mlmd_artifact}) == (
         "baseline: nothing served yet (no comparison)")
     _served(tmp_path / "serving", "42", b"w")
     served = _run(tmp_path / "serving", tmp_path / "out")
-    assert stage_results.describe(served_baseline.NODE_ID, {"Model": served.mlmd_artifact}) == (
+    assert stage_outputs.describe(served_baseline.NODE_ID, {"Model": served.mlmd_artifact}) == (
         "baseline: served version 42")
 
 

@@ -10,7 +10,7 @@ from tfx.components.example_validator import executor as tfx_validator
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils
 
-from kubetfx.pipelines import stage_results
+from kubetfx.components import stage_outputs
 
 MAX_EXAMPLES_SHOWN = 3
 
@@ -22,7 +22,7 @@ class DataRejectedError(RuntimeError):
 def error_anomalies(anomalies_uri: str) -> list[str]:
     """Readable lines, one per error anomaly: split, column, problem."""
     lines = []
-    for split, anomalies in stage_results.anomalies_per_split(anomalies_uri).items():
+    for split, anomalies in stage_outputs.anomalies_per_split(anomalies_uri).items():
         for column, info in sorted(anomalies.anomaly_info.items()):
             if info.severity != anomalies_pb2.AnomalyInfo.ERROR:
                 continue

@@ -117,10 +117,10 @@ def _training_data(lineage: Lineage, trainer) -> TrainingData:
 
 
 def _metrics(evaluation_uri: str) -> dict:
-    from kubetfx.pipelines import stage_results  # TFMA: imported only when a record has one
+    from kubetfx.components import stage_outputs  # TFMA: imported only when a record has one
 
     try:
-        return {name: value for name, (value, _) in stage_results.gated_metrics(evaluation_uri).items()}
+        return {name: value for name, (value, _) in stage_outputs.gated_metrics(evaluation_uri).items()}
     except (OSError, ValueError, KeyError):
         return {}
 

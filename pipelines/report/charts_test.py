@@ -40,7 +40,8 @@ def test_top_value_shares_are_over_the_splits_examples_not_the_listed_values():
 def test_the_statistics_table_shows_each_columns_missing_share_and_count():
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    from kubetfx.pipelines.report import artifacts, page
+    from kubetfx.components import artifacts
+    from kubetfx.pipelines.report import page
 
     feature = statistics_pb2.FeatureNameStatistics(name="city", type=statistics_pb2.FeatureNameStatistics.STRING)
     feature.string_stats.common_stats.num_non_missing = 130

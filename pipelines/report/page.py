@@ -9,8 +9,10 @@ import datetime
 import os
 from html import escape
 
-from kubetfx.pipelines import failure, stage_results
-from kubetfx.pipelines.report import artifacts, charts
+from kubetfx.components import stage_outputs
+from kubetfx.pipelines import failure
+from kubetfx.components import artifacts
+from kubetfx.pipelines.report import charts
 from kubetfx.pipelines.report.run_record import RunRecord
 
 CSS = """
@@ -114,7 +116,7 @@ def _stages(record: RunRecord) -> str:
     rows = []
     for s in record.stages:
         try:
-            result = stage_results.describe(s.node_id, s.outputs) if s.outputs else ""
+            result = stage_outputs.describe(s.node_id, s.outputs) if s.outputs else ""
         except Exception as err:  # one unreadable artifact must not hide the others
             result = f"(no detail: {err})"
         if s.state == "failed" and s.error:

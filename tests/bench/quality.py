@@ -118,14 +118,15 @@ def _kubetfx(csv: Path, label: str, name: str, home: Path) -> dict:
 
 def _run_artifacts(home: Path, name: str) -> tuple:
     """(Examples uri, candidate metric value) of the pipeline's latest run, from MLMD."""
-    from kubetfx.pipelines import mlmd, stage_results
+    from kubetfx.components import stage_outputs
+    from kubetfx.pipelines import mlmd
 
     store = mlmd.open_store(str(home / "metadata" / f"{name}.sqlite"))
     types = {t.id: t.name for t in store.get_artifact_types()}
     latest = {}
     for artifact in store.get_artifacts():
         latest[types[artifact.type_id]] = artifact  # ids grow: the last one wins
-    metrics = stage_results.gated_metrics(latest["ModelEvaluation"].uri)
+    metrics = stage_outputs.gated_metrics(latest["ModelEvaluation"].uri)
     (value, _), = metrics.values()
     return latest["Examples"].uri, value
 

@@ -22,7 +22,7 @@ from ml_metadata.proto import metadata_store_pb2
 
 from kubetfx.components.container import images
 
-from kubetfx.pipelines import stage_results
+from kubetfx.components import stage_outputs
 from kubetfx.pipelines.kubeflow import backend_rules
 from kubetfx.pipelines.kubeflow.local_backend import (cache, dag, docker, driver, importer, launcher, metadata,
                                                       retry, store, versions)
@@ -70,7 +70,7 @@ def pvc_mounts(platform: Optional[dict], executor_label: str) -> dict:
 
 
 def _mlmd_view(artifact: dict, local_uri: str) -> metadata_store_pb2.Artifact:
-    """An MLMD-shaped artifact for stage_results, reading the mirror's copy of the files."""
+    """An MLMD-shaped artifact for stage_outputs, reading the mirror's copy of the files."""
     proto = metadata_store_pb2.Artifact(uri=local_uri)
     for key, value in artifact["custom_properties"].items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
@@ -181,7 +181,7 @@ class _Run:
             except ValueError:
                 local = artifact["uri"]
             by_type[title.split(".")[-1]] = _mlmd_view(artifact, local)
-        return stage_results.describe(name, by_type)
+        return stage_outputs.describe(name, by_type)
 
     # ---- the whole run -----------------------------------------------------------------
     def execute_all(self) -> RunSummary:
