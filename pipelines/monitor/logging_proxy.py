@@ -160,6 +160,10 @@ class LoggingProxy:
         from kubetfx.components.infra_validator.model_server import request_id
 
         identity = request_id(request.headers.get("X-Request-Id"))
+        if not request.path.startswith("/"):  # the upstream URL and the target are joined as text:
+            # ":8080/x" or ".evil.example/x" would name another port or host than the upstream's
+            return http_server.json_response(400, {"error": f"Malformed request: {request.path[:100]!r} is not a path"},
+                                             {"X-Request-Id": identity})
         body = request.body or None
         try:
             status, headers, answer = self.upstream.call(request.method, request.path, body,
