@@ -6,6 +6,7 @@ version's schema features only, bounded per shard and in total, safe to share be
 several `serve` processes on one home."""
 from __future__ import annotations
 
+import math
 import os
 import sys
 
@@ -34,8 +35,10 @@ def add_parser(subparsers) -> None:
 def log_bounds(args) -> dict:
     """InferenceLog's bounds from the --log-* flags; ConfigError naming a bad one (shared
     by `serve` and `inference-logger`)."""
-    if min(args.log_shard_mb, args.log_shard_minutes, args.log_shards, args.log_max_mb) <= 0:
-        raise ConfigError("--log-shard-mb, --log-shard-minutes, --log-shards and --log-max-mb must be positive")
+    values = (args.log_shard_mb, args.log_shard_minutes, args.log_shards, args.log_max_mb)
+    if not all(math.isfinite(v) and v > 0 for v in values):  # min() let NaN through: a traceback later
+        raise ConfigError("--log-shard-mb, --log-shard-minutes, --log-shards and --log-max-mb must be positive "
+                          "finite numbers")
     if args.log_max_mb < args.log_shard_mb:
         raise ConfigError(f"--log-max-mb {args.log_max_mb:g} is below one shard (--log-shard-mb {args.log_shard_mb:g})")
     return {"max_shard_bytes": int(args.log_shard_mb * (1 << 20)), "max_shard_seconds": args.log_shard_minutes * 60,
@@ -47,12 +50,18 @@ def main(args) -> int:
     from kubetfx.pipelines.monitor import inference_log
     from kubetfx.pipelines.record import pushed_models
 
-    config = PipelineConfig(home=resolve_home(args.home), name=args.name or PipelineConfig.name).validate()
-    if pushed_models.served_version(config.serving_dir) is None:
-        raise ConfigError(f"pipeline {config.name} has no pushed model in {config.serving_dir}: run `kubetfx run` first")
     bounds = log_bounds(args)
     if args.max_body_bytes <= 0:
         raise ConfigError("--max-body-bytes must be positive")
+    if not 0 <= args.port <= 65535:  # bind() took 99999 as 99999 - 65536, silently
+        raise ConfigError(f"--port {args.port} is not a TCP port (0-65535; 0: any free port)")
+    if args.port_file:  # refused now, not by a traceback once the model is loaded
+        folder = os.path.dirname(os.path.abspath(args.port_file))
+        if not os.path.isdir(folder):
+            raise ConfigError(f"--port-file {args.port_file}: folder {folder} does not exist")
+    config = PipelineConfig(home=resolve_home(args.home), name=args.name or PipelineConfig.name).validate()
+    if pushed_models.served_version(config.serving_dir) is None:
+        raise ConfigError(f"pipeline {config.name} has no pushed model in {config.serving_dir}: run `kubetfx run` first")
     log = None
     if not args.no_log:
         log = inference_log.InferenceLog(inference_log.log_dir(config),
