@@ -72,7 +72,7 @@ run-containers: image object-store-env ## Run the compiled spec on the local KFP
 	$(KUBETFX) run --engine containers
 
 regenerate: install ## Refresh golden files (compiled spec, README tables) after an intended change
-	KUBETFX_REGENERATE=1 $(PY) -m pytest pipelines/kubeflow_compiler_test.py tests/test_readme_tables.py -q
+	KUBETFX_REGENERATE=1 $(PY) -m pytest pipelines/kubeflow/compiler_test.py tests/test_readme_tables.py -q
 
 BENCH_SIZES ?= default,100k,1m
 BENCH_REPS ?= 3

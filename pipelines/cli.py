@@ -66,7 +66,7 @@ def config_from_args(args) -> PipelineConfig:
 
 
 def _cmd_run(args) -> int:
-    from kubetfx.pipelines import run_command
+    from kubetfx.pipelines.run import command as run_command
 
     from kubetfx.pipelines.kubeflow import local_run as backend
 
@@ -78,11 +78,11 @@ def _cmd_run(args) -> int:
 def _cmd_compile(args) -> int:
     from pathlib import Path
 
-    from kubetfx.pipelines import prepare
+    from kubetfx.pipelines.run import inputs
 
     config = config_from_args(args)
-    output = prepare.writable_file(Path(args.output or f"build/{config.name}.yaml"), "--output file")
-    from kubetfx.pipelines import kubeflow_compiler  # TFX: seconds to import, after the checks
+    output = inputs.writable_file(Path(args.output or f"build/{config.name}.yaml"), "--output file")
+    from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler  # TFX: seconds to import, after the checks
 
     path = kubeflow_compiler.compile_to_file(config, str(output), image=args.image)
     print(f"wrote {path}")
@@ -90,7 +90,7 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_submit(args) -> int:
-    from kubetfx.pipelines import submit
+    from kubetfx.pipelines.kubeflow import submit
 
     return submit.main(args)
 
@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_command.add_parser(sub)
     proxy_command.add_parser(sub)
     try:
-        from kubetfx.pipelines import submit
+        from kubetfx.pipelines.kubeflow import submit
         submit.add_parser(sub, _cmd_submit)
     except ImportError:
         pass
@@ -254,7 +254,7 @@ def entry() -> None:
         code = main()
     except BrokenPipeError:  # while parsing: argparse's --help or usage on a closed pipe
         code = _reader_gone()
-    from kubetfx.pipelines import process_exit
+    from kubetfx.pipelines.run import process_exit
 
     process_exit.exit_now(0 if code is None else code if isinstance(code, int) else 1)  # as sys.exit
 

@@ -106,7 +106,7 @@ class PipelineConfig:
     # A candidate may be worse than the latest blessed model by at most this much.
     change_tolerance: Annotated[Number, pydantic.Field(ge=0)] = 0.01
     # The served version the Evaluator compares with ("" = none). None: the one served when
-    # the run starts; a re-run of the same build gets that build's (pipelines/baseline.py).
+    # the run starts; a re-run of the same build gets that build's (pipelines/record/served_build.py).
     served_baseline_version: Optional[str] = None
     # Beam options for the Beam stages (e.g. --runner=FlinkRunner); [] = in-process direct runner.
     beam_pipeline_args: list[str] = dataclasses.field(default_factory=list)

@@ -130,14 +130,14 @@ def test_beam_args_from_one_quoted_string_or_repeated_flags():
 
 
 def test_column_roles_in_the_config_override_the_inferred_ones_and_unknown_roles_are_refused(tmp_path):
-    from kubetfx.pipelines import prepare
+    from kubetfx.pipelines.run import inputs
 
     data = tmp_path / "d.csv"
     data.write_text("customer,row,age,label\n" + "".join(f"{7 * i + 3},{i},{20 + i % 50},{'ab'[i % 2]}\n"
                                                        for i in range(200)))
     config = tmp_path / "roles.yaml"
     config.write_text(f"data: {data}\nlabel: label\nhome: {tmp_path / 'home'}\ncolumn_roles: {{features: [row]}}\n")
-    roles = prepare.prepare(PipelineConfig.from_yaml(str(config))).column_roles
+    roles = inputs.prepare(PipelineConfig.from_yaml(str(config))).column_roles
     assert roles == {"identifiers": ["customer"], "datetimes": [], "text": []}
     config.write_text("column_roles: {feature: [row]}\n")
     with pytest.raises(ConfigError, match="column_roles.feature.*'identifiers', 'datetimes', 'text' or 'features'"):

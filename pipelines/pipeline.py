@@ -12,7 +12,7 @@ from kubetfx.components.schema_gen import component as schema_gen
 from kubetfx.components.statistics_gen import component as statistics_gen
 from kubetfx.components.trainer import component as trainer
 from kubetfx.components.transform import component as transform
-from kubetfx.pipelines import beam_options
+from kubetfx.components import beam_options
 from kubetfx.pipelines.config import PipelineConfig
 
 

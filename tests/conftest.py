@@ -24,7 +24,7 @@ def run_kubetfx():
 def executions_by_stage(metadata_path: Path) -> dict:
     """{node id: [execution state names]} for every execution recorded in the store."""
     from ml_metadata.proto import metadata_store_pb2
-    from kubetfx.pipelines import mlmd
+    from kubetfx.pipelines.record import mlmd
 
     store = mlmd.open_store(metadata_path)
     node_type = store.get_context_type("node")

@@ -34,7 +34,7 @@ def test_multi_process_runner_gives_the_same_statistics(tmp_path):
 
 
 def test_compiled_spec_carries_the_beam_args(tmp_path):
-    from kubetfx.pipelines import kubeflow_compiler
+    from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
     from kubetfx.pipelines.config import PipelineConfig
 
     config = PipelineConfig(home=str(tmp_path), beam_pipeline_args=["--runner=FlinkRunner", "--parallelism=8"])

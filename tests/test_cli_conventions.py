@@ -50,7 +50,7 @@ def test_report_without_runs_or_of_an_unknown_run_is_a_one_line_error(tmp_path, 
     assert not (tmp_path / "reports").exists()
 
     from ml_metadata.proto import metadata_store_pb2
-    from kubetfx.pipelines import mlmd
+    from kubetfx.pipelines.record import mlmd
 
     (tmp_path / "metadata").mkdir()
     store = mlmd.open_store(tmp_path / "metadata" / "kubetfx-penguin.sqlite", writable=True)

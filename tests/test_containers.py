@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from kubetfx.components.container import images
-from kubetfx.pipelines import kubeflow_compiler
+from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
 from kubetfx.pipelines.config import EMBEDDED_DATA
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]

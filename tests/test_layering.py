@@ -16,8 +16,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = {"components": "kubetfx.components", "pipelines": "kubetfx.pipelines"}
 
@@ -102,7 +100,6 @@ def test_components_never_import_pipelines():
     assert not wrong, "components/ must not import pipelines/ (move what both need below both):\n" + "\n".join(wrong)
 
 
-@pytest.mark.xfail(strict=True, reason="pipelines/ not grouped yet (issue 25)")
 def test_no_floor_imports_a_higher_one():
     wrong = sorted({f"{path.relative_to(REPO)}:{line} (floor {_floor(name)}) imports {source} (floor {_floor(source)})"
              for name, path, is_package in MODULES
@@ -123,7 +120,6 @@ def test_no_module_imports_a_private_name_of_another_folder():
     assert not wrong, "a sibling's internals imported (go through its public functions):\n" + "\n".join(wrong)
 
 
-@pytest.mark.xfail(strict=True, reason="pipelines/ not grouped yet (issue 25)")
 def test_only_the_entry_modules_stay_at_the_top_of_pipelines():
     top = sorted(p.stem for p in (REPO / "pipelines").glob("*.py")
                  if not p.name.endswith("_test.py") and p.name != "conftest.py")

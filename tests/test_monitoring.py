@@ -74,7 +74,7 @@ def _digest(model_dir) -> str:
 
 
 def _executions(home, type_name: str) -> list:
-    from kubetfx.pipelines import mlmd
+    from kubetfx.pipelines.record import mlmd
     from kubetfx.pipelines.record.lineage import Lineage
 
     store = mlmd.open_store(home / "metadata" / f"{NAME}.sqlite")

@@ -73,7 +73,7 @@ def home(tmp_path_factory, run_kubetfx):
 
 
 def test_the_integer_id_is_named_an_identifier_and_not_fed_to_the_model(home):
-    from kubetfx.pipelines import mlmd
+    from kubetfx.pipelines.record import mlmd
     store = mlmd.open_store(home / "metadata" / f"{NAME}.sqlite")
     transform_types = {t.id for t in store.get_execution_types() if t.name.endswith("Transform")}
     (transform,) = [e for e in store.get_executions() if e.type_id in transform_types]

@@ -19,7 +19,7 @@ def test_tune_searches_records_the_trials_and_trains_the_best(tmp_path, run_kube
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     assert executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite")["Tuner"] == ["COMPLETE"]
 
-    from kubetfx.pipelines import mlmd
+    from kubetfx.pipelines.record import mlmd
 
     store = mlmd.open_store(home / "metadata" / "kubetfx-penguin.sqlite")
     (best,) = store.get_artifacts_by_type("HyperParameters")

@@ -95,7 +95,7 @@ class ServedBaseline(base_component.BaseComponent):
 def build(config, trainer) -> ServedBaseline:
     # What is served now, read where the pipeline is built: a change of it changes the local
     # cache key (the executor reads the directory again when it runs). A re-run of the build
-    # that pushed it gets that build's value in the config (pipelines/baseline.py), so its
+    # that pushed it gets that build's value in the config (pipelines/record/served_build.py), so its
     # own push does not make the same run look new.
     served = config.served_baseline_version
     if served is None:

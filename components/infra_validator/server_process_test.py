@@ -11,7 +11,7 @@ import pytest
 from kubetfx.components.infra_validator import executor, server_process
 from kubetfx.components.infra_validator.executor_test import _run, model_servers
 from kubetfx.components.infra_validator.testing_models import save_scaler, wait_for
-from kubetfx.pipelines import local_runner
+from kubetfx.pipelines.run import local_runner
 from kubetfx.pipelines.config import PipelineConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.serving]

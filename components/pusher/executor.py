@@ -23,7 +23,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
 from kubetfx.components.pusher import serving_dir, training_summary
-from kubetfx.components.pusher.serving_dir import STAGING_PREFIX  # noqa: F401 (pipelines/recovery.py)
+from kubetfx.components.pusher.serving_dir import STAGING_PREFIX  # noqa: F401 (pipelines/run/recovery.py)
 
 
 SCHEMA_KEY = "schema"

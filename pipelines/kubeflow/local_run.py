@@ -48,7 +48,8 @@ def options_from_args(args) -> Options:
 def run(config: PipelineConfig, options: Options = Options()):
     """Compiles `config` (already prepared) and runs it; raises BackendUnavailable for what a
     user fixes before anything starts, TaskFailedError when a task fails."""
-    from kubetfx.pipelines import kubeflow_compiler, local_runner
+    from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
+    from kubetfx.pipelines.record.home_lock import exclusive_run
     from kubetfx.pipelines.kubeflow import object_store_server
     from kubetfx.pipelines.kubeflow import backend_rules
     from kubetfx.components.container import images
@@ -60,7 +61,7 @@ def run(config: PipelineConfig, options: Options = Options()):
             if executor.get("container", {}).get("image", "").startswith("kubetfx/"):
                 executor["container"]["image"] = options.image_repo + executor["container"]["image"][len("kubetfx"):]
     request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data))
-    with local_runner.exclusive_run(config):
+    with exclusive_run(config):
         try:
             return backend.run_spec(spec, platform, request, options)
         except (docker.DockerUnavailable, images.MissingImageError, backend_rules.Rejected,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from google.protobuf import message_factory
 
-from kubetfx.pipelines import exit_codes, run_command
+from kubetfx.pipelines import exit_codes
+from kubetfx.pipelines.run import command as run_command
 from kubetfx.pipelines.cli import build_parser
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
 from kubetfx.pipelines.kubeflow import local_run as command

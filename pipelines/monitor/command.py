@@ -227,7 +227,7 @@ def _monitor(args, config, result: dict | None = None) -> int:
 
 
 def _retrain(args, config, served) -> int:
-    from kubetfx.pipelines import run_command
+    from kubetfx.pipelines.run import command as run_command
 
     label = args.label or served.data.label
     if not label:

@@ -9,7 +9,7 @@ import tensorflow_data_validation as tfdv
 
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
 from kubetfx.pipelines.monitor import drift, new_statistics
-from kubetfx.pipelines.prepare import CURATED_SCHEMA
+from kubetfx.pipelines.run.inputs import CURATED_SCHEMA
 
 EMBEDDED = PipelineConfig().data + "/penguins.csv"
 

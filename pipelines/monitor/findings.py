@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ml_metadata.proto import metadata_store_pb2
 
-from kubetfx.pipelines import mlmd
+from kubetfx.pipelines.record import mlmd
 from kubetfx.pipelines.record import metadata_writes
 
 EXECUTION_TYPE = "kubetfx.Monitor"

@@ -69,7 +69,7 @@ def _cmd_models(args) -> int:
 
 
 def _cmd_rollback(args) -> int:
-    from kubetfx.pipelines.local_runner import RunLockedError
+    from kubetfx.pipelines.record.home_lock import RunLockedError
     from kubetfx.pipelines.record import rollback
 
     config = _config(args)

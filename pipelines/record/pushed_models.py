@@ -23,7 +23,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
-from kubetfx.pipelines import mlmd
+from kubetfx.pipelines.record import mlmd
 from kubetfx.pipelines.record.lineage import Lineage, prop
 
 ROLLBACK_EXECUTION = "kubetfx.Rollback"

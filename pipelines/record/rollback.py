@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from kubetfx.pipelines import mlmd
+from kubetfx.pipelines.record import mlmd
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
 from kubetfx.pipelines.record import metadata_writes, pushed_models
 
@@ -53,7 +53,7 @@ def _append_history(serving_dir: Path, entry: dict) -> None:
 
 def rollback(config: PipelineConfig, version: str) -> RollbackResult:
     """Raises ConfigError (a user can fix it) for an unknown or unblessed version."""
-    from kubetfx.pipelines.local_runner import exclusive_run
+    from kubetfx.pipelines.record.home_lock import exclusive_run
 
     serving_dir = config.serving_dir
     with exclusive_run(config):  # a push of a running pipeline must not interleave with this

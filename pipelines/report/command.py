@@ -43,7 +43,7 @@ def write_report(config: PipelineConfig, run_id=None, output=None) -> Path:
 
 
 def main(args) -> int:
-    from kubetfx.pipelines import run_log
+    from kubetfx.pipelines.run import run_log
 
     config = PipelineConfig(name=args.name, home=resolve_home(args.home)).validate()
     views = config.home_path / "object-store" / "mlpipeline" / "v2" / "artifacts" / config.name

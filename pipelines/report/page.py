@@ -10,7 +10,7 @@ import os
 from html import escape
 
 from kubetfx.components import stage_outputs
-from kubetfx.pipelines import failure
+from kubetfx.pipelines.record import failure
 from kubetfx.components import artifacts
 from kubetfx.pipelines.report import charts
 from kubetfx.pipelines.report.run_record import RunRecord

@@ -9,7 +9,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from kubetfx.pipelines import mlmd, summary
+from kubetfx.pipelines.record import mlmd, summary
 
 # TFX 1.16 tfx/orchestration/portable/mlmd/execution_lib.py _EXECUTION_RESULT
 EXECUTION_RESULT = "__execution_result__"

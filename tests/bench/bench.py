@@ -29,7 +29,8 @@ from pathlib import Path
 
 import psutil
 
-from kubetfx.pipelines import kubeflow_compiler, mlmd, summary
+from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
+from kubetfx.pipelines.record import mlmd, summary
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -119,7 +119,7 @@ def _kubetfx(csv: Path, label: str, name: str, home: Path) -> dict:
 def _run_artifacts(home: Path, name: str) -> tuple:
     """(Examples uri, candidate metric value) of the pipeline's latest run, from MLMD."""
     from kubetfx.components import stage_outputs
-    from kubetfx.pipelines import mlmd
+    from kubetfx.pipelines.record import mlmd
 
     store = mlmd.open_store(str(home / "metadata" / f"{name}.sqlite"))
     types = {t.id: t.name for t in store.get_artifact_types()}

@@ -5,11 +5,12 @@ import json
 import resource
 import sys
 
-from kubetfx.pipelines import cli, process_exit
+from kubetfx.pipelines import cli
+from kubetfx.pipelines.run import process_exit
 
 code = cli.main(["run", *sys.argv[1:]])
 print(json.dumps({"exit_code": code,
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                   "children_peak_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
-# As the `kubetfx` console command ends (pipelines/process_exit.py): what a user waits for.
+# As the `kubetfx` console command ends (pipelines/run/process_exit.py): what a user waits for.
 process_exit.exit_now(code)

@@ -27,7 +27,7 @@ from kubetfx.pipelines.kubeflow import backend_rules
 from kubetfx.pipelines.kubeflow.local_backend import (cache, dag, docker, driver, importer, launcher, metadata,
                                                       retry, store, versions)
 from kubetfx.pipelines.kubeflow.local_backend.options import Options
-from kubetfx.pipelines.summary import RunSummary, StageResult
+from kubetfx.pipelines.record.summary import RunSummary, StageResult
 
 # KFP 2.5.0 backend/src/v2/config/env.go: the run's root, else the launcher config's, else this.
 DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"

@@ -7,7 +7,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from kubetfx.pipelines import mlmd
+from kubetfx.pipelines.record import mlmd
 
 from kubetfx.components import stage_outputs
 
@@ -109,7 +109,7 @@ def _error_line(execution) -> str:
     """The failure's exception line, kept on the execution by parallel_runner.record_failure."""
     import json
 
-    from kubetfx.pipelines import failure
+    from kubetfx.pipelines.record import failure
 
     value = execution.custom_properties.get("__execution_result__")
     if value is None or not value.string_value:

@@ -9,7 +9,7 @@ import textwrap
 CHILD = textwrap.dedent("""
     import logging, os, sys, warnings
     from pathlib import Path
-    from kubetfx.pipelines import run_log
+    from kubetfx.pipelines.run import run_log
 
     logging.basicConfig(level=logging.WARNING)
     with run_log.capture(Path(sys.argv[1]), verbose=sys.argv[2] == "1") as log:

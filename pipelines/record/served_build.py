@@ -23,7 +23,7 @@ from typing import Optional
 
 from ml_metadata.proto import metadata_store_pb2
 
-from kubetfx.pipelines import mlmd
+from kubetfx.pipelines.record import mlmd
 
 
 def _producer_inputs(store, artifact_id: int, event_type) -> list:

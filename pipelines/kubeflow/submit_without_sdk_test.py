@@ -5,9 +5,10 @@ import sys
 import types
 from pathlib import Path
 
-from kubetfx.pipelines import cli, submit
+from kubetfx.pipelines import cli
+from kubetfx.pipelines.kubeflow import submit
 
-GOLDEN = Path(__file__).parent / "testdata" / "kubetfx-penguin.golden.yaml"
+GOLDEN = Path(__file__).parent.parent / "testdata" / "kubetfx-penguin.golden.yaml"
 
 
 def test_kfp_pipeline_spec_alone_is_not_taken_for_the_sdk(monkeypatch, capsys):

@@ -12,7 +12,7 @@ from absl import logging
 from ml_metadata.proto import metadata_store_pb2
 
 from kubetfx.components.pusher.executor import STAGING_PREFIX
-from kubetfx.pipelines import mlmd
+from kubetfx.pipelines.record import mlmd
 
 _UNFINISHED = (metadata_store_pb2.Execution.NEW, metadata_store_pb2.Execution.RUNNING)
 

@@ -31,7 +31,7 @@ from tfx.orchestration.portable.mlmd import execution_lib
 from tfx.proto.orchestration import execution_result_pb2, pipeline_pb2
 from ml_metadata.proto import metadata_store_pb2
 
-from kubetfx.pipelines import freed_memory
+from kubetfx.pipelines.run import freed_memory
 
 
 def ready_nodes(pending: list, upstream: dict, finished: set) -> list:

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from kubetfx.pipelines import failure
+from kubetfx.pipelines.record import failure
 
 
 def _load(path):

@@ -4,7 +4,7 @@ import sys
 
 PROGRAM = """
 import atexit
-from kubetfx.pipelines import process_exit
+from kubetfx.pipelines.run import process_exit
 atexit.register(lambda: print("atexit ran"))
 print("written before exit", end="")  # still in stdout's buffer: a pipe is block-buffered
 process_exit.exit_now(3)

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from kubetfx.pipelines import cli, exit_codes, submit
+from kubetfx.pipelines import cli, exit_codes
+from kubetfx.pipelines.kubeflow import submit
 from kubetfx.pipelines.kubeflow import kfp_api_standin, object_store, object_store_server
 
-GOLDEN = Path(__file__).parent / "testdata" / "kubetfx-penguin.golden.yaml"
+GOLDEN = Path(__file__).parent.parent / "testdata" / "kubetfx-penguin.golden.yaml"
 DATA_ROOT = "minio://mlpipeline/kubetfx/data/kubetfx-penguin/"
 
 
@@ -63,7 +64,7 @@ def test_data_spec_and_run_reach_the_api_with_the_data_fingerprint(env, spec, mo
     assert parameters == {"data_root": DATA_ROOT, "data_fingerprint": object_store.data_fingerprint(env, DATA_ROOT),
                           "eval_threshold": 0.8}
     stored = env.get_object(Bucket="mlpipeline", Key="kubetfx/data/kubetfx-penguin/penguins.csv")["Body"].read()
-    embedded = Path(submit.__file__).parent / "data" / "penguins" / "penguins.csv"
+    embedded = Path(submit.__file__).parent.parent / "data" / "penguins" / "penguins.csv"
     assert hashlib.sha256(stored).digest() == hashlib.sha256(embedded.read_bytes()).digest()
     assert all(h.get("Authorization") == "Bearer s3cret-token" for _, _, h in api.requests)
     out = capsys.readouterr()

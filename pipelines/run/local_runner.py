@@ -3,39 +3,11 @@ SQLite MLMD and local files. Importing this module loads no TensorFlow: `kubetfx
 takes the lock and redirects the libraries' output to the run's log before they load."""
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
 from pathlib import Path
 from typing import Optional
 
 from kubetfx.pipelines.config import PipelineConfig
-
-
-class RunLockedError(RuntimeError):
-    """Another run of the same pipeline holds the home directory."""
-
-
-@contextlib.contextmanager
-def exclusive_run(config: PipelineConfig):
-    """One run per pipeline and home at a time: SQLite MLMD and the serving directory are
-    shared, so a second run is refused with a clear message instead of racing the first."""
-    lock_path = config.home_path / "locks" / f"{config.name}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            holder = lock.read().strip() or "another process"
-            raise RunLockedError(
-                f"pipeline {config.name!r} is already running in {config.home_path} ({holder}); "
-                "wait for it, or use another --home") from None
-        lock.seek(0)
-        lock.truncate()
-        lock.write(f"pid {os.getpid()}")
-        lock.flush()
-        yield
+from kubetfx.pipelines.record.home_lock import exclusive_run
 
 
 def metadata_config(config: PipelineConfig):
@@ -96,8 +68,8 @@ def is_small_run(config: PipelineConfig) -> bool:
 
 def _run_pipeline(config: PipelineConfig, listener, run_id: Optional[str], max_workers: int) -> None:
     from kubetfx.components import autograph
-    from kubetfx.pipelines import recovery
-    from kubetfx.pipelines.parallel_runner import ParallelDagRunner
+    from kubetfx.pipelines.run import recovery
+    from kubetfx.pipelines.run.parallel_runner import ParallelDagRunner
     from kubetfx.pipelines.pipeline import create_pipeline
 
     autograph.skip_libraries()  # also for a user's module file, trained in this process

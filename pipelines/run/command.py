@@ -11,14 +11,16 @@ import json
 import logging
 import sys
 
-from kubetfx.pipelines import baseline, exit_codes, failure, prepare, summary
+from kubetfx.pipelines import exit_codes
+from kubetfx.pipelines.record import failure, home_lock, served_build, summary
+from kubetfx.pipelines.run import inputs
 from kubetfx.pipelines.config import PipelineConfig
 
 
 def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False, as_json: bool = False,
         backend_options=None) -> int:
     given = config
-    config = prepare.prepare(config)
+    config = inputs.prepare(config)
     # With --json, stdout carries the JSON document only; everything for people goes to stderr.
     out = sys.stderr if as_json else sys.stdout
     print(f"kubetfx: pipeline {config.name} on {config.data} (label {config.label}, {config.task}), "
@@ -27,19 +29,18 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
 
     for note in column_roles.notes(config.column_roles or {}):
         print(f"kubetfx: {note}", file=out, flush=True)
-    from kubetfx.pipelines import local_runner
 
     if engine == "containers":
         return _run_containers(config, out, backend_options)
     run_id = datetime.datetime.now().isoformat()
     log_path = config.logs_dir / f"{run_id}.log"
-    served_before = baseline.served_version(config.serving_dir)
+    served_before = served_build.served_version(config.serving_dir)
     try:
         crash, failed_stage = _run_local(config, run_id, log_path, verbose=verbose, terminal_fd=_fd(out))
-    except local_runner.RunLockedError as err:
+    except home_lock.RunLockedError as err:
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return exit_codes.BUSY
-    baseline.record_build(str(config.metadata_path), run_id, baseline.build_key(given.validate()))
+    served_build.record_build(str(config.metadata_path), run_id, served_build.build_key(given.validate()))
     with _quiet_libraries(verbose):
         result = summary.summarize(str(config.metadata_path), config.name, run_id)
     if result:
@@ -75,9 +76,9 @@ def _fd(stream) -> int:
 
 
 def _run_local(config, run_id, log_path, *, verbose: bool, terminal_fd: int):
-    from kubetfx.pipelines import local_runner, progress, run_log
+    from kubetfx.pipelines.run import local_runner, progress, run_log
 
-    with local_runner.exclusive_run(config):  # a refused run leaves no log behind
+    with home_lock.exclusive_run(config):  # a refused run leaves no log behind
         with run_log.capture(log_path, verbose=verbose, terminal_fd=terminal_fd) as log:
             log.terminal.write(f"kubetfx: run {run_id}, log {log_path}\n")
             lines = progress.ProgressLines(log.terminal)

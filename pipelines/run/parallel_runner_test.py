@@ -16,8 +16,8 @@ from tfx.dsl.component.experimental.annotations import OutputArtifact, Parameter
 from tfx.orchestration import metadata
 from tfx.types.standard_artifacts import String
 
-from kubetfx.pipelines import freed_memory, parallel_runner
-from kubetfx.pipelines.parallel_runner import ParallelDagRunner
+from kubetfx.pipelines.run import freed_memory, parallel_runner
+from kubetfx.pipelines.run.parallel_runner import ParallelDagRunner
 
 
 @tfx.dsl.components.component

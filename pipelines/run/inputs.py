@@ -9,10 +9,10 @@ from pathlib import Path
 
 from kubetfx.components.example_gen import csv_input
 from kubetfx.components.transform import column_roles
-from kubetfx.pipelines import baseline
+from kubetfx.pipelines.record import served_build
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
 
-CURATED_SCHEMA = Path(__file__).resolve().parent / "schemas" / "penguins.schema.pbtxt"
+CURATED_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "penguins.schema.pbtxt"
 
 
 def prepare(config: PipelineConfig) -> PipelineConfig:
@@ -22,7 +22,7 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag} {path} does not exist (or is not a file)")
     csv_input.check(config.data, config.label, config.task)
-    key = baseline.build_key(config)  # what the user chose, before the decisions below
+    key = served_build.build_key(config)  # what the user chose, before the decisions below
     writable_dir(config.home_path, "home (--home or KUBETFX_HOME)")
     task = config.task or csv_input.infer_task(config.data, config.label)
     roles = column_roles.resolve(column_roles.infer(csv_input.csv_files(config.data), config.label),
@@ -31,7 +31,7 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
     if config.served_baseline_version is None:
         # The same config and data as the run that pushed what is served: that run's
         # decisions, so every stage is a cache hit and nothing new is pushed.
-        same = baseline.recorded_build(str(config.metadata_path), config.name, config.serving_dir, key)
+        same = served_build.recorded_build(str(config.metadata_path), config.name, config.serving_dir, key)
         if same is not None:
             return dataclasses.replace(config, schema_file=same.schema_file,
                                        served_baseline_version=same.served_version)
@@ -39,10 +39,10 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
     if schema_file is None and config.uses_embedded_data:
         schema_file = str(CURATED_SCHEMA)
     if schema_file is None:
-        schema_file = baseline.latest_pushed_schema(str(config.metadata_path), config.name)
+        schema_file = served_build.latest_pushed_schema(str(config.metadata_path), config.name)
     served = config.served_baseline_version
     if served is None:
-        served = baseline.served_version(config.serving_dir)
+        served = served_build.served_version(config.serving_dir)
     return config.replace(schema_file=schema_file, served_baseline_version=served)
 
 

@@ -237,12 +237,12 @@ def _platform(settings: ClusterSettings, serving: bool) -> dict:
 
 
 def compile_spec(config: PipelineConfig, settings: Optional[ClusterSettings] = None) -> tuple[dict, dict]:
-    from kubetfx.pipelines import prepare
+    from kubetfx.pipelines.run import inputs
 
     settings = settings or ClusterSettings()
     # In the cluster, outputs go to the object store and the serving volume, not this
     # machine's home (and no baseline schema of a local run leaks into the spec).
-    cluster = prepare.prepare(config.replace(home=CLUSTER_MOUNT))
+    cluster = inputs.prepare(config.replace(home=CLUSTER_MOUNT))
     if cluster.schema_file and cluster.uses_embedded_data:
         cluster = cluster.replace(schema_file=IMAGE_SCHEMA)
     # ExampleGen's input_base is wired to `data_root` (data_import.py); this constant only

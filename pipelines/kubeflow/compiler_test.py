@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubetfx.pipelines import kubeflow_compiler
+from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
 from kubetfx.pipelines.config import PipelineConfig
 
-GOLDEN = Path(__file__).parent / "testdata" / "kubetfx-penguin.golden.yaml"
+GOLDEN = Path(__file__).parent.parent / "testdata" / "kubetfx-penguin.golden.yaml"
 STAGES = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform",
           "Trainer", "ServedBaseline", "Evaluator", "InfraValidator", "Pusher"}
 

@@ -1,7 +1,7 @@
 """The run's last line: a new version pushed, or nothing new when the push was already served."""
 from __future__ import annotations
 
-from kubetfx.pipelines import summary
+from kubetfx.pipelines.record import summary
 
 
 def _pushed(path):

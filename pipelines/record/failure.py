@@ -44,7 +44,7 @@ def _library_dirs() -> tuple:
     paths = sysconfig.get_paths()
     dirs = {paths[k] for k in ("stdlib", "platstdlib", "purelib", "platlib") if k in paths}
     # kubetfx's pipelines/ (runners, CLI) is plumbing too: stage code lives in components/.
-    dirs.add(str(Path(__file__).resolve().parent) + os.sep)
+    dirs.add(str(Path(__file__).resolve().parent.parent) + os.sep)
     return tuple(sorted(dirs))
 
 

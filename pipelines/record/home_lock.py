@@ -1,0 +1,36 @@
+"""One run per pipeline and home at a time. The lock guards what a run records (the SQLite
+metadata store, the serving directory), so it lives with the record: `run`, `run --engine
+containers` and `rollback` all take it before they write."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+
+from kubetfx.pipelines.config import PipelineConfig
+
+
+class RunLockedError(RuntimeError):
+    """Another run of the same pipeline holds the home directory."""
+
+
+@contextlib.contextmanager
+def exclusive_run(config: PipelineConfig):
+    """One run per pipeline and home at a time: SQLite MLMD and the serving directory are
+    shared, so a second run is refused with a clear message instead of racing the first."""
+    lock_path = config.home_path / "locks" / f"{config.name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "another process"
+            raise RunLockedError(
+                f"pipeline {config.name!r} is already running in {config.home_path} ({holder}); "
+                "wait for it, or use another --home") from None
+        lock.seek(0)
+        lock.truncate()
+        lock.write(f"pid {os.getpid()}")
+        lock.flush()
+        yield
