@@ -8,7 +8,8 @@ import re
 import pytest
 from conftest import REPO
 
-from kubetfx.components.example_gen import bad_inputs, csv_dialects
+import bad_inputs
+import csv_dialects
 
 # (marker, renderer, the document that holds the table)
 TABLES = [("bad-inputs", bad_inputs.render_table, "README.md"),

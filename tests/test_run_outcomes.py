@@ -11,7 +11,8 @@ import pytest
 import taxi_like
 from conftest import REPO, executions_by_stage
 
-from kubetfx.components.example_gen import bad_inputs, csv_dialects
+import bad_inputs
+import csv_dialects
 from kubetfx.pipelines import cli
 
 EMBEDDED = REPO / "pipelines" / "data" / "penguins" / "penguins.csv"

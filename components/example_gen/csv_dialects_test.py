@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kubetfx.components.example_gen import csv_dialects, csv_input
+import csv_dialects
+from kubetfx.components.example_gen import csv_input
 from kubetfx.components.example_gen import executor as fast
 from kubetfx.components.example_gen.executor_test import _read, run_example_gen
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from kubetfx.components.example_gen import bad_inputs, csv_input
+import bad_inputs
+from kubetfx.components.example_gen import csv_input
 from kubetfx.pipelines.config import EMBEDDED_DATA
 
 

@@ -13,7 +13,8 @@ import pytest
 
 from kubetfx.pipelines import cli, exit_codes
 from kubetfx.pipelines.kubeflow import submit
-from kubetfx.pipelines.kubeflow import kfp_api_standin, object_store, object_store_server
+import kfp_api_standin
+from kubetfx.pipelines.kubeflow import object_store, object_store_server
 
 GOLDEN = Path(__file__).parent.parent / "testdata" / "kubetfx-penguin.golden.yaml"
 DATA_ROOT = "minio://mlpipeline/kubetfx/data/kubetfx-penguin/"

@@ -1,7 +1,7 @@
 """CSV files as the tools people use write them: one table (the embedded penguins plus a
 free-text column with commas, quotes, line breaks and non-ASCII letters), written the way
 R, pandas, Excel, LibreOffice, Google Sheets and database clients write it. Each must
-train with the same values. Shared by the tests (`csv_dialects_test.py`, and end to end in
+train with the same values. Shared by the tests (`components/example_gen/csv_dialects_test.py`, and end to end in
 tests/) and the README table (rendered from this list). What is refused instead is in
 `bad_inputs.py`."""
 from __future__ import annotations
@@ -10,7 +10,7 @@ import csv
 from pathlib import Path
 from typing import Callable, Optional
 
-PENGUINS = Path(__file__).resolve().parents[2] / "pipelines" / "data" / "penguins" / "penguins.csv"
+PENGUINS = Path(__file__).resolve().parents[1] / "pipelines" / "data" / "penguins" / "penguins.csv"
 LABEL = "species"
 NUMERIC = {"bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year"}
 COMMENTS = ['seen "twice", then lost', "nest A,\nnest B", "Île Torgersen – Müller's count", "plain note"]
