@@ -18,3 +18,15 @@ def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, messag
     assert cli.main(["serve", "--home", str(tmp_path), *flags]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--upstream-timeout", "nan"], "must be positive finite numbers"),  # served, every call failing
+    (["--ship-seconds", "inf"], "must be positive finite numbers"),
+    (["--port", "99999"], "--port 99999 is not a TCP port"),           # answered on 34463
+])
+def test_bad_inference_logger_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, message):
+    argv = ["inference-logger", "--upstream", "http://127.0.0.1:1", "--log-dir", str(tmp_path / "logs"), *flags]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
