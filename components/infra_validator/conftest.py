@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from kubetfx.components.infra_validator.testing_models import example
+from testing_models import example
 
 
 @pytest.fixture

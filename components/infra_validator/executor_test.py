@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from kubetfx.components.infra_validator import canary, executor, server_process
-from kubetfx.components.infra_validator.testing_models import example, save_scaler, wait_for
+from testing_models import example, save_scaler, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.serving]
 

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from kubetfx.components.infra_validator import model_server
-from kubetfx.components.infra_validator.testing_models import example, save_scaler, wait_for
+from testing_models import example, save_scaler, wait_for
 
 pytestmark = [pytest.mark.serving]
 

@@ -10,7 +10,7 @@ import pytest
 
 from kubetfx.components.infra_validator import executor, server_process
 from kubetfx.components.infra_validator.executor_test import _run, model_servers
-from kubetfx.components.infra_validator.testing_models import save_scaler, wait_for
+from testing_models import save_scaler, wait_for
 from kubetfx.pipelines.run import local_runner
 from kubetfx.pipelines.config import PipelineConfig
 

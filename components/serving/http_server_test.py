@@ -14,7 +14,7 @@ import pytest
 from http_probe import concurrent_answers, over_the_limit, read_answer, request
 
 from kubetfx.components.infra_validator.model_server import ModelServer
-from kubetfx.components.infra_validator.testing_models import save_scaler
+from testing_models import save_scaler
 from kubetfx.components.serving import http_server
 
 pytestmark = [pytest.mark.serving]

@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 
 from kubetfx.components.infra_validator.model_server import InferenceRecord, ModelServer, request_id
-from kubetfx.components.infra_validator.testing_models import save_scaler, wait_for
+from testing_models import save_scaler, wait_for
 from kubetfx.pipelines.monitor import inference_log, logging_proxy
 
 SCHEMA = 'feature { name: "island" type: BYTES }\nfeature { name: "body_mass_g" type: INT }\n'

@@ -12,7 +12,7 @@ import pytest
 from http_probe import concurrent_answers, over_the_limit, request
 
 from kubetfx.components.infra_validator.model_server import ModelServer
-from kubetfx.components.infra_validator.testing_models import save_scaler
+from testing_models import save_scaler
 from kubetfx.pipelines.monitor import logging_proxy
 
 pytestmark = [pytest.mark.serving]

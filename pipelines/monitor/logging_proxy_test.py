@@ -12,7 +12,7 @@ import urllib.request
 import pytest
 
 from kubetfx.components.infra_validator.model_server import ModelServer
-from kubetfx.components.infra_validator.testing_models import save_scaler
+from testing_models import save_scaler
 from kubetfx.pipelines.monitor import inference_log, log_shipper, logging_proxy
 
 NAME = "scaler"
