@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 from google.protobuf import message_factory
 
+# Before the backend's import, which needs protobuf 4 (as local_backend/conftest.py): the
+# Python 3.10 lock holds protobuf 3, where importing it fails at collection.
+if not hasattr(message_factory, "GetMessageClass"):
+    pytest.skip("the local KFP backend needs protobuf 4", allow_module_level=True)
+
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.run import command as run_command
 from kubetfx.pipelines.cli import build_parser
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
 from kubetfx.pipelines.kubeflow import local_run as command
 from kubetfx.pipelines.kubeflow.local_backend import backend
-
-if not hasattr(message_factory, "GetMessageClass"):  # as local_backend/conftest.py: protobuf 3 (Python 3.10 lock)
-    pytest.skip("the local KFP backend needs protobuf 4", allow_module_level=True)
 
 
 def _args(*flags):
