@@ -64,8 +64,7 @@ def main(args) -> int:
     bounds = serve_command.log_bounds(args)
     if not all(math.isfinite(v) and v > 0 for v in (args.store_shards, args.ship_seconds, args.upstream_timeout)):
         raise ConfigError("--store-shards, --ship-seconds and --upstream-timeout must be positive finite numbers")
-    if not 0 <= args.port <= 65535:  # bind() took 99999 as 99999 - 65536, silently
-        raise ConfigError(f"--port {args.port} is not a TCP port (0-65535; 0: any free port)")
+    serve_command.check_port(args.port)
     if not args.upstream.startswith(("http://", "https://")):
         raise ConfigError(f"--upstream {args.upstream!r} must be an http:// or https:// address")
     remote = remote_source.is_remote(args.log_dir)

@@ -45,6 +45,12 @@ def log_bounds(args) -> dict:
             "max_shards": args.log_shards, "max_total_bytes": int(args.log_max_mb * (1 << 20))}
 
 
+def check_port(port: int) -> None:
+    """--port as a TCP port (shared by `serve` and `inference-logger`)."""
+    if not 0 <= port <= 65535:  # bind() took 99999 as 99999 - 65536, silently
+        raise ConfigError(f"--port {port} is not a TCP port (0-65535; 0: any free port)")
+
+
 def main(args) -> int:
     from kubetfx.components.infra_validator import model_server
     from kubetfx.pipelines.monitor import inference_log
@@ -53,8 +59,7 @@ def main(args) -> int:
     bounds = log_bounds(args)
     if args.max_body_bytes <= 0:
         raise ConfigError("--max-body-bytes must be positive")
-    if not 0 <= args.port <= 65535:  # bind() took 99999 as 99999 - 65536, silently
-        raise ConfigError(f"--port {args.port} is not a TCP port (0-65535; 0: any free port)")
+    check_port(args.port)
     if args.port_file:  # refused now, not by a traceback once the model is loaded
         folder = os.path.dirname(os.path.abspath(args.port_file))
         if not os.path.isdir(folder):
