@@ -43,6 +43,26 @@ SUMMARY_DIRECTORY = ("assets.extra", "kubetfx")
 SCHEMA_FILE = "schema.pbtxt"
 RECORD_FILE = "training.json"
 SERVING_ENVIRONMENT = "SERVING"
+
+
+def summary_schema(version_dir: str):
+    """The tensorflow_metadata Schema kept beside a pushed version (the model server's
+    request check and the inference log's feature filter read it here); None when the
+    version has none; ValueError when it does not read."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    where = os.path.join(version_dir, *SUMMARY_DIRECTORY)
+    path = os.path.join(where, SCHEMA_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return text_format.Parse(f.read(), schema_pb2.Schema())
+    except (OSError, ValueError, text_format.ParseError) as err:
+        raise ValueError(f"schema beside the model unreadable ({where}): {err}") from None
+
+
 FLOAT32_MAX = 3.4028234663852886e38
 INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
 # tensorflow_metadata LifecycleStage: stages TFDV leaves out of validation.
@@ -142,21 +162,17 @@ class RequestSchema:
         or record that does not read raises ValueError (the version is not served)."""
         import json
 
-        from google.protobuf import text_format
-        from tensorflow_metadata.proto.v0 import schema_pb2
-
-        where = os.path.join(version_dir, *SUMMARY_DIRECTORY)
-        schema_path, record_path = os.path.join(where, SCHEMA_FILE), os.path.join(where, RECORD_FILE)
-        if not os.path.isfile(schema_path):
+        schema = summary_schema(version_dir)
+        if schema is None:
             return None
+        where = os.path.join(version_dir, *SUMMARY_DIRECTORY)
+        record_path = os.path.join(where, RECORD_FILE)
         try:
-            with open(schema_path) as f:
-                schema = text_format.Parse(f.read(), schema_pb2.Schema())
             label = None
             if os.path.isfile(record_path):
                 with open(record_path) as f:
                     label = (json.load(f) or {}).get("label")
-        except (OSError, ValueError, text_format.ParseError) as err:
+        except (OSError, ValueError) as err:
             raise ValueError(f"schema beside the model unreadable ({where}): {err}") from None
         return cls(schema, label)
 

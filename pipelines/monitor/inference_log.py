@@ -73,18 +73,16 @@ class ServingSchemas:
         return names
 
     def _read(self, version: int) -> frozenset | None:
-        from google.protobuf import text_format
-        from tensorflow_metadata.proto.v0 import schema_pb2
+        from kubetfx.components.infra_validator import request_schema
 
-        from kubetfx.components.pusher import training_summary
-
-        path = os.path.join(training_summary.location(os.path.join(self.serving_dir, str(version))),
-                            training_summary.SCHEMA_FILE)
         try:
-            with open(path, encoding="utf-8") as f:
-                schema = text_format.Parse(f.read(), schema_pb2.Schema())
-        except (OSError, text_format.ParseError) as err:
-            log.warning("version %d has no readable schema (%s): its requests are logged without features", version, err)
+            schema = request_schema.summary_schema(os.path.join(self.serving_dir, str(version)))
+        except ValueError as err:
+            schema, why = None, err
+        else:
+            why = "no schema.pbtxt beside it"
+        if schema is None:
+            log.warning("version %d has no readable schema (%s): its requests are logged without features", version, why)
             return None
         return frozenset(f.name for f in schema.feature)
 
