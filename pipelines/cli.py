@@ -11,7 +11,8 @@ import warnings
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
 from kubetfx.pipelines.report import command as report_command
-from kubetfx.pipelines.monitor import command as monitor_command, proxy_command, serve_command
+from kubetfx.pipelines.monitor import command as monitor_command
+from kubetfx.pipelines.serving import proxy_command, serve_command
 from kubetfx.pipelines.record import commands as record_commands
 
 

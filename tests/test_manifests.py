@@ -304,7 +304,7 @@ def test_monitor_command_is_one_the_cli_parses(name):
     serving = next(m for m in container["volumeMounts"] if parsed.serving_dir.startswith(m["mountPath"] + "/")
                    and m["mountPath"] != "/kubetfx")
     assert serving["readOnly"] is True and serving["mountPath"] == "/kubetfx/serving"
-    from kubetfx.pipelines.monitor import remote_source
+    from kubetfx.pipelines.kubeflow import remote_source
     source = getattr(parsed, MONITORS[name])  # the other source is not given
     assert remote_source.is_remote(source) and not getattr(parsed, {"data": "logs", "logs": "data"}[MONITORS[name]])
     if name == "kubetfx-monitor-skew":  # reads what the inference logger ships
@@ -317,7 +317,7 @@ def test_monitor_command_is_one_the_cli_parses(name):
 
 def test_inference_logger_is_in_front_of_tf_serving_and_ships_where_monitor_reads(rendered):
     from kubetfx.pipelines import cli
-    from kubetfx.pipelines.monitor import remote_source
+    from kubetfx.pipelines.kubeflow import remote_source
 
     entry, objects = rendered
     logger = _one(objects, "Deployment", "kubetfx-inference-logger")

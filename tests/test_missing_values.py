@@ -112,7 +112,7 @@ def rows_both_ways(run):
 
 @pytest.fixture(scope="module")
 def served(run):
-    from kubetfx.components.infra_validator import model_server
+    from kubetfx.components.serving import model_server
 
     home, name, _ = run
     server = model_server.ModelServer(str(home / "serving" / name), name, poll_seconds=0.5)
@@ -135,7 +135,7 @@ def test_a_gap_is_written_as_the_request_that_leaves_the_field_out_writes_it(row
     Example the server builds from a request that leaves that field out."""
     import tensorflow as tf
 
-    from kubetfx.components.infra_validator import rest_api
+    from kubetfx.components.serving import rest_api
 
     types = {"size": "float", "count": "int64", "colour": "string", "region": "string"}
     gapped = 0
@@ -165,7 +165,7 @@ def test_the_transform_fills_a_gap_with_the_mean_or_the_empty_string_token(run, 
     string takes the "" token's id, the same for the request as for the written Example."""
     import tensorflow as tf
 
-    from kubetfx.components.infra_validator import rest_api
+    from kubetfx.components.serving import rest_api
 
     home, name, _ = run
     version = sorted(glob.glob(str(home / "serving" / name / "*")))[-1]

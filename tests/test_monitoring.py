@@ -320,7 +320,7 @@ def test_healthy_requests_with_fields_left_out_are_no_skew(home, run_kubetfx, tm
 
 
 def test_requests_to_serve_are_logged_and_monitor_logs_reports_their_skew(home, run_kubetfx, tmp_path):
-    from kubetfx.pipelines.monitor import inference_log
+    from kubetfx.pipelines.serving import inference_log
 
     server = _Server(home, tmp_path)
     try:
@@ -382,7 +382,7 @@ def test_requests_through_the_logging_proxy_reach_the_store_and_monitor_reports_
 
     serving = home / "serving" / NAME
     uri = f"minio://mlpipeline/kubetfx/inference-logs/{NAME}"
-    server = _Process(["kubetfx.components.infra_validator.model_server", "--model_base_path", serving,
+    server = _Process(["kubetfx.components.serving.model_server", "--model_base_path", serving,
                        "--model_name", NAME, "--port", "0"], tmp_path, "model-server", "--port_file")
     try:
         deadline = time.monotonic() + 300

@@ -1,5 +1,5 @@
 """Real SavedModels and tf.Examples for the model server and InfraValidator tests
-(imported by the tests of components/infra_validator/, components/serving/ and pipelines/monitor/; nothing here runs in a pipeline)."""
+(imported by the tests of components/infra_validator/, components/serving/, pipelines/serving/ and pipelines/monitor/; nothing here runs in a pipeline)."""
 from __future__ import annotations
 
 import time

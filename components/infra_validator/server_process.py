@@ -35,7 +35,7 @@ from pathlib import Path
 
 # The interpreter that runs the server; tests point it at a broken one.
 SERVING_PYTHON_ENV = "KUBETFX_SERVING_PYTHON"
-SERVER_MODULE = "kubetfx.components.infra_validator.model_server"
+SERVER_MODULE = "kubetfx.components.serving.model_server"
 CANDIDATE_MODEL_NAME = "candidate"  # the name the InfraValidator serves its candidate under
 
 

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 from http_probe import concurrent_answers, over_the_limit, read_answer, request
 
-from kubetfx.components.infra_validator.model_server import ModelServer
+from kubetfx.components.serving.model_server import ModelServer
 from testing_models import save_scaler
 from kubetfx.components.serving import http_server
 
@@ -143,14 +143,14 @@ def test_json_too_deep_counts_nesting_not_brackets_in_strings():
 @pytest.mark.parametrize("flag", ["--max_body_bytes=0", "--read_timeout_seconds=-1", "--http_workers=0",
                                   "--max_batch_rows=0"])
 def test_a_bound_that_is_not_positive_is_a_one_line_error_exit_2(tmp_path, flag, caplog):
-    from kubetfx.components.infra_validator import model_server
+    from kubetfx.components.serving import model_server
 
     assert model_server.main(["--model_base_path", str(tmp_path), "--model_name", NAME, "--port", "0", flag]) == 2
     assert "Bad flag" in caplog.text
 
 
 def test_the_model_servers_default_bounds_take_overrides():
-    from kubetfx.components.infra_validator import model_server
+    from kubetfx.components.serving import model_server
 
     limits = model_server.default_limits(max_body_bytes=1000)
     assert (limits.max_body_bytes, limits.workers) == (1000, model_server.WORKERS)

@@ -104,7 +104,8 @@ def _training(served):
 
 
 def _source(args, config):
-    from kubetfx.pipelines.monitor import inference_log, new_statistics
+    from kubetfx.pipelines.monitor import new_statistics
+    from kubetfx.pipelines.serving import inference_log
 
     if args.data is not None:
         return "data", getattr(args, "source_uri", None) or args.data, new_statistics.csv_examples(args.data)
@@ -240,7 +241,7 @@ def _retrain(args, config, served) -> int:
 
 def _fetch_remote(args, scratch: Path) -> None:
     """An object-store --data or --logs is downloaded; args then name the local copy."""
-    from kubetfx.pipelines.monitor import remote_source
+    from kubetfx.pipelines.kubeflow import remote_source
 
     for field in ("data", "logs"):
         uri = getattr(args, field)
@@ -252,7 +253,7 @@ def _fetch_remote(args, scratch: Path) -> None:
 def _fetch_and_monitor(args, config, result: dict | None = None) -> int:
     import tempfile
 
-    from kubetfx.pipelines.monitor import remote_source
+    from kubetfx.pipelines.kubeflow import remote_source
 
     with tempfile.TemporaryDirectory(prefix="kubetfx-monitor-") as scratch:
         try:

@@ -102,7 +102,7 @@ def _request_examples(rows: list, schema, label: str) -> list:
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     from kubetfx.components.example_gen import csv_input
-    from kubetfx.components.infra_validator import rest_api
+    from kubetfx.components.serving import rest_api
 
     gaps = set(csv_input.NULL_VALUES)  # what ExampleGen reads as an empty cell ("NA" in trips)
     kinds = {f.name: {schema_pb2.INT: int, schema_pb2.FLOAT: float}.get(f.type, str) for f in schema.feature}

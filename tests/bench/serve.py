@@ -94,7 +94,7 @@ class Server:
         command = [sys.executable, "-m", "kubetfx.pipelines.cli", "serve", "--home", str(home), "--port", "0",
                    "--port-file", str(port_file), "--no-log"]
         if model_server_flags is not None:  # the model server's own command, to compare its flags
-            command = [sys.executable, "-m", "kubetfx.components.infra_validator.model_server", "--model_base_path",
+            command = [sys.executable, "-m", "kubetfx.components.serving.model_server", "--model_base_path",
                        str(home / "serving" / NAME), "--model_name", NAME, "--port", "0", "--port_file", str(port_file),
                        *model_server_flags]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(workdir / "serve.log", "wb"))

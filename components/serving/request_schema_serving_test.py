@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from kubetfx.components.infra_validator import model_server, rest_api
+from kubetfx.components.serving import model_server, rest_api
 
 pytestmark = [pytest.mark.serving]
 

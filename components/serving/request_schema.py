@@ -35,7 +35,7 @@ import math
 import os
 from dataclasses import dataclass
 
-from kubetfx.components.infra_validator.rest_api import BadRequest
+from kubetfx.components.serving.rest_api import BadRequest
 
 # Where the Pusher keeps them (components/pusher/training_summary.py DIRECTORY, SCHEMA_FILE,
 # RECORD_FILE); spelled out so the model server does not import the Pusher's TensorFlow code.

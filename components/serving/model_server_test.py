@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from kubetfx.components.infra_validator import model_server
+from kubetfx.components.serving import model_server
 from testing_models import example, save_scaler, wait_for
 
 pytestmark = [pytest.mark.serving]
@@ -212,7 +212,7 @@ def test_a_failing_hook_does_not_fail_the_request(tmp_path, saved, serve):
 def _server_process(tmp_path, *args):
     port_file = tmp_path / "port"
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubetfx.components.infra_validator.model_server", "--model_base_path",
+        [sys.executable, "-m", "kubetfx.components.serving.model_server", "--model_base_path",
          str(tmp_path / "base"), "--model_name", "m", "--port", "0", "--port_file", str(port_file), *args],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return process, port_file

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from kubetfx.components.infra_validator.model_server import InferenceRecord
-from kubetfx.pipelines.monitor import inference_log
+from kubetfx.components.serving.model_server import InferenceRecord
+from kubetfx.pipelines.serving import inference_log
 
 FEATURES = {"island", "body_mass_g"}  # the schema's
 

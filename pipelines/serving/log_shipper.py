@@ -14,7 +14,7 @@ import socket
 import threading
 
 from kubetfx.pipelines.kubeflow import object_store
-from kubetfx.pipelines.monitor import inference_log
+from kubetfx.pipelines.serving import inference_log
 
 log = logging.getLogger("kubetfx.log_shipper")
 

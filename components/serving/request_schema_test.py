@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from kubetfx.components.infra_validator import rest_api
-from kubetfx.components.infra_validator.request_schema import RequestSchema, SchemaViolation
+from kubetfx.components.serving import rest_api
+from kubetfx.components.serving.request_schema import RequestSchema, SchemaViolation
 
 SCHEMA = """
 feature { name: "bill_length_mm" type: FLOAT float_domain { min: 25.0 max: 70.0 }

@@ -59,7 +59,8 @@ def _write_port(path: str, port: int) -> None:
 
 
 def main(args) -> int:
-    from kubetfx.pipelines.monitor import inference_log, log_shipper, logging_proxy, remote_source, serve_command
+    from kubetfx.pipelines.kubeflow import remote_source
+    from kubetfx.pipelines.serving import inference_log, log_shipper, logging_proxy, serve_command
 
     bounds = serve_command.log_bounds(args)
     if not all(math.isfinite(v) and v > 0 for v in (args.store_shards, args.ship_seconds, args.upstream_timeout)):

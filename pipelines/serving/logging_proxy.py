@@ -157,7 +157,7 @@ class LoggingProxy:
 
     def forward(self, request: http_server.Request) -> http_server.Response:
         """The upstream's answer to `request` (run in the transport's thread pool)."""
-        from kubetfx.components.infra_validator.model_server import request_id
+        from kubetfx.components.serving.model_server import request_id
 
         identity = request_id(request.headers.get("X-Request-Id"))
         if not request.path.startswith("/"):  # the upstream URL and the target are joined as text:
@@ -178,7 +178,7 @@ class LoggingProxy:
 
     def record(self, path: str, body: bytes, answer_headers, answer: bytes, arrived: float,
                request_id: str = "") -> None:
-        from kubetfx.components.infra_validator.model_server import InferenceRecord
+        from kubetfx.components.serving.model_server import InferenceRecord
 
         match = PREDICT.match(path.split("?", 1)[0])
         if match is None:

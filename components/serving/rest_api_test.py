@@ -7,7 +7,7 @@ import base64
 import numpy as np
 import pytest
 
-from kubetfx.components.infra_validator import rest_api
+from kubetfx.components.serving import rest_api
 
 
 @pytest.mark.parametrize("body, message", [

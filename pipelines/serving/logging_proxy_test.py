@@ -11,9 +11,9 @@ import urllib.request
 
 import pytest
 
-from kubetfx.components.infra_validator.model_server import ModelServer
+from kubetfx.components.serving.model_server import ModelServer
 from testing_models import save_scaler
-from kubetfx.pipelines.monitor import inference_log, log_shipper, logging_proxy
+from kubetfx.pipelines.serving import inference_log, log_shipper, logging_proxy
 
 NAME = "scaler"
 
@@ -106,7 +106,7 @@ def test_an_upstream_that_never_answers_is_504_after_the_timeout(tmp_path):
 
 def test_closed_shards_are_shipped_to_the_store_and_read_back_by_the_monitor(upstream, tmp_path, monkeypatch):
     from kubetfx.pipelines.kubeflow import object_store, object_store_server
-    from kubetfx.pipelines.monitor import remote_source
+    from kubetfx.pipelines.kubeflow import remote_source
 
     with object_store_server.running() as running:
         s3 = object_store.client(running.endpoint, running.access_key, running.secret_key)

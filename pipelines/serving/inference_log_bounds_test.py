@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kubetfx.components.infra_validator.model_server import InferenceRecord, ModelServer, request_id
+from kubetfx.components.serving.model_server import InferenceRecord, ModelServer, request_id
 from testing_models import save_scaler, wait_for
-from kubetfx.pipelines.monitor import inference_log, logging_proxy
+from kubetfx.pipelines.serving import inference_log, logging_proxy
 
 SCHEMA = 'feature { name: "island" type: BYTES }\nfeature { name: "body_mass_g" type: INT }\n'
 
@@ -108,8 +108,8 @@ WRITER = textwrap.dedent("""
     from pathlib import Path
     import numpy as np
     import tensorflow as tf
-    from kubetfx.components.infra_validator.model_server import InferenceRecord
-    from kubetfx.pipelines.monitor import inference_log
+    from kubetfx.components.serving.model_server import InferenceRecord
+    from kubetfx.pipelines.serving import inference_log
 
     directory, who, count, shard_bytes, max_shards = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     ready, resume = (Path(sys.argv[6]), Path(sys.argv[7])) if len(sys.argv) > 7 else (None, None)

@@ -26,7 +26,7 @@ In-process:
 
 As a process:
 
-    python -m kubetfx.components.infra_validator.model_server \\
+    python -m kubetfx.components.serving.model_server \\
         --model_base_path DIR --model_name NAME --port 8501
 
 The HTTP port answers at once (status LOADING until a version is loaded), so a client sees
@@ -54,9 +54,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from kubetfx.components.infra_validator import rest_api
-from kubetfx.components.infra_validator.request_schema import RequestSchema
-from kubetfx.components.infra_validator.version_follower import VersionFollower, load_version
+from kubetfx.components.serving import rest_api
+from kubetfx.components.serving.request_schema import RequestSchema
+from kubetfx.components.serving.version_follower import VersionFollower, load_version
 from kubetfx.components.serving import batching, http_server
 
 log = logging.getLogger("kubetfx.model_server")

@@ -11,9 +11,9 @@ import urllib.request
 import pytest
 from http_probe import concurrent_answers, over_the_limit, request
 
-from kubetfx.components.infra_validator.model_server import ModelServer
+from kubetfx.components.serving.model_server import ModelServer
 from testing_models import save_scaler
-from kubetfx.pipelines.monitor import logging_proxy
+from kubetfx.pipelines.serving import logging_proxy
 
 pytestmark = [pytest.mark.serving]
 NAME = "scaler"

@@ -10,7 +10,7 @@ import socket
 import pytest
 
 from kubetfx.components.serving import http_server
-from kubetfx.pipelines.monitor.logging_proxy import LoggingProxy, Upstream
+from kubetfx.pipelines.serving.logging_proxy import LoggingProxy, Upstream
 
 
 def _raw(port: int, target: bytes) -> bytes:

@@ -1,5 +1,5 @@
 """`kubetfx serve`: the pipeline's serving directory answering on TF Serving's REST API
-(kubetfx's model server, components/infra_validator/model_server.py), following the
+(kubetfx's model server, components/serving/model_server.py), following the
 directory as TF Serving does — a push or a rollback is served without a restart — with
 every answered request written to the inference log (inference_log.py): the served
 version's schema features only, bounded per shard and in total, safe to share between
@@ -52,8 +52,8 @@ def check_port(port: int) -> None:
 
 
 def main(args) -> int:
-    from kubetfx.components.infra_validator import model_server
-    from kubetfx.pipelines.monitor import inference_log
+    from kubetfx.components.serving import model_server
+    from kubetfx.pipelines.serving import inference_log
     from kubetfx.pipelines.record import pushed_models
 
     bounds = log_bounds(args)

@@ -73,7 +73,7 @@ class ServingSchemas:
         return names
 
     def _read(self, version: int) -> frozenset | None:
-        from kubetfx.components.infra_validator import request_schema
+        from kubetfx.components.serving import request_schema
 
         try:
             schema = request_schema.summary_schema(os.path.join(self.serving_dir, str(version)))
@@ -102,7 +102,7 @@ def to_examples(record, features: Collection[str] | None) -> list[bytes]:
     model_server.py), keeping only the request features named in `features`."""
     from tensorflow.core.example import example_pb2
 
-    from kubetfx.components.infra_validator import rest_api
+    from kubetfx.components.serving import rest_api
 
     keep = frozenset(features or ())
     examples = []
