@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 HEADER = "species,island,bill_length_mm\n"
@@ -18,6 +19,12 @@ def _write(path: Path, content) -> Path:
 def _dangling_link(path: Path, target: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.symlink_to(path.parent / target)
+    return path
+
+
+def _fifo(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)  # nobody writes to it: opening it to read would block forever
     return path
 
 
@@ -65,6 +72,10 @@ CASES = [
      "species", "b.csv is a symbolic link to"),
     ("dangling symbolic link as the data path", lambda d: _dangling_link(d / "data.csv", "moved.csv"), "species",
      "data.csv is a symbolic link to"),
+    ("a device (/dev/zero)", lambda d: Path("/dev/zero"), "species", "/dev/zero is a character device, not a regular file"),
+    ("a named pipe (FIFO)", lambda d: _fifo(d / "pipe.csv"), "species", "pipe.csv is a named pipe (FIFO), not a regular file"),
+    ("a folder holding a named pipe", lambda d: (_write(d / "parts" / "a.csv", HEADER + ROWS), _fifo(d / "parts" / "b.csv"))[0].parent,
+     "species", "b.csv is a named pipe (FIFO), not a regular file"),
     ("label with one class", lambda d: _labels(d / "one.csv", {"Adelie": 40}), "species",
      "label column 'species' has one class ('Adelie')"),
     ("a class with fewer than 5 examples", lambda d: _labels(d / "rare.csv", {"Adelie": 40, "Gentoo": 30, "Chinstrap": 3}),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Optional
 
@@ -62,12 +63,14 @@ def csv_files(data: str) -> list[Path]:
     if not path.exists():
         _refuse_dangling(path)
         raise InputError(f"data path {data} does not exist")
+    _refuse_special(path)
     if path.is_file():
         files = [path]
     else:
         candidates = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
         for candidate in candidates:
             _refuse_dangling(candidate)
+            _refuse_special(candidate)
         files = [p for p in candidates if p.is_file()]
     if not files:
         raise InputError(f"folder {data} holds no .csv file")
@@ -84,6 +87,19 @@ def _refuse_dangling(path: Path) -> None:
     if path.is_symlink() and not path.exists():
         raise InputError(f"{path} is a symbolic link to {os.readlink(path)}, which does not exist; "
                          "fix or remove the link")
+
+
+_SPECIAL_KINDS = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                  (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"))
+
+
+def _refuse_special(path: Path) -> None:
+    """Devices, pipes and sockets are no data files: /dev/zero never ends, a FIFO blocks the
+    first open until some writer comes, and neither has a size to record."""
+    mode = path.stat().st_mode
+    for is_kind, kind in _SPECIAL_KINDS:
+        if is_kind(mode):
+            raise InputError(f"{path} is {kind}, not a regular file: give a CSV file or a folder of them")
 
 
 # ---- how a file is read (shared with the executor) -------------------------------------
