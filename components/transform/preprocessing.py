@@ -19,6 +19,10 @@ the float value for regression. Transformed features keep their raw names.
 """
 from __future__ import annotations
 
+import hashlib
+import re
+import unicodedata
+
 import tensorflow as tf
 import tensorflow_transform as tft
 
@@ -28,8 +32,21 @@ LABEL_VOCABULARY = "label"
 OOV_BUCKETS = 1
 
 
+# What TensorFlow accepts in a scope name: tft names scopes after the vocabulary
+# ("vocab_<name>_unpruned_vocab_size"), so 'Île' or 'prix €' crashed Transform.
+_SCOPE_SAFE = re.compile(r"^[A-Za-z0-9_.\-]*$")
+
+
 def vocabulary_name(feature: str) -> str:
-    return f"vocab_{feature}"
+    """`vocab_<feature>`, or, for a name TensorFlow refuses in scopes, an ASCII slug of it
+    plus a hash of the whole name (two names with one slug stay apart). The slug keeps it
+    readable where a file is listed; reports name the column itself."""
+    if _SCOPE_SAFE.match(feature):
+        return f"vocab_{feature}"  # unchanged: earlier runs' vocabularies keep their names
+    ascii_name = unicodedata.normalize("NFKD", feature).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^A-Za-z0-9_.\-]+", "_", ascii_name).strip("_")[:40]
+    digest = hashlib.sha256(feature.encode("utf-8")).hexdigest()[:8]
+    return f"vocab_{slug}_{digest}" if slug else f"vocab_{digest}"
 
 
 def _dense(x, default):

@@ -53,3 +53,29 @@ def test_numeric_columns_are_scaled_each_by_its_own_present_values_zeros_include
     np.testing.assert_allclose([r["c"] for r in out], [0.0, 0.0, 0.0], atol=1e-6)  # constant
     # Never present (an empty column in the data): zeros, not NaN (NaN would poison training).
     np.testing.assert_array_equal([r["e"] for r in out], [0.0, 0.0, 0.0])
+
+
+def test_vocabulary_names_are_safe_scope_names_distinct_and_readable():
+    import re
+    names = ["island", "Île", "日本語", "prix €", "prix $", "größe"]
+    vocabularies = [preprocessing.vocabulary_name(n) for n in names]
+    assert vocabularies[0] == "vocab_island"  # an ASCII name keeps its vocabulary's name
+    assert all(re.fullmatch(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*", v) for v in vocabularies), vocabularies
+    assert len(set(vocabularies)) == len(names)  # 'prix €' and 'prix $' share a slug, not a name
+    assert vocabularies[1].startswith("vocab_Ile_") and vocabularies[5].startswith("vocab_groe_")
+
+
+def test_unicode_column_names_and_values_are_analyzed(tmp_path):
+    """Transform crashed: "'vocab_Île_unpruned_vocab_size' is not a valid scope name"."""
+    spec = {"Île": tf.io.VarLenFeature(tf.string), "prix €": tf.io.VarLenFeature(tf.float32),
+            "größe": tf.io.VarLenFeature(tf.string), "y": tf.io.VarLenFeature(tf.string)}
+    rows = [{"Île": ["日本語"], "prix €": [1.0], "größe": ["groß"], "y": ["é"]},
+            {"Île": ["Île"], "prix €": [3.0], "größe": ["klein"], "y": ["ü"]},
+            {"Île": ["日本語"], "prix €": [], "größe": ["groß"], "y": ["é"]}]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=True):
+        (out, _), _ = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(
+            lambda inputs: preprocessing.preprocessing_fn(inputs, {"label": "y", "task": "classification"}))
+    assert [r["Île"] for r in out] == [0, 1, 0]  # '日本語' is the most frequent value
+    assert [r["y"] for r in out] == [0, 1, 0]
+    np.testing.assert_allclose([r["prix €"] for r in out], [-1.0, 1.0, 0.0], atol=1e-6)
