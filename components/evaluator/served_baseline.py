@@ -6,8 +6,9 @@ Why not TFX's Resolver (LatestBlessedModelStrategy): compiled for Kubeflow it be
 not implemented"). This is an ordinary component, so the local runner and KFP run the
 same code with the same meaning.
 
-What it reads: the Pusher's serving directory, where the highest integer version is the
-model that was blessed (Evaluator and InfraValidator) and pushed (TF Serving's layout,
+What it reads: the Pusher's serving directory, where the highest complete version (the
+rule of components/serving/valid_version.py, which the model server follows too: a torn
+copy beside it is skipped, never made the baseline) is the model that was blessed (Evaluator and InfraValidator) and pushed (TF Serving's layout,
 components/pusher/executor.py writes it). That version is copied into the output Model in
 TFX's layout (`<uri>/Format-Serving/`). With nothing served yet the Model is left empty
 (one note file, so the directory exists in every object store) and our Evaluator executor
@@ -33,7 +34,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from kubetfx.components.pusher.serving_dir import latest_version
+from kubetfx.components.serving.valid_version import latest as latest_version
 
 NODE_ID = "ServedBaseline"
 SERVING_DIR_KEY = "serving_dir"

@@ -17,6 +17,7 @@ def _served(serving_dir, version: str, weights: bytes) -> None:
     (path / "variables").mkdir(parents=True)
     (path / "saved_model.pb").write_bytes(b"graph of " + version.encode())
     (path / "variables" / "variables.data-00000-of-00001").write_bytes(weights)
+    (path / "variables" / "variables.index").write_bytes(b"index")
 
 
 def _run(serving_dir, output_dir) -> standard_artifacts.Model:
@@ -114,3 +115,14 @@ def test_kfp_never_caches_the_baseline_lookup_but_caches_the_stages():
     tasks = spec["root"]["dag"]["tasks"]
     assert tasks[served_baseline.NODE_ID]["cachingOptions"] == {"enableCache": False}
     assert tasks["Trainer"]["cachingOptions"] == {"enableCache": True}
+
+
+def test_a_torn_version_above_the_served_one_is_never_the_baseline(tmp_path):
+    serving = tmp_path / "serving"
+    _served(serving, "5", b"good")
+    torn = serving / "6"  # a graph with weights whose variables/ is gone (a killed copy)
+    torn.mkdir()
+    (torn / "saved_model.pb").write_bytes(b"graph with a VarHandleOp")
+    baseline = _run(serving, tmp_path / "out")
+    assert baseline.get_string_custom_property(served_baseline.SERVED_VERSION_PROPERTY) == "5"
+    assert (tmp_path / "out" / "Format-Serving" / "saved_model.pb").read_bytes() == b"graph of 5"

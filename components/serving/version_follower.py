@@ -14,21 +14,23 @@ The rules, from TF Serving 2.16 with its defaults (`--model_base_path`, version 
   is left on disk the model is unloaded.
 - tensorflow_serving/apis/get_model_status.proto: states LOADING, AVAILABLE, END, with an
   error status for a version that failed to load.
-Where kubetfx differs: a version directory without `saved_model.pb(txt)` yet is a copy in
-progress and waits, instead of failing; a failed version is retried only when its files
-change (TF Serving retries 5 times a minute apart, `--max_num_load_retries`).
+Where kubetfx differs: a version directory that is not complete yet by valid_version.py's
+rule (no `saved_model.pb(txt)` yet, or weights missing: a copy in progress, a torn copy) is
+skipped and reported once, and waits, instead of failing; the same rule decides for
+ServedBaseline, `models`, `rollback` and the monitor. A failed version is retried only when
+its files change (TF Serving retries 5 times a minute apart, `--max_num_load_retries`).
 """
 from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass, field
 
-VERSION_NAME = re.compile(r"[0-9]+\Z")
-SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+from kubetfx.components.serving import valid_version
+
+SAVED_MODEL_FILES = valid_version.SAVED_MODEL_FILES
 # tensorflow_serving/servables/tensorflow/saved_model_bundle_factory: `--saved_model_tags`.
 SERVE_TAGS = ["serve"]
 log = logging.getLogger("kubetfx.model_server")
@@ -36,22 +38,13 @@ log = logging.getLogger("kubetfx.model_server")
 
 def version_dirs(base_path: str) -> dict[int, str]:
     """{version: directory} of the complete versions under base_path (none if it is missing)."""
-    try:
-        names = os.listdir(base_path)
-    except OSError:
-        return {}
-    found = {}
-    for name in names:
-        path = os.path.join(base_path, name)
-        if VERSION_NAME.match(name) and any(os.path.isfile(os.path.join(path, f)) for f in SAVED_MODEL_FILES):
-            found[int(name)] = path
-    return found
+    return valid_version.valid_versions(base_path)
 
 
 def files_stamp(path: str) -> tuple:
     """Changes when a version's files are replaced (a failed version is retried then)."""
     stamp = []
-    for name in SAVED_MODEL_FILES + ("variables",):
+    for name in SAVED_MODEL_FILES + ("variables", os.path.join("variables", valid_version.INDEX_FILE)):
         try:
             st = os.stat(os.path.join(path, name))
             stamp.append((name, st.st_mtime_ns, st.st_size, st.st_ino))
@@ -171,7 +164,7 @@ class VersionFollower:
                 log.warning("No version left under %s: unloading version %d", self.base_path, serving.version)
                 self.serving = None
                 self._set(serving.version, VersionState("END"))
-            self.last_error = f"no version under {self.base_path} (integer-named directories with saved_model.pb)"
+            self.last_error = f"no version under {self.base_path} (integer-named directories with a complete SavedModel)"
             return
         candidate = self._candidate(on_disk)
         if candidate is None or (serving is not None and candidate == serving.version):

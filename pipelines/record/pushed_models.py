@@ -71,11 +71,12 @@ class PushedVersion:
 
 
 def serving_versions(serving_dir) -> list[str]:
-    """Versions TF Serving would consider, oldest first (the Pusher's own reading of the
-    directory: integer names holding a saved model)."""
-    from kubetfx.components.pusher import serving_dir as serving_layout
+    """The complete versions, oldest first, by the rule the model server follows
+    (components/serving/valid_version.py): a torn one is skipped and reported, never
+    listed as served."""
+    from kubetfx.components.serving import valid_version
 
-    return [str(v) for v in serving_layout.served_versions(str(serving_dir))]
+    return [str(v) for v in valid_version.versions(serving_dir)]
 
 
 def served_version(serving_dir) -> Optional[str]:

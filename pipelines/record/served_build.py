@@ -91,14 +91,12 @@ def build_key(config) -> str:
 
 
 def served_version(serving_dir) -> str:
-    """The highest version under the (local) serving directory, "" when none. TF Serving's
-    rule as components/pusher/serving_dir.py applies it; read with os here, because prepare
-    runs before the run's log captures what TensorFlow prints when it loads."""
-    if not os.path.isdir(serving_dir):
-        return ""
-    versions = [int(v) for v in os.listdir(serving_dir) if v.isascii() and v.isdigit() and any(
-        os.path.exists(os.path.join(serving_dir, v, f)) for f in ("saved_model.pb", "saved_model.pbtxt"))]
-    return str(max(versions)) if versions else ""
+    """The version served under the (local) serving directory, "" when none: the rule of
+    components/serving/valid_version.py, which reads with os, so prepare can call it
+    before the run's log captures what TensorFlow prints when it loads."""
+    from kubetfx.components.serving import valid_version
+
+    return valid_version.latest(serving_dir) or ""
 
 
 def _string(properties, name) -> Optional[str]:
