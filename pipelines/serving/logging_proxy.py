@@ -20,13 +20,28 @@ TF Serving 2.16's REST predict answer does not (tensorflow_serving/model_servers
 http_rest_api_handler.cc ProcessPredictRequest writes only "predictions"/"outputs"), so it
 is the request's `/versions/V`, else the AVAILABLE version of the model's status, asked at
 most every STATUS_SECONDS: a request answered in the seconds around a version switch may
-be logged with the previous version."""
+be logged with the previous version.
+
+During a staged rollout (issue 26) the proxy is also the traffic splitter in front of two
+TF Serving tracks, one Deployment per version (manifests/overlays/rollout): it follows
+`rollout.json` (components/serving/rollout_state.py) with RolloutWatch and sends each
+predict, classify or regress to the stable or the candidate upstream by the same sticky
+rule as the model server (traffic_split.track_for, keyed by X-Request-Key or the state's
+feature), asking for the track's version explicitly (`/versions/N`), so an answer is
+never from a version the state does not name. Answers carry X-Model-Track and
+X-Model-Version, log records the track. A candidate that is down, or has not loaded its
+version yet (404), is not a lost request: it is answered by stable, counted in
+`fallbacks` and said once in the log per outage. TF Serving knows nothing of the state,
+so RolloutWatch also writes each track's model_config_file (TrackConfigs), which TF
+Serving re-reads by itself."""
 from __future__ import annotations
 
 import base64
 import http.client
 import json
 import logging
+import math
+import os
 import re
 import socket
 import threading
@@ -36,10 +51,12 @@ import urllib.request
 
 import numpy as np
 
-from kubetfx.components.serving import http_server
+from kubetfx.components.serving import http_server, rollout_state, traffic_split
 
 log = logging.getLogger("kubetfx.logging_proxy")
 PREDICT = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?:predict\Z")
+# What a rollout routes: the calls that compute with a version (status and metadata go to stable).
+ROUTED = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?:(?P<verb>predict|classify|regress)\Z")
 MAX_BODY_BYTES = 16 << 20   # the model server's bound: a larger body is a 413 here already
 FORWARDING_THREADS = 32     # each waits on the upstream, up to its timeout
 STATUS_SECONDS = 5.0
@@ -101,6 +118,129 @@ class Upstream:
         return version
 
 
+def track_model_config(name: str, base_path: str, version: int | None) -> str:
+    """TF Serving's model_config_file (ModelServerConfig text) of one track: `version` only,
+    or the highest one when None (no rollout has ever been started: TF Serving's default)."""
+    policy = f"specific {{ versions: {version} }}" if version is not None else "latest { num_versions: 1 }"
+    return (f'model_config_list {{\n  config {{\n    name: "{name}"\n    base_path: "{base_path}"\n'
+            f'    model_platform: "tensorflow"\n    model_version_policy {{ {policy} }}\n  }}\n}}\n')
+
+
+def track_versions(state) -> dict:
+    """{track: the version its TF Serving loads} for a state of any status (None: no file).
+    Once a state exists the stable track stays pinned to its `stable`, also after an abort
+    (the aborted candidate is the highest version, which `latest` would serve) and after a
+    promote (the rollout wrote the promoted version there); the candidate track loads the
+    candidate while the rollout runs and mirrors stable otherwise (a warm spare)."""
+    if state is None:
+        return {traffic_split.STABLE: None, traffic_split.CANDIDATE: None}
+    candidate = state.candidate if state.running and state.candidate is not None else state.stable
+    return {traffic_split.STABLE: state.stable, traffic_split.CANDIDATE: candidate}
+
+
+class TrackConfigs:
+    """Writes `<directory>/stable.config` and `candidate.config` (track_model_config), each
+    replaced atomically and only when its text changes (TF Serving re-reads the file every
+    --model_config_file_poll_wait_seconds and reloads only on a change anyway)."""
+
+    def __init__(self, directory, model_name: str, base_path: str):
+        for label, value in (("model name", model_name), ("base path", base_path)):
+            if not value or any(c in value for c in '"\\\n'):
+                raise ValueError(f"the {label} {value!r} cannot be written into a TF Serving model config")
+        self.directory, self.model_name, self.base_path = str(directory), model_name, base_path
+        self.written = 0
+
+    def path(self, track: str) -> str:
+        return os.path.join(self.directory, f"{track}.config")
+
+    def write(self, state) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        for track, version in track_versions(state).items():
+            text = track_model_config(self.model_name, self.base_path, version)
+            try:
+                with open(self.path(track)) as f:
+                    if f.read(1 << 16) == text:
+                        continue
+            except FileNotFoundError:
+                pass
+            temporary = f"{self.path(track)}.{os.getpid()}.tmp"
+            with open(temporary, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.path(track))
+            self.written += 1
+            log.info("%s track now loads %s", track, f"version {version}" if version is not None else "the highest version")
+
+
+class RolloutWatch:
+    """The running rollout of `state_dir` (its rollout.json), re-read every poll_seconds
+    (the model server's interval; the file is bounded by rollout_state.MAX_BYTES) by a
+    background thread. `state` is the running RolloutState or None (no file, finished, or
+    not a state: all traffic to stable); a request reads it once, so it routes by one state."""
+
+    def __init__(self, state_dir, poll_seconds: float = 1.0, track_configs: TrackConfigs | None = None):
+        if not (poll_seconds > 0 and math.isfinite(poll_seconds)):
+            raise ValueError("the rollout poll interval must be a positive number of seconds")
+        self.state_dir, self.poll_seconds, self.track_configs = str(state_dir), poll_seconds, track_configs
+        self.state: rollout_state.RolloutState | None = None
+        self.polls = 0            # state reads done (a test waits for one after a write)
+        self._bad: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def poll(self) -> None:
+        try:
+            state = rollout_state.load(self.state_dir)
+        except rollout_state.RolloutStateError as err:
+            if str(err) != self._bad:  # once per bad content, not once per poll
+                log.warning("%s; all traffic to the stable track", err)
+            self._bad, self.state = str(err), None
+            self.polls += 1
+            return  # the tracks keep the versions last written
+        self._bad = None
+        self.state = state if state is not None and state.running else None
+        self.polls += 1
+        if self.track_configs is not None:
+            try:
+                self.track_configs.write(state)
+            except OSError as err:
+                log.warning("cannot write the tracks' model configs in %s: %s", self.track_configs.directory, err)
+
+    def start(self) -> None:
+        """Reads the state once (so the first request routes by it), then follows it."""
+        self.poll()
+        self._thread = threading.Thread(target=self._follow, name="rollout-watch", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.poll()
+            except Exception:  # noqa: BLE001 - a poll that breaks must not end the routing
+                log.exception("reading the rollout state in %s failed", self.state_dir)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+
+def _first_instance(body: bytes):
+    """The first instance of a predict body (row or columnar form), None when there is none."""
+    try:
+        request = json.loads(body)
+        if isinstance(request.get("instances"), list) and request["instances"]:
+            return request["instances"][0]
+        columns = request.get("inputs")
+        if isinstance(columns, dict):
+            return {k: (v[0] if isinstance(v, list) and v else v) for k, v in columns.items()}
+    except (ValueError, AttributeError, TypeError, RecursionError):
+        pass
+    return None
+
+
 def _instance(value):
     """A logged instance: serialized tf.Example bytes ({"b64": ...}) or a feature dict."""
     if isinstance(value, dict) and set(value) == {"b64"}:
@@ -134,14 +274,24 @@ def _rows(request: dict, answer: dict):
 
 class LoggingProxy:
     """Forwards to `upstream`; calls `on_request` (an InferenceLog) with an InferenceRecord
-    for each answered predict. An exception in it is logged, the answer still returned."""
+    for each answered predict. An exception in it is logged, the answer still returned.
 
-    def __init__(self, upstream: Upstream, on_request, limits: http_server.Limits | None = None):
+    With `candidate` (the candidate track's upstream) and `rollout` (a started RolloutWatch),
+    the computing calls are split between the two upstreams while a rollout runs."""
+
+    def __init__(self, upstream: Upstream, on_request, limits: http_server.Limits | None = None,
+                 candidate: Upstream | None = None, rollout: RolloutWatch | None = None):
+        if (candidate is None) != (rollout is None):
+            raise ValueError("a candidate upstream and a rollout state go together")
         self.upstream, self.on_request = upstream, on_request
+        self.candidate, self.rollout = candidate, rollout
         self.limits = limits or http_server.Limits(max_body_bytes=MAX_BODY_BYTES, workers=FORWARDING_THREADS,
                                                    stop_seconds=upstream.timeout)
         self._http: http_server.HttpServer | None = None
         self.logged = 0
+        self.fallbacks = 0        # candidate requests answered by stable (candidate down or not ready)
+        self._candidate_down = False
+        self._counts_lock = threading.Lock()
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
         http = http_server.HttpServer(self.forward, self.limits, name="logging-proxy")
@@ -155,6 +305,27 @@ class LoggingProxy:
         if http is not None:
             http.stop()
 
+    def route(self, request: http_server.Request, state):
+        """(track, version or None, upstream, path) for `request` under `state` (running or None)."""
+        match = ROUTED.match(request.path.split("?", 1)[0]) if request.method == "POST" else None
+        if state is None or match is None or state.candidate is None:
+            return traffic_split.STABLE, None, self.upstream, request.path
+        if match["version"] is not None:  # an explicit version bypasses the split, as in the model server
+            version = int(match["version"])
+            on_candidate = version == state.candidate
+            return (traffic_split.CANDIDATE if on_candidate else traffic_split.STABLE, version,
+                    self.candidate if on_candidate else self.upstream, request.path)
+        header = request.headers.get(traffic_split.KEY_HEADER)
+        first = _first_instance(request.body) if state.key_feature else None
+        key = traffic_split.request_key(state.key, header, first)
+        track = traffic_split.track_for(key, state.candidate_percent, state.candidate)
+        return self._pinned(track, state, match)
+
+    def _pinned(self, track: str, state, match):
+        version = state.candidate if track == traffic_split.CANDIDATE else state.stable
+        path = f"/v1/models/{match['name']}/versions/{version}:{match['verb']}"
+        return track, version, self.candidate if track == traffic_split.CANDIDATE else self.upstream, path
+
     def forward(self, request: http_server.Request) -> http_server.Response:
         """The upstream's answer to `request` (run in the transport's thread pool)."""
         from kubetfx.components.serving.model_server import request_id
@@ -165,19 +336,59 @@ class LoggingProxy:
             return http_server.json_response(400, {"error": f"Malformed request: {request.path[:100]!r} is not a path"},
                                              {"X-Request-Id": identity})
         body = request.body or None
+        state = self.rollout.state if self.rollout is not None else None  # one state per request
+        track, version, upstream, path = self.route(request, state)
         try:
-            status, headers, answer = self.upstream.call(request.method, request.path, body,
-                                                         request.headers.get("Content-Type"), identity)
+            status, headers, answer = upstream.call(request.method, path, body,
+                                                    request.headers.get("Content-Type"), identity)
         except UpstreamError as err:
-            return http_server.json_response(err.status, {"error": str(err)}, {"X-Request-Id": identity})
+            if not (track == traffic_split.CANDIDATE and upstream is self.candidate):
+                return http_server.json_response(err.status, {"error": str(err)}, {"X-Request-Id": identity})
+            status, headers, answer, why = None, None, None, str(err)
+        else:
+            # 404: the candidate's TF Serving has not loaded its version yet (its model config
+            # is re-read every few seconds), or unloaded it
+            why = f"it answered {status}" if status == 404 else None
+        if why is not None and track == traffic_split.CANDIDATE and upstream is self.candidate \
+                and self._routed_by_split(request):
+            self._fell_back(why)
+            track, version, upstream, path = self._pinned(traffic_split.STABLE, state, ROUTED.match(path))
+            try:
+                status, headers, answer = upstream.call(request.method, path, body,
+                                                        request.headers.get("Content-Type"), identity)
+            except UpstreamError as err:
+                return http_server.json_response(err.status, {"error": str(err)}, {"X-Request-Id": identity})
+        elif track == traffic_split.CANDIDATE and status == 200 and self._candidate_down:
+            self._candidate_down = False
+            log.warning("candidate upstream %s answers again; %d request(s) were answered by stable meanwhile",
+                        upstream.url, self.fallbacks)
+        if status is None:  # an explicit candidate version, candidate down: its error, as without a rollout
+            return http_server.json_response(502, {"error": why}, {"X-Request-Id": identity})
         if status == 200 and request.method == "POST":
-            self.record(request.path, body or b"", headers, answer, request.arrived, identity)
+            self.record(path, body or b"", headers, answer, request.arrived, identity, track)
         keep = {k: v for k, v in headers.items() if k.lower() in ("content-type", "x-model-version")}
         keep["X-Request-Id"] = identity
+        if ROUTED.match(path.split("?", 1)[0]):
+            keep["X-Model-Track"] = track
+            if version is not None:
+                keep["X-Model-Version"] = str(version)
         return http_server.Response(status, answer, keep)
 
+    def _routed_by_split(self, request: http_server.Request) -> bool:
+        match = ROUTED.match(request.path.split("?", 1)[0])
+        return match is not None and match["version"] is None
+
+    def _fell_back(self, why: str) -> None:
+        with self._counts_lock:
+            self.fallbacks += 1
+            first = not self._candidate_down
+            self._candidate_down = True
+        if first:  # once per outage: the count is in the recovery line and in `fallbacks`
+            log.warning("candidate upstream %s cannot answer (%s): its requests go to stable until it can",
+                        self.candidate.url, why)
+
     def record(self, path: str, body: bytes, answer_headers, answer: bytes, arrived: float,
-               request_id: str = "") -> None:
+               request_id: str = "", track: str = traffic_split.STABLE) -> None:
         from kubetfx.components.serving.model_server import InferenceRecord
 
         match = PREDICT.match(path.split("?", 1)[0])
@@ -190,10 +401,12 @@ class LoggingProxy:
                 or self.upstream.available_version(match["name"])
             if version is None:
                 raise ValueError("the upstream reports no AVAILABLE version")
-            self.on_request(InferenceRecord(
-                model_name=match["name"], model_version=int(version), timestamp=arrived,
-                signature_name=request.get("signature_name", "serving_default"),
-                instances=instances, outputs=outputs, request_id=request_id))
+            fields = dict(model_name=match["name"], model_version=int(version), timestamp=arrived,
+                          signature_name=request.get("signature_name", "serving_default"),
+                          instances=instances, outputs=outputs, request_id=request_id)
+            if "track" in InferenceRecord.__dataclass_fields__:  # TODO(issue 26 A): always, once the field is in
+                fields["track"] = track
+            self.on_request(InferenceRecord(**fields))
             self.logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail an answered request for its log
             log.warning("request to %s answered but not logged: %s", path, err)
