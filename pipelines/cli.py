@@ -12,7 +12,7 @@ from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
 from kubetfx.pipelines.report import command as report_command
 from kubetfx.pipelines.monitor import command as monitor_command
-from kubetfx.pipelines.serving import proxy_command, serve_command
+from kubetfx.pipelines.serving import feedback, proxy_command, rollout_command, serve_command
 from kubetfx.pipelines.record import commands as record_commands
 
 
@@ -195,6 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     monitor_command.add_parser(sub)
     serve_command.add_parser(sub)
     proxy_command.add_parser(sub)
+    feedback.add_parser(sub)
+    rollout_command.add_parser(sub)
     try:
         from kubetfx.pipelines.kubeflow import submit
         submit.add_parser(sub, _cmd_submit)

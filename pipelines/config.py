@@ -63,6 +63,47 @@ Number = Annotated[float, pydantic.BeforeValidator(_not_a_bool), pydantic.Field(
 DriftThreshold = Annotated[Number, pydantic.Field(gt=0, le=1)]
 
 
+Percent = Annotated[Number, pydantic.Field(gt=0, le=100)]
+
+
+def _rising_plan(plan: list) -> list:
+    if not plan or any(b <= a for a, b in zip(plan, plan[1:])):
+        raise ValueError("the plan must be one or more candidate percentages, each above the one before")
+    return plan
+
+
+def _rollout_key(key: str) -> str:
+    if key != "header" and not (key.startswith("feature:") and len(key) > len("feature:")):
+        raise ValueError('key must be "header" (the X-Request-Key header) or "feature:<name>"')
+    return key
+
+
+@dataclasses.dataclass
+class RolloutConfig:
+    """How a blessed push reaches traffic (`rollout:` in the config; pipelines/serving/
+    rollout_rule.py applies it). replace: the push serves everybody at once. staged: it
+    becomes a candidate beside the served version at plan[0] percent of callers, and
+    `kubetfx rollout --auto` advances it step by step, promotes or aborts it."""
+
+    mode: Literal["replace", "staged"] = "replace"
+    plan: Annotated[list[Percent], pydantic.AfterValidator(_rising_plan)] = dataclasses.field(
+        default_factory=lambda: [5.0, 10.0, 20.0, 100.0])
+    # Labelled requests each track needs at a step before the rule decides anything.
+    min_samples: Count = 200
+    # The candidate's Evaluator metric may be worse than stable's by at most this much
+    # (absolute: accuracy points, or MAE units for regression), at the confidence below.
+    max_metric_loss: Annotated[Number, pydantic.Field(ge=0)] = 0.02
+    confidence: Annotated[Number, pydantic.Field(gt=0.5, lt=1)] = 0.95
+    # Budgets of the candidate track: share of non-200 answers, 99th percentile latency.
+    max_error_rate: Annotated[Number, pydantic.Field(ge=0, le=1)] = 0.01
+    max_latency_p99_ms: Optional[Annotated[Number, pydantic.Field(gt=0)]] = None
+    # What makes a caller sticky: "header" (X-Request-Key) or "feature:<name>".
+    key: Annotated[str, pydantic.AfterValidator(_rollout_key)] = "header"
+
+
+RolloutConfig.__pydantic_config__ = pydantic.ConfigDict(extra="forbid")
+
+
 @dataclasses.dataclass
 class PipelineConfig:
     """Everything that shapes one pipeline; runners read it, none adds its own flags."""
@@ -124,6 +165,8 @@ class PipelineConfig:
     # How far a feature's missing rate (fraction of examples without a value) may move from
     # training's, as an absolute difference, before it is an alarm (tests/bench/monitor_false_alarms.py).
     drift_missing_rate_threshold: DriftThreshold = 0.1
+    # ---- after the push: replace the served version, or a staged rollout (RolloutConfig).
+    rollout: RolloutConfig = dataclasses.field(default_factory=RolloutConfig)
 
     # ---- derived locations -------------------------------------------------------------
     @property

@@ -35,9 +35,13 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
     run_id = datetime.datetime.now().isoformat()
     log_path = config.logs_dir / f"{run_id}.log"
     served_before = served_build.served_version(config.serving_dir)
+    from kubetfx.pipelines.serving import rollout_command  # rollout: {mode: staged}
+
+    pin = rollout_command.pin_for_push(config)  # None in replace mode
     try:
         crash, failed_stage = _run_local(config, run_id, log_path, verbose=verbose, terminal_fd=_fd(out))
     except home_lock.RunLockedError as err:
+        rollout_command.after_run(config, pin, None)
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return exit_codes.BUSY
     served_build.record_build(str(config.metadata_path), run_id, served_build.build_key(given.validate()))
@@ -48,6 +52,8 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
     if result:
         print(result.table(), file=out)
     code = _outcome(result, crash, failed_stage, config, log_path, verbose, out)
+    # staged: a new blessed push becomes the candidate beside what was served; else the pin goes
+    rollout_command.after_run(config, pin, result.pushed_path if result and code == exit_codes.OK else None, out)
     if as_json:
         print(json.dumps(_document(result, code, crash, failed_stage, config, log_path), indent=2))
     return code

@@ -1,0 +1,75 @@
+"""`kubetfx feedback`: the join of later outcomes with a real inference log (TFRecord shards
+written by InferenceLog): idempotent, duplicates, conflicts, unknown ids and unparsable
+labels counted, the --key join on a logged feature."""
+import json
+import sqlite3
+
+import pytest
+
+from rollout_traffic import labels, write_log
+from kubetfx.pipelines import cli
+from kubetfx.pipelines.config import ConfigError, PipelineConfig
+from kubetfx.pipelines.serving import feedback, inference_log
+
+
+@pytest.fixture
+def home(tmp_path):
+    config = PipelineConfig(home=str(tmp_path / "home"), task="classification").validate()
+    rows = [(f"r{i}", 1, "stable", "yes" if i % 2 else "no", 100 + i % 5, 1_700_000_000 + i) for i in range(20)]
+    write_log(inference_log.log_dir(config), rows)
+    return config
+
+
+def joined(config):
+    with sqlite3.connect(feedback.db_path(config)) as db:
+        return sorted(db.execute(feedback.LABELLED).fetchall())
+
+
+def test_the_same_file_twice_gives_the_same_result(home, tmp_path):
+    path = labels(tmp_path / "l.csv", [f"r{i},{'yes' if i < 10 else 'no'}" for i in range(20)])
+    first = feedback.feed(home, path)
+    assert (first.rows, first.new, first.duplicates, first.unknown, first.joined) == (20, 20, 0, 0, 20)
+    rows = joined(home)
+    assert sum(predicted == label for *_, predicted, _, label in rows) == 10
+    again = feedback.feed(home, path)
+    assert (again.new, again.duplicates, again.conflicts, again.joined) == (0, 20, 0, 20)
+    assert joined(home) == rows
+
+
+def test_duplicates_conflicts_unknown_ids_and_unparsable_labels_are_counted(home, tmp_path):
+    path = labels(tmp_path / "l.csv", ["r1,yes", "r1,yes", "r2,no", "r2,yes", "nobody,yes", "r3,", ",yes",
+                                       "r4," + "x" * 2000])
+    counts = feedback.feed(home, path)
+    assert (counts.rows, counts.new, counts.duplicates, counts.conflicts, counts.unparsable, counts.unknown) == \
+        (8, 3, 1, 1, 3, 1)
+    assert {(r[0], r[-1]) for r in joined(home)} == {("r1", "yes"), ("r2", "no")}  # the first label kept
+
+
+def test_regression_labels_must_be_finite_numbers(tmp_path):
+    assert feedback.parse_label(" 2.5 ", "regression") == "2.5"
+    assert feedback.parse_label("nan", "regression") is None
+    assert feedback.parse_label("abc", "regression") is None
+    assert feedback.parse_label("abc", "classification") == "abc"
+
+
+def test_key_column_joins_on_a_logged_feature(home, tmp_path):
+    path = labels(tmp_path / "k.csv", ["100,yes", "101,no", "999,no"], header="customer_id,label")
+    counts = feedback.feed(home, path, key="customer_id")
+    assert (counts.new, counts.unknown) == (3, 1)
+    assert counts.joined == 8  # customers 100 and 101: 4 requests each
+    assert {r[-1] for r in joined(home) if r[0] == "r0"} == {"yes"}
+
+
+def test_missing_columns_and_missing_files_are_one_line(home, tmp_path):
+    with pytest.raises(ConfigError, match="no column request_id"):
+        feedback.feed(home, labels(tmp_path / "x.csv", ["1,2"], header="id,label"))
+    with pytest.raises(ConfigError, match="is not a file"):
+        feedback.feed(home, tmp_path / "absent.csv")
+
+
+def test_the_command_prints_the_counts_as_json(home, tmp_path, capsys):
+    path = labels(tmp_path / "l.csv", ["r1,yes", "r1,yes", "zzz,no"])
+    code = cli.main(["feedback", str(path), "--home", home.home, "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and (out["new"], out["duplicates"], out["unknown"], out["predictions_read"]) == (2, 1, 1, 20)
+    assert cli.main(["feedback", str(tmp_path / "none.csv"), "--home", home.home]) == 2
