@@ -38,7 +38,8 @@ def _blessing(record) -> str:
     return "+".join(name for name, ok in (("eval", record.blessed), ("infra", record.infra_blessed)) if ok) or "no"
 
 
-def table(records: list, pipeline: str) -> str:
+def table(records: list, pipeline: str, rollouts: dict | None = None) -> str:
+    """rollouts: {version: its staged-rollout history in one line} (rollout_history.by_candidate)."""
     if not records:
         return f"no pushed model for pipeline {pipeline}"
     lines = [f"{'':2}{'version':<11} {'pushed (UTC)':<25} {'blessed':<11} {'metrics':<36} trained on"]
@@ -49,6 +50,8 @@ def table(records: list, pipeline: str) -> str:
                      f"{_short(metrics, 36):<36} {_data(r)}")
         if r.rollback_of:
             lines[-1] += f"  (rollback of {r.rollback_of})"
+        if (rollouts or {}).get(r.version):
+            lines.append(f"{'':14}rollout: {rollouts[r.version]}")
     served = next(r.version for r in records if r.serving)
     lines.append(f"* serving: version {served} (the highest version, as TF Serving serves)")
     return "\n".join(lines)
@@ -60,11 +63,19 @@ def _cmd_models(args) -> int:
     config = _config(args)
     serving_dir = args.serving_dir or config.serving_dir
     records = pushed_models.pushed_versions(config.metadata_path, config.name, serving_dir)
+    from kubetfx.pipelines.record import rollout_history
+
+    entries = rollout_history.from_file(serving_dir) if args.serving_dir else \
+        rollout_history.history(config.metadata_path, config.name, serving_dir)
     if args.json:
         print(json.dumps({"pipeline": config.name, "serving_dir": str(serving_dir),
-                          "versions": [r.to_dict() for r in records]}, indent=2))
+                          "versions": [{**r.to_dict(), "rollout": [e for e in entries if str(e.get("candidate")) == r.version]}
+                                       for r in records]}, indent=2))
     else:
-        print(table(records, config.name))
+        print(table(records, config.name, rollout_history.by_candidate(entries)))
+        state = rollout_history.state_line(serving_dir)
+        if state and records:
+            print(state)
     return exit_codes.OK
 
 

@@ -116,3 +116,21 @@ def _compact(items: list) -> str:
         else:
             out.append([item, 1])
     return ", ".join(item if n == 1 else f"{item} x{n}" for item, n in out)
+
+
+def state_line(serving_dir) -> Optional[str]:
+    """One line on the serving directory's rollout state (rollout.json), None without one."""
+    from kubetfx.components.serving import rollout_state
+
+    try:
+        state = rollout_state.load(serving_dir)
+    except rollout_state.RolloutStateError as err:
+        return f"rollout: {err} (the server serves stable only)"
+    if state is None:
+        return None
+    if state.running and state.candidate is not None:
+        return (f"rollout: running, version {state.candidate} answers {state.candidate_percent:g}% of callers, "
+                f"version {state.stable} the others (`kubetfx rollout status`)")
+    if state.running:
+        return f"rollout: version {state.stable} is held as served while a staged push runs"
+    return f"rollout: {state.status}; version {state.stable} serves everybody"

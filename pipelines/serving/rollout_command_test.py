@@ -66,6 +66,10 @@ def test_start_advance_abort_and_the_history(setup, capsys):
     doc = json.loads(capsys.readouterr().out)
     assert [h["decision"] for h in doc["history"]] == ["start", "advance", "abort"]
     assert rollout_history.by_candidate(doc["history"]) == {"2": "10% start, 50% advance, 50% abort"}
+    assert cli.main(["models", "--home", config.home]) == 0
+    out = capsys.readouterr().out
+    assert "rollout: 10% start, 50% advance, 50% abort" in out
+    assert "rollout: aborted; version 1 serves everybody" in out
 
 
 def test_auto_aborts_a_candidate_worse_on_live_outcomes(setup, tmp_path, capsys):
