@@ -11,7 +11,7 @@ KFP_MANIFESTS := github.com/kubeflow/pipelines/manifests/kustomize
 KFP_NAMESPACE := kubeflow
 KFP_HOST ?= http://localhost:8080
 OBJECT_STORE_ENDPOINT ?= http://localhost:9000
-MANIFEST_ENTRY_POINTS := manifests/base manifests/overlays/kind manifests/overlays/multi-user manifests/overlays/cloud manifests/overlays/canary
+MANIFEST_ENTRY_POINTS := manifests/base manifests/overlays/kind manifests/overlays/multi-user manifests/overlays/cloud manifests/overlays/rollout
 need = @command -v $(1) >/dev/null 2>&1 || { echo "error: '$(1)' is not installed: $(2)" >&2; exit 1; }
 # KFP's MinIO keys (the secret its install creates), for the data upload of `submit`.
 minio_key = $$(kubectl -n $(KFP_NAMESPACE) get secret mlpipeline-minio-artifact -o jsonpath='{.data.$(1)}' | base64 -d)

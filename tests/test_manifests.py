@@ -2,13 +2,16 @@
 validates strictly against the Kubernetes schemas of the kind node's version; every pod we
 create passes Pod Security "restricted"; what the compiled spec's run pods mount is in the
 namespace where Kubeflow Pipelines creates them; the monitor CronJob is bounded and runs a
-command the CLI parses."""
+command the CLI parses; the rollout overlay's two TF Serving tracks load the configs the
+inference logger writes, and its CronJob runs the rollout rule where the logger reads the state."""
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import shutil
 import subprocess
+import tempfile
 
 import pytest
 import yaml
@@ -25,7 +28,7 @@ RUN_NAMESPACE = {
     "base": "kubeflow",
     "overlays/kind": "kubeflow",
     "overlays/cloud": "kubeflow",
-    "overlays/canary": "kubeflow",
+    "overlays/rollout": "kubeflow",
     "overlays/multi-user": "kubeflow-user-example-com",
 }
 ENTRY_POINTS = list(RUN_NAMESPACE)
@@ -326,7 +329,12 @@ def test_inference_logger_is_in_front_of_tf_serving_and_ships_where_monitor_read
     config = _one(objects, "ConfigMap", "kubetfx-monitor")["data"]
     args = [re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], a) for a in container["args"]]
     parsed = cli.build_parser().parse_args(args)  # SystemExit(2) on a flag the command does not have
-    assert parsed.command == "inference-logger" and remote_source.is_remote(parsed.log_dir)
+    assert parsed.command == "inference-logger"
+    if entry == "overlays/rollout":  # the log is on the rollout's claim, the home its rule reads
+        home = next(m for m in container["volumeMounts"] if parsed.log_dir.startswith(m["mountPath"] + "/"))
+        assert _claim(logger, home["name"]) == "kubetfx-rollout"
+    else:
+        assert remote_source.is_remote(parsed.log_dir)
     serving = _one(objects, "Service", "kubetfx-serving")
     http = next(p["port"] for p in serving["spec"]["ports"] if p["name"] == "http")
     assert parsed.upstream == f"http://kubetfx-serving:{http}" and parsed.host == "0.0.0.0"
@@ -377,14 +385,110 @@ def test_kind_ports_reach_the_node_ports():
     assert not any(n.get("extraMounts") for n in cluster["nodes"])  # pods see only what a pod sees
 
 
-def test_canary_splits_one_service_between_two_tracks():
-    objects = _render("overlays/canary")
-    service = _one(objects, "Service", "kubetfx-serving")
-    tracks = {}
-    for obj, _ in _workloads(objects):
-        labels = _pod_template(obj)["metadata"]["labels"]
-        if obj["kind"] != "Deployment" or labels.get("app.kubernetes.io/name") != "serving":
-            continue  # the inference logger is in front of the Service, not behind it
-        assert all(labels.get(k) == v for k, v in service["spec"]["selector"].items())  # both behind the Service
-        tracks[labels["kubetfx.dev/track"]] = obj["spec"]["replicas"]
-    assert tracks == {"stable": 3, "canary": 1}  # 25% of the traffic to the candidate
+def _claim(workload: dict, volume_name: str) -> str | None:
+    volume = next(v for v in _pod_template(workload)["spec"]["volumes"] if v["name"] == volume_name)
+    return volume.get("persistentVolumeClaim", {}).get("claimName")
+
+
+def _parsed_args(objects, container: dict):
+    """The container's arguments, $(VAR) expanded from the monitor ConfigMap as Kubernetes
+    does, parsed by the CLI's own parser (SystemExit(2) on a flag the command lacks)."""
+    from kubetfx.pipelines import cli
+
+    assert container["command"] == ["python", "-m", "kubetfx.pipelines.cli"]
+    config = _one(objects, "ConfigMap", "kubetfx-monitor")["data"]
+    args = [re.sub(r"\$\((\w+)\)", lambda m: config[m.group(1)], a) for a in container["args"]]
+    return cli.build_parser().parse_args(args)
+
+
+def _model_config_file(container: dict) -> str:
+    """TF Serving's --model_config_file, the only way a track names its model (TF Serving
+    refuses it beside --model_name/--model_base_path)."""
+    (path,) = [a.split("=", 1)[1] for a in container["args"] if a.startswith("--model_config_file=")]
+    assert not [a for a in container["args"] if a.startswith(("--model_name", "--model_base_path"))]
+    return path
+
+
+def test_rollout_puts_the_splitting_logger_in_front_of_two_tf_serving_tracks():
+    from kubetfx.pipelines.serving import logging_proxy
+
+    objects = _render("overlays/rollout")
+    logger = _one(objects, "Deployment", "kubetfx-inference-logger")
+    logger_container = _pod_template(logger)["spec"]["containers"][0]
+    parsed = _parsed_args(objects, logger_container)
+    configs = logging_proxy.TrackConfigs(parsed.track_configs, parsed.model_name or parsed.serving_dir.rsplit("/", 1)[1],
+                                         parsed.serving_dir)  # as the command builds it
+    # The logger writes the track configs and reads rollout.json on the serving claim.
+    serving_mount = next(m for m in logger_container["volumeMounts"] if m["mountPath"] == "/kubetfx/serving")
+    assert _claim(logger, serving_mount["name"]) == "kubetfx-serving" and serving_mount.get("readOnly") is False
+    assert parsed.track_configs.startswith("/kubetfx/serving/") and not parsed.rollout_dir
+    upstreams = {"stable": parsed.upstream, "candidate": parsed.candidate_upstream}
+    for track, name in (("stable", "kubetfx-serving"), ("candidate", "kubetfx-serving-candidate")):
+        deployment = _one(objects, "Deployment", name)
+        spec = _pod_template(deployment)["spec"]
+        assert _pod_template(deployment)["metadata"]["labels"]["kubetfx.dev/track"] == track
+        tf_serving = spec["containers"][0]
+        # TF Serving loads the file the logger writes for its track, on the same claim, read-only.
+        assert _model_config_file(tf_serving) == configs.path(track)
+        mount = next(m for m in tf_serving["volumeMounts"] if configs.path(track).startswith(m["mountPath"] + "/"))
+        assert mount["mountPath"] == "/kubetfx/serving" and mount["readOnly"] is True
+        assert _claim(deployment, mount["name"]) == "kubetfx-serving"
+        assert any(f"--model_config_file_poll_wait_seconds=" in a for a in tf_serving["args"])
+        # ... and waits for it, bounded, before TF Serving starts (it exits without the file).
+        (wait,) = spec["initContainers"]
+        assert wait["command"][:2] == ["timeout", "600"] and configs.path(track) in wait["command"]
+        # The logger's upstream for this track is the Service that selects this track's pods only.
+        service = _one(objects, "Service", upstreams[track].split("//")[1].split(":")[0])
+        assert service["spec"]["selector"] == {"app.kubernetes.io/name": "serving", "kubetfx.dev/track": track}
+        port = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "http")
+        assert upstreams[track] == f"http://{service['metadata']['name']}:{port}"
+        # The readiness probe asks for the model the config names.
+        assert tf_serving["readinessProbe"]["httpGet"]["path"] == f"/v1/models/{configs.model_name}"
+    assert not [o for o in objects if "canary" in o["metadata"]["name"]]  # the replica-ratio canary is gone
+
+
+def test_rollout_cron_job_runs_the_rule_where_the_logger_follows_the_state():
+    from kubetfx.pipelines import cli, exit_codes
+    from kubetfx.pipelines.config import PipelineConfig
+    from kubetfx.pipelines.serving import inference_log
+
+    objects = _render("overlays/rollout")
+    cron = _one(objects, "CronJob", "kubetfx-rollout")
+    job, monitor = cron["spec"]["jobTemplate"]["spec"], _one(objects, "CronJob", "kubetfx-monitor")
+    minute = cron["spec"]["schedule"].split()[0]
+    assert re.fullmatch(r"\*/([1-9]|10)", minute), cron["spec"]["schedule"]  # every few minutes
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid" and cron["spec"]["startingDeadlineSeconds"] > 0
+    assert 0 < job["activeDeadlineSeconds"] <= 60 * int(minute[2:]) * 2 and 0 <= job["backoffLimit"] <= 3
+    assert job["ttlSecondsAfterFinished"] > 0 and job["template"]["spec"]["restartPolicy"] == "Never"
+    spec, monitor_spec = job["template"]["spec"], monitor["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,), (monitor_container,) = spec["containers"], monitor_spec["containers"]
+    # The monitor CronJob's image, securityContext and kind of service account (ours, no token).
+    assert container["image"] == monitor_container["image"] == "kubetfx/pipeline:0.1.0"
+    assert spec["securityContext"] == monitor_spec["securityContext"]
+    assert container["securityContext"] == monitor_container["securityContext"]
+    assert spec["serviceAccountName"] == "kubetfx-rollout" and spec["automountServiceAccountToken"] is False
+    rules = job["podFailurePolicy"]["rules"]
+    assert {c for r in rules if r["action"] == "FailJob" for c in r["onExitCodes"]["values"]} == {exit_codes.USAGE}
+    if "rollout" not in cli.build_parser()._subparsers._group_actions[0].choices:
+        pytest.skip("`kubetfx rollout` is not in the CLI yet (issue 26 part B)")
+    parsed = _parsed_args(objects, container)
+    assert parsed.command == "rollout" and parsed.auto and parsed.action is None
+    # The config the CronJob reads is one the CLI loads (the rule's plan and budgets).
+    config_mount = next(m for m in container["volumeMounts"] if parsed.config.startswith(m["mountPath"] + "/"))
+    config_map = next(v["configMap"]["name"] for v in spec["volumes"] if v["name"] == config_mount["name"])
+    text = _one(objects, "ConfigMap", config_map)["data"][parsed.config.rsplit("/", 1)[1]]
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml") as f:
+        f.write(text)
+        f.flush()
+        loaded = PipelineConfig.from_yaml(f.name)
+    assert loaded.rollout.mode == "staged" and loaded.name == parsed.name
+    config = dataclasses.replace(loaded, home=parsed.home)
+    # The rule writes rollout.json in its home's serving dir: the one the logger reads (same claim, same path) ...
+    logger = _one(objects, "Deployment", "kubetfx-inference-logger")
+    logger_args = _parsed_args(objects, _pod_template(logger)["spec"]["containers"][0])
+    assert str(config.serving_dir) == logger_args.serving_dir
+    mounts = {m["mountPath"]: _claim(cron, m["name"]) for m in container["volumeMounts"]}
+    assert mounts["/kubetfx/serving"] == "kubetfx-serving" and mounts[parsed.home] == "kubetfx-rollout"
+    assert not next(m for m in container["volumeMounts"] if m["mountPath"] == "/kubetfx/serving").get("readOnly")
+    # ... and reads the inference log the logger writes (same claim, same path).
+    assert str(inference_log.log_dir(config)) == logger_args.log_dir
