@@ -13,6 +13,7 @@ SUBMIT_RUN_FAILED = 6    # submit --wait: the KFP run ended FAILED, ERROR, CANCE
 SUBMIT_REFUSED = 7       # submit: KFP unreachable, or it refused the upload or the run (its message shown)
 SUBMIT_LOST_RUN = 8      # submit --wait: the API failed while watching the run (the run may go on)
 SUBMIT_WAIT_TIMEOUT = 9  # submit --wait: --timeout passed before the run ended (the run goes on)
+SUBMIT_UNSUPPORTED_BACKEND = 12  # submit: the backend's KFP version cannot run the spec (before 2.3.0)
 INTERRUPTED = 130        # Ctrl-C (128 + SIGINT, as shells report it)
 PIPE_CLOSED = 141        # stdout's reader went away (`| head`): ended quietly (128 + SIGPIPE, as shells report it)
 DRIFT = 11            # monitor: drift, skew or schema anomalies against the served model (10: backend's TIMED_OUT)

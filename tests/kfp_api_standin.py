@@ -8,7 +8,8 @@ template/v2_template.go NewV2SpecTemplate on upload (HTTP 400 with the apiserver
 the run checks (validatePipelineJobInputs, then the v2 compiler) on run and recurring-run
 creation, and the driver's checks when the run "starts". It executes nothing: a run's
 states are scripted (`final_state`), and faults can be injected (`fail_get_run`,
-`stall_seconds`) to test submit's bounded waits.
+`stall_seconds`) to test submit's bounded waits; `tag_name` is the version healthz reports
+and `required_token` makes it refuse requests without that bearer token (401).
 
     with kfp_api_standin.running(final_state="SUCCEEDED") as api:
         kfp.Client(host=api.host) ...
@@ -40,6 +41,10 @@ class StandIn:
     polls_before_final: int = 1          # get_run answers RUNNING this many times first
     fail_get_run: Optional[int] = None   # HTTP status every get_run answers with
     stall_seconds: float = 0.0           # every request waits this long before answering
+    # healthz's `tag_name`: the apiserver image's TAG_NAME, "unknown" when built without it
+    # (KFP 2.2.0-2.5.0 backend/src/apiserver/main.go, backend/Dockerfile)
+    tag_name: str = "2.5.0"
+    required_token: Optional[str] = None  # every request without `Bearer <it>` answers 401
     host: str = ""
     pipelines: dict = dataclasses.field(default_factory=dict)   # id -> {display_name, versions: {id: spec text}}
     experiments: dict = dataclasses.field(default_factory=dict)  # id -> display name
@@ -141,8 +146,11 @@ class StandIn:
         self.requests.append((method, path, headers))
         if self.stall_seconds:
             time.sleep(self.stall_seconds)
+        if self.required_token and headers.get("Authorization") != f"Bearer {self.required_token}":
+            return 401, _error("Unauthorized: no or wrong bearer token")
         routes = [
-            ("GET", f"{API}/healthz", lambda: (200, {"multi_user": False})),
+            ("GET", f"{API}/healthz",
+             lambda: (200, {"commit_sha": "0" * 40, "tag_name": self.tag_name, "multi_user": False})),
             ("GET", f"{API}/pipelines", lambda: self.list_pipelines(query)),
             ("POST", f"{API}/pipelines/upload", lambda: self.upload(query, _uploaded_file(headers, body))),
             ("POST", f"{API}/pipelines/upload_version",

@@ -12,14 +12,21 @@ a run — or a recurring run with `--schedule` — optionally waiting for it.
 - Auth: a bearer token from $KUBETFX_KFP_TOKEN or `--token-file`, never from the command
   line (it would show in `ps` and shell history); never printed.
 - Every wait is bounded: each API call (`--request-timeout`) and the whole `--wait`
-  (`--timeout`); each ends with one line and its exit code (pipelines/exit_codes.py)."""
+  (`--timeout`); each ends with one line and its exit code (pipelines/exit_codes.py).
+- Before anything is sent, one probe of `/apis/v2beta1/healthz` (no retries) tells the causes
+  apart, one line each: nothing listening, no answer in time, TLS, 404 (not a KFP API),
+  401/403 (credentials); then the backend's version (`tag_name`, KFP 2.2.0-2.5.0
+  backend/src/apiserver/main.go) is checked against what the spec runs on (see
+  `check_backend_version`). Library tracebacks and urllib3's retry lines only with --verbose."""
 from __future__ import annotations
 
 import argparse
 import contextlib
 import datetime
 import json
+import logging
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -32,6 +39,13 @@ RUN_FAILED = exit_codes.SUBMIT_RUN_FAILED
 UNREACHABLE_OR_REJECTED = exit_codes.SUBMIT_REFUSED
 API_ERROR_WHILE_WAITING = exit_codes.SUBMIT_LOST_RUN
 WAIT_TIMEOUT = exit_codes.SUBMIT_WAIT_TIMEOUT
+UNSUPPORTED_BACKEND = exit_codes.SUBMIT_UNSUPPORTED_BACKEND
+HEALTHZ = "/apis/v2beta1/healthz"
+# Below 2.3.0 the pod has no `/minio` emptyDir (KFP 2.3.0 backend/src/v2/compiler/argocompiler/
+# container.go adds it as minioScratchLocation; absent at 2.2.0), so the launcher, running as
+# the image's uid 1000, cannot create the local copies of the artifacts: every task fails.
+MIN_BACKEND = (2, 3, 0)
+TESTED_BACKENDS = ((2, 4, 0), (2, 5, 0))   # the range the spec is checked against (README)
 TOKEN_ENV = "KUBETFX_KFP_TOKEN"
 POLL_SECONDS = 5.0
 FINAL_STATES = {"SUCCEEDED", "FAILED", "ERROR", "CANCELED", "SKIPPED"}
@@ -56,7 +70,8 @@ def add_parser(subparsers, handler) -> None:
                     f"Object store credentials: $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY. Exit codes: "
                     f"{RUN_FAILED} run ended unsuccessfully, {UNREACHABLE_OR_REJECTED} KFP unreachable or refused "
                     f"the request, {API_ERROR_WHILE_WAITING} API error while waiting (the run may go on), "
-                    f"{WAIT_TIMEOUT} --timeout passed before the run ended (it goes on).")
+                    f"{WAIT_TIMEOUT} --timeout passed before the run ended (it goes on), "
+                    f"{UNSUPPORTED_BACKEND} the backend's KFP version cannot run the spec (before 2.3.0).")
     parser.add_argument("--host", required=True, help="KFP API endpoint, e.g. http://localhost:8080")
     parser.add_argument("--spec", default="build/kubetfx-penguin.yaml", help="compiled spec (make compile)")
     parser.add_argument("--pipeline-name", help="default: the spec's pipeline name")
@@ -77,6 +92,8 @@ def add_parser(subparsers, handler) -> None:
     parser.add_argument("--token-file", help=f"file holding the bearer token (default: ${TOKEN_ENV})")
     parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
     parser.add_argument("--namespace", help="KFP namespace (multi-user installs)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the client libraries' own messages (retries, tracebacks) too")
     parser.set_defaults(func=handler)
 
 
@@ -155,28 +172,135 @@ def _client(host: str, token, namespace):
     import kfp
 
     try:
-        client = kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
-    except Exception as err:  # noqa: BLE001 — its health check: refused, timed out
-        raise _unreachable(host, err) from None
-    _check_reachable(client, host)
-    return client
+        return kfp.Client(host=host, existing_token=token, namespace=namespace or "kubeflow")
+    except Exception as err:  # noqa: BLE001 — its config loading; the probe already reached the API
+        raise SubmitError(f"cannot set up the Kubeflow Pipelines client for {host}: {type(err).__name__}: {err}",
+                          UNREACHABLE_OR_REJECTED) from None
 
 
-def _unreachable(host: str, err: Exception) -> SubmitError:
-    status = getattr(err, "status", None)
-    if status in (401, 403):
-        return SubmitError(f"{host} refused the credentials (HTTP {status}); check ${TOKEN_ENV} or --token-file",
+def _cause(err: Exception) -> Exception:
+    """The innermost exception urllib3 wrapped (MaxRetryError, ProtocolError, ...)."""
+    seen = set()
+    while id(err) not in seen:
+        seen.add(id(err))
+        inner = getattr(err, "reason", None)
+        if not isinstance(inner, Exception):
+            inner = err.__context__ if isinstance(err.__context__, Exception) else None
+        if inner is None:
+            return err
+        err = inner
+    return err
+
+
+def _connection_error(host: str, err: Exception, timeout: float) -> SubmitError:
+    import socket
+    import ssl
+
+    from urllib3 import exceptions as http_errors
+
+    cause = _cause(err)
+    kinds = [type(e) for e in (err, cause)]
+    if any(issubclass(k, (ssl.SSLError, http_errors.SSLError)) for k in kinds):
+        detail = getattr(cause, "verify_message", None) or getattr(cause, "reason", None) or cause
+        return SubmitError(f"TLS with {host} failed ({detail}); an http:// endpoint given as https://, or a "
+                           "certificate this machine does not trust", UNREACHABLE_OR_REJECTED)
+    # Before the timeouts: urllib3's NewConnectionError is a ConnectTimeoutError subclass.
+    if any(issubclass(k, ConnectionRefusedError) for k in kinds) or "Connection refused" in str(cause):
+        return SubmitError(f"nothing answers at {host} (connection refused); is the KFP API port-forwarded "
+                           "(make deploy-kfp prints how)?", UNREACHABLE_OR_REJECTED)
+    if any(issubclass(k, socket.gaierror) for k in kinds) or "resolve" in str(cause).lower():
+        return SubmitError(f"cannot resolve the host name of {host}", UNREACHABLE_OR_REJECTED)
+    if any(issubclass(k, (TimeoutError, socket.timeout, http_errors.TimeoutError)) for k in kinds):
+        return SubmitError(f"Kubeflow Pipelines at {host} did not answer within {timeout:g} s (--request-timeout)",
                            UNREACHABLE_OR_REJECTED)
-    reason = getattr(err, "reason", None) or type(err).__name__
-    return SubmitError(f"cannot reach Kubeflow Pipelines at {host}: {reason}; is the API port-forwarded "
-                       "(make deploy-kfp prints how)?", UNREACHABLE_OR_REJECTED)
+    return SubmitError(f"cannot reach Kubeflow Pipelines at {host}: {type(cause).__name__}",
+                       UNREACHABLE_OR_REJECTED)
 
 
-def _check_reachable(client, host: str) -> None:
+def probe(host: str, token, timeout: float) -> dict:
+    """The backend's healthz answer (`{"commit_sha", "tag_name", "multi_user"}`), fetched once
+    without retries, verifying TLS as kfp.Client does (certifi's CAs); each failure one line."""
+    import certifi
+    import urllib3
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    pool = urllib3.PoolManager(cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(), retries=False,
+                               timeout=urllib3.Timeout(connect=timeout, read=timeout))
+    url = host.rstrip("/") + HEALTHZ
     try:
-        client.get_kfp_healthz()
-    except Exception as err:  # noqa: BLE001 — connection refused, timeout, HTTP error: one line each
-        raise _unreachable(host, err) from None
+        answer = pool.request("GET", url, headers=headers, preload_content=True, redirect=False)
+    except Exception as err:  # noqa: BLE001 — urllib3's errors, sorted by cause below
+        raise _connection_error(host, err, timeout) from None
+    finally:
+        pool.clear()
+    if answer.status in (401, 403):
+        raise SubmitError(f"{host} refused the credentials (HTTP {answer.status}); check ${TOKEN_ENV} or "
+                          "--token-file", UNREACHABLE_OR_REJECTED)
+    if answer.status == 404:
+        raise SubmitError(f"{host} answered 404 for {HEALTHZ}: not a Kubeflow Pipelines 2.x API (give the "
+                          "ml-pipeline service or the UI's address, without a path)", UNREACHABLE_OR_REJECTED)
+    if 300 <= answer.status < 400:
+        raise SubmitError(f"{host} redirects {HEALTHZ} (HTTP {answer.status}) to "
+                          f"{answer.headers.get('Location', '?')}: a login page? give the API's address or a "
+                          "token", UNREACHABLE_OR_REJECTED)
+    if answer.status != 200:
+        raise SubmitError(f"{host} answered HTTP {answer.status} for {HEALTHZ}", UNREACHABLE_OR_REJECTED)
+    try:
+        info = json.loads(answer.data)
+    except ValueError:
+        info = None
+    if not isinstance(info, dict):
+        raise SubmitError(f"{host} answered {HEALTHZ} with something that is not JSON: not a Kubeflow "
+                          "Pipelines API", UNREACHABLE_OR_REJECTED)
+    return info
+
+
+def backend_version(tag) -> tuple | None:
+    """(major, minor, patch) of a KFP release tag ('2.5.0', 'v2.4.1', '2.5.0-rc.1'), else None."""
+    found = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)(?:[-+.].*)?", str(tag or "").strip())
+    return tuple(int(part) for part in found.groups()) if found else None
+
+
+def check_backend_version(host: str, info: dict) -> None:
+    """Refuses a backend the spec cannot run on; warns (and goes on) for an unknown version
+    or one outside the tested range."""
+    tag = info.get("tag_name")
+    version = backend_version(tag)
+    lowest, highest = (".".join(map(str, v)) for v in TESTED_BACKENDS)
+    if version is None:
+        print(f"kubetfx: warning: cannot tell the KFP version of {host} (tag_name {tag!r}); the spec needs "
+              f"2.3.0 or later and is tested on {lowest}-{highest}: going on", file=sys.stderr)
+    elif version < MIN_BACKEND:
+        raise SubmitError(f"Kubeflow Pipelines at {host} is {tag}: the spec needs 2.3.0 or later (before it, "
+                          "pods have no /minio scratch volume and every task fails staging its artifacts); "
+                          f"upgrade KFP (tested: {lowest}-{highest})", UNSUPPORTED_BACKEND)
+    elif not TESTED_BACKENDS[0][:2] <= version[:2] <= TESTED_BACKENDS[1][:2]:
+        print(f"kubetfx: warning: Kubeflow Pipelines at {host} is {tag}, outside the tested {lowest}-{highest}: "
+              "going on", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def quiet_libraries(verbose: bool):
+    """urllib3's "Retrying ..." warnings and the kfp client's logged tracebacks hidden (our one
+    line says the cause), unless --verbose."""
+    if verbose:
+        yield
+        return
+    loggers = [logging.getLogger(), logging.getLogger("urllib3"), logging.getLogger("kfp")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def warn_plain_http_token(host: str, token) -> None:
+    if token and host.lower().startswith("http://"):
+        print(f"kubetfx: warning: the bearer token goes to {host} unencrypted (http://): safe only through a "
+              "port-forward on this machine; use https:// otherwise", file=sys.stderr)
 
 
 def _upload(client, spec: str, name: str) -> tuple:
@@ -213,6 +337,44 @@ def wait(client, run_id: str, timeout: float) -> str:
         time.sleep(min(POLL_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
+def check_store(s3, endpoint: str, data_root: str) -> None:
+    """One listing of `data_root` before the upload: a store that is down, refuses the
+    credentials or lacks the bucket is one line and exit 7, as KFP's own refusals are."""
+    import botocore.exceptions as store_errors
+
+    from kubetfx.pipelines.kubeflow import object_store
+
+    try:
+        where = object_store.parse_uri(data_root)
+    except object_store.ObjectStoreError:
+        return  # the upload says what is wrong with the URI
+    try:
+        s3.list_objects_v2(Bucket=where.bucket, Prefix=where.key, MaxKeys=1)
+    except store_errors.NoCredentialsError:
+        raise SubmitError("no object store credentials: set $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY "
+                          "(KFP's MinIO: secret mlpipeline-minio-artifact)", USAGE) from None
+    except store_errors.ClientError as err:
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = err.response.get("Error", {}).get("Code", "")
+        if status in (401, 403):
+            raise SubmitError(f"the object store at {endpoint} refused the credentials (HTTP {status} {code}); check "
+                              "$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY (KFP's MinIO: secret "
+                              "mlpipeline-minio-artifact)", UNREACHABLE_OR_REJECTED) from None
+        if code == "NoSuchBucket":
+            raise SubmitError(f"the object store at {endpoint} has no bucket {where.bucket!r} (from {data_root}); "
+                              "is this KFP's store?", UNREACHABLE_OR_REJECTED) from None
+        raise SubmitError(f"the object store at {endpoint} refused listing {data_root} (HTTP {status} {code})",
+                          UNREACHABLE_OR_REJECTED) from None
+    except (store_errors.ConnectTimeoutError, store_errors.ReadTimeoutError):
+        raise SubmitError(f"the object store at {endpoint} did not answer in time (--request-timeout)",
+                          UNREACHABLE_OR_REJECTED) from None
+    except store_errors.EndpointConnectionError:
+        raise SubmitError(f"nothing answers at the object store endpoint {endpoint}; is KFP's MinIO port-forwarded "
+                          "(make deploy-kfp prints how)?", UNREACHABLE_OR_REJECTED) from None
+    except store_errors.SSLError as err:
+        raise SubmitError(f"TLS with the object store at {endpoint} failed ({err})", UNREACHABLE_OR_REJECTED) from None
+
+
 def _data_parameters(args, spec) -> dict:
     """Uploads the data; returns the run parameters `data_root` and `data_fingerprint`."""
     from kubetfx.pipelines.config import EMBEDDED_DATA
@@ -227,6 +389,7 @@ def _data_parameters(args, spec) -> dict:
         raise SubmitError(f"no object store to upload the data to: pass --object-store-endpoint (KFP's MinIO, e.g. "
                           f"port-forwarded to http://localhost:9000) or set ${data_upload.ENDPOINT_ENV}", USAGE)
     s3 = object_store.client(endpoint, timeout_seconds=args.request_timeout)
+    check_store(s3, endpoint, data_root)
     try:
         fingerprint = data_upload.upload(s3, Path(args.data) if args.data else EMBEDDED_DATA, data_root)
     except data_upload.DataUploadError as err:
@@ -250,8 +413,11 @@ def submit(args) -> int:
     params = parse_params(args.param)
     schedule = cron_expression(args.schedule) if args.schedule else None
     token = read_token(args.token_file)
-    with bounded_api_calls(args.request_timeout):
-        return _submit_bounded(args, kfp, spec, spec_path, name, params, schedule, token)
+    warn_plain_http_token(args.host, token)
+    with quiet_libraries(getattr(args, "verbose", False)):
+        check_backend_version(args.host, probe(args.host, token, args.request_timeout))
+        with bounded_api_calls(args.request_timeout):
+            return _submit_bounded(args, kfp, spec, spec_path, name, params, schedule, token)
 
 
 def _submit_bounded(args, kfp, spec, spec_path: Path, name: str, params: dict, schedule, token) -> int:
