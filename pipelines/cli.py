@@ -14,6 +14,7 @@ from kubetfx.pipelines.report import command as report_command
 from kubetfx.pipelines.monitor import command as monitor_command
 from kubetfx.pipelines.serving import feedback, proxy_command, rollout_command, serve_command
 from kubetfx.pipelines.record import commands as record_commands
+from kubetfx.pipelines import templates
 
 
 def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     monitor_command.add_parser(sub)
     serve_command.add_parser(sub)
     proxy_command.add_parser(sub)
+    templates.add_parser(sub)
     feedback.add_parser(sub)
     rollout_command.add_parser(sub)
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 from kubetfx.components.example_gen import csv_input
 from kubetfx.components.transform import column_roles
 from kubetfx.pipelines.record import served_build
+from kubetfx.pipelines.run import module_check
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
 
 CURATED_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "penguins.schema.pbtxt"
@@ -21,7 +22,11 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
     for flag, path in (("--module-file", config.module_file), ("--schema-file", config.schema_file)):
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag} {path} does not exist (or is not a file)")
+    if config.module_file is not None:
+        module_check.check_source(config.module_file, module_check.required_functions(config))
     csv_input.check(config.data, config.label, config.task)
+    if config.module_file is not None:  # seconds (TensorFlow's import): after the quick checks
+        module_check.check_import(config.module_file, module_check.required_functions(config))
     key = served_build.build_key(config)  # what the user chose, before the decisions below
     writable_dir(config.home_path, "home (--home or KUBETFX_HOME)")
     task = config.task or csv_input.infer_task(config.data, config.label)
