@@ -316,10 +316,10 @@ def main(args) -> int:
     from kubetfx.pipelines.record.home_lock import RunLockedError, exclusive_run
 
     config = config_of(args)
-    action = args.action or ("auto" if args.auto else "status")
     if args.auto and args.action not in (None, "status"):
         raise ConfigError("--auto applies the rule itself: give no action (or status)")
-    if action == "status" and not args.auto:
+    action = "auto" if args.auto else args.action or "status"
+    if action == "status":
         doc = _status(config)
         print(json.dumps(doc, indent=2, default=str)) if args.json else _print_status(doc)
         return exit_codes.OK
@@ -335,6 +335,8 @@ def main(args) -> int:
     except RunLockedError as err:
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return exit_codes.BUSY
+    except rollout_state.RolloutStateError as err:  # a state the file cannot hold: one line, exit 2
+        raise ConfigError(str(err)) from None
     if args.json:
         print(json.dumps({"pipeline": config.name, "decision": decision, "state": _state_dict(state),
                           "evidence": evidence}, indent=2, default=str))

@@ -54,6 +54,9 @@ def test_start_advance_abort_and_the_history(setup, capsys):
     state = rollout_state.load(config.serving_dir)
     assert (state.stable, state.candidate, state.candidate_percent, state.status) == (1, 2, 10.0, "running")
     assert rollout(path, "start") == 2  # one at a time
+    assert rollout(path, "abort", "--auto") == 2
+    assert rollout(path, "status", "--auto") == 0  # the rule applied: no labels yet, wait
+    assert rollout_history.from_file(config.serving_dir)[-1]["decision"] == "wait"
     assert rollout(path, "advance") == 0
     assert rollout_state.load(config.serving_dir).candidate_percent == 50.0
     assert rollout(path, "abort") == 0
@@ -64,11 +67,11 @@ def test_start_advance_abort_and_the_history(setup, capsys):
     capsys.readouterr()
     assert rollout(path, "status") == 0
     doc = json.loads(capsys.readouterr().out)
-    assert [h["decision"] for h in doc["history"]] == ["start", "advance", "abort"]
-    assert rollout_history.by_candidate(doc["history"]) == {"2": "10% start, 50% advance, 50% abort"}
+    assert [h["decision"] for h in doc["history"]] == ["start", "wait", "advance", "abort"]
+    assert rollout_history.by_candidate(doc["history"]) == {"2": "10% start, 10% wait, 50% advance, 50% abort"}
     assert cli.main(["models", "--home", config.home]) == 0
     out = capsys.readouterr().out
-    assert "rollout: 10% start, 50% advance, 50% abort" in out
+    assert "rollout: 10% start, 10% wait, 50% advance, 50% abort" in out
     assert "rollout: aborted; version 1 serves everybody" in out
 
 
