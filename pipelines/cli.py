@@ -3,6 +3,7 @@ command that needs them, so `kubetfx --help` and input errors answer at once."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import sys
@@ -72,9 +73,11 @@ def _cmd_run(args) -> int:
 
     from kubetfx.pipelines.kubeflow import local_run as backend
 
-    options = backend.options_from_args(args) if args.engine == "containers" else None
+    containers = None
+    if args.engine == "containers":
+        containers = functools.partial(backend.run, options=backend.options_from_args(args))
     return run_command.run(config_from_args(args), engine=args.engine, verbose=args.verbose,
-                           as_json=args.json, backend_options=options)
+                           as_json=args.json, containers=containers)
 
 
 def _cmd_compile(args) -> int:
@@ -86,7 +89,7 @@ def _cmd_compile(args) -> int:
     output = inputs.writable_file(Path(args.output or f"build/{config.name}.yaml"), "--output file")
     from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler  # TFX: seconds to import, after the checks
 
-    path = kubeflow_compiler.compile_to_file(config, str(output), image=args.image)
+    path = kubeflow_compiler.compile_to_file(config, str(output), image=args.image, prepare=inputs.prepare)
     print(f"wrote {path}")
     return exit_codes.OK
 
@@ -235,6 +238,14 @@ def main(argv=None) -> int:
             return exit_codes.INTERRUPTED
         except BrokenPipeError:
             return _reader_gone()
+        except OSError as err:  # a full disk or a read-only home, met by any command's writes
+            from kubetfx.pipelines.record import home_errors
+
+            line = home_errors.describe(err)
+            if line is None:
+                raise
+            print(f"kubetfx: error: {line}", file=sys.stderr)
+            return exit_codes.USAGE
         finally:
             if tf_level is None:
                 os.environ.pop("TF_CPP_MIN_LOG_LEVEL", None)

@@ -36,8 +36,9 @@ def test_multi_process_runner_gives_the_same_statistics(tmp_path):
 def test_compiled_spec_carries_the_beam_args(tmp_path):
     from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
     from kubetfx.pipelines.config import PipelineConfig
+    from kubetfx.pipelines.run import inputs
 
     config = PipelineConfig(home=str(tmp_path), beam_pipeline_args=["--runner=FlinkRunner", "--parallelism=8"])
-    spec, _ = kubeflow_compiler.compile_spec(config)
+    spec, _ = kubeflow_compiler.compile_spec(config, prepare=inputs.prepare)
     args = spec["deploymentSpec"]["executors"]["StatisticsGen_executor"]["container"]["args"]
     assert "--runner=FlinkRunner" in args and "--parallelism=8" in args

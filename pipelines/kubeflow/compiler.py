@@ -5,8 +5,8 @@ pipelines/kubeflow/backend_rules.py, which cites the KFP source of each rule).
 TFX's KubeflowV2DagRunner writes the DAG (schema 2.1.0, `use_pipeline_spec_2_1`); this
 module finishes what it leaves out for OSS KFP: our entrypoint (which repairs the executor
 input, see components/container), each artifact's declared TFX type passed to it, per-stage
-images, CPU/memory requests and limits, retry policies, the data as an importer task with a
-fingerprint parameter (pipelines/kubeflow/data_import.py), the evaluation threshold as a
+images, CPU/memory requests and limits, retry policies, the data as an importer task and a
+fingerprint task run when the run starts (pipelines/kubeflow/data_import.py), the evaluation threshold as a
 pipeline parameter that is the only bound applied, and a Kubernetes platform spec (the
 serving volume for the two tasks that use it, secret references by name, node selector).
 No secret value ever enters the spec."""
@@ -16,7 +16,7 @@ import copy
 import dataclasses
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import yaml
 
@@ -50,7 +50,22 @@ RESOURCES = {
     "InfraValidator": (0.5, 2.0, 2.0, 4.0),
 }
 DEFAULT_RESOURCES = (0.5, 1.0, 1.0, 2.0)
-RETRY = {"maxRetryCount": 2, "backoffDuration": "30s", "backoffFactor": 2.0, "backoffMaxDuration": "300s"}
+# Retries (KFP 2.4.1 and 2.5.0 backend/src/v2/compiler/argocompiler/container.go
+# getTaskRetryStrategy -> Argo v3.4.17 / v3.5.14 workflow/controller/operator.go
+# processNodeRetries, workflowpod.go getDeadline). A `backoffMaxDuration` becomes Argo's
+# backoff.maxDuration, counted from the *first* attempt's start: no retry once it has
+# passed, and every retry pod gets ARGO_DEADLINE = first start + maxDuration, where it is
+# killed. 300 s meant a Transform or Trainer that failed after five minutes was never
+# retried. Left out, container.go writes no maxDuration and Argo sets no deadline: the retry
+# count and the back-off alone bound the retries, for every stage, however long it runs.
+# Argo's default retryPolicy (OnFailure, as KFP writes none) retries every non-zero exit: it
+# cannot tell a deterministic outcome from a crash. Only one outcome of ours exits non-zero
+# by design, ExampleValidator's rejection of the data (on_anomalies: fail; a model that is
+# not blessed exits 0 and the Pusher skips it): that stage retries once, after 10 s, so a
+# rejection costs one more ExampleValidator pod (seconds of work) and 10 s.
+RETRY = {"maxRetryCount": 2, "backoffDuration": "30s", "backoffFactor": 2.0}
+STAGE_RETRY = {"ExampleValidator": {"maxRetryCount": 1, "backoffDuration": "10s", "backoffFactor": 2.0}}
+FINGERPRINT_RETRY = {"maxRetryCount": 2, "backoffDuration": "10s", "backoffFactor": 2.0}
 # Stages whose results a KFP user should see on the run page: each gets a `system.Markdown`
 # output (kfp 2.x SDK kfp/dsl/types/artifact_types.py Markdown) that the entrypoint writes
 # from the stage's outputs (components/container/views.py); the KFP UI renders it in the
@@ -179,7 +194,7 @@ def _finish_container(spec: dict, name: str, settings: ClusterSettings, enable_c
     container["resources"] = {"cpuRequest": cpu_req, "cpuLimit": cpu_lim,
                               "memoryRequest": mem_req, "memoryLimit": mem_lim}
     container["env"] = [{"name": "TF_USE_LEGACY_KERAS", "value": "1"}]
-    task["retryPolicy"] = dict(RETRY)
+    task["retryPolicy"] = dict(STAGE_RETRY.get(stage, RETRY))
     # ServedBaseline reads the serving volume, which KFP's cache key cannot see (see
     # components/evaluator/served_baseline.py): never cached.
     task["cachingOptions"] = {"enableCache": enable_cache and stage != "ServedBaseline"}
@@ -210,6 +225,7 @@ def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings) ->
         data_import.root_parameters(config.name))
     tidy_parameters(spec)
     data_import.add_importer(spec)
+    data_import.add_fingerprint_task(spec, settings.image or PIPELINE_IMAGE, FINGERPRINT_RETRY)
     data_import.wire_example_gen(spec, next(n for n in container_tasks if n.endswith("ExampleGen")))
     wire_eval_threshold(spec, config)
     platform_executors = {}
@@ -236,13 +252,14 @@ def _platform(settings: ClusterSettings, serving: bool) -> dict:
     return config
 
 
-def compile_spec(config: PipelineConfig, settings: Optional[ClusterSettings] = None) -> tuple[dict, dict]:
-    from kubetfx.pipelines.run import inputs
-
+def compile_spec(config: PipelineConfig, settings: Optional[ClusterSettings] = None, *,
+                 prepare: Callable[[PipelineConfig], PipelineConfig]) -> tuple[dict, dict]:
+    """`prepare`: what every runner does first (run/inputs.prepare: checks, task, roles,
+    schema), passed in by the command so that kubeflow/ and run/ import nothing of each other."""
     settings = settings or ClusterSettings()
     # In the cluster, outputs go to the object store and the serving volume, not this
     # machine's home (and no baseline schema of a local run leaks into the spec).
-    cluster = inputs.prepare(config.replace(home=CLUSTER_MOUNT))
+    cluster = prepare(config.replace(home=CLUSTER_MOUNT))
     if cluster.schema_file and cluster.uses_embedded_data:
         cluster = cluster.replace(schema_file=IMAGE_SCHEMA)
     # ExampleGen's input_base is wired to `data_root` (data_import.py); this constant only
@@ -259,6 +276,7 @@ def write_yaml(spec: dict, platform: dict, path: Path) -> Path:
     return path
 
 
-def compile_to_file(config: PipelineConfig, output: Optional[str] = None, image: Optional[str] = None) -> Path:
-    spec, platform = compile_spec(config, ClusterSettings(image=image))
+def compile_to_file(config: PipelineConfig, output: Optional[str] = None, image: Optional[str] = None, *,
+                    prepare: Callable[[PipelineConfig], PipelineConfig]) -> Path:
+    spec, platform = compile_spec(config, ClusterSettings(image=image), prepare=prepare)
     return write_yaml(spec, platform, Path(output or f"build/{config.name}.yaml"))

@@ -11,6 +11,7 @@ import yaml
 
 from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
 from kubetfx.pipelines.config import PipelineConfig
+from kubetfx.pipelines.run import inputs
 
 GOLDEN = Path(__file__).parent.parent / "testdata" / "kubetfx-penguin.golden.yaml"
 STAGES = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform",
@@ -21,7 +22,7 @@ STAGES = {"CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator
 def compiled(tmp_path_factory):
     path = tmp_path_factory.mktemp("build") / "kubetfx-penguin.yaml"
     config = PipelineConfig(home=str(tmp_path_factory.mktemp("home")))
-    return kubeflow_compiler.compile_to_file(config, str(path))
+    return kubeflow_compiler.compile_to_file(config, str(path), prepare=inputs.prepare)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +31,11 @@ def docs(compiled):
 
 
 def _container_tasks(spec):
+    """The stages' tasks (the data-fingerprint task is not a TFX stage: tested on its own)."""
     executors = spec["deploymentSpec"]["executors"]
     for name, task in spec["root"]["dag"]["tasks"].items():
+        if name == "data-fingerprint":
+            continue
         container = executors[spec["components"][task["componentRef"]["name"]]["executorLabel"]].get("container")
         if container:
             yield name, task, container
@@ -50,7 +54,7 @@ def test_kfp_sdk_loads_it_with_the_pipeline_parameters(compiled):
     from kfp import components
 
     component = components.load_component_from_file(str(compiled))
-    assert set(component.component_spec.inputs) == {"data_root", "data_fingerprint", "eval_threshold"}
+    assert set(component.component_spec.inputs) == {"data_root", "eval_threshold"}
 
 
 def test_the_backend_accepts_it_at_upload_and_run_creation(compiled):
@@ -67,7 +71,7 @@ def test_with_tune_the_tuner_task_feeds_the_trainer_and_the_backend_accepts_it(t
     from kubetfx.pipelines.kubeflow import backend_rules
 
     config = PipelineConfig(home=str(tmp_path / "home"), tune=True)
-    path = kubeflow_compiler.compile_to_file(config, str(tmp_path / "tuned.yaml"))
+    path = kubeflow_compiler.compile_to_file(config, str(tmp_path / "tuned.yaml"), prepare=inputs.prepare)
     spec, platform = backend_rules.check_upload(path.read_text())
     backend_rules.check_run(spec, platform, {})
     tasks = next(yaml.safe_load_all(path.read_text()))["root"]["dag"]["tasks"]
@@ -102,7 +106,7 @@ def test_parameters_use_the_forms_the_oss_driver_reads(docs):
             assert parameter.get("runtimeValue", {}).get("constant") != "null", name  # unset is left out
     defaults = docs[0]["root"]["inputDefinitions"]["parameters"]
     assert defaults["data_root"]["defaultValue"] == "minio://mlpipeline/kubetfx/data/kubetfx-penguin/"
-    assert defaults["data_fingerprint"]["defaultValue"] == ""
+    assert "data_fingerprint" not in defaults  # taken by the run when it starts, never given
 
 
 def test_the_data_is_an_importer_task_feeding_example_gen_with_its_fingerprint(docs):
@@ -116,9 +120,23 @@ def test_the_data_is_an_importer_task_feeding_example_gen_with_its_fingerprint(d
     example_gen = tasks["CsvExampleGen"]["inputs"]
     assert example_gen["artifacts"]["kubetfx_data"] == {
         "taskOutputArtifact": {"producerTask": "data", "outputArtifactKey": "artifact"}}
-    assert example_gen["parameters"]["kubetfx_data_fingerprint"] == {"componentInputParameter": "data_fingerprint"}
+    assert example_gen["parameters"]["kubetfx_data_fingerprint"] == {"taskOutputParameter": {
+        "producerTask": "data-fingerprint", "outputParameterKey": "fingerprint"}}
     assert example_gen["parameters"]["input_base"] == {"componentInputParameter": "data_root"}
-    assert "data" in tasks["CsvExampleGen"]["dependentTasks"]
+    assert {"data", "data-fingerprint"} <= set(tasks["CsvExampleGen"]["dependentTasks"])
+
+
+def test_the_data_fingerprint_is_taken_when_the_run_starts_and_never_cached(docs):
+    spec = docs[0]
+    task = spec["root"]["dag"]["tasks"]["data-fingerprint"]
+    assert task["cachingOptions"] == {"enableCache": False}
+    assert task["inputs"]["artifacts"]["data"] == {
+        "taskOutputArtifact": {"producerTask": "data", "outputArtifactKey": "artifact"}}
+    container = spec["deploymentSpec"]["executors"]["exec-data-fingerprint"]["container"]
+    assert container["command"] == ["python", "-m", "kubetfx.components.container.data_fingerprint"]
+    assert container["image"] == kubeflow_compiler.PIPELINE_IMAGE
+    assert "{{$.inputs.artifacts['data'].path}}" in container["args"]
+    assert "{{$.outputs.parameters['fingerprint'].output_file}}" in container["args"]
 
 
 def test_the_threshold_parameter_is_the_only_bound_in_the_spec(docs):
@@ -133,7 +151,7 @@ def test_the_threshold_parameter_is_the_only_bound_in_the_spec(docs):
 
 def test_without_a_threshold_there_is_no_threshold_parameter(tmp_path):
     config = PipelineConfig(home=str(tmp_path), label="body_mass_g", task="regression")
-    spec, _ = kubeflow_compiler.compile_spec(config)
+    spec, _ = kubeflow_compiler.compile_spec(config, prepare=inputs.prepare)
     assert "eval_threshold" not in spec["root"]["inputDefinitions"]["parameters"]
     assert "kubetfx_eval_threshold" not in spec["root"]["dag"]["tasks"]["Evaluator"]["inputs"]["parameters"]
 
@@ -170,7 +188,7 @@ def test_secrets_are_referenced_by_name_never_included(tmp_path):
     with pytest.MonkeyPatch.context() as patch:
         for key, value in env.items():
             patch.setenv(key, value)
-        spec, platform = kubeflow_compiler.compile_spec(PipelineConfig(home=str(tmp_path)), settings)
+        spec, platform = kubeflow_compiler.compile_spec(PipelineConfig(home=str(tmp_path)), settings, prepare=inputs.prepare)
     text = json.dumps([spec, platform])
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert executors and all(c["secretAsEnv"][0]["secretName"] == "kubetfx-object-store" for c in executors.values())

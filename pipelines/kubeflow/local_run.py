@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Callable
 
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
 from kubetfx.pipelines.kubeflow.local_backend import versions
@@ -45,9 +46,11 @@ def options_from_args(args) -> Options:
                    image_repo=args.image_repo)
 
 
-def run(config: PipelineConfig, options: Options = Options()):
+def run(config: PipelineConfig, options: Options = Options(), *,
+        prepare: Callable[[PipelineConfig], PipelineConfig]):
     """Compiles `config` (already prepared) and runs it; raises BackendUnavailable for what a
-    user fixes before anything starts, TaskFailedError when a task fails."""
+    user fixes before anything starts, TaskFailedError when a task fails. `prepare`: as
+    compiler.compile_spec takes it (run/inputs.prepare, passed in by the command)."""
     from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
     from kubetfx.pipelines.record.home_lock import exclusive_run
     from kubetfx.pipelines.kubeflow import object_store_server
@@ -55,7 +58,8 @@ def run(config: PipelineConfig, options: Options = Options()):
     from kubetfx.components.container import images
     from kubetfx.pipelines.kubeflow.local_backend import backend, docker
 
-    spec, platform = kubeflow_compiler.compile_spec(config, kubeflow_compiler.ClusterSettings(image=options.image))
+    spec, platform = kubeflow_compiler.compile_spec(config, kubeflow_compiler.ClusterSettings(image=options.image),
+                                                   prepare=prepare)
     if options.image_repo:
         for executor in spec["deploymentSpec"]["executors"].values():
             if executor.get("container", {}).get("image", "").startswith("kubetfx/"):

@@ -10,6 +10,7 @@ import datetime
 import json
 import logging
 import sys
+from typing import Callable, Optional
 
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.record import failure, home_lock, served_build, summary
@@ -18,7 +19,9 @@ from kubetfx.pipelines.config import PipelineConfig
 
 
 def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False, as_json: bool = False,
-        backend_options=None) -> int:
+        containers: Optional[Callable] = None) -> int:
+    """`containers(config, prepare=...)` runs a prepared config on the local KFP backend
+    (kubeflow/local_run.run with its options, bound by the cli: run/ never imports kubeflow/)."""
     given = config
     config = inputs.prepare(config)
     # With --json, stdout carries the JSON document only; everything for people goes to stderr.
@@ -31,7 +34,7 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
         print(f"kubetfx: {note}", file=out, flush=True)
 
     if engine == "containers":
-        return _run_containers(config, out, backend_options)
+        return _run_containers(config, out, containers)
     run_id = datetime.datetime.now().isoformat()
     log_path = config.logs_dir / f"{run_id}.log"
     served_before = served_build.served_version(config.serving_dir)
@@ -91,18 +94,40 @@ def _run_local(config, run_id, log_path, *, verbose: bool, terminal_fd: int):
             try:
                 local_runner.run_locked(config, listener=lines, run_id=run_id)
             except Exception as err:  # explained below the summary; the whole trace goes to the log
-                log.write("\n" + failure.format_error(err))
+                try:
+                    log.write("\n" + failure.format_error(err))
+                except OSError:
+                    pass  # the full disk that stopped the stage refuses its trace too; the cause is shown
+                full = _storage_error(err, config.metadata_path)
+                if full is not None:
+                    raise full from None  # one line naming the file, exit 2 (cli.main)
                 return err, lines.failed_stage
     return None, None
 
 
-def _run_containers(config, out, backend_options) -> int:
-    """The compiled spec on the local KFP backend (pipelines/kubeflow/local_backend)."""
-    from kubetfx.pipelines.kubeflow import local_run
-    from kubetfx.pipelines.kubeflow.local_backend import options
+def _storage_error(err: BaseException, metadata_path):
+    """A full disk or a read-only home behind a stage's failure, if that was its cause (an
+    OSError, or ML Metadata's error about its SQLite file; the libraries wrap them: the
+    chain is followed a few links), as the error to show; None for any other failure."""
+    from kubetfx.pipelines.record import home_errors, mlmd
 
+    for _ in range(8):
+        if err is None:
+            return None
+        if isinstance(err, OSError) and home_errors.describe(err) is not None:
+            return err
+        if mlmd.unusable_store(err):
+            return mlmd.explain(metadata_path, err)
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _run_containers(config, out, containers: Optional[Callable]) -> int:
+    """The compiled spec on the local KFP backend (pipelines/kubeflow/local_backend)."""
+    if containers is None:
+        raise ValueError("engine 'containers' needs the local backend's run (kubeflow/local_run.run)")
     try:
-        result = local_run.run(config, backend_options or options.Options())
+        result = containers(config, prepare=inputs.prepare)
         crash = None
     except exit_codes.UserError:
         raise  # one line, exit 2 (cli.main)
