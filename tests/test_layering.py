@@ -4,13 +4,15 @@ Read with `ast` (nothing is imported, so the check takes a second and sees impor
 functions too). Floors, lowest first (pipelines/README.md draws the map):
   0  components/: the stages, the container entrypoint, what the stages share with the rest
   1  pipelines/config.py, exit_codes.py, pipeline.py: the pipeline as the stages see it
-  2  libraries: record/ (one model of what a run left) and kubeflow/'s backend, object
-     store and rules
+  2  libraries: record/ (one model of what a run left), scheduling/ (the one DAG
+     scheduler) and kubeflow/'s backend, object store and rules
   3  commands and what they alone use: run/, serving/, monitor/, report/, and kubeflow/'s
      compiler, submit and local run
   4  cli.py
 A module never imports a higher floor, and never a name starting with `_` from another
-folder (a sibling's internals). Tests (`*_test.py`, conftest.py) are outside the house."""
+folder (a sibling's internals). run/ and kubeflow/ (the two engines) import nothing of each
+other: what both need sits a floor below, or is passed in by the cli. Tests (`*_test.py`,
+conftest.py) are outside the house."""
 from __future__ import annotations
 
 import ast
@@ -26,6 +28,7 @@ FLOORS = {
     "kubetfx.pipelines.exit_codes": 1,
     "kubetfx.pipelines.pipeline": 1,
     "kubetfx.pipelines.record": 2,
+    "kubetfx.pipelines.scheduling": 2,
     "kubetfx.pipelines.kubeflow": 2,
     "kubetfx.pipelines.kubeflow.compiler": 3,
     "kubetfx.pipelines.kubeflow.submit": 3,
@@ -118,6 +121,20 @@ def test_no_module_imports_a_private_name_of_another_folder():
             if (private or private_module) and source_folder != _folder(name, is_package):
                 wrong.append(f"{path.relative_to(REPO)}:{line} imports {source}:{imported}")
     assert not wrong, "a sibling's internals imported (go through its public functions):\n" + "\n".join(wrong)
+
+
+ENGINES = ("kubetfx.pipelines.run", "kubetfx.pipelines.kubeflow")
+
+
+def test_run_and_kubeflow_never_import_each_other():
+    def engine(module: str):
+        return next((e for e in ENGINES if module == e or module.startswith(e + ".")), None)
+    wrong = sorted({f"{path.relative_to(REPO)}:{line} imports {source}"
+                    for name, path, is_package in MODULES if engine(name)
+                    for source, _, line in _imports(name, path, is_package)
+                    if engine(source) and engine(source) != engine(name)})
+    assert not wrong, ("run/ and kubeflow/ import nothing of each other (move what both need a floor "
+                       "down, or let the cli pass it in):\n" + "\n".join(wrong))
 
 
 def test_only_the_entry_modules_stay_at_the_top_of_pipelines():

@@ -2,13 +2,14 @@
 
 LocalDagRunner launches the nodes one after another (its own TODO, b/171319478, is to run
 independent ones in parallel). This runner launches each node with the same TFX launcher as
-soon as every node upstream of it has finished, up to `max_workers` at once. In kubetfx's
+soon as every node upstream of it has finished, up to `max_workers` at once (the scheduling
+is pipelines/scheduling/dag_scheduler.py, the local KFP backend's too). In kubetfx's
 pipeline that puts the Evaluator and the InfraValidator (whose model server is a separate
 process) side by side. Each launch opens its own MLMD connection, as LocalDagRunner's do.
 
 A failed node stops new launches; nodes already running finish (a thread cannot be
 cancelled), then the first error is raised, as LocalDagRunner raises it. Ctrl-C does not
-wait for them: see run_with_ir.
+wait for them.
 
 A `listener` hears each node start and finish (progress lines); a failed node's error and
 traceback are recorded on its MLMD execution, so a report read later says why it stopped.
@@ -16,8 +17,6 @@ traceback are recorded on its MLMD execution, so a report read later says why it
 from __future__ import annotations
 
 import datetime
-import queue
-import threading
 import time
 import traceback
 from typing import Optional
@@ -32,23 +31,7 @@ from tfx.proto.orchestration import execution_result_pb2, pipeline_pb2
 from ml_metadata.proto import metadata_store_pb2
 
 from kubetfx.pipelines.run import freed_memory
-
-
-def ready_nodes(pending: list, upstream: dict, finished: set) -> list:
-    """The pending node ids (in pipeline order) whose upstream nodes have all finished."""
-    return [node for node in pending if upstream[node] <= finished]
-
-
-def _next_result(results: queue.Queue):
-    """The next finished node, waiting in short slices: Python runs a signal handler only
-    between bytecodes, so a Ctrl-C that lands after the interpreter's last check and before
-    an untimed wait blocks stays pending until that wait returns (the next node to finish,
-    minutes later). A timed wait returns and lets the handler raise KeyboardInterrupt."""
-    while True:
-        try:
-            return results.get(timeout=0.2)
-        except queue.Empty:
-            continue
+from kubetfx.pipelines.scheduling import dag_scheduler
 
 
 class Listener:
@@ -127,8 +110,6 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                 custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config, node_id),
             ).launch()
 
-        results: queue.Queue = queue.Queue()
-
         def run_node(node_id: str) -> None:
             started = time.monotonic()
             try:
@@ -140,36 +121,15 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                 logging.info("Memory after %s: %s", node_id, freed_memory.release_after(stage_start_mb))
                 state = _state_of(connection_config, execution_info)
                 self._listener.finished(node_id, time.monotonic() - started, state, None)
-                results.put((node_id, None))
-            except BaseException as err:  # handed to the scheduling thread, which raises it
+            except BaseException as err:  # recorded here, raised by the scheduler
                 try:
                     if isinstance(err, Exception):
                         record_failure(connection_config, run_id, node_id, err)
                     self._listener.finished(node_id, time.monotonic() - started, "failed", err)
                 except Exception:  # never hide the node's own error behind this one
                     logging.exception("Could not record the failure of %s.", node_id)
-                finally:
-                    results.put((node_id, err))
+                raise
 
-        pending, finished, running, error = list(nodes), set(), set(), None
-        while True:
-            if error is None:
-                for node_id in ready_nodes(pending, upstream, finished)[:self._max_workers - len(running)]:
-                    pending.remove(node_id)
-                    running.add(node_id)
-                    # Daemon threads: Ctrl-C in the main thread ends the run at once, as with
-                    # LocalDagRunner; a node cut off stays RUNNING in MLMD until the next
-                    # run's recovery marks it CANCELED.
-                    threading.Thread(target=run_node, args=(node_id,), name=f"node-{node_id}", daemon=True).start()
-            if not running:
-                break
-            node_id, err = _next_result(results)
-            running.discard(node_id)
-            if err is None:
-                finished.add(node_id)
-            else:
-                error = error or err
-        if error is not None:
-            raise error
-        if pending:  # not reachable from a valid IR: upstream ids always name pipeline nodes
-            raise RuntimeError(f"nodes never became ready: {pending}")
+        # Ctrl-C ends the run at once, as with LocalDagRunner; a node cut off stays RUNNING
+        # in MLMD until the next run's recovery marks it CANCELED.
+        dag_scheduler.run(upstream, run_node, self._max_workers, order=list(nodes))

@@ -152,12 +152,6 @@ def test_ctrl_c_ends_the_run_without_waiting_for_running_nodes(tmp_path, interru
     assert not (tmp_path / "join.json").exists()
 
 
-def test_ready_nodes_keeps_pipeline_order_and_waits_for_every_upstream():
-    upstream = {"a": set(), "b": {"a"}, "c": {"a", "b"}, "d": {"a"}}
-    assert parallel_runner.ready_nodes(["b", "c", "d"], upstream, {"a"}) == ["b", "d"]
-    assert parallel_runner.ready_nodes(["c"], upstream, {"a", "b"}) == ["c"]
-
-
 class _Recorder(parallel_runner.Listener):
     def __init__(self):
         self.events = []
