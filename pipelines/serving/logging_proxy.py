@@ -272,6 +272,10 @@ def _rows(request: dict, answer: dict):
     return instances, outputs
 
 
+def _upstream_error(err: UpstreamError, identity: str) -> http_server.Response:
+    return http_server.json_response(err.status, {"error": str(err)}, {"X-Request-Id": identity})
+
+
 class LoggingProxy:
     """Forwards to `upstream`; calls `on_request` (an InferenceLog) with an InferenceRecord
     for each answered predict. An exception in it is logged, the answer still returned.
@@ -335,35 +339,32 @@ class LoggingProxy:
             # ":8080/x" or ".evil.example/x" would name another port or host than the upstream's
             return http_server.json_response(400, {"error": f"Malformed request: {request.path[:100]!r} is not a path"},
                                              {"X-Request-Id": identity})
-        body = request.body or None
+        body, content_type = request.body or None, request.headers.get("Content-Type")
         state = self.rollout.state if self.rollout is not None else None  # one state per request
         track, version, upstream, path = self.route(request, state)
         try:
-            status, headers, answer = upstream.call(request.method, path, body,
-                                                    request.headers.get("Content-Type"), identity)
+            status, headers, answer = upstream.call(request.method, path, body, content_type, identity)
+            # 404 from the candidate: its TF Serving has not loaded the version yet (it re-reads
+            # its model config every few seconds), or has unloaded it
+            cannot = f"it answered {status}" if status == 404 else None
         except UpstreamError as err:
-            if not (track == traffic_split.CANDIDATE and upstream is self.candidate):
-                return http_server.json_response(err.status, {"error": str(err)}, {"X-Request-Id": identity})
-            status, headers, answer, why = None, None, None, str(err)
-        else:
-            # 404: the candidate's TF Serving has not loaded its version yet (its model config
-            # is re-read every few seconds), or unloaded it
-            why = f"it answered {status}" if status == 404 else None
-        if why is not None and track == traffic_split.CANDIDATE and upstream is self.candidate \
-                and self._routed_by_split(request):
-            self._fell_back(why)
-            track, version, upstream, path = self._pinned(traffic_split.STABLE, state, ROUTED.match(path))
-            try:
-                status, headers, answer = upstream.call(request.method, path, body,
-                                                        request.headers.get("Content-Type"), identity)
-            except UpstreamError as err:
-                return http_server.json_response(err.status, {"error": str(err)}, {"X-Request-Id": identity})
-        elif track == traffic_split.CANDIDATE and status == 200 and self._candidate_down:
-            self._candidate_down = False
-            log.warning("candidate upstream %s answers again; %d request(s) were answered by stable meanwhile",
-                        upstream.url, self.fallbacks)
-        if status is None:  # an explicit candidate version, candidate down: its error, as without a rollout
-            return http_server.json_response(502, {"error": why}, {"X-Request-Id": identity})
+            if upstream is not self.candidate:
+                return _upstream_error(err, identity)
+            status, cannot, failure = None, str(err), err
+        if upstream is self.candidate:
+            if cannot is not None and self._routed_by_split(request):  # stable answers it: not lost
+                self._fell_back(cannot)
+                track, version, upstream, path = self._pinned(traffic_split.STABLE, state, ROUTED.match(path))
+                try:
+                    status, headers, answer = upstream.call(request.method, path, body, content_type, identity)
+                except UpstreamError as err:
+                    return _upstream_error(err, identity)
+            elif status is None:  # an explicit candidate version: its error, as without a rollout
+                return _upstream_error(failure, identity)
+            elif status == 200 and self._candidate_down:
+                self._candidate_down = False
+                log.warning("candidate upstream %s answers again; %d request(s) were answered by stable meanwhile",
+                            upstream.url, self.fallbacks)
         if status == 200 and request.method == "POST":
             self.record(path, body or b"", headers, answer, request.arrived, identity, track)
         keep = {k: v for k, v in headers.items() if k.lower() in ("content-type", "x-model-version")}

@@ -177,13 +177,23 @@ def test_requests_for_a_candidate_that_cannot_answer_go_to_stable_counted_and_sa
         splitter.set_state(state)
         with caplog.at_level(logging.WARNING, logger="kubetfx.logging_proxy"):
             answers = [splitter.predict(float(i), f"k{i}") for i in range(25)]
+            if candidate == "down":  # asked by its version, the candidate's error is the answer
+                explicit = splitter.predict(1.0, "k", f"/v1/models/{NAME}/versions/2:predict")
+            else:  # the candidate gets its version: its callers are back on it, said once
+                splitter.set_state(_running(100))
+                back = [splitter.predict(1.0, f"k{i}")[1:] for i in range(5)]
     finally:
         splitter.close()
     assert [a[0] for a in answers] == [200] * 25  # none lost
     assert {a[1:3] for a in answers} == {("stable", "1")} and [a[3] for a in answers] == [2.0 * i for i in range(25)]
-    assert splitter.proxy.fallbacks == 25 and len(splitter.records) == 25
+    assert splitter.proxy.fallbacks == 25 and len(splitter.records) == 25 + (0 if candidate == "down" else 5)
     said = [r for r in caplog.records if "cannot answer" in r.getMessage()]
     assert len(said) == 1 and url in said[0].getMessage()
+    if candidate == "down":
+        assert explicit[0] == 502 and b"unreachable" in explicit[3]
+    else:
+        assert back == [("candidate", "2", 3.0)] * 5
+        assert len([r for r in caplog.records if "answers again; 25 request(s)" in r.getMessage()]) == 1
 
 
 def test_each_tracks_tf_serving_config_pins_the_version_the_state_names(tmp_path):
