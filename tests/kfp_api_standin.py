@@ -141,6 +141,25 @@ class StandIn:
         return self._create(body, "recurring run", self.recurring_runs,
                             lambda i: {"recurring_run_id": i, "status": "ENABLED"})
 
+    def list_recurring_runs(self, query: dict) -> tuple:
+        """By experiment and the `display_name` filter (apiserver/model/job.go field map)."""
+        name = _filter_value(query.get("filter"), "display_name")
+        found = [{"recurring_run_id": i, "display_name": b.get("display_name"), "status": b.get("status", "ENABLED")}
+                 for i, b in self.recurring_runs.items()
+                 if (not query.get("experiment_id") or b.get("experiment_id") == query["experiment_id"])
+                 and (name is None or b.get("display_name") == name)]
+        # `recurringRuns`: the proto field's own name (backend/api/v2beta1/recurring_run.proto)
+        return 200, {"recurringRuns": found, "total_size": len(found)}
+
+    def change_recurring_run(self, method: str, recurring_run_id: str, action: Optional[str]) -> tuple:
+        if recurring_run_id not in self.recurring_runs:
+            return 404, _error(f"RecurringRun {recurring_run_id} not found")
+        if method == "DELETE":
+            del self.recurring_runs[recurring_run_id]
+        else:
+            self.recurring_runs[recurring_run_id]["status"] = "ENABLED" if action == "enable" else "DISABLED"
+        return 200, {}
+
     # ---- routing -----------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict, headers, body: bytes) -> tuple:
         self.requests.append((method, path, headers))
@@ -166,6 +185,11 @@ class StandIn:
         versions = re.fullmatch(f"{API}/pipelines/([\\w-]+)/versions", path)
         if method == "GET" and versions:
             return self.list_versions(versions.group(1))
+        recurring = re.fullmatch(f"{API}/recurringruns/([\\w-]+)(?::(enable|disable))?", path)
+        if recurring and (method, bool(recurring.group(2))) in (("DELETE", False), ("POST", True)):
+            return self.change_recurring_run(method, recurring.group(1), recurring.group(2))
+        if method == "GET" and path == f"{API}/recurringruns":
+            return self.list_recurring_runs(query)
         run = re.fullmatch(f"{API}/runs/([\\w-]+)", path)
         if method == "GET" and run:
             return self.get_run(run.group(1))
@@ -219,7 +243,7 @@ def running(**behaviour) -> Iterator[StandIn]:
                 self.wfile.write(data)
             except (BrokenPipeError, ConnectionResetError):  # the client gave up (its timeout)
                 pass
-        do_GET = do_POST = _serve
+        do_GET = do_POST = do_DELETE = _serve
 
         def log_message(self, *args):
             pass

@@ -9,7 +9,16 @@ It repairs the executor input (see kfp_compat), works on the local paths where K
 launcher staged the artifacts, applies what the compiler wired in (`kubetfx_*`: the data as
 an input artifact, its fingerprint, the gate threshold), runs ExampleGen's driver when KFP
 did not (OSS KFP ignores `lifecycle.preCacheCheck`), then hands over to TFX's own Kubeflow
-V2 executor runner, and writes the executor output with the URIs KFP handed out."""
+V2 executor runner, and writes the executor output with the URIs KFP handed out.
+
+Before any of it, every input artifact must have arrived: KFP takes a cache hit from ML
+Metadata without looking at the object store (KFP 2.5.0 backend/src/v2/driver/driver.go
+reuseCachedOutputs), so when a cached task's outputs were deleted from the store (a bucket
+lifecycle rule, a clean-up) the consumer's launcher downloads an empty prefix without error
+(v2/objectstore/object_store.go DownloadBlob) and a TFX executor would fail far from the
+cause, or read nothing. Every artifact a kubetfx stage writes holds at least one file, so an
+input with none is that case: one line, exit INPUT_GONE (12). Argo retries it like any
+failure (the spec's retryPolicy); the fix is a run with caching off for the producer."""
 from __future__ import annotations
 
 import argparse
@@ -23,6 +32,45 @@ DATA = "kubetfx_data"                           # input artifact: the data (syst
 DATA_FINGERPRINT = "kubetfx_data_fingerprint"   # parameter: only feeds KFP's cache key
 EVAL_THRESHOLD = "kubetfx_eval_threshold"
 VIEW = "kubetfx_view"                           # output artifact: the stage's Markdown view (system.Markdown)
+INPUT_GONE = 12                                 # exit code: an input artifact's prefix is empty
+
+
+class InputGone(RuntimeError):
+    """An input artifact holds no file where the launcher staged it; the message says why."""
+
+
+def _holds_a_file(path: str) -> bool:
+    if os.path.isfile(path):
+        return True
+    for _, _, files in os.walk(path):
+        if any(not name.endswith(kfp_compat.MARKER_SUFFIXES) for name in files):
+            return True
+    return False
+
+
+def _producer_of(uri: str) -> str | None:
+    """The task in an output URI KFP generated: <root>/<pipeline>/<run id>/<task>/<salt>/<key>
+    (v2/metadata/client.go GenerateOutputURI)."""
+    parts = uri.split("?")[0].rstrip("/").split("/")
+    return parts[-3] if len(parts) >= 6 else None
+
+
+def check_inputs_arrived(executor_input: dict, root: str = "/") -> None:
+    """Raises InputGone for the first input artifact the launcher staged nothing for."""
+    for key, artifact_list in sorted(executor_input.get("inputs", {}).get("artifacts", {}).items()):
+        for artifact in artifact_list.get("artifacts", [])[:1]:  # the launcher stages the first
+            uri = artifact.get("uri", "")
+            try:
+                local = kfp_compat.local_path_for_uri(uri, root)
+            except ValueError:
+                continue  # not staged by the launcher (no object-store scheme)
+            if _holds_a_file(local):
+                continue
+            if key == DATA:
+                raise InputGone(f"data_root {uri} holds no files: upload the data there (kubetfx submit --data) "
+                                "or start the run with another data_root")
+            raise InputGone(f"cached output of {_producer_of(uri) or 'an upstream task'} is gone from the object "
+                            f"store (input {key}: nothing under {uri}): re-run with caching off")
 
 
 def _pop_parameter(executor_input: dict, name: str):
@@ -124,6 +172,11 @@ def main(argv=None) -> int:
 
     executor_input = json.loads(args.json_serialized_invocation_args)
     declared_types = json.loads(args.artifact_types)
+    try:
+        check_inputs_arrived(executor_input, os.environ.get(kfp_compat.LOCAL_ROOT_ENV) or "/")
+    except InputGone as err:
+        print(f"kubetfx: error: {err}", file=sys.stderr)
+        return INPUT_GONE
     view_path = take_view_output(executor_input, os.environ)
     root = repair(executor_input, declared_types, os.environ)
     invocation = json.dumps(executor_input)

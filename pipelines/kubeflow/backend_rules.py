@@ -221,10 +221,15 @@ def _root_values(spec, parameters: dict) -> dict:
     return values
 
 
+_UPSTREAM = object()  # a value an upstream task gives at run time
+
+
 def check_task_inputs(spec, parameters: dict) -> None:
     """What each root task's driver and the importer launcher check when the task starts:
     v2/driver/driver.go resolveInputs (parameter presence and types; 2.2.0 and 2.5.0) and
-    v2/component/importer_launcher.go ImportSpecToMLMDArtifact (the artifact URI)."""
+    v2/component/importer_launcher.go ImportSpecToMLMDArtifact (the artifact URI). A
+    parameter from an upstream task's output is known only then (resolveUpstreamParameters):
+    here only its producer's declaration of it is checked."""
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
 
@@ -240,6 +245,15 @@ def check_task_inputs(spec, parameters: dict) -> None:
                     values[name] = root[source.component_input_parameter]
             elif source.HasField("runtime_value"):
                 values[name] = json_format.MessageToDict(source.runtime_value.constant)
+            elif source.HasField("task_output_parameter"):
+                upstream = source.task_output_parameter
+                producer = spec.root.dag.tasks.get(upstream.producer_task)
+                declared = spec.components[producer.component_ref.name].output_definitions.parameters \
+                    if producer is not None else {}
+                if upstream.output_parameter_key not in declared:
+                    raise Rejected(f"task {task_name}: cannot find output parameter key "
+                                   f"{upstream.output_parameter_key!r} in producer task {upstream.producer_task!r}")
+                values[name] = _UPSTREAM
         for name, definition in component.input_definitions.parameters.items():
             if name not in values:
                 if not definition.is_optional and not definition.HasField("default_value"):
@@ -247,7 +261,7 @@ def check_task_inputs(spec, parameters: dict) -> None:
                                    f"parameter {name!r}")
                 continue
             kind = type_name(definition.parameter_type)
-            if kind == "STRING":
+            if kind == "STRING" or values[name] is _UPSTREAM:
                 continue  # the driver turns any value into its JSON text
             actual = value_kind(values[name])
             if actual == "null_value":

@@ -40,8 +40,19 @@ def test_the_compiled_spec_is_uploaded_and_runs_with_default_and_given_parameter
     spec, platform = rules.check_upload(GOLDEN.read_text())
     assert spec.schema_version == "2.1.0" and "kubernetes" in platform.platforms
     rules.check_run(spec, platform, {})
-    rules.check_run(spec, platform, {"data_root": "s3://bucket/data/", "data_fingerprint": "sha256:ab",
-                                     "eval_threshold": 0.8})
+    rules.check_run(spec, platform, {"data_root": "s3://bucket/data/", "eval_threshold": 0.8})
+    # The data fingerprint is the data-fingerprint task's output, never a run parameter.
+    with pytest.raises(rules.Rejected, match="not required by pipeline: data_fingerprint"):
+        rules.check_run(spec, platform, {"data_fingerprint": "sha256:ab"})
+
+
+def test_a_parameter_from_a_task_output_must_be_declared_by_its_producer(documents):
+    def rename(spec):
+        spec["components"]["comp-data-fingerprint"]["outputDefinitions"]["parameters"] = {"other": {
+            "parameterType": "STRING"}}
+    message = _rejected(_edited(documents, rename), {}, run=True)
+    assert message == ("task CsvExampleGen: cannot find output parameter key 'fingerprint' in producer task "
+                       "'data-fingerprint'")
 
 
 def test_schema_version_other_than_2_1_0_is_refused(documents):

@@ -7,8 +7,11 @@ a run — or a recurring run with `--schedule` — optionally waiting for it.
 - The data (`--data`, default the embedded penguins) is uploaded to the run's `data_root`
   (default: the spec's, `minio://mlpipeline/kubetfx/data/<pipeline>/`) through the object
   store at `--object-store-endpoint` / $KUBETFX_OBJECT_STORE_ENDPOINT, with the credentials
-  of $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY; its fingerprint becomes the run parameter
-  `data_fingerprint`, so KFP's cache key changes with the data (kubeflow/data_import.py).
+  of $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY. What the data is, is decided by each run
+  when it starts (the spec's `data-fingerprint` task, kubeflow/data_import.py), not here: a
+  run started later (a schedule, the UI) sees what is under `data_root` then.
+- `--schedule`: one recurring run per pipeline and experiment, named `<pipeline>-schedule`;
+  submitting again replaces it (`replace_recurring_run`).
 - Auth: a bearer token from $KUBETFX_KFP_TOKEN or `--token-file`, never from the command
   line (it would show in `ps` and shell history); never printed.
 - Every wait is bounded: each API call (`--request-timeout`) and the whole `--wait`
@@ -83,9 +86,10 @@ def add_parser(subparsers, handler) -> None:
                         help="S3-protocol endpoint of KFP's object store, e.g. http://localhost:9000 "
                              "(default: $KUBETFX_OBJECT_STORE_ENDPOINT)")
     parser.add_argument("--schedule", metavar="CRON",
-                        help="create a recurring run instead: KFP's 6-field cron (seconds first, e.g. "
-                             "'0 0 3 * * *'); a 5-field expression runs at second 0. Caching is off for it: "
-                             "the data fingerprint is only known at submit time")
+                        help="create a recurring run instead (replacing this pipeline's own, named "
+                             "<pipeline>-schedule): KFP's 6-field cron (seconds first, e.g. '0 0 3 * * *'); a "
+                             "5-field expression runs at second 0. Each run fingerprints data_root when it starts: "
+                             "new files there re-run ExampleGen and all after it, none hit the cache")
     parser.add_argument("--wait", action="store_true", help="wait for the run, printing task states")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")
     parser.add_argument("--request-timeout", type=float, default=30, help="seconds per API call (default 30)")
@@ -376,7 +380,8 @@ def check_store(s3, endpoint: str, data_root: str) -> None:
 
 
 def _data_parameters(args, spec) -> dict:
-    """Uploads the data; returns the run parameters `data_root` and `data_fingerprint`."""
+    """Uploads the data; returns the run parameter `data_root` (and, for a spec compiled
+    before the data-fingerprint task, `data_fingerprint`)."""
     from kubetfx.pipelines.config import EMBEDDED_DATA
     from kubetfx.pipelines.kubeflow import data_import, data_upload, object_store
 
@@ -395,7 +400,46 @@ def _data_parameters(args, spec) -> dict:
     except data_upload.DataUploadError as err:
         raise SubmitError(str(err), USAGE) from None
     print(f"kubetfx: data uploaded to {data_root} (fingerprint {fingerprint[:12]})")
-    return {data_import.DATA_ROOT: data_root, data_import.DATA_FINGERPRINT: fingerprint}
+    if "data_fingerprint" in declared:  # older specs: the key frozen at submit time
+        return {data_import.DATA_ROOT: data_root, "data_fingerprint": fingerprint}
+    return {data_import.DATA_ROOT: data_root}
+
+
+MAX_LISTED_PAGES = 50   # recurring runs of one name in one experiment: 100 per page
+
+
+def find_recurring_runs(client, experiment_id: str, job_name: str) -> list:
+    """Ids of the experiment's recurring runs named `job_name` (the apiserver filters on
+    `display_name`, KFP 2.5.0 backend/src/apiserver/model/job.go; checked again here)."""
+    query = json.dumps({"predicates": [{"key": "display_name", "operation": "EQUALS", "string_value": job_name}]})
+    found, token = [], ""
+    for _ in range(MAX_LISTED_PAGES):
+        page = client.list_recurring_runs(experiment_id=experiment_id, page_size=100, page_token=token, filter=query)
+        found += [r.recurring_run_id for r in page.recurring_runs or [] if r.display_name == job_name]
+        token = page.next_page_token
+        if not token:
+            break
+    return found
+
+
+def replace_recurring_run(client, old: list, create):
+    """The old recurring runs disabled, the new one created, then the old ones deleted: no
+    moment with two enabled, and if the creation is refused the old ones are enabled again.
+    Caching: the kfp client applies `enable_caching` only when it compiles a package file
+    (kfp 2.9 client.py _create_job_config -> _override_caching_options), never to a
+    pipeline version id; the spec's own per-task `cachingOptions` apply, and they are right
+    for every run now that the data fingerprint is taken when the run starts."""
+    for recurring_run_id in old:
+        client.disable_recurring_run(recurring_run_id)
+    try:
+        job = create()
+    except Exception:
+        for recurring_run_id in old:
+            client.enable_recurring_run(recurring_run_id)
+        raise
+    for recurring_run_id in old:
+        client.delete_recurring_run(recurring_run_id)
+    return job
 
 
 def submit(args) -> int:
@@ -427,11 +471,14 @@ def _submit_bounded(args, kfp, spec, spec_path: Path, name: str, params: dict, s
         pipeline_id, version_id = _upload(client, str(spec_path), name)
         experiment = client.create_experiment(args.experiment, namespace=args.namespace)
         if schedule:
-            job = client.create_recurring_run(
-                experiment_id=experiment.experiment_id, job_name=f"{name}-schedule", cron_expression=schedule,
-                params=params, pipeline_id=pipeline_id, version_id=version_id, enable_caching=False,
-                no_catchup=True)
-            print(f"kubetfx: recurring run {job.recurring_run_id} of {name}: {schedule} (version {version_id})")
+            job_name = f"{name}-schedule"
+            old = find_recurring_runs(client, experiment.experiment_id, job_name)
+            job = replace_recurring_run(client, old, lambda: client.create_recurring_run(
+                experiment_id=experiment.experiment_id, job_name=job_name, cron_expression=schedule,
+                params=params, pipeline_id=pipeline_id, version_id=version_id, no_catchup=True))
+            replaced = f", replacing {', '.join(old)}" if old else ""
+            print(f"kubetfx: recurring run {job.recurring_run_id} of {name}: {schedule} (version {version_id}"
+                  f"{replaced})")
             return OK
         run = client.run_pipeline(experiment_id=experiment.experiment_id, job_name=f"{name}-run",
                                   params=params, pipeline_id=pipeline_id, version_id=version_id)

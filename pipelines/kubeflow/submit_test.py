@@ -54,7 +54,7 @@ def _submit(*args):
     return cli.main(["submit", *map(str, args)])
 
 
-def test_data_spec_and_run_reach_the_api_with_the_data_fingerprint(env, spec, monkeypatch, capsys):
+def test_data_spec_and_run_reach_the_api_without_a_frozen_fingerprint(env, spec, monkeypatch, capsys):
     monkeypatch.setenv("KUBETFX_KFP_TOKEN", "s3cret-token")
     with kfp_api_standin.running() as api:
         assert _submit("--host", api.host, "--spec", spec, "--param", "eval_threshold=0.8", "--wait") == submit.OK
@@ -62,8 +62,8 @@ def test_data_spec_and_run_reach_the_api_with_the_data_fingerprint(env, spec, mo
     assert list(pipeline["versions"].values()) == [spec.read_text()]  # the file as compiled
     (run,) = api.runs.values()
     parameters = run["runtime_config"]["parameters"]
-    assert parameters == {"data_root": DATA_ROOT, "data_fingerprint": object_store.data_fingerprint(env, DATA_ROOT),
-                          "eval_threshold": 0.8}
+    # What the data is, is the run's data-fingerprint task's to say when it starts (data_import.py).
+    assert parameters == {"data_root": DATA_ROOT, "eval_threshold": 0.8}
     stored = env.get_object(Bucket="mlpipeline", Key="kubetfx/data/kubetfx-penguin/penguins.csv")["Body"].read()
     embedded = Path(submit.__file__).parent.parent / "data" / "penguins" / "penguins.csv"
     assert hashlib.sha256(stored).digest() == hashlib.sha256(embedded.read_bytes()).digest()
@@ -73,7 +73,7 @@ def test_data_spec_and_run_reach_the_api_with_the_data_fingerprint(env, spec, mo
     assert "s3cret-token" not in out.out + out.err
 
 
-def test_new_data_gives_a_new_fingerprint_the_same_data_the_same(env, spec, tmp_path):
+def test_new_data_is_uploaded_and_the_run_parameters_stay_the_same(env, spec, tmp_path):
     data = tmp_path / "trips"
     data.mkdir()
     (data / "a.csv").write_text("x,label\n1,a\n2,b\n")
@@ -82,8 +82,8 @@ def test_new_data_gives_a_new_fingerprint_the_same_data_the_same(env, spec, tmp_
             assert _submit("--host", api.host, "--spec", spec, "--data", data) == submit.OK
         (data / "b.csv").write_text("x,label\n3,a\n")
         assert _submit("--host", api.host, "--spec", spec, "--data", data) == submit.OK
-    first, second, third = (r["runtime_config"]["parameters"]["data_fingerprint"] for r in api.runs.values())
-    assert first == second != third
+    assert [r["runtime_config"]["parameters"] for r in api.runs.values()] == [{"data_root": DATA_ROOT}] * 3
+    assert sorted(e["Key"].rsplit("/", 1)[1] for e in object_store.list_objects(env, DATA_ROOT)) == ["a.csv", "b.csv"]
     (pipeline,) = api.pipelines.values()
     assert len(pipeline["versions"]) == 3  # one pipeline, a new version per submit
 
@@ -169,7 +169,7 @@ def test_unreachable_host_is_one_clear_line(env, spec, capsys):
     assert "(connection refused)" in capsys.readouterr().err
 
 
-def test_schedule_creates_a_recurring_run_without_caching(env, spec, capsys):
+def test_schedule_creates_a_recurring_run_with_the_specs_own_caching(env, spec, capsys):
     with kfp_api_standin.running() as api:
         assert _submit("--host", api.host, "--spec", spec, "--schedule", "0 3 * * *") == submit.OK
     assert not api.runs
@@ -181,6 +181,23 @@ def test_schedule_creates_a_recurring_run_without_caching(env, spec, capsys):
     assert "recurring run" in capsys.readouterr().out
     with kfp_api_standin.running() as api:
         assert _submit("--host", api.host, "--spec", spec, "--schedule", "every day") == exit_codes.USAGE
+
+
+def test_schedule_again_replaces_its_own_recurring_run_and_no_other(env, spec, capsys):
+    with kfp_api_standin.running() as api:
+        assert _submit("--host", api.host, "--spec", spec, "--schedule", "0 3 * * *") == submit.OK
+        assert _submit("--host", api.host, "--spec", spec, "--pipeline-name", "other", "--schedule",
+                       "0 4 * * *") == submit.OK
+        (first, other) = api.recurring_runs
+        assert _submit("--host", api.host, "--spec", spec, "--schedule", "0 5 * * *") == submit.OK
+    jobs = {b["display_name"]: (i, b["trigger"]["cron_schedule"]["cron"]) for i, b in api.recurring_runs.items()}
+    assert set(jobs) == {"kubetfx-penguin-schedule", "other-schedule"}
+    assert jobs["kubetfx-penguin-schedule"][1] == "0 0 5 * * *" and jobs["kubetfx-penguin-schedule"][0] != first
+    assert jobs["other-schedule"] == (other, "0 0 4 * * *")
+    assert f"replacing {first}" in capsys.readouterr().out
+    # Disabled before the new one exists, deleted after: never two enabled at once.
+    order = [(m, p.rsplit("/", 1)[1]) for m, p, _ in api.requests if "/recurringruns" in p and m != "GET"]
+    assert order[-3:] == [("POST", f"{first}:disable"), ("POST", "recurringruns"), ("DELETE", first)]
 
 
 def test_without_an_object_store_endpoint_submit_says_how_to_give_one(env, spec, monkeypatch, capsys):

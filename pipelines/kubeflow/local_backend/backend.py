@@ -93,6 +93,7 @@ class _Run:
         self.metadata = metadata.MetadataStore(backend_dir / "metadata.sqlite")
         self.cache = cache.CacheDB(backend_dir / "cache.sqlite")
         self.outputs: dict = {}   # task -> {key: recorded artifact}
+        self.output_parameters: dict = {}   # task -> {key: value} (launcher's collectOutputParameters)
         self.results: dict = {}
         self.lock = threading.Lock()
         self.summary = RunSummary(pipeline=request.pipeline, run_id=self.run_id, stages=[])
@@ -104,20 +105,23 @@ class _Run:
         executor = self.spec["deploymentSpec"]["executors"][component["executorLabel"]]
         started = time.monotonic()
         print(f"  {name} ...", flush=True)
+        parameters: dict = {}
         if "importer" in executor:
             outputs = importer.run(executor["importer"], task, component, self.params, self.metadata, self.pipeline)
             state = "imported"
         else:
-            outputs, state = self.run_container(name, task, component, executor["container"])
+            outputs, state, parameters = self.run_container(name, task, component, executor["container"])
         with self.lock:
             self.outputs[name] = outputs
+            self.output_parameters[name] = parameters
             result = self.describe(name, outputs) if state != "imported" else \
                 ", ".join(f"{a['uri']} (artifact {a['id']})" for a in outputs.values())
             self.results[name] = StageResult(name, state, time.monotonic() - started, result)
 
     def run_container(self, name: str, task: dict, component: dict, container: dict):
         executor_input = driver.executor_input(
-            name, task, component, self.params, self.produced, self.root, self.pipeline, self.run_id, self.version)
+            name, task, component, self.params, self.produced, self.root, self.pipeline, self.run_id, self.version,
+            produced_parameter=self.produced_parameter)
         fingerprint = None
         if task.get("cachingOptions", {}).get("enableCache"):
             # driver.go getFingerPrint: command + args as written, the spec's image
@@ -128,15 +132,23 @@ class _Run:
             fingerprint = cache.fingerprint(key)
             hit = self.cache.lookup(fingerprint, self.pipeline)
             if hit is not None:  # driver.go Container: reuseCachedOutputs, no pod
+                if types:
+                    raise driver.DriverError(f"task {name}: output parameters of a cached execution are not emulated")
                 reused = {k: self.metadata.get(artifact_id) for k, artifact_id in hit.items()}
-                if all([self.store.restore(a["uri"]) for a in reused.values()]):
-                    return reused, "cached"
-                print(f"  {name}: cached outputs no longer in {self.store.mirror_root}; running it again", flush=True)
-        produced = self.attempts(name, task, component, container, executor_input)
+                gone = [a["uri"] for a in reused.values() if not self.store.restore(a["uri"])]
+                if gone:
+                    # KFP takes the hit all the same: reuseCachedOutputs reads MLMD, never the
+                    # store, and the consumers' launcher downloads an empty prefix
+                    # (objectstore.DownloadBlob lists nothing, no error). The entrypoint of
+                    # the consumer says so (components/container/entrypoint.py).
+                    print(f"  {name}: cached, but its outputs are gone from the object store ({gone[0]}); "
+                          "KFP hands the empty prefix downstream as well", flush=True)
+                return reused, "cached", {}
+        produced, parameters = self.attempts(name, task, component, container, executor_input)
         recorded = launcher.record_outputs(self.metadata, self.pipeline, produced)
         if fingerprint:
             self.cache.record(fingerprint, self.pipeline, self.run_id, name, {k: a["id"] for k, a in recorded.items()})
-        return recorded, "complete"
+        return recorded, "complete", parameters
 
     def attempts(self, name, task, component, container, executor_input) -> dict:
         strategy = retry.strategy_for(task, self.version)
@@ -150,11 +162,19 @@ class _Run:
             with open(log, "a") as out:
                 out.write(f"=== attempt {attempt_number} (KFP {self.version.tag})\n")
             attempt = launcher.Attempt(self.store.s3, self.work / name, log, self.store.mirror)
+            timeout, deadline = self.options.task_timeout, strategy.retry_deadline(attempt_number, first_started)
+            if deadline is not None and deadline - time.time() < timeout:
+                timeout = max(0.0, deadline - time.time())
             try:
-                return attempt.run(f"kubetfx-{self.run_id[:8]}-{name.lower()}-{attempt_number}", executor_input,
-                                   component, container, image, volumes, self.options.task_timeout,
-                                   {"kubetfx.run": self.run_id, "kubetfx.task": name})
+                produced = attempt.run(f"kubetfx-{self.run_id[:8]}-{name.lower()}-{attempt_number}", executor_input,
+                                       component, container, image, volumes, timeout,
+                                       {"kubetfx.run": self.run_id, "kubetfx.task": name})
+                return produced, attempt.output_parameters
             except docker.TaskTimedOut as err:
+                if timeout < self.options.task_timeout:  # Argo's kill at ARGO_DEADLINE; no retry past it
+                    raise TaskFailedError(name, log, f"attempt {attempt_number} killed at the retry deadline "
+                                                     f"(Argo backoff.maxDuration {strategy.max_duration} s from "
+                                                     "the first attempt's start)") from None
                 # Our own bound, not the spec's: a hung task would hang again, so no retry.
                 raise TaskTimedOutError(name, log, str(err)) from None
             except launcher.TaskFailed as err:
@@ -170,6 +190,10 @@ class _Run:
     def produced(self, task: str, key: str) -> Optional[dict]:
         with self.lock:
             return self.outputs.get(task, {}).get(key)
+
+    def produced_parameter(self, task: str, key: str):
+        with self.lock:
+            return self.output_parameters.get(task, {}).get(key)
 
     # ---- what the summary says ---------------------------------------------------------
     def describe(self, name: str, outputs: dict) -> str:
@@ -215,14 +239,23 @@ class _Run:
         return self.summary
 
     def data_parameters(self) -> dict:
+        """The run's parameters: with `data`, uploaded as `kubetfx submit` does (and, for a
+        spec compiled before the fingerprint task, its submit-time fingerprint); without,
+        `data_root` holds what the store keeps there now (a recurring run's start)."""
         declared = self.spec["root"].get("inputDefinitions", {}).get("parameters", {})
         overrides = dict(self.request.parameters)
-        if self.request.data is not None and "data_root" in declared:
+        if "data_root" not in declared:
+            return overrides
+        if self.request.data is not None:
             uri = f"{DATA_PREFIX}/{self.request.pipeline}/"
             fingerprint = self.store.sync_data(Path(self.request.data), uri)
             overrides.setdefault("data_root", uri)
             if "data_fingerprint" in declared:
                 overrides.setdefault("data_fingerprint", fingerprint)
+        else:
+            data_root = overrides.get("data_root", declared["data_root"].get("defaultValue"))
+            if data_root:
+                self.store.restore(data_root)
         return overrides
 
     def note_push(self, tasks: dict) -> None:

@@ -1,5 +1,7 @@
 """The local backend for real on a small hand-made spec: Docker containers, a real S3 server
-on loopback, the cache across runs, retries, the time limit, the PVC volume."""
+on loopback, the cache across runs, recurring runs, retries, the time limit, the PVC volume.
+
+Images: kubetfx/pipeline:0.1.0 (`make image`), or $KUBETFX_TEST_IMAGE_REPO/pipeline:0.1.0."""
 from __future__ import annotations
 
 import copy
@@ -11,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from kubetfx.pipelines.kubeflow.local_backend import backend, docker
+from kubetfx.pipelines.kubeflow import data_import
+from kubetfx.pipelines.kubeflow.local_backend import backend, docker, recurring, store
 from kubetfx.pipelines.kubeflow.local_backend.options import Options
 from kubetfx.pipelines.kubeflow.local_backend.rules_test import small_spec
 
 pytestmark = pytest.mark.container
-IMAGE = "kubetfx/pipeline:0.1.0"
+IMAGE = os.environ.get("KUBETFX_TEST_IMAGE_REPO", "kubetfx") + "/pipeline:0.1.0"
 
 # `make`: counts the staged CSV rows, writes them to its output, prints for executor-logs.
 MAKE = r"""
@@ -55,14 +58,18 @@ def engine_and_images():
 
 
 def tiny_spec():
+    """data -> data-fingerprint -> make -> use, the fingerprint wired into `make` as the
+    compiler wires it into ExampleGen (data_import.py)."""
     spec = small_spec()
-    spec["root"]["inputDefinitions"]["parameters"]["data_fingerprint"] = {"parameterType": "STRING", "defaultValue": ""}
+    data_import.add_fingerprint_task(spec, IMAGE, {"maxRetryCount": 1, "backoffDuration": "1s"})
     make = spec["root"]["dag"]["tasks"]["make"]
-    make["inputs"]["parameters"]["kubetfx_data_fingerprint"] = {"componentInputParameter": "data_fingerprint"}
+    make["inputs"]["parameters"]["kubetfx_data_fingerprint"] = {"taskOutputParameter": {
+        "producerTask": data_import.FINGERPRINT_TASK, "outputParameterKey": data_import.FINGERPRINT_OUTPUT}}
+    make["dependentTasks"].append(data_import.FINGERPRINT_TASK)
     spec["components"]["comp-make"]["inputDefinitions"]["parameters"]["kubetfx_data_fingerprint"] = {"parameterType": "STRING"}
     executors = spec["deploymentSpec"]["executors"]
-    executors["exec-make"]["container"].update(command=["python", "-c", MAKE], args=["{{$}}"])
-    executors["exec-use"]["container"].update(command=["python", "-c", USE], args=["{{$}}"],
+    executors["exec-make"]["container"].update(command=["python", "-c", MAKE], args=["{{$}}"], image=IMAGE)
+    executors["exec-use"]["container"].update(command=["python", "-c", USE], args=["{{$}}"], image=IMAGE,
                                               resources={"cpuLimit": 1.0, "memoryLimit": 0.5})
     spec["root"]["dag"]["tasks"]["use"]["cachingOptions"] = {"enableCache": True}
     platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": {
@@ -105,7 +112,8 @@ def test_artifacts_travel_through_the_store_and_a_rerun_hits_the_cache_until_the
     spec, platform = tiny_spec()
     data = _data(tmp_path)
     first = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [(s.stage, s.state) for s in first.stages] == [("data", "imported"), ("make", "complete"), ("use", "complete")]
+    assert [(s.stage, s.state) for s in first.stages] == [("data", "imported"), ("data-fingerprint", "complete"),
+                                                          ("make", "complete"), ("use", "complete")]
 
     keys = _listing(home)
     run = first.run_id
@@ -117,32 +125,28 @@ def test_artifacts_travel_through_the_store_and_a_rerun_hits_the_cache_until_the
     mounts = json.loads((home / "logs" / "tiny" / run / "use.mounts.json").read_text())
     assert [m["Type"] for m in mounts] == ["volume"] and mounts[0]["Destination"] == "/kubetfx/serving"
     assert json.loads((home / "logs" / "tiny" / run / "make.mounts.json").read_text()) == []  # no bind mount
-    assert "make counted 2 rows as uid %d" % os.getuid() in (home / "logs" / "tiny" / run / "make.log").read_text()
+    assert "make counted 2 rows as uid 1000" in (home / "logs" / "tiny" / run / "make.log").read_text()
     assert oct((home / "object-store").stat().st_mode & 0o777) == "0o700"
 
     second = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [s.state for s in second.stages] == ["imported", "cached", "cached"]
+    assert [s.state for s in second.stages] == ["imported", "complete", "cached", "cached"]
     assert second.stages[0].result == f"minio://mlpipeline/kubetfx/data/tiny/ (artifact {first_data_id(first)})"
 
     (data / "new.csv").write_text("a,b\n5,6\n")
     third = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [s.state for s in third.stages] == ["imported", "complete", "complete"]
+    assert [s.state for s in third.stages] == ["imported", "complete", "complete", "complete"]
     # A changed `use` reads the cached `make`'s output: put back from the mirror for this run.
     spec["deploymentSpec"]["executors"]["exec-use"]["container"]["command"][-1] += "\n# changed"
     fourth = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [s.state for s in fourth.stages] == ["imported", "cached", "complete"]
-    # Cached outputs deleted by hand: the task runs again instead of handing on a missing artifact.
-    shutil.rmtree(home / "object-store" / "mlpipeline" / "v2" / "artifacts" / "tiny" / third.run_id / "make")
-    fifth = _run(spec, platform, home, data, kfp_version="2.5")
-    assert [s.state for s in fifth.stages] == ["imported", "complete", "complete"]
+    assert [s.state for s in fourth.stages] == ["imported", "complete", "cached", "complete"]
     volume = backend.volume_name("kubetfx-serving", home)
     def read_volume(user):
         return subprocess.run(["docker", "run", "--rm", "--pull=never", "--network", "none", "--user", user,
                                "-v", f"{volume}:/s", "--entrypoint", "cat", IMAGE, "/s/tiny/rows"],
                               capture_output=True, text=True, timeout=120)
     assert read_volume(docker.calling_user()).stdout == "3"
-    if os.getuid() != 4242:  # the serving volume is private to the calling user (0700)
-        assert read_volume("4242:4242").returncode != 0
+    # The claim is local-path's 0777 directory and nothing sets an fsGroup: any uid reads it.
+    assert read_volume("4242:4242").stdout == "3"
 
 
 def test_kfp_2_4_has_no_executor_logs_and_does_not_retry(tmp_path, home):
@@ -196,3 +200,47 @@ def test_a_spec_the_apiserver_refuses_is_refused_before_anything_runs(tmp_path, 
     spec["deploymentSpec"]["executors"]["exec-use"] = {"resolver": {"outputArtifactQueries": {}}}
     with pytest.raises(backend_rules.Rejected, match="non-container and non-importer executor not implemented"):
         _run(spec, platform, home, _data(tmp_path))
+
+
+def test_a_cache_hit_whose_outputs_are_gone_hands_on_an_empty_prefix_and_the_entrypoint_says_so(tmp_path, home):
+    spec, platform = tiny_spec()
+    data = _data(tmp_path)
+    first = _run(spec, platform, home, data)
+    # Outputs deleted from the store (a lifecycle rule, a clean-up); the cache still names them.
+    shutil.rmtree(home / "object-store" / "mlpipeline" / "v2" / "artifacts" / "tiny" / first.run_id / "make")
+    # `use` is now a kubetfx stage: our entrypoint, which checks its inputs before anything else.
+    spec["deploymentSpec"]["executors"]["exec-use"]["container"].update(
+        command=["python", "-m", "kubetfx.components.container.entrypoint"],
+        args=["--executor_class_path", "tfx.components.trainer.executor.GenericExecutor",
+              "--json_serialized_invocation_args", "{{$}}"])
+    with pytest.raises(backend.TaskFailedError, match="task use failed: exit code 12 after 1 attempt"):
+        _run(spec, platform, home, data)
+    run_logs = sorted((home / "logs" / "tiny").iterdir(), key=lambda p: p.stat().st_mtime)[-1]
+    log = (run_logs / "use.log").read_text()
+    assert "kubetfx: error: cached output of make is gone from the object store (input examples: nothing under " \
+           "minio://mlpipeline/v2/artifacts/tiny/" in log and "re-run with caching off" in log
+    assert "Traceback" not in log
+
+
+def test_a_recurring_run_retrains_when_a_file_lands_and_caches_when_none_did(tmp_path, home):
+    spec, platform = tiny_spec()
+    uri = "minio://mlpipeline/kubetfx/data/tiny/"
+    kept = store.Store(None, home / "object-store")  # what the store holds between runs
+    kept.mirror(_data(tmp_path), uri)                # `kubetfx submit --schedule` uploaded this
+    recurring.create(home, "tiny", "tiny-schedule", spec, platform, {"data_root": uri}, cron="0 0 3 * * *")
+    recurring.create(home, "tiny", "tiny-schedule", spec, platform, {"data_root": uri}, cron="0 0 4 * * *")
+    assert recurring.names(home, "tiny") == ["tiny-schedule"]  # submitted again: replaced, not added
+
+    def tick():
+        summary = recurring.tick(home, "tiny", "tiny-schedule", Options(image=IMAGE))
+        return {s.stage: s.state for s in summary.stages}
+
+    assert tick() == {"data": "imported", "data-fingerprint": "complete", "make": "complete", "use": "complete"}
+    assert tick() == {"data": "imported", "data-fingerprint": "complete", "make": "cached", "use": "cached"}
+    (tmp_path / "landed.csv").write_text("a,b\n7,8\n9,10\n")
+    kept.mirror(tmp_path / "landed.csv", uri + "landed.csv")  # a new file lands between two ticks
+    assert tick() == {"data": "imported", "data-fingerprint": "complete", "make": "complete", "use": "complete"}
+    rows = subprocess.run(["docker", "run", "--rm", "--pull=never", "--network", "none", "--user",
+                           docker.calling_user(), "-v", f"{backend.volume_name('kubetfx-serving', home)}:/s",
+                           "--entrypoint", "cat", IMAGE, "/s/tiny/rows"], capture_output=True, text=True, timeout=120)
+    assert rows.stdout == "4"  # 2 rows, then 2 more: the tick read the store as it is now

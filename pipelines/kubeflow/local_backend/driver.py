@@ -5,6 +5,7 @@
   (backend/src/v2/compiler/argocompiler/argo.go fills root defaults; driver.go RootDAG
   validates them).
 - Task parameters: `componentInputParameter` from the run, `runtimeValue.constant` as is,
+  `taskOutputParameter` from the producer's collected outputs (resolveUpstreamParameters),
   then type-checked against the component's inputDefinitions (driver.go resolveInputs,
   handleParamTypeValidationAndConversion): STRING accepts anything (non-strings become
   their JSON text), other types must match, null is refused; optional parameters without
@@ -71,10 +72,22 @@ def run_parameters(spec: dict, overrides: dict) -> dict:
     return values
 
 
-def resolve_parameters(task: dict, component: dict, run_params: dict) -> dict:
+def resolve_parameters(task: dict, component: dict, run_params: dict,
+                       produced_parameter: Optional[Callable[[str, str], object]] = None) -> dict:
+    """`produced_parameter(task, key)`: an upstream task's output parameter, as the
+    launcher collected it (driver.go resolveUpstreamParameters reads it from the
+    producer's execution in MLMD); None when it has none."""
     declared = component.get("inputDefinitions", {}).get("parameters", {})
     values = {}
     for name, source in task.get("inputs", {}).get("parameters", {}).items():
+        if "taskOutputParameter" in source and produced_parameter is not None:
+            upstream = source["taskOutputParameter"]
+            value = produced_parameter(upstream["producerTask"], upstream["outputParameterKey"])
+            if value is None:
+                raise DriverError(f"cannot find output parameter key {upstream['outputParameterKey']!r} "
+                                  f"in producer task {upstream['producerTask']!r}")
+            values[name] = value
+            continue
         if "componentInputParameter" in source:
             key = source["componentInputParameter"]
             if key not in run_params:
@@ -85,8 +98,8 @@ def resolve_parameters(task: dict, component: dict, run_params: dict) -> dict:
         elif "runtimeValue" in source:
             values[name] = source["runtimeValue"].get("constant")
         else:
-            raise DriverError(f"parameter {name!r}: only pipeline parameters and constants are resolved here, "
-                              f"not {sorted(source)}")
+            raise DriverError(f"parameter {name!r}: only pipeline parameters, constants and task outputs are "
+                              f"resolved here, not {sorted(source)}")
     for name, definition in declared.items():
         if name not in values:
             if not definition.get("isOptional") and "defaultValue" not in definition:
@@ -140,11 +153,12 @@ def provision_outputs(component: dict, pipeline_root: str, pipeline: str, run_id
 
 def executor_input(task_name: str, task: dict, component: dict, run_params: dict,
                    produced: Callable[[str, str], Optional[dict]], pipeline_root: str, pipeline: str,
-                   run_id: str, version: KfpVersion, salt: Optional[str] = None) -> dict:
+                   run_id: str, version: KfpVersion, salt: Optional[str] = None,
+                   produced_parameter: Optional[Callable[[str, str], object]] = None) -> dict:
     if task.get("triggerPolicy", {}).get("condition"):
         raise DriverError(f"task {task_name}: trigger conditions are not emulated")
     if "iteratorPolicy" in task or "parameterIterator" in task or "artifactIterator" in task:
         raise DriverError(f"task {task_name}: loops are not emulated")
-    return {"inputs": {"parameterValues": resolve_parameters(task, component, run_params),
+    return {"inputs": {"parameterValues": resolve_parameters(task, component, run_params, produced_parameter),
                        "artifacts": resolve_artifacts(task, produced)},
             "outputs": provision_outputs(component, pipeline_root, pipeline, run_id, task_name, version, salt)}

@@ -10,6 +10,8 @@
 4. the command run; in 2.5.0 its output also goes to the `executor-logs` artifact's local
    path (getLogWriter);
 5. the executor output read from the output file (getExecutorOutputFile: absent = empty);
+   output parameters it does not hold read from their output files, as text of the
+   declared type (collectOutputParameters, metadata/converter.go TextToPbValue);
    each output artifact merged with it (mergeRuntimeArtifacts: a non-empty URI replaces,
    metadata fields are added) and uploaded from LocalPathForURI of the merged URI (a
    missing local path only warns), then recorded (uploadOutputArtifacts, RecordArtifact).
@@ -133,11 +135,32 @@ def upload(s3, local: Path, uri: str, mirror: Callable[[Path, str], None]) -> in
     return count
 
 
+def text_to_value(text: str, parameter_type: str):
+    """metadata/converter.go TextToPbValue (KFP 2.5.0): STRING as is, numbers and booleans
+    parsed from the trimmed text, LIST and STRUCT as JSON."""
+    if parameter_type == "STRING":
+        return text
+    if parameter_type == "NUMBER_INTEGER":
+        return float(int(text.strip()))
+    if parameter_type == "NUMBER_DOUBLE":
+        return float(text.strip())
+    if parameter_type == "BOOLEAN":
+        value = text.strip()
+        if value not in ("1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"):
+            raise ValueError(f"TextToPbValue(text={text!r}, type=BOOLEAN) failed")
+        return value in ("1", "t", "T", "TRUE", "true", "True")
+    value = json.loads(text)
+    if not isinstance(value, list if parameter_type == "LIST" else dict):
+        raise ValueError(f"TextToPbValue(text={text!r}, type={parameter_type}) failed: unexpected type")
+    return value
+
+
 class Attempt:
     """Stages, runs and collects one attempt; the caller records the outputs it returns."""
 
     def __init__(self, s3, work: Path, log: Path, mirror: Callable[[Path, str], None]):
         self.s3, self.work, self.log, self.mirror = s3, work, log, mirror
+        self.output_parameters: dict = {}   # {name: value} collected after a successful run
 
     def run(self, name: str, executor_input: dict, component: dict, container_spec: dict, image: str,
             volumes: dict, timeout: float, labels: dict) -> dict:
@@ -178,6 +201,16 @@ class Attempt:
             executor_output = {}
             if container.copy_out(outputs["outputFile"], output_file):
                 executor_output = json.loads(output_file.read_text())
+            self.output_parameters = dict(executor_output.get("parameterValues", {}))
+            declared = component.get("outputDefinitions", {}).get("parameters", {})
+            for key, parameter in outputs.get("parameters", {}).items():
+                if key in self.output_parameters:
+                    continue  # the output metadata file has the highest priority
+                text_file = staged_out / "parameters" / key
+                if not container.copy_out(parameter["outputFile"], text_file):
+                    raise TaskFailed(name, 0, f"failed to read output parameter name={key!r} "
+                                              f"path={parameter['outputFile']!r}")
+                self.output_parameters[key] = text_to_value(text_file.read_text(), declared[key]["parameterType"])
             produced, uploaded, clock = {}, 0, time.monotonic()
             for key, artifact_list in outputs.get("artifacts", {}).items():
                 artifact = copy.deepcopy(artifact_list["artifacts"][0])
@@ -202,8 +235,8 @@ class Attempt:
 
 
 class TaskFailed(RuntimeError):
-    def __init__(self, task: str, code: int):
-        super().__init__(f"task {task} exited with code {code}")
+    def __init__(self, task: str, code: int, reason: str = ""):
+        super().__init__(reason or f"task {task} exited with code {code}")
         self.task, self.code = task, code
 
 

@@ -10,7 +10,11 @@ Argo (v3.4.17 in KFP 2.4.1, v3.5.14 in 2.5.0; workflow/controller/operator.go
 processNodeRetries) then waits duration * factor^(attempts so far - 1) after a failed
 attempt (factor <= 0: no growth), gives up when the first attempt started more than
 maxDuration ago or when the next wait would end past that deadline, and with the default
-retryPolicy (OnFailure) retries every failed attempt, whatever its cause.
+retryPolicy (OnFailure) retries every failed attempt, whatever its cause. A retry pod also
+gets that deadline (operator.go `opts.executionDeadline = maxDurationDeadline`,
+workflowpod.go getDeadline -> ARGO_DEADLINE), where the executor kills it: with maxDuration
+set, a retry must *end* within maxDuration of the first attempt's start. The first attempt
+has no such deadline; without maxDuration no attempt has one.
 
 On one machine the waits can be scaled by an explicit factor (`--retry-backoff-scale`,
 default 1: the spec's backoff as Argo applies it); the scale is printed with every wait.
@@ -35,6 +39,12 @@ class RetryStrategy:
         if self.factor > 0:
             return float(self.duration * self.factor ** (attempts_so_far - 1))
         return float(self.duration)
+
+    def retry_deadline(self, attempt_number: int, first_started: float) -> Optional[float]:
+        """When attempt `attempt_number` (1: the first) is killed, or None: never by Argo."""
+        if attempt_number <= 1 or self.max_duration is None:
+            return None
+        return first_started + self.max_duration
 
     def next_wait(self, attempts_so_far: int, first_started: float, last_finished: float) -> Optional[float]:
         """The wait before the next attempt, or None when Argo would stop retrying."""
