@@ -13,7 +13,16 @@ makers), merges as the pipeline does (tfx_bsl merge_util) and writes the same ar
 Compared with the stock executor in statistics_gen/executor_test.py.
 
 Anything else (stats options, a schema input, sampling, sharded output, another payload
-or file format, a distributed Beam runner) goes to the stock executor unchanged."""
+or file format, a distributed Beam runner) goes to the stock executor unchanged, and so
+does every run on a TFDV whose private names above moved or changed (components/
+upstream_seams.py checks them at plan time and says which in one log line).
+
+Two routes to TFDV statistics, on purpose: pipelines/monitor/new_statistics.py summarizes
+new data outside any run (no Examples artifact, no stock executor to hand over to) with a
+schema, a feature allowlist and TFDV's public in-memory generators, then re-buckets the
+histograms on the training boundaries; this one has no schema and must write the
+StatisticsGen artifact bit for bit as the stock executor does. One route would either give
+the monitor a second, schema-less pass or give StatisticsGen options it never takes."""
 from __future__ import annotations
 
 import collections
@@ -35,7 +44,7 @@ from tfx.utils import json_utils, stats_utils
 from tfx_bsl.coders import example_coder
 from tfx_bsl.statistics import merge_util
 
-from kubetfx.components import beam_runner
+from kubetfx.components import beam_runner, upstream_seams
 
 # Records decoded per batch: the CombineFn's own batch (TFDV's default desired batch size,
 # 1000) times ten, so its generators see fewer, larger batches.
@@ -75,13 +84,18 @@ def _top_k_and_uniques(counts: dict, options: stats_options.StatsOptions) -> lis
     return protos
 
 
-def split_statistics(batches, options: stats_options.StatsOptions) -> statistics_pb2.DatasetFeatureStatisticsList:
-    """The statistics of one split, from lists of serialized tf.Examples."""
+def split_statistics(batches, options: stats_options.StatsOptions,
+                     tfdv=None) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """The statistics of one split, from lists of serialized tf.Examples. `tfdv`: TFDV's
+    private names (upstream_seams.tfdv(), resolved by the caller's plan)."""
+    tfdv = tfdv or upstream_seams.tfdv()
+    if tfdv is None:
+        raise ValueError("TFDV's private statistics names moved (see the log): use the stock executor")
     generators = stats_impl.get_generators(options)
-    transforms, combiners, _ = stats_impl._split_generator_types(generators, 1)
+    transforms, combiners, _ = tfdv.split_generator_types(generators, 1)
     if [type(g) for g in transforms] != [top_k.TopKUniquesStatsGenerator]:
         raise ValueError(f"unexpected TFDV generators: {[g.name for g in generators]}")
-    combine = stats_impl._CombinerStatsGeneratorsCombineFn(combiners, options.desired_batch_size)
+    combine = tfdv.CombinerStatsGeneratorsCombineFn(combiners, options.desired_batch_size)
     combine.setup()
     accumulator = combine.create_accumulator()
     decoder = example_coder.ExamplesToRecordBatchDecoder()
@@ -91,7 +105,7 @@ def split_statistics(batches, options: stats_options.StatsOptions) -> statistics
         batch = decoder.DecodeBatch(records)
         rows += batch.num_rows
         accumulator = combine.add_input(accumulator, batch)
-        for (_, path, value), (count, _) in top_k._to_topk_tuples(
+        for (_, path, value), (count, _) in tfdv.to_topk_tuples(
                 (None, batch), bytes_features=frozenset(), categorical_numeric_types={},
                 example_weight_map=options.example_weight_map):
             counts[path][value] += count
@@ -109,7 +123,7 @@ class Executor(tfx_executor.Executor):
         if plan is None:
             return super().Do(input_dict, output_dict, exec_properties)
         self._log_startup(input_dict, output_dict, exec_properties)
-        examples, split_paths = plan
+        examples, split_paths, tfdv = plan
         statistics = artifact_utils.get_single_instance(output_dict[keys.STATISTICS_KEY])
         # The artifact's properties as the stock executor sets them.
         split_names = list(split_paths)
@@ -125,7 +139,7 @@ class Executor(tfx_executor.Executor):
             json_utils.dumps({split: 1.0 for split in split_names}))
         for split, paths in split_paths.items():
             started = time.monotonic()
-            result = split_statistics(record_batches(paths), stats_options.StatsOptions())
+            result = split_statistics(record_batches(paths), stats_options.StatsOptions(), tfdv)
             output_uri = artifact_utils.get_split_uri([statistics], split)
             tf.io.gfile.makedirs(output_uri)
             with tf.io.gfile.GFile(os.path.join(output_uri, tfx_executor.DEFAULT_FILE_NAME), "wb") as f:
@@ -135,7 +149,8 @@ class Executor(tfx_executor.Executor):
                             time.monotonic() - started)
 
     def _plan(self, input_dict, exec_properties):
-        """(examples, {split: its files}) when the defaults apply, else None (stock)."""
+        """(examples, {split: its files}, TFDV's private names) when the defaults apply and
+        the names are where kubetfx expects them, else None (stock)."""
         exclude = json_utils.loads(exec_properties.get(keys.EXCLUDE_SPLITS_KEY, "null")) or []
         if (exec_properties.get(keys.STATS_OPTIONS_JSON_KEY) or input_dict.get(keys.SCHEMA_KEY)
                 or json_utils.loads(exec_properties.get(keys.SAMPLE_RATE_BY_SPLIT_KEY, "null"))
@@ -158,4 +173,7 @@ class Executor(tfx_executor.Executor):
             return None  # a scheme TensorFlow cannot open (s3:// since TF 2.16) but Beam can
         if not split_paths or any(p.endswith(_OTHER_COMPRESSED) for paths in split_paths.values() for p in paths):
             return None  # no split: the stock executor's error
-        return examples, split_paths
+        tfdv = upstream_seams.tfdv()  # last: its log line only when it alone decides
+        if tfdv is None:
+            return None
+        return examples, split_paths, tfdv

@@ -153,3 +153,25 @@ def test_missing_cells_are_counted_missing_as_stock_tfdv_counts_them(examples_wi
             assert common.num_non_missing + common.num_missing == dataset.num_examples
             assert common.min_num_values == 1  # a present feature holds its value: no empty list
     assert missing == gaps == {"x": 30, "n": 43, "s": 24, "full": 0}
+
+
+def test_a_moved_or_changed_private_tfdv_name_hands_the_run_to_the_stock_executor(tmp_path, monkeypatch, caplog):
+    """An upgrade that reshapes a private TFDV name (simulated: the same function under
+    other parameter names, which TFDV's own positional call still accepts) must not fail
+    the stage: one log line, the stock executor's statistics."""
+    from tensorflow_data_validation.statistics import stats_impl
+
+    original = stats_impl._split_generator_types
+
+    def _split_generator_types(generator_list, partitions):
+        return original(generator_list, partitions)
+    monkeypatch.setattr(stats_impl, "_split_generator_types", _split_generator_types)
+    examples = _examples(TFX_TESTDATA, ["train", "eval"])
+    with caplog.at_level("INFO"):
+        mine = _run(ours.Executor, examples, tmp_path / "ours", {keys.EXCLUDE_SPLITS_KEY: "[]"})
+    seams = [r.getMessage() for r in caplog.records if "upgrade changed it" in r.getMessage()]
+    assert len(seams) == 1 and "stats_impl._split_generator_types" in seams[0] and "stock executor" in seams[0]
+    assert not any(r.getMessage().startswith("StatisticsGen: split") for r in caplog.records)  # not the fast path
+    monkeypatch.undo()
+    theirs = _run(stock.Executor, examples, tmp_path / "stock", {keys.EXCLUDE_SPLITS_KEY: "[]"})
+    _same_statistics(_read(mine, "train"), _read(theirs, "train"))

@@ -13,7 +13,12 @@ is counted again on those boundaries (plus a bucket below and one above for valu
 them): TFDV's Jensen-Shannon divergence re-buckets two histograms with different boundaries
 as if values were spread evenly inside each bucket, which for a small integer feature (counts,
 ratings, hours) puts the mass of one value in the wrong bucket and reads sampling noise as
-drift (0.33 on healthy 100-row samples of a 0-12 count, tests/bench/monitor_false_alarms.py)."""
+drift (0.33 on healthy 100-row samples of a 0-12 count, tests/bench/monitor_false_alarms.py).
+
+A second route to TFDV statistics beside components/statistics_gen/executor.py, on purpose:
+that one writes a pipeline's StatisticsGen artifact, schema-less and bit for bit as the
+stock executor; this one needs the served schema (allowlist, in-memory generators) and the
+training histograms' boundaries, and runs outside any pipeline run."""
 from __future__ import annotations
 
 import numpy as np

@@ -5,7 +5,21 @@ copies of the input artifacts, and the volumes of its platform spec: nothing of 
 So the container is created (never pulled: components/container/images.py says which
 `make image` to run for a missing one), the staged inputs are copied in with `docker cp`, it runs with a time limit, the
 outputs are copied out, and it is removed. No bind mount; the only volumes are the named
-volumes standing for the spec's PVCs. It runs as the calling user, without network.
+volumes standing for the spec's PVCs. It runs without network, as a KFP pod runs:
+
+- as the image's user (uid 1000 for kubetfx's images): KFP 2.4.x sets no security context
+  on run pods, 2.5.0 only `runAsUser` from the API server's PIPELINE_RUN_AS_USER
+  (backend/src/v2/compiler/argocompiler/container.go, `GetPipelineRunAsUser`), given here
+  as `user`; never as the calling user, so a stage that needs root or the caller's files
+  fails here as it would in the cluster, even when the tests run as root;
+- with no fsGroup: nothing chowns a volume to the pod's user. A PVC is what the storage
+  class makes it; kind's local-path provisioner (KFP's test cluster, manifests/overlays/kind)
+  creates a root-owned directory with mode 0777 (its setup script `mkdir -m 0777`), so that
+  is what the named volume standing for a claim is;
+- with KFP_POD_NAME and KFP_POD_UID set (KFP 2.4.0 and 2.5.0 argocompiler/common.go
+  `commonEnvs`, downward API metadata.name and metadata.uid). KFP v2 sets no KFP_NAMESPACE
+  (only v1 did); the launcher reads the namespace from the service account
+  (v2/cmd/launcher-v2/main.go `config.InPodNamespace`).
 """
 from __future__ import annotations
 
@@ -14,12 +28,14 @@ import os
 import shutil
 import subprocess
 import tarfile
+import uuid
 from pathlib import Path
 from typing import IO, Optional
 
 from kubetfx.components.container import images
 
 COMMAND_TIMEOUT_SECONDS = 120  # create, cp, inspect, rm: anything but the task itself
+IMAGE_UID = 1000               # USER of kubetfx's images (components/container/Dockerfile)
 
 
 class DockerUnavailable(RuntimeError):
@@ -71,13 +87,18 @@ def calling_user() -> str:
 
 
 def ensure_volume(name: str, image: str, labels: dict) -> None:
-    """A named volume for a PVC, owned by the calling user, mode 0700 (what an fsGroup does
-    for a pod; the volume is created root-owned by the engine)."""
+    """A named volume for a PVC as kind's local-path provisioner makes one: root-owned, mode
+    0777, never chowned to anyone (KFP sets no fsGroup)."""
     if _docker("volume", "inspect", name, check=False).returncode == 0:
         return
     _docker("volume", "create", *[f"--label={k}={v}" for k, v in labels.items()], name)
     _docker("run", "--rm", images.PULL_NEVER, "--network", "none", "--user", "0:0", "-v", f"{name}:/volume",
-            "--entrypoint", "sh", image, "-c", f"chown {calling_user()} /volume && chmod 0700 /volume")
+            "--entrypoint", "sh", image, "-c", "chown 0:0 /volume && chmod 0777 /volume")
+
+
+def pod_env(pod_name: str) -> dict:
+    """What KFP's executor template gives every run pod (argocompiler/common.go commonEnvs)."""
+    return {"KFP_POD_NAME": pod_name, "KFP_POD_UID": str(uuid.uuid4())}
 
 
 def memory_flag(gigabytes: float) -> str:
@@ -88,10 +109,15 @@ class Container:
     """One attempt of one task: create, copy in, start with a time limit, copy out, remove."""
 
     def __init__(self, name: str, image: str, command: list, args: list, env: dict,
-                 volumes: dict, cpu_limit: Optional[float], memory_limit: Optional[float], labels: dict):
-        flags = ["--name", name, images.PULL_NEVER, "--network", "none", "--user", calling_user(),
+                 volumes: dict, cpu_limit: Optional[float], memory_limit: Optional[float], labels: dict,
+                 user: Optional[int] = None):
+        # `user`: PIPELINE_RUN_AS_USER (2.5.0); None: the image's USER, as a pod without a
+        # security context runs.
+        flags = ["--name", name, images.PULL_NEVER, "--network", "none",
+                 *(["--user", str(user)] if user is not None else []),
                  *[f"--label={k}={v}" for k, v in labels.items()]]
-        for key, value in env.items():
+        self.uid = IMAGE_UID if user is None else int(user)
+        for key, value in {**pod_env(name), **env}.items():
             flags += ["-e", f"{key}={value}"]
         for volume, mount_path in volumes.items():
             flags += ["--mount", f"type=volume,source={volume},target={mount_path}"]
@@ -103,11 +129,12 @@ class Container:
         _docker("create", *flags, "--entrypoint", command[0], image, *command[1:], *args)
 
     def copy_in(self, staging: Path, names: list) -> None:
-        """Copies `staging/<name>` trees to `/<name>` in the container, owned by the calling
-        user as the launcher's own files are in a pod (a tar stream keeps the owner it
-        carries; `docker cp -a` cannot resolve a numeric --user)."""
+        """Copies `staging/<name>` trees to `/<name>` in the container, owned by the pod's
+        user (gid 0) as the launcher's own downloads are in a pod: it runs in the same
+        container as that user (a tar stream keeps the owner it carries; `docker cp -a`
+        cannot resolve a numeric --user)."""
         def owned(info: tarfile.TarInfo) -> tarfile.TarInfo:
-            info.uid, info.gid, info.uname, info.gname = os.getuid(), os.getgid(), "", ""
+            info.uid, info.gid, info.uname, info.gname = self.uid, 0, "", ""
             return info
         archive = staging.with_name(staging.name + ".tar")
         with tarfile.open(archive, mode="w") as tar:

@@ -18,3 +18,4 @@ class Options:
     backoff_scale: float = 1.0                   # 1: the spec's retry backoff as Argo waits it
     image: Optional[str] = None                  # one image for every task (else the spec's)
     image_repo: Optional[str] = None             # `kubetfx/x:tag` images taken from `<repo>/x:tag`
+    run_as_user: Optional[int] = None            # a 2.5 API server's PIPELINE_RUN_AS_USER (None: the image's USER)

@@ -141,14 +141,27 @@ def test_the_executor_output_merges_uri_and_metadata_into_the_provisioned_artifa
     assert target["uri"] == "minio://b/elsewhere"
 
 
-def test_outputs_are_recorded_with_display_name_and_session_info(tmp_path):
+def test_outputs_are_recorded_with_display_name_and_session_info_and_mlmd_types(tmp_path):
     store = metadata.MetadataStore(tmp_path / "m.sqlite")
     recorded = launcher.record_outputs(store, "tiny", {"examples": {
-        "uri": "minio://b/x", "type": {"schemaTitle": "system.Dataset"}, "metadata": {"n": 1}}})
+        "uri": "minio://b/x", "type": {"schemaTitle": "system.Dataset"},
+        "metadata": {"n": 1, "ok": True, "splits": ["train"], "spec": {"a": 1}}}})
     artifact = recorded["examples"]
     assert artifact["type"] == "system.Dataset" and artifact["schema"] == "title: system.Dataset"
-    assert artifact["custom_properties"] == {"n": 1, "display_name": "examples",
-                                             "store_session_info": '{"Provider":"minio","Params":{"fromEnv":"true"}}'}
+    # KFP 2.5.0 env.go getDefaultMinioSessionInfo, marshalled by Go (keys sorted)
+    session = ('{"Provider":"minio","Params":{"accessKeyKey":"accesskey","disableSSL":"true",'
+               '"endpoint":"minio-service.kubeflow:9000","fromEnv":"false","region":"minio",'
+               '"secretKeyKey":"secretkey","secretName":"mlpipeline-minio-artifact"}}')
+    properties = artifact["custom_properties"]
+    assert properties == {"n": 1.0, "ok": 1, "splits": {"list": ["train"]}, "spec": {"struct": {"a": 1}},
+                          "display_name": "examples", "store_session_info": session}
+    assert type(properties["n"]) is float and type(properties["ok"]) is int  # converter.go StructValueToMLMDValue
+    handed_on = metadata.to_runtime_artifact(artifact)["metadata"]
+    assert handed_on["ok"] == 1 and handed_on["splits"] == {"list": ["train"]}  # not True, not the bare list
+    with pytest.raises(ValueError, match="unknown/unsupported value type NoneType"):
+        store.record("tiny", "minio://b/y", "title: system.Dataset", {"gone": None})
+    s3 = launcher.record_outputs(store, "tiny", {"x": {"uri": "s3://b/x", "type": {"schemaTitle": "system.Artifact"}}})
+    assert s3["x"]["custom_properties"]["store_session_info"] == '{"Provider":"s3","Params":{"fromEnv":"true"}}'
 
 
 # ---- importer ----------------------------------------------------------------------------------

@@ -1,0 +1,91 @@
+"""Every private upstream name kubetfx's fast paths use, resolved in one place, one function
+per library, at plan time: TFDV's statistics internals (the fast StatisticsGen), TFMA's
+writers (the fast Evaluator), TensorFlow's record writer (ExampleGen) and TFX's executor
+runner (the container entrypoint).
+
+These names are not API: an upgrade may move or reshape one. A stage asks its library's
+function before it writes anything; when a name is gone, or no longer takes the
+parameters kubetfx passes, the function logs one line saying which and returns None, and
+the stage hands the work to the stock executor (or, where the private name only saved
+time, to the public call that does the same), instead of failing mid-stage. Each
+function imports only its own library, so asking costs nothing the stage does not load
+anyway. The names and versions are the ones pinned in requirements.lock (TFDV 1.16,
+TFMA 0.47, TF 2.16, TFX 1.16)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+from types import SimpleNamespace
+from typing import Optional
+
+from absl import logging
+
+# {what the caller calls it: (module, attribute path, the leading parameters kubetfx passes,
+# or None where the object has no readable signature)}
+TFDV = {
+    "split_generator_types": ("tensorflow_data_validation.statistics.stats_impl", "_split_generator_types",
+                              ("generators", "num_partitions")),
+    "CombinerStatsGeneratorsCombineFn": ("tensorflow_data_validation.statistics.stats_impl",
+                                         "_CombinerStatsGeneratorsCombineFn", ("generators", "desired_batch_size")),
+    "to_topk_tuples": ("tensorflow_data_validation.statistics.generators.top_k_uniques_stats_generator",
+                       "_to_topk_tuples",
+                       ("sliced_record_batch", "bytes_features", "categorical_numeric_types", "example_weight_map")),
+}
+TFMA = {
+    "serialize_eval_run": ("tensorflow_model_analysis.writers.eval_config_writer", "_serialize_eval_run",
+                           ("eval_config", "data_location", "file_format", "model_locations")),
+    "CombineValidations": ("tensorflow_model_analysis.writers.metrics_plots_and_validations_writer",
+                           "CombineValidations", ("eval_config", "rubber_stamp")),
+    "convert_slice_metrics_to_proto": ("tensorflow_model_analysis.writers.metrics_plots_and_validations_writer",
+                                       "convert_slice_metrics_to_proto", ("metrics", "add_metrics_callbacks")),
+}
+TENSORFLOW = {
+    # pybind11: no signature to read; a changed one fails the first write, in the test suite.
+    "record_writer_write": ("tensorflow.python.lib.io._pywrap_record_io", "RecordWriter.write", None),
+}
+TFX = {
+    "run_executor": ("tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor", "_run_executor",
+                     ("args", "beam_args")),
+}
+
+
+def resolve(names: dict, stage: str, fallback: str) -> Optional[SimpleNamespace]:
+    """The objects `names` describes, or None after one log line naming the first one that
+    is gone or changed and what `stage` does instead (`fallback`)."""
+    found = {}
+    for key, (module, attribute, parameters) in names.items():
+        where = f"{module}.{attribute}"
+        try:
+            value = importlib.import_module(module)
+            for part in attribute.split("."):
+                value = getattr(value, part)
+        except (ImportError, AttributeError):
+            logging.warning("kubetfx: %s: %s is gone (an upgrade moved it): %s", stage, where, fallback)
+            return None
+        if parameters is not None:
+            try:
+                actual = tuple(inspect.signature(value).parameters)
+            except (TypeError, ValueError):
+                actual = ()
+            if actual[:len(parameters)] != parameters:
+                logging.warning("kubetfx: %s: %s takes %s, not %s (an upgrade changed it): %s",
+                                stage, where, actual, parameters, fallback)
+                return None
+        found[key] = value
+    return SimpleNamespace(**found)
+
+
+def tfdv() -> Optional[SimpleNamespace]:
+    return resolve(TFDV, "StatisticsGen", "the stock executor runs")
+
+
+def tfma() -> Optional[SimpleNamespace]:
+    return resolve(TFMA, "Evaluator", "the stock executor runs")
+
+
+def tensorflow() -> Optional[SimpleNamespace]:
+    return resolve(TENSORFLOW, "ExampleGen", "records go through the public TFRecordWriter.write (same bytes)")
+
+
+def tfx() -> Optional[SimpleNamespace]:
+    return resolve(TFX, "entrypoint", "the runner's public main() runs the executor")
