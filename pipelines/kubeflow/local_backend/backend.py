@@ -84,6 +84,7 @@ class _Run:
     def __init__(self, spec: dict, platform: Optional[dict], request: RunRequest, options: Options):
         self.spec, self.platform, self.request, self.options = spec, platform, request, options
         self.version = versions.parse(options.kfp_version)
+        self.run_as_user = versions.run_as_user(self.version, options.run_as_user)
         self.run_id = str(uuid.uuid4())
         self.pipeline = spec["pipelineInfo"]["name"]
         self.root = spec.get("defaultPipelineRoot") or DEFAULT_PIPELINE_ROOT
@@ -161,7 +162,8 @@ class _Run:
             attempt_number += 1
             with open(log, "a") as out:
                 out.write(f"=== attempt {attempt_number} (KFP {self.version.tag})\n")
-            attempt = launcher.Attempt(self.store.s3, self.work / name, log, self.store.mirror)
+            attempt = launcher.Attempt(self.store.s3, self.work / name, log, self.store.mirror,
+                                       user=self.run_as_user)
             timeout, deadline = self.options.task_timeout, strategy.retry_deadline(attempt_number, first_started)
             if deadline is not None and deadline - time.time() < timeout:
                 timeout = max(0.0, deadline - time.time())

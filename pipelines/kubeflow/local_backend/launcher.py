@@ -158,8 +158,9 @@ def text_to_value(text: str, parameter_type: str):
 class Attempt:
     """Stages, runs and collects one attempt; the caller records the outputs it returns."""
 
-    def __init__(self, s3, work: Path, log: Path, mirror: Callable[[Path, str], None]):
+    def __init__(self, s3, work: Path, log: Path, mirror: Callable[[Path, str], None], user=None):
         self.s3, self.work, self.log, self.mirror = s3, work, log, mirror
+        self.user = user   # the pod's runAsUser (None: the image's USER), docker.py
         self.output_parameters: dict = {}   # {name: value} collected after a successful run
 
     def run(self, name: str, executor_input: dict, component: dict, container_spec: dict, image: str,
@@ -178,7 +179,7 @@ class Attempt:
         env = {e["name"]: e["value"] for e in container_spec.get("env", [])}
         resources = container_spec.get("resources", {})
         container = docker.Container(name, image, command, args, env, volumes, resources.get("cpuLimit"),
-                                     resources.get("memoryLimit"), labels)
+                                     resources.get("memoryLimit"), labels, user=self.user)
         try:
             container.copy_in(staged_in, [r.lstrip("/") for r in STAGED_ROOTS if (staged_in / r.lstrip("/")).exists()])
             (self.log.parent / f"{self.log.stem}.mounts.json").write_text(json.dumps(container.mounts()))
