@@ -49,7 +49,7 @@ def run(importer: dict, task: dict, component: dict, run_params: dict, store: me
         raise DriverError(f"no provider scheme found in artifact URI: {uri}")
     schema = artifact_schema(importer["typeSchema"])
     properties = dict(importer.get("metadata", {}))
-    properties["store_session_info"] = metadata.session_info(uri)
+    properties["store_session_info"] = metadata.imported_session_info(uri)
     outputs = list(component.get("outputDefinitions", {}).get("artifacts", {}))
     if len(outputs) != 1:
         raise DriverError("failed to extract output artifact name from componentOutputSpec")

@@ -43,6 +43,13 @@ def session_info(uri: str) -> str:
     return json.dumps({"Provider": provider, "Params": dict(sorted(params.items()))}, separators=(",", ":"))
 
 
+def imported_session_info(uri: str) -> str:
+    """An importer's artifact: always the execution environment's credentials (KFP 2.5.0
+    backend/src/v2/component/importer_launcher.go ImportSpecToMLMDArtifact)."""
+    provider = uri.split("://", 1)[0] if "://" in uri else ""
+    return json.dumps({"Provider": provider, "Params": {"fromEnv": "true"}}, separators=(",", ":"))
+
+
 def mlmd_value(key: str, value):
     """converter.go StructValueToMLMDValue: what MLMD keeps of a metadata value."""
     if isinstance(value, bool):

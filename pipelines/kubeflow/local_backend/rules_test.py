@@ -160,6 +160,7 @@ def test_outputs_are_recorded_with_display_name_and_session_info_and_mlmd_types(
     assert handed_on["ok"] == 1 and handed_on["splits"] == {"list": ["train"]}  # not True, not the bare list
     with pytest.raises(ValueError, match="unknown/unsupported value type NoneType"):
         store.record("tiny", "minio://b/y", "title: system.Dataset", {"gone": None})
+    assert metadata.imported_session_info("minio://b/d") == '{"Provider":"minio","Params":{"fromEnv":"true"}}'
     s3 = launcher.record_outputs(store, "tiny", {"x": {"uri": "s3://b/x", "type": {"schemaTitle": "system.Artifact"}}})
     assert s3["x"]["custom_properties"]["store_session_info"] == '{"Provider":"s3","Params":{"fromEnv":"true"}}'
 
