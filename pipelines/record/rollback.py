@@ -15,6 +15,7 @@ import datetime
 import getpass
 import json
 import os
+import shutil
 from pathlib import Path
 
 from kubetfx.pipelines.record import mlmd
@@ -63,18 +64,56 @@ def rollback(config: PipelineConfig, version: str) -> RollbackResult:
         served = next(r for r in records if r.serving)
         if target.serving:
             return RollbackResult(target.version, target.version, served.version, target.path, True)
-        from kubetfx.components.pusher import serving_dir as serving_layout
-
-        path, new_version, pushed = serving_layout.publish(target.path, str(serving_dir))
+        path, new_version, pushed = _publish(target.path, Path(serving_dir))
         if not pushed:  # the served files are already this model's
             return RollbackResult(target.version, new_version, served.version, path, True)
         origin = target.rollback_of or target.version  # a rollback of a rollback names the push
-        _append_history(serving_dir, {
-            "version": new_version, "rollback_of": origin, "previous_served": served.version,
-            "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "user": getpass.getuser()})
-        _record(config, target, served, path, new_version, origin)
+        history = Path(serving_dir) / pushed_models.HISTORY_FILE
+        history_size = history.stat().st_size if history.exists() else None
+        try:
+            _append_history(serving_dir, {
+                "version": new_version, "rollback_of": origin, "previous_served": served.version,
+                "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                "user": getpass.getuser()})
+            _record(config, target, served, path, new_version, origin)
+        except BaseException:
+            # Unrecorded, the new version would be served without a record of where it came
+            # from: it goes (a copy of an earlier version: nothing is lost), and so does its line.
+            shutil.rmtree(path, ignore_errors=True)
+            _truncate(history, history_size)
+            raise
         return RollbackResult(origin, new_version, served.version, path)
+
+
+def _publish(model_path: str, serving_dir: Path) -> tuple:
+    """serving_dir.publish, leaving no staging copy behind when it fails (a full disk)."""
+    from kubetfx.components.pusher import serving_dir as serving_layout
+
+    def staging() -> set:
+        return {p for p in os.listdir(serving_dir) if p.startswith(serving_layout.STAGING_PREFIX)}
+
+    before = staging()
+    try:
+        return serving_layout.publish(model_path, str(serving_dir))
+    except BaseException as err:
+        for name in staging() - before:
+            shutil.rmtree(serving_dir / name, ignore_errors=True)
+        from kubetfx.pipelines.record import home_errors
+
+        as_os_error = home_errors.from_tensorflow(err)  # a full disk met by tf.io.gfile's copy
+        if as_os_error is not None:
+            raise as_os_error from None
+        raise
+
+
+def _truncate(path: Path, size) -> None:
+    try:
+        if size is None:
+            path.unlink(missing_ok=True)
+        else:
+            os.truncate(path, size)
+    except OSError:
+        pass  # the line of a version that is gone is skipped by readers (pushed_models._history)
 
 
 def _record(config, target, served, path: str, new_version: str, origin: str) -> None:

@@ -129,6 +129,8 @@ def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = No
     if run_id is None:
         return None
     run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+    if run_ctx is None:  # the run could not record itself (a full disk, a read-only store)
+        return None
     summary = RunSummary(pipeline=pipeline_name, run_id=run_id, stages=[])
     for execution in sorted(store.get_executions_by_context(run_ctx.id), key=lambda e: e.create_time_since_epoch):
         stage = node_id(store, execution, pipeline_name)

@@ -56,6 +56,9 @@ def main(args) -> int:
     if not config.metadata_path.exists():
         raise ConfigError(f"no runs of pipeline {config.name!r} in {config.home_path} "
                           f"({config.metadata_path} does not exist); run `kubetfx run` first")
+    from kubetfx.pipelines.record import mlmd
+
+    mlmd.open_store(config.metadata_path)  # a damaged store is one line before the log is written
     # Reading the artifacts loads TFDV and TFMA, whose import noise goes to a log like a run's.
     with run_log.capture(config.logs_dir / "report.log", verbose=getattr(args, "verbose", False)):
         path = write_report(config, args.run, args.output)
