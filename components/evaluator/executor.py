@@ -10,8 +10,9 @@ TFMA's files and formats (`tfma.load_metrics`, `tfma.load_validation_result` and
 `tfma.load_eval_result` read them), then the blessing exactly as TFX's executor writes it.
 
 Anything else (slices, other metrics, weights, a custom eval model or extractors, no
-serialized-examples signature, a label no signature gives, a distributed Beam runner) is
-handed to TFX's executor unchanged, before anything is written."""
+serialized-examples signature, a label no signature gives, a distributed Beam runner, a
+TFMA whose writer names moved: components/upstream_seams.py) is handed to TFX's executor
+unchanged, before anything is written."""
 from __future__ import annotations
 
 import glob
@@ -25,8 +26,6 @@ from absl import logging
 from tensorflow_model_analysis.evaluators import metrics_validator
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.proto import metrics_for_slice_pb2
-from tensorflow_model_analysis.writers import eval_config_writer
-from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as tfma_writer
 from tfx.components.evaluator import constants
 from tfx.components.evaluator import executor as tfx_executor
 from tfx.components.util import examples_utils
@@ -34,7 +33,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
-from kubetfx.components import beam_runner
+from kubetfx.components import beam_runner, upstream_seams
 
 BATCH = 8192
 OVERALL = ()  # TFMA's slice key of the overall slice
@@ -171,14 +170,18 @@ def compute_metrics(eval_config, models: list, files: list, compression: str, me
     return metrics
 
 
-def write_results(output_uri: str, eval_config, metrics: dict, models: list, data_location: str) -> None:
+def write_results(output_uri: str, eval_config, metrics: dict, models: list, data_location: str,
+                  writers=None) -> None:
     """TFMA's artifacts for one overall slice: metrics, (empty) plots and attributions, the
-    validation result, the eval config."""
+    validation result, the eval config. `writers`: TFMA's writer names (upstream_seams.tfma())."""
+    writers = writers or upstream_seams.tfma()
+    if writers is None:
+        raise Unsupported("TFMA's writer names moved (see the log)")
     validation = metrics_validator.validate_metrics((OVERALL, metrics), eval_config)
-    combine = tfma_writer.CombineValidations(eval_config, rubber_stamp=False)
+    combine = writers.CombineValidations(eval_config, rubber_stamp=False)
     validation = combine.extract_output(combine.add_input(combine.create_accumulator(), validation))
     records = {
-        "metrics-00000-of-00001.tfrecord": tfma_writer.convert_slice_metrics_to_proto((OVERALL, metrics), []),
+        "metrics-00000-of-00001.tfrecord": writers.convert_slice_metrics_to_proto((OVERALL, metrics), []),
         "plots-00000-of-00001.tfrecord": metrics_for_slice_pb2.PlotsForSlice(slice_key={}),
         "attributions-00000-of-00001.tfrecord": metrics_for_slice_pb2.AttributionsForSlice(slice_key={}),
         "validations.tfrecord": validation,
@@ -190,7 +193,7 @@ def write_results(output_uri: str, eval_config, metrics: dict, models: list, dat
     locations = {model.spec.name: model.path for model in models}
     io_utils.write_string_file(
         os.path.join(output_uri, "eval_config.json"),
-        eval_config_writer._serialize_eval_run(eval_config, data_location, "tfrecords", locations))  # noqa: SLF001
+        writers.serialize_eval_run(eval_config, data_location, "tfrecords", locations))
 
 
 def without_empty_baseline(input_dict: dict) -> dict:
@@ -210,7 +213,7 @@ class Executor(tfx_executor.Executor):
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         input_dict = without_empty_baseline(input_dict)
         try:
-            eval_config, models, files, compression, metric_keys = self._plan(input_dict, exec_properties)
+            eval_config, models, files, compression, metric_keys, writers = self._plan(input_dict, exec_properties)
             started = time.monotonic()
             metrics = compute_metrics(eval_config, models, files, compression, metric_keys)
         except Unsupported as reason:  # raised before anything is written
@@ -218,7 +221,7 @@ class Executor(tfx_executor.Executor):
             return super().Do(input_dict, output_dict, exec_properties)
         self._log_startup(input_dict, output_dict, exec_properties)
         output_uri = artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY])
-        write_results(output_uri, eval_config, metrics, models, ",".join(files))
+        write_results(output_uri, eval_config, metrics, models, ",".join(files), writers)
         logging.info("Evaluator: %s over %d files in %.1f s", {str(k): float(v) for k, v in metrics.items()},
                      len(files), time.monotonic() - started)
         # As TFX: no thresholds, no blessing (nothing is blessed by accident).
@@ -244,13 +247,16 @@ class Executor(tfx_executor.Executor):
         metric_keys = _check_config(eval_config)
         splits = json_utils.loads(exec_properties.get(keys.EXAMPLE_SPLITS_KEY, "null")) or ["eval"]
         files, compression = _split_files(artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY]), splits)
+        writers = upstream_seams.tfma()  # after every other reason: its log line only when it alone decides
+        if writers is None:
+            raise Unsupported("TFMA's writer names moved")
         models = []  # loaded last: the costly step, after every cheaper reason to hand over
         for spec in eval_config.model_specs:
             key = keys.BASELINE_MODEL_KEY if spec.is_baseline else keys.MODEL_KEY
             artifact = artifact_utils.get_single_instance(input_dict[key])
             path = path_utils.serving_model_path(artifact.uri, path_utils.is_old_model_artifact(artifact))
             models.append(_Model(spec, path))
-        return eval_config, models, files, compression, metric_keys
+        return eval_config, models, files, compression, metric_keys, writers
 
     @staticmethod
     def _bless(input_dict, output_dict, exec_properties, output_uri: str) -> None:

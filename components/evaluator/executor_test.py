@@ -213,3 +213,28 @@ def test_an_empty_served_baseline_is_evaluated_as_no_baseline(tmp_path):
     theirs = _results(_evaluate(stock.Executor, tmp_path / "stock", examples, model, None, eval_config))
     _same(ours, theirs)
     assert ours["blessing_files"] == ["BLESSED"] and ours["baseline_uri"] == ""
+
+
+def test_a_moved_tfma_writer_name_hands_the_evaluation_to_tfma(tmp_path, monkeypatch, caplog):
+    """An upgrade that reshapes TFMA's private eval-config writer (simulated: the same
+    function under other parameter names; TFMA's own positional call still works) must not
+    fail the stage: one log line, then TFMA's own evaluation, as the stock executor's."""
+    from tensorflow_model_analysis.writers import eval_config_writer
+    from tfx.components.evaluator import executor as stock
+
+    original = eval_config_writer._serialize_eval_run
+
+    def _serialize_eval_run(config, location, file_format, model_locations):
+        return original(config, location, file_format, model_locations)
+    monkeypatch.setattr(eval_config_writer, "_serialize_eval_run", _serialize_eval_run)
+    examples = _write_examples(tmp_path)
+    model = _save_model(tmp_path / "candidate", "classification", 0.9)
+    eval_config = component.eval_config(PipelineConfig(label="species", task="classification"))
+    with caplog.at_level("INFO"), caplog.at_level("INFO", logger="absl"):
+        ours = _results(_evaluate(batched.Executor, tmp_path / "ours", examples, model, None, eval_config))
+    lines = [r.getMessage() for r in caplog.records]
+    seams = [line for line in lines if "upgrade changed it" in line]
+    assert len(seams) == 1 and "eval_config_writer._serialize_eval_run" in seams[0], seams
+    assert [line for line in lines if "general path" in line] == ["Evaluator: TFMA's general path (TFMA's writer names moved)"]
+    theirs = _results(_evaluate(stock.Executor, tmp_path / "stock", examples, model, None, eval_config))
+    _same(ours, theirs)
