@@ -34,6 +34,14 @@ def _labels(path: Path, counts: dict) -> Path:
     return _write(path, HEADER + rows)
 
 
+def _rare_in_train(path: Path) -> Path:
+    """5 Chinstrap rows (enough in the whole table), 2 of which ExampleGen's hash puts in
+    the train split."""
+    rows = "".join(f"{name},{'Biscoe' if name == 'Chinstrap' else 'Dream'},{40 + i % 7}.5\n"
+                   for name, count in {"Adelie": 40, "Gentoo": 30, "Chinstrap": 5}.items() for i in range(count))
+    return _write(path, HEADER + rows)
+
+
 # (case, how to make it under a folder -> data path, label, expected message fragment)
 CASES = [
     ("missing path", lambda d: d / "nowhere.csv", "species", "does not exist"),
@@ -80,6 +88,8 @@ CASES = [
      "label column 'species' has one class ('Adelie')"),
     ("a class with fewer than 5 examples", lambda d: _labels(d / "rare.csv", {"Adelie": 40, "Gentoo": 30, "Chinstrap": 3}),
      "species", "'Chinstrap' (3 rows)"),
+    ("a class with fewer than 3 examples in the train split", lambda d: _rare_in_train(d / "split.csv"), "species",
+     "1 class would have fewer than 3 rows in the train split (2 of 3 rows, by hash): 'Chinstrap' (2)"),
 ]
 
 

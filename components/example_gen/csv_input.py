@@ -23,9 +23,12 @@ how to re-encode instead; other separators (`;` with decimal commas, tabs, pipes
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
+import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -280,9 +283,10 @@ def _count_rows(path: Path) -> int:
     return rows
 
 
-def check(data: str, label: str, task: Optional[str] = None) -> None:
+def check(data: str, label: str, task: Optional[str] = None, rare_in_train: str = "fail") -> Optional[str]:
     """Fails before any stage starts when the data cannot feed the pipeline (`task`: None =
-    as infer_task would choose)."""
+    as infer_task would choose). `rare_in_train`: "warn" lets classes rare in the train
+    split through, as `on_anomalies: warn` does, and returns the line to warn with."""
     files = csv_files(data)
     columns = None
     for path in files:
@@ -301,6 +305,11 @@ def check(data: str, label: str, task: Optional[str] = None) -> None:
         raise InputError(f"label column {label!r} has no values in {data}")
     if (task or _task_of(labels.drop_null())) == "classification":
         _check_classes(labels.drop_null(), label, data)
+        problem = rare_classes_in_train(files, label, labels.drop_null())
+        if problem and rare_in_train != "warn":
+            raise InputError(problem)
+        return problem
+    return None
 
 
 MIN_CLASS_ROWS = 5  # fewer: the split may leave a class out of train or eval altogether
@@ -320,3 +329,51 @@ def _check_classes(labels: pa.ChunkedArray, label: str, data: str) -> None:
         more = f" and {len(rare) - 5} more" if len(rare) > 5 else ""
         raise InputError(f"label column {label!r} has classes with fewer than {MIN_CLASS_ROWS} rows in {data}: "
                          f"{shown}{more}; add rows, merge them into another class or drop them")
+
+
+MIN_TRAIN_CLASS_ROWS = 3  # fewer examples of a class to learn from: it is learned from nothing
+# A class with this many rows in all has less than a 1e-15 chance of fewer than
+# MIN_TRAIN_CLASS_ROWS in a 2-of-3 split: only rarer ones are looked at.
+_CERTAIN_ENOUGH_ROWS = 40
+
+
+def rare_classes_in_train(files: list, label: str, labels: pa.ChunkedArray) -> Optional[str]:
+    """One line naming the classes with fewer than MIN_TRAIN_CLASS_ROWS rows in the train
+    split ExampleGen will write (rows placed by hash, as it places them), or None. Only the
+    rows of classes rare in the whole table are hashed: usual data costs nothing here."""
+    if pc.min(pc.value_counts(labels).field("counts")).as_py() >= _CERTAIN_ENOUGH_ROWS:
+        return None
+    with _import_noise_hidden():  # TensorFlow: only when needed
+        from kubetfx.components.example_gen import executor
+
+    per_split = executor.label_counts_per_split(files, label, _CERTAIN_ENOUGH_ROWS)
+    rare_classes = set(per_split["train"]) | set(per_split["eval"])
+    rare = sorted((per_split["train"].get(c, 0), c) for c in rare_classes
+                  if per_split["train"].get(c, 0) < MIN_TRAIN_CLASS_ROWS)
+    if not rare:
+        return None
+    shown = ", ".join(f"{v!r} ({n})" for n, v in rare[:5])
+    more = f" and {len(rare) - 5} more" if len(rare) > 5 else ""
+    return (f"label column {label!r}: {len(rare)} class{'es' if len(rare) != 1 else ''} would have fewer than "
+            f"{MIN_TRAIN_CLASS_ROWS} rows in the train split (2 of 3 rows, by hash): {shown}{more}; add rows, "
+            "merge or drop them (--on-anomalies warn trains anyway; a class the train split lacks is then "
+            "an unseen class)")
+
+
+@contextlib.contextmanager
+def _import_noise_hidden():
+    """TensorFlow's first import writes C++ registration errors ("Unable to register cuFFT
+    factory") and libraries' FutureWarnings to stderr, which would stand before the one
+    line a refused input gets. Hidden at the descriptor for the import only."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

@@ -38,3 +38,10 @@ def test_a_column_whose_type_changes_after_the_first_block_is_accepted(tmp_path)
     csv_input.check(str(path), "y")
     assert csv_input.infer_column_types([path])["x"] == csv_input.pa.binary()
     assert csv_input.infer_task(str(path), "y") == "classification"
+
+
+def test_classes_rare_in_train_are_a_warning_with_on_anomalies_warn(tmp_path):
+    path = bad_inputs._rare_in_train(tmp_path / "split.csv")
+    warning = csv_input.check(str(path), "species", rare_in_train="warn")
+    assert "'Chinstrap' (2)" in warning and "\n" not in warning
+    assert csv_input.check(str(EMBEDDED_DATA), "species") is None  # every class has 40 rows or more

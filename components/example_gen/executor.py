@@ -198,6 +198,39 @@ def splits_of(records: list, boundaries: list) -> np.ndarray:
     return np.searchsorted(np.asarray(boundaries), remainder, side="right")
 
 
+# kubetfx's split (TFX's CsvExampleGen default): 2 hash buckets train, 1 eval.
+DEFAULT_SPLITS = (("train", 2), ("eval", 1))
+
+
+def label_counts_per_split(paths: list, label: str, rarer_than: int, splits=DEFAULT_SPLITS) -> dict:
+    """{split name: {class: rows}} for the classes with fewer than `rarer_than` rows in all
+    the data (a class as its text in the file), each row placed as the executor places it:
+    the same kinds, records and split keys. Only those rows are serialized and hashed, so
+    asking about a few rare classes of a large table costs reading it, not an ExampleGen."""
+    totals = {}
+    for path in paths:
+        for batch in _reader(path):
+            for item in pc.value_counts(batch.column(label).drop_null()).to_pylist():
+                totals[item["values"]] = totals.get(item["values"], 0) + item["counts"]
+    rare = pa.array(sorted(v for v, n in totals.items() if n < rarer_than), pa.string())
+    counts = {name: {} for name, _ in splits}
+    if not len(rare):
+        return counts
+    kinds = infer_column_kinds(paths)
+    boundaries = list(np.cumsum([buckets for _, buckets in splits]))
+    for path in paths:
+        for batch in _reader(path):
+            rows = batch.filter(pc.fill_null(pc.is_in(batch.column(label), value_set=rare), False))
+            if not rows.num_rows:
+                continue
+            records = encode(rows, kinds)
+            placed = splits_of(split_keys(rows, kinds, records), boundaries).tolist()
+            for value, split in zip(rows.column(label).to_pylist(), placed):
+                per_class = counts[splits[split][0]]
+                per_class[value] = per_class.get(value, 0) + 1
+    return counts
+
+
 class Executor(csv_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:

@@ -137,3 +137,25 @@ def test_records_are_split_as_tfx_splits_them(buckets):
     theirs = [_PartitionFn(r, len(buckets), boundaries, example_gen_pb2.SplitConfig()) for r in records]
     assert fast.splits_of(records, boundaries).tolist() == theirs
     assert len(set(theirs)) == len(buckets)
+
+
+def test_label_counts_per_split_place_rows_as_the_executor_does(tmp_path):
+    """The rare-class check before a run counts the train split without running ExampleGen:
+    its counts must be those of the examples the executor writes."""
+    import random
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rnd = random.Random(1)
+    lines = ["x,kind,y"] + [f"{'' if i % 5 == 0 else rnd.random():},{'a' if i % 3 else ''},c{i % 40}"
+                            for i in range(600)]
+    (folder / "part.csv").write_text("\n".join(lines) + "\n")
+    written = run_example_gen(fast.Executor, folder, tmp_path / "out")
+    expected = {split: {} for split in ("train", "eval")}
+    for split in expected:
+        for example in _read(written.uri, split):
+            value = example.features.feature["y"].bytes_list.value[0].decode()
+            expected[split][value] = expected[split].get(value, 0) + 1
+    assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=1000) == expected
+    # Only the classes asked about (all of them have 15 rows here).
+    assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=15) == {"train": {}, "eval": {}}

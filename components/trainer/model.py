@@ -65,12 +65,21 @@ READ_BATCH = 4096
 STEPS_PER_EXECUTION = 16
 
 
-def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True):
+def _split_dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True,
+                   known_classes=None):
     """(transformed features, label) batches from raw examples: Transform wrote none out,
     the graph is applied here (as it is at serving)."""
     def transform(raw):
         features = transform_layer(raw)
-        return features, features.pop(label)
+        labels = features.pop(label)
+        if known_classes is None:
+            return features, labels
+        # A class the train split lacks has the label vocabulary's OOV id (known_classes):
+        # the model has no output for it, so it cannot count in the loss (a class id past
+        # the outputs crashed the Trainer: "label value of -1 outside [0, N)"). The
+        # Evaluator still counts such rows, as misses.
+        known = labels < known_classes
+        return {k: tf.boolean_mask(v, known) for k, v in features.items()}, tf.boolean_mask(labels, known)
 
     # reader_num_threads=None: files interleaved without reader threads. tfx_bsl's default
     # (AUTOTUNE) passes records one by one through a parallel interleave, which made
@@ -228,6 +237,12 @@ def _training_data(fn_args, tf_transform_output, transform_layer, label, config)
     the first MAX_VALIDATION_EXAMPLES eval examples in memory when the training split fits
     IN_MEMORY_BYTES, else datasets that read the records every epoch."""
     raw_schema = tf_transform_output.raw_metadata.schema
+    known_classes = (tf_transform_output.vocabulary_size_by_name(preprocessing.LABEL_VOCABULARY)
+                     if config.get("task") == "classification" else None)
+
+    def _dataset(*args, **kwargs):
+        return _split_dataset(*args, known_classes=known_classes, **kwargs)
+
     train = read_in_memory(
         _dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, READ_BATCH,
                  shuffle=False), IN_MEMORY_BYTES)

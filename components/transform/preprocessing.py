@@ -14,8 +14,8 @@ at 303).
 String columns: missing values become "", then a vocabulary (with one OOV bucket).
 Identifier and free-text columns are left out and ISO date/time strings become numeric parts (see
 column_roles.py; the roles come in custom_config["column_roles"]).
-Label: a vocabulary named "label" for classification (class ids in frequency order),
-the float value for regression. Transformed features keep their raw names.
+Label: a vocabulary named "label" for classification (class ids in frequency order, then
+one id for a class the train split does not have), the float value for regression. Transformed features keep their raw names.
 """
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ from kubetfx.components.transform import column_roles
 
 LABEL_VOCABULARY = "label"
 OOV_BUCKETS = 1
+# The label vocabulary is built from the train split; a class only the eval split (or a
+# feedback label) has becomes the id after the last class, "unseen class", which the
+# model has an output for and never learns to predict: counted as a miss. Without it the
+# id was -1 and the Trainer crashed ("label value of -1 outside [0, N)").
+LABEL_OOV_BUCKETS = 1
+UNSEEN_CLASS = "<unseen class>"
 
 
 # What TensorFlow accepts in a scope name: tft names scopes after the vocabulary
@@ -128,7 +134,8 @@ def preprocessing_fn(inputs, custom_config):
         if name == label:
             if task == "classification":
                 raw = _dense(x, "") if is_string else tf.strings.as_string(_dense(x, tf.cast(0, x.dtype)))
-                outputs[name] = tft.compute_and_apply_vocabulary(raw, vocab_filename=LABEL_VOCABULARY)
+                outputs[name] = tft.compute_and_apply_vocabulary(raw, num_oov_buckets=LABEL_OOV_BUCKETS,
+                                                                 vocab_filename=LABEL_VOCABULARY)
             else:
                 outputs[name] = _mean_filled(x)
         elif is_string:

@@ -79,3 +79,18 @@ def test_unicode_column_names_and_values_are_analyzed(tmp_path):
     assert [r["Île"] for r in out] == [0, 1, 0]  # '日本語' is the most frequent value
     assert [r["y"] for r in out] == [0, 1, 0]
     np.testing.assert_allclose([r["prix €"] for r in out], [-1.0, 1.0, 0.0], atol=1e-6)
+
+
+def test_a_class_the_analyzed_split_lacks_gets_the_id_after_the_last_class(tmp_path):
+    """Transform analyzes the train split only: a class only the eval split has was -1,
+    and the Trainer crashed ("label value of -1 outside [0, N)")."""
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(SPEC))
+
+    def fn(inputs):
+        return preprocessing.preprocessing_fn(inputs, {"label": "y", "task": "classification"})
+
+    evaluation = [{"x": [2.0], "colour": ["red"], "y": ["only in eval"]}, {"x": [2.0], "colour": ["red"], "y": ["b"]}]
+    with tft_beam.Context(temp_dir=str(tmp_path), force_tf_compat_v1=True):
+        transform_fn = (ROWS, metadata) | tft_beam.AnalyzeDataset(fn)
+        out, _ = ((evaluation, metadata), transform_fn) | tft_beam.TransformDataset()
+    assert [r["y"] for r in out] == [2, 1]  # classes a (0) and b (1), then the unseen one

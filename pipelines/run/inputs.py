@@ -4,6 +4,7 @@ ConfigError or InputError (one line, exit 2) before any stage starts."""
 from __future__ import annotations
 
 import dataclasses
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
             raise ConfigError(f"{flag} {path} does not exist (or is not a file)")
     if config.module_file is not None:
         module_check.check_source(config.module_file, module_check.required_functions(config))
-    csv_input.check(config.data, config.label, config.task)
+    warning = csv_input.check(config.data, config.label, config.task, rare_in_train=config.on_anomalies)
+    if warning:
+        print(f"kubetfx: warning (--on-anomalies warn): {warning}", file=sys.stderr, flush=True)
     if config.module_file is not None:  # seconds (TensorFlow's import): after the quick checks
         module_check.check_import(config.module_file, module_check.required_functions(config))
     key = served_build.build_key(config)  # what the user chose, before the decisions below
