@@ -31,6 +31,7 @@ from kubetfx.components.container import kfp_compat
 DATA = "kubetfx_data"                           # input artifact: the data (system.Dataset)
 DATA_FINGERPRINT = "kubetfx_data_fingerprint"   # parameter: only feeds KFP's cache key
 EVAL_THRESHOLD = "kubetfx_eval_threshold"
+STAGED_FILE = "kubetfx_file_"                  # input artifacts kubetfx_file_<parameter>: a user's file
 VIEW = "kubetfx_view"                           # output artifact: the stage's Markdown view (system.Markdown)
 INPUT_GONE = 12                                 # exit code: an input artifact's prefix is empty
 
@@ -89,6 +90,20 @@ def apply_data(executor_input: dict, root: str = "/") -> None:
         inputs.setdefault("parameterValues", {})["input_base"] = local
 
 
+def apply_staged_files(executor_input: dict, root: str = "/") -> None:
+    """A user's module or schema file, staged by `kubetfx submit` (pipelines/kubeflow/
+    staged_files.py): the input artifact `kubetfx_file_<parameter>` leaves what TFX's
+    executor sees, and <parameter> (module_file, schema_file) names its local copy."""
+    inputs = executor_input.setdefault("inputs", {})
+    artifacts = inputs.get("artifacts", {})
+    for key in [k for k in artifacts if k.startswith(STAGED_FILE)]:
+        staged = artifacts.pop(key)
+        if staged.get("artifacts"):
+            uri = staged["artifacts"][0]["uri"]
+            local = kfp_compat.local_path_for_uri(uri, root) if "://" in uri else uri
+            inputs.setdefault("parameterValues", {})[key[len(STAGED_FILE):]] = local
+
+
 def apply_eval_threshold(executor_input: dict) -> None:
     """Sets the gate metric's bound in eval_config (lower for accuracy, upper for error)."""
     from kubetfx.components.evaluator.component import GATE_METRICS
@@ -139,6 +154,7 @@ def repair(executor_input: dict, declared_types: dict, env: dict) -> str:
     """All fixes, in order; returns the root of the launcher's local paths."""
     root = env.get(kfp_compat.LOCAL_ROOT_ENV) or "/"
     apply_data(executor_input, root)
+    apply_staged_files(executor_input, root)
     kfp_compat.drop_undeclared_outputs(executor_input, declared_types)
     kfp_compat.fix_artifact_types(executor_input, declared_types)
     kfp_compat.map_uris(executor_input, root)

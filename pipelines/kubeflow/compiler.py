@@ -15,13 +15,14 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
 import yaml
 
 from kubetfx.pipelines.config import PipelineConfig
-from kubetfx.pipelines.kubeflow import data_import
+from kubetfx.pipelines.kubeflow import data_import, staged_files
 
 VERSION = "0.1.0"
 PIPELINE_IMAGE = f"kubetfx/pipeline:{VERSION}"
@@ -39,6 +40,7 @@ SERVING_TASKS = ("Pusher", "ServedBaseline")
 # Where the installed package (with the embedded schema) lives in the image.
 IMAGE_PACKAGE = "/opt/kubetfx/lib/python3.11/site-packages/kubetfx/pipelines"
 IMAGE_SCHEMA = f"{IMAGE_PACKAGE}/schemas/penguins.schema.pbtxt"
+NO_MODULE_PACKAGING = "UNSUPPORTED_DO_NOT_PACKAGE_USER_MODULES"
 SCHEMA_VERSION = "2.1.0"  # the only one KFP 2.x uploads (apiserver/template/v2_template.go)
 
 # (cpu request, cpu limit, memory request GB, memory limit GB) by stage; default otherwise.
@@ -156,7 +158,18 @@ def _tfx_ir(config: PipelineConfig, settings: ClusterSettings) -> dict:
 
     from kubetfx.pipelines.pipeline import create_pipeline
 
-    pipeline = create_pipeline(config, pipeline_root=settings.pipeline_root)
+    # TFX would package a module file as a wheel under the minio:// root through tf.io.gfile
+    # (tfx/components/util/udf_utils.py; UnimplementedError): its documented switch keeps the
+    # path, which staged_files.stage replaces with the staged copy.
+    previous = os.environ.get(NO_MODULE_PACKAGING)
+    os.environ[NO_MODULE_PACKAGING] = "1"
+    try:
+        pipeline = create_pipeline(config, pipeline_root=settings.pipeline_root)
+    finally:
+        if previous is None:
+            os.environ.pop(NO_MODULE_PACKAGING, None)
+        else:
+            os.environ[NO_MODULE_PACKAGING] = previous
     runner = kubeflow_v2_dag_runner.KubeflowV2DagRunner(
         config=kubeflow_v2_dag_runner.KubeflowV2DagRunnerConfig(
             default_image=PIPELINE_IMAGE, use_pipeline_spec_2_1=True),
@@ -260,12 +273,15 @@ def compile_spec(config: PipelineConfig, settings: Optional[ClusterSettings] = N
     # In the cluster, outputs go to the object store and the serving volume, not this
     # machine's home (and no baseline schema of a local run leaks into the spec).
     cluster = prepare(config.replace(home=CLUSTER_MOUNT))
-    if cluster.schema_file and cluster.uses_embedded_data:
-        cluster = cluster.replace(schema_file=IMAGE_SCHEMA)
+    user_files = staged_files.user_files(config.module_file, config.schema_file)
+    if cluster.schema_file and cluster.uses_embedded_data and not config.schema_file:
+        cluster = cluster.replace(schema_file=IMAGE_SCHEMA)  # the curated schema, in the image
     # ExampleGen's input_base is wired to `data_root` (data_import.py); this constant only
     # keeps a local path out of the spec.
     cluster = dataclasses.replace(cluster, data=data_import.default_data_root(cluster.name))
-    return finish_spec(_tfx_ir(cluster, settings), cluster, settings)
+    spec, platform = finish_spec(_tfx_ir(cluster, settings), cluster, settings)
+    staged_files.stage(spec, cluster.name, user_files)  # the user's files: staged, never a host path
+    return spec, platform
 
 
 def write_yaml(spec: dict, platform: dict, path: Path) -> Path:

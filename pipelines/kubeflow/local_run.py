@@ -64,7 +64,11 @@ def run(config: PipelineConfig, options: Options = Options(), *,
         for executor in spec["deploymentSpec"]["executors"].values():
             if executor.get("container", {}).get("image", "").startswith("kubetfx/"):
                 executor["container"]["image"] = options.image_repo + executor["container"]["image"][len("kubetfx"):]
-    request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data))
+    from kubetfx.pipelines.kubeflow import staged_files
+
+    files = staged_files.uploads(spec, staged_files.user_files(config.module_file, config.schema_file))
+    request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data),
+                                 files=files)
     with exclusive_run(config):
         try:
             return backend.run_spec(spec, platform, request, options)

@@ -82,6 +82,9 @@ def add_parser(subparsers, handler) -> None:
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="run parameter (repeatable)")
     parser.add_argument("--data", help="local CSV file or folder to upload (default: the embedded penguins data)")
     parser.add_argument("--data-root", help="object-store URI the run reads (default: the spec's data_root)")
+    parser.add_argument("--module-file", help="the module file the spec was compiled with (compile --module-file): "
+                                              "staged where the spec reads it, unless already there")
+    parser.add_argument("--schema-file", help="the schema file the spec was compiled with (compile --schema-file)")
     parser.add_argument("--object-store-endpoint",
                         help="S3-protocol endpoint of KFP's object store, e.g. http://localhost:9000 "
                              "(default: $KUBETFX_OBJECT_STORE_ENDPOINT)")
@@ -379,6 +382,38 @@ def check_store(s3, endpoint: str, data_root: str) -> None:
         raise SubmitError(f"TLS with the object store at {endpoint} failed ({err})", UNREACHABLE_OR_REJECTED) from None
 
 
+def stage_user_files(args, spec, s3) -> None:
+    """The user's files the spec reads (kubeflow/staged_files.py), uploaded where it reads
+    them; the same file only (its hash is in the URI)."""
+    from google.protobuf import json_format
+
+    from kubetfx.pipelines.kubeflow import object_store, staged_files
+
+    missing = []
+    for parameter, uri in sorted(staged_files.staged_uris(json_format.MessageToDict(spec)).items()):
+        flag = "--" + parameter.replace("_", "-")
+        given = getattr(args, parameter, None)
+        where = object_store.parse_uri(uri)
+        if given:
+            local = Path(given)
+            if not local.is_file():
+                raise SubmitError(f"{flag} {given} does not exist (or is not a file)", USAGE)
+            try:
+                staged_files.check_same_file(parameter, local, uri)
+            except ValueError as err:
+                raise SubmitError(str(err), USAGE) from None
+            s3.upload_file(str(local), where.bucket, where.key)
+            print(f"kubetfx: {flag} staged to {uri}")
+            continue
+        try:
+            s3.head_object(Bucket=where.bucket, Key=where.key)
+        except Exception:  # noqa: BLE001 — botocore's 404 (the store itself answered: check_store)
+            missing.append((flag, uri))
+    if missing:
+        raise SubmitError(f"the spec reads {', '.join(u for _, u in missing)}, which the object store does not hold: "
+                          f"pass {' '.join(f + ' FILE' for f, _ in missing)}, the file(s) it was compiled with", USAGE)
+
+
 def _data_parameters(args, spec) -> dict:
     """Uploads the data; returns the run parameter `data_root` (and, for a spec compiled
     before the data-fingerprint task, `data_fingerprint`)."""
@@ -399,6 +434,7 @@ def _data_parameters(args, spec) -> dict:
         fingerprint = data_upload.upload(s3, Path(args.data) if args.data else EMBEDDED_DATA, data_root)
     except data_upload.DataUploadError as err:
         raise SubmitError(str(err), USAGE) from None
+    stage_user_files(args, spec, s3)
     print(f"kubetfx: data uploaded to {data_root} (fingerprint {fingerprint[:12]})")
     if "data_fingerprint" in declared:  # older specs: the key frozen at submit time
         return {data_import.DATA_ROOT: data_root, "data_fingerprint": fingerprint}

@@ -37,6 +37,9 @@ class RunRequest:
     pipeline: str
     home: Path
     parameters: dict = dataclasses.field(default_factory=dict)
+    # {uri: local file}: a user's module or schema file, staged as `kubetfx submit` stages it
+    # (kubeflow/staged_files.py); without it, the copy the store kept from an earlier run
+    files: dict = dataclasses.field(default_factory=dict)
     data: Optional[Path] = None     # uploaded to DATA_PREFIX/<pipeline>/ -> data_root, data_fingerprint
 
 
@@ -230,6 +233,7 @@ class _Run:
                                  {"kubetfx.home": str(self.request.home.resolve()), "kubetfx.claim": claim})
         with store.running(self.request.home / "object-store", self.logs / "object-store.log") as self.store:
             self.store.ensure_bucket(self.root)
+            self.stage_files(tasks, executors)
             overrides = self.data_parameters()
             backend_rules.check_run(parsed_spec, parsed_platform, overrides)
             self.params = driver.run_parameters(self.spec, overrides)
@@ -239,6 +243,22 @@ class _Run:
                 self.summary.stages = list(self.results.values())  # in completion order
         self.note_push(tasks)
         return self.summary
+
+    def stage_files(self, tasks: dict, executors: dict) -> None:
+        """The request's files uploaded where the spec's importers read them; the other
+        constant importer URIs put back from what the store kept (a recurring run)."""
+        from kubetfx.pipelines.kubeflow import object_store
+
+        for uri, local in self.request.files.items():
+            self.store.ensure_bucket(uri)
+            where = object_store.parse_uri(uri)
+            self.store.s3.upload_file(str(local), where.bucket, where.key)
+            self.store.mirror(Path(local), uri)
+        for task in tasks.values():
+            importer = executors.get(self.spec["components"][task["componentRef"]["name"]]["executorLabel"], {})
+            uri = importer.get("importer", {}).get("artifactUri", {}).get("constant")
+            if uri and uri not in self.request.files:
+                self.store.restore(uri)
 
     def data_parameters(self) -> dict:
         """The run's parameters: with `data`, uploaded as `kubetfx submit` does (and, for a
