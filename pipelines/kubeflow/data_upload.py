@@ -1,5 +1,6 @@
 """The data a cluster run reads: local CSV files copied to the run's `data_root` in the
-object store, and the fingerprint that keys ExampleGen's cache (see data_import.py).
+object store, and its fingerprint as the store sees it (printed by submit; the run takes its
+own when it starts, the one ExampleGen's cache key reads: see data_import.py).
 
 The upload never deletes anything in the user's store. When `data_root` holds files the
 local data does not have, ExampleGen would read them too: that is refused with the list,

@@ -40,7 +40,7 @@ class RunRequest:
     # {uri: local file}: a user's module or schema file, staged as `kubetfx submit` stages it
     # (kubeflow/staged_files.py); without it, the copy the store kept from an earlier run
     files: dict = dataclasses.field(default_factory=dict)
-    data: Optional[Path] = None     # uploaded to DATA_PREFIX/<pipeline>/ -> data_root, data_fingerprint
+    data: Optional[Path] = None     # uploaded to DATA_PREFIX/<pipeline>/ -> data_root (None: as the store has it)
 
 
 class TaskFailedError(RuntimeError):
