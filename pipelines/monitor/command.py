@@ -37,7 +37,7 @@ def add_parser(subparsers) -> None:
                              "or the minio://, s3:// URI the logging proxy ships to)")
     parser.add_argument("--serving-dir", metavar="DIR",
                         help="the served model's base directory of versions (default <home>/serving/<name>/)")
-    parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
+    parser.add_argument("--name", help="pipeline name (default: the pipeline of the latest run in the home)")
     parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
     parser.add_argument("--config", help="YAML file of PipelineConfig fields (drift_* thresholds)")
     parser.add_argument("--threshold", action="append", default=[], metavar="FEATURE=VALUE",
@@ -62,8 +62,12 @@ def _config(args) -> PipelineConfig:
             sep = ""
         if not sep or not name:
             raise ConfigError(f"--threshold {item!r} must be FEATURE=NUMBER, e.g. bill_length_mm=0.3")
+    from kubetfx.pipelines.record import home_pipelines
+
     config = config.replace(home=resolve_home(args.home) if (args.home or not args.config) else None,
                             name=args.name, drift_feature_thresholds=per_feature)
+    if args.name is None and config.name == PipelineConfig.name:  # neither the flag nor the config names one
+        config = config.replace(name=home_pipelines.latest(config.home_path))
     if args.retrain and args.data is None:
         raise ConfigError("--retrain needs --data: inference logs carry no labels to train on")
     return config.validate()
@@ -76,8 +80,10 @@ def _served(config, serving_dir=None):
     records = pushed_models.pushed_versions(config.metadata_path, config.name, serving_dir, with_metrics=False)
     served = next((r for r in records if r.serving), None)
     if served is None:
+        from kubetfx.pipelines.record import home_pipelines
+
         raise ConfigError(f"pipeline {config.name} serves no model in {serving_dir}: "
-                          "run `kubetfx run` first (or pass --home/--name/--serving-dir)")
+                          f"{home_pipelines.listing(config.home_path)} (or pass --home/--serving-dir)")
     data = served.data
     if not (data.statistics_uri and data.schema_uri) and not pushed_models.fill_from_summary(served):
         raise ConfigError(f"version {served.version} of {config.name} has no training statistics and schema, "

@@ -10,7 +10,11 @@ from kubetfx.pipelines.config import PipelineConfig, resolve_home
 
 
 def _config(args) -> PipelineConfig:
-    return PipelineConfig(home=resolve_home(args.home), name=args.name or PipelineConfig.name).validate()
+    from kubetfx.pipelines.record import home_pipelines
+
+    home = resolve_home(args.home)
+    name = home_pipelines.default_name(home, args.name, PipelineConfig.name)
+    return PipelineConfig(home=home, name=name).validate()
 
 
 def _short(text, width: int) -> str:
@@ -63,6 +67,12 @@ def _cmd_models(args) -> int:
     config = _config(args)
     serving_dir = args.serving_dir or config.serving_dir
     records = pushed_models.pushed_versions(config.metadata_path, config.name, serving_dir)
+    if not records and not args.json:
+        from kubetfx.pipelines.record import home_pipelines
+
+        print(f"no pushed model for pipeline {config.name} in {serving_dir}; "
+              f"{home_pipelines.listing(config.home_path)}")
+        return exit_codes.OK
     from kubetfx.pipelines.record import rollout_history
 
     entries = rollout_history.from_file(serving_dir) if args.serving_dir else \
@@ -98,7 +108,7 @@ def _cmd_rollback(args) -> int:
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
+    parser.add_argument("--name", help="pipeline name (default: the pipeline of the latest run in the home)")
     parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
 
 

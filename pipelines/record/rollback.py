@@ -32,11 +32,15 @@ class RollbackResult:
     already_served: bool = False
 
 
-def _choose(records: list, version: str) -> pushed_models.PushedVersion:
+def _choose(records: list, version: str, config: PipelineConfig) -> pushed_models.PushedVersion:
     target = pushed_models.find(records, version)
     known = ", ".join(r.version for r in records) or "none"
     if target is None:
-        raise ConfigError(f"version {version} is not in the serving directory; pushed versions: {known}")
+        from kubetfx.pipelines.record import home_pipelines
+
+        raise ConfigError(f"version {version} is not in the serving directory of pipeline {config.name} "
+                          f"({config.serving_dir}); pushed versions: {known}; "
+                          f"{home_pipelines.listing(config.home_path)}")
     if not target.recorded:
         raise ConfigError(f"version {version} has no push record in ML Metadata (not pushed by this "
                           "home's pipeline), so its blessings cannot be checked; refusing to serve it")
@@ -60,7 +64,7 @@ def rollback(config: PipelineConfig, version: str) -> RollbackResult:
     with exclusive_run(config):  # a push of a running pipeline must not interleave with this
         records = pushed_models.pushed_versions(config.metadata_path, config.name, serving_dir,
                                                 with_metrics=False)
-        target = _choose(records, version)
+        target = _choose(records, version, config)
         served = next(r for r in records if r.serving)
         if target.serving:
             return RollbackResult(target.version, target.version, served.version, target.path, True)

@@ -24,7 +24,7 @@ def add_parser(subparsers) -> None:
         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", nargs="?", help="run id (default: the latest run of the pipeline)")
     parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
-    parser.add_argument("--name", default=PipelineConfig.name, help="pipeline name (default: %(default)s)")
+    parser.add_argument("--name", help="pipeline name (default: the pipeline of the latest run in the home)")
     parser.add_argument("--output", help="HTML file to write (default: <home>/reports/<name>/<run>.html)")
     parser.set_defaults(func=main)
 
@@ -45,7 +45,11 @@ def write_report(config: PipelineConfig, run_id=None, output=None) -> Path:
 def main(args) -> int:
     from kubetfx.pipelines.run import run_log
 
-    config = PipelineConfig(name=args.name, home=resolve_home(args.home)).validate()
+    from kubetfx.pipelines.record import home_pipelines
+
+    home = resolve_home(args.home)
+    config = PipelineConfig(name=home_pipelines.default_name(home, args.name, PipelineConfig.name),
+                            home=home).validate()
     views = config.home_path / "object-store" / "mlpipeline" / "v2" / "artifacts" / config.name
     if not config.metadata_path.exists() and views.is_dir():
         # The local KFP backend records artifacts as KFP does, not TFX's ML Metadata run.
@@ -55,7 +59,7 @@ def main(args) -> int:
                           "(on Kubeflow Pipelines: the run page)")
     if not config.metadata_path.exists():
         raise ConfigError(f"no runs of pipeline {config.name!r} in {config.home_path} "
-                          f"({config.metadata_path} does not exist); run `kubetfx run` first")
+                          f"({config.metadata_path} does not exist); {home_pipelines.listing(config.home_path)}")
     from kubetfx.pipelines.record import mlmd
 
     mlmd.open_store(config.metadata_path)  # a damaged store is one line before the log is written

@@ -16,7 +16,7 @@ from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="serve the pushed model locally on TF Serving's REST API, logging requests")
-    parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
+    parser.add_argument("--name", help="pipeline name (default: the pipeline of the latest run in the home)")
     parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
     parser.add_argument("--port", type=int, default=8501, help="REST port (TF Serving's 8501; 0: any free port)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (0.0.0.0: every interface)")
@@ -64,9 +64,13 @@ def main(args) -> int:
         folder = os.path.dirname(os.path.abspath(args.port_file))
         if not os.path.isdir(folder):
             raise ConfigError(f"--port-file {args.port_file}: folder {folder} does not exist")
-    config = PipelineConfig(home=resolve_home(args.home), name=args.name or PipelineConfig.name).validate()
+    from kubetfx.pipelines.record import home_pipelines
+
+    home = resolve_home(args.home)
+    config = PipelineConfig(home=home, name=home_pipelines.default_name(home, args.name, PipelineConfig.name)).validate()
     if pushed_models.served_version(config.serving_dir) is None:
-        raise ConfigError(f"pipeline {config.name} has no pushed model in {config.serving_dir}: run `kubetfx run` first")
+        raise ConfigError(f"pipeline {config.name} has no pushed model in {config.serving_dir}: "
+                          f"{home_pipelines.listing(config.home_path)}")
     log = None
     if not args.no_log:
         log = inference_log.InferenceLog(inference_log.log_dir(config),
