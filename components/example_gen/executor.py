@@ -36,6 +36,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from kubetfx.components.example_gen import csv_input, example_bytes
+from kubetfx.components.example_validator.executor import DataRejectedError
 
 BLOCK_BYTES = 16 << 20
 # zlib level 1 instead of the default 6: writing 1M rows takes 0.8 s instead of 2.1 s, for
@@ -231,6 +232,57 @@ def label_counts_per_split(paths: list, label: str, rarer_than: int, splits=DEFA
     return counts
 
 
+# Recorded on the Examples artifact: what this execution read (lineage, the report).
+ROWS_READ, BYTES_READ = "rows_read", "bytes_read"
+FINGERPRINT = "input_fingerprint"  # the driver's, before the executor starts (tfx io_utils)
+
+
+class InputChangedError(DataRejectedError):
+    """An input file changed between the driver's look and the end of the read (rows
+    appended by a writer still at work): the examples are not the file the run records.
+    A data rejection (exit 3), with one line naming the file."""
+
+
+def _file_states(paths: list) -> dict:
+    """{path: (bytes, mtime in ns)}."""
+    states = {}
+    for path in paths:
+        stat = os.stat(path)
+        states[path] = (stat.st_size, stat.st_mtime_ns)
+    return states
+
+
+_AGAIN = "run again once the file is written completely (or copy it and run on the copy)"
+
+
+def _check_fingerprint(fingerprint, states: dict) -> None:
+    """The driver's fingerprint (file count, total bytes, mtimes in seconds) against the
+    files as the read starts: a change in between is refused like one during the read."""
+    if not fingerprint:
+        return
+    fields = dict(part.split(":", 1) for part in fingerprint.split(",") if ":" in part)
+    seconds = [mtime // 10**9 for _, mtime in states.values()]
+    xor = 0
+    for value in seconds:
+        xor ^= value
+    now = {"num_files": len(states), "total_bytes": sum(size for size, _ in states.values()),
+           "xor_checksum": xor, "sum_checksum": sum(seconds)}
+    changed = [key for key, value in now.items() if key in fields and fields[key] != str(value)]
+    if changed:
+        raise InputChangedError(
+            f"the input changed after the run looked at it ({fields.get('total_bytes')} -> "
+            f"{now['total_bytes']} bytes in {now['num_files']} file(s)); {_AGAIN}")
+
+
+def _check_unchanged(before: dict, paths_now: list, rows: int) -> None:
+    after = _file_states(paths_now)
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) != after.get(path):
+            was, now = before.get(path, (0, 0))[0], after.get(path, (0, 0))[0]
+            raise InputChangedError(f"{path} changed while ExampleGen read it ({was} -> {now} bytes; "
+                                    f"{rows} rows read): {_AGAIN}")
+
+
 class Executor(csv_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -253,6 +305,8 @@ class Executor(csv_executor.Executor):
         paths = sorted(glob.glob(pattern))
         if not paths:
             raise RuntimeError(f"no input files match {pattern}")
+        before = _file_states(paths)
+        _check_fingerprint(exec_properties.get(FINGERPRINT), before)
         writers = []
         for name in names:
             split_dir = artifact_utils.get_split_uri([examples], name)
@@ -269,6 +323,10 @@ class Executor(csv_executor.Executor):
         finally:
             for writer in writers:
                 writer.close()
+        _check_unchanged(before, sorted(glob.glob(pattern)), rows)
+        # What was read, beside the driver's fingerprint (taken before the read).
+        examples.set_int_custom_property(ROWS_READ, rows)
+        examples.set_int_custom_property(BYTES_READ, sum(size for size, _ in before.values()))
         examples_utils.set_payload_format(examples, exec_properties.get(
             standard_component_specs.OUTPUT_DATA_FORMAT_KEY) or example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(examples, write_split.to_file_format_str(

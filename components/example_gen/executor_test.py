@@ -27,7 +27,7 @@ def _as_dict(example) -> dict:
     return out
 
 
-def run_example_gen(executor_class, csv_dir, out_dir):
+def run_example_gen(executor_class, csv_dir, out_dir, **more_properties):
     """One ExampleGen execution on a CSV folder, train:eval 2:1 (also used by tests/)."""
     from tfx.types import standard_artifacts
 
@@ -38,7 +38,7 @@ def run_example_gen(executor_class, csv_dir, out_dir):
         "input_config": json.dumps({"splits": [{"name": "single_split", "pattern": "*.csv"}]}),
         "output_config": json.dumps({"split_config": {"splits": [{"name": "train", "hash_buckets": 2},
                                                                  {"name": "eval", "hash_buckets": 1}]}}),
-        "output_data_format": 6, "output_file_format": 5,
+        "output_data_format": 6, "output_file_format": 5, **more_properties,
     }
     executor_class().Do({}, {"examples": [examples]}, exec_properties)
     return examples
@@ -159,3 +159,56 @@ def test_label_counts_per_split_place_rows_as_the_executor_does(tmp_path):
     assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=1000) == expected
     # Only the classes asked about (all of them have 15 rows here).
     assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=15) == {"train": {}, "eval": {}}
+
+
+def _growing_csv(folder, rows: int):
+    folder.mkdir()
+    path = folder / "live.csv"
+    path.write_text("x,y\n" + "".join(f"{i},{'a' if i % 2 else 'b'}\n" for i in range(rows)))
+    return path
+
+
+def test_what_was_read_is_recorded_bytes_and_rows(tmp_path):
+    path = _growing_csv(tmp_path / "csv", 1000)
+    examples = run_example_gen(fast.Executor, path.parent, tmp_path / "out")
+    assert examples.get_int_custom_property(fast.ROWS_READ) == 1000
+    assert examples.get_int_custom_property(fast.BYTES_READ) == path.stat().st_size
+
+
+def test_rows_appended_while_example_gen_reads_are_refused(tmp_path):
+    """A writer still appending: before, the run recorded the size from before the append
+    and trained on whatever part it had read."""
+    import threading
+
+    path = _growing_csv(tmp_path / "csv", 60_000)
+    stop = threading.Event()
+
+    def append():
+        with open(path, "a") as f:
+            while not stop.is_set():
+                f.write("1,a\n")
+                f.flush()
+                stop.wait(0.002)
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        with pytest.raises(fast.InputChangedError) as raised:
+            run_example_gen(fast.Executor, path.parent, tmp_path / "out")
+    finally:
+        stop.set()
+        writer.join(timeout=10)
+    message = str(raised.value)
+    assert message.startswith(f"{path} changed while ExampleGen read it (") and "rows read)" in message
+    assert "\n" not in message
+
+
+def test_a_file_changed_after_the_driver_looked_is_refused(tmp_path):
+    from tfx.utils import io_utils
+
+    path = _growing_csv(tmp_path / "csv", 100)
+    fingerprint = io_utils.generate_fingerprint("single_split", str(path.parent / "*.csv"))
+    with open(path, "a") as f:
+        f.write("7,a\n")
+    with pytest.raises(fast.InputChangedError, match=r"the input changed after the run looked at it \(\d+ -> \d+ bytes"):
+        run_example_gen(fast.Executor, path.parent, tmp_path / "out", input_fingerprint=fingerprint)
