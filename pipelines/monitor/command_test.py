@@ -11,7 +11,7 @@ from kubetfx.pipelines import cli
     (["monitor", "--logs", "--retrain"], "--retrain needs --data"),
     (["monitor", "--data", "x.csv", "--threshold", "island"], "must be FEATURE=NUMBER"),
     (["serve"], "has no pushed model"),
-    (["rollback", "5"], "is not in the serving directory; pushed versions: none"),
+    (["rollback", "5"], "is not in the serving directory of pipeline kubetfx-penguin"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
     assert cli.main(argv + ["--home", str(tmp_path)]) == 2

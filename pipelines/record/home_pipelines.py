@@ -66,5 +66,5 @@ def listing(home) -> str:
     """For a "not found" error: which pipelines the home holds."""
     names = pipelines(home)
     if not names:
-        return f"no pipeline has run in {home}"
+        return f"no pipeline has run in {home}: run `kubetfx run` first"
     return f"pipelines in {home}: {', '.join(names)} (pick one with --name)"
