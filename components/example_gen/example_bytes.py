@@ -8,7 +8,10 @@ in hash order) and then through a Python parse and deterministic re-serializatio
 2.2 + 2.3 s of ExampleGen's ~10 s at 1M rows here. The wire format of a tf.Example is
 small and fixed (tensorflow/core/example/{example,feature}.proto), so the bytes are built
 with Arrow's element-wise joins over whole columns instead; the tests compare them with
-protobuf's own serialization, value kind by value kind.
+protobuf's own serialization, value kind by value kind, and every run compares its first
+record once more (differs_from_protobuf): a protobuf that writes otherwise after an
+upgrade sends the run to the stock executor instead of writing examples TFX would hash,
+and so split, differently.
 
 A missing value (a null) is left out of its row's Example: kubetfx's one representation of
 a missing value, the one a request that leaves the field out has. CsvExampleGen's empty
@@ -204,3 +207,18 @@ def as_bytes(records: pa.Array) -> list:
     ends = np.frombuffer(offsets, dtype=np.int32)[records.offset:records.offset + len(records) + 1].tolist()
     blob = data.to_pybytes() if data is not None else b""
     return [blob[start:end] for start, end in zip(ends, ends[1:])]
+
+
+def differs_from_protobuf(record: bytes):
+    """None when the installed protobuf, parsing `record` and serializing it again
+    deterministically, writes the same bytes; else what differs, in a few words. The run's
+    self-check on its first record: cheap (one Example), and what TFX hashes is exactly
+    protobuf's form."""
+    try:
+        again = example_pb2.Example.FromString(record).SerializeToString(deterministic=True)
+    except Exception as err:  # noqa: BLE001 - protobuf's DecodeError differs by runtime (C++, upb, Python)
+        return f"protobuf cannot parse it ({type(err).__name__})"
+    if again == record:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(again, record)) if a != b), min(len(again), len(record)))
+    return f"protobuf writes {len(again)} bytes, example_bytes {len(record)}, first difference at byte {at}"

@@ -116,3 +116,49 @@ def test_varint_sizes_at_each_boundary():
     encoded = example_bytes.as_bytes(example_bytes.varints(np.array(values, dtype=np.int64)))
     assert encoded == [example_bytes.varint(v % 2**64) for v in values]
     assert [len(e) for e in encoded] == [1, 1, 2, 2, 3, 9, 10]
+
+
+def test_the_self_check_finds_bytes_protobuf_would_not_write():
+    record = example_bytes.as_bytes(example_bytes.serialize(
+        {"a": pa.array([1], pa.int64()), "b": pa.array([b"x"], pa.binary())}, {"a": INT, "b": STRING}, 1))[0]
+    assert example_bytes.differs_from_protobuf(record) is None
+    example = tf.train.Example.FromString(record)
+    swapped = b"".join(  # the same Example, its two map entries in the other order
+        tf.train.Example(features=tf.train.Features(feature={n: example.features.feature[n]})).SerializeToString()
+        for n in ("b", "a"))
+    assert tf.train.Example.FromString(swapped) == example
+    assert "first difference at byte" in example_bytes.differs_from_protobuf(swapped)
+    assert "cannot parse" in example_bytes.differs_from_protobuf(b"\x0a\xff")
+
+
+def test_a_run_whose_first_record_differs_from_protobuf_runs_the_stock_executor(tmp_path, monkeypatch, caplog):
+    """Simulated: a protobuf that orders map keys otherwise than example_bytes believes
+    (key_order reversed). The run must notice on its first record, say so in one line and
+    write the stock executor's examples (the same examples a sound run writes)."""
+    import glob
+    import os
+
+    from kubetfx.components.example_gen.executor_test import _as_dict, _read, run_example_gen
+
+    from kubetfx.components.example_gen import executor as fast
+
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    rows = [f"{i % 5},{i * 0.5},name{i % 3}" for i in range(60)]
+    (folder / "part.csv").write_text("count,price,name\n" + "\n".join(rows) + "\n")
+    expected = run_example_gen(fast.Executor, folder, tmp_path / "expected")
+    order = example_bytes.key_order
+    monkeypatch.setattr(example_bytes, "key_order", lambda names: order(names)[::-1])
+    caplog.clear()
+    with caplog.at_level("INFO"), caplog.at_level("INFO", logger="absl"):
+        artifact = run_example_gen(fast.Executor, folder, tmp_path / "out")
+    lines = [r.getMessage() for r in caplog.records]
+    checks = [line for line in lines if "not protobuf's own bytes" in line]
+    assert len(checks) == 1 and "the stock executor runs" in checks[0], checks
+    assert not any(line.startswith("ExampleGen: ") and "rows/s" in line for line in lines)  # not the fast path
+    for split in ("train", "eval"):
+        files = glob.glob(os.path.join(artifact.uri, f"Split-{split}", "*.gz"))
+        records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+        assert records and all(tf.train.Example.FromString(r).features.feature for r in records)
+        written = sorted(map(repr, map(_as_dict, _read(artifact.uri, split))))
+        assert written == sorted(map(repr, map(_as_dict, _read(expected.uri, split))))
