@@ -17,6 +17,13 @@ carries the version that computed it: header `X-Model-Version` and the top-level
 its request id, header `X-Request-Id`: the caller's own when sane (request_id()), else a
 new one; the inference log stores it with each instance of the request.
 
+Two tracks (a staged rollout, issue 26): while `<base>/rollout.json` says a rollout runs
+(rollout_state.py), the stable and the candidate version are both loaded and each request
+that names no version is routed to one of them, stickily by its X-Request-Key header or a
+feature (traffic_split.py, tracks.py); every predict answer says which in `X-Model-Track`
+("stable" or "candidate"; "stable" when no rollout runs) and the hook's record carries it.
+A URL naming a version (`/versions/N`) is answered by that version, never rerouted.
+
 In-process:
 
     def log(record: InferenceRecord) -> None: ...   # called once per answered predict
@@ -54,8 +61,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from kubetfx.components.serving import rest_api
+from kubetfx.components.serving import rest_api, traffic_split
 from kubetfx.components.serving.request_schema import RequestSchema
+from kubetfx.components.serving.tracks import TrackFollower
 from kubetfx.components.serving.version_follower import VersionFollower, load_version
 from kubetfx.components.serving import batching, http_server
 
@@ -84,6 +92,7 @@ class InferenceRecord:
     instances: list
     outputs: dict          # {output name: numpy array}, batch dimension first
     request_id: str = ""   # answered to the caller in X-Request-Id
+    track: str = ""        # "stable" or "candidate" (X-Model-Track); "" from writers without tracks
 
 
 # A caller's X-Request-Id is kept when it is a short token of these characters: it goes
@@ -121,13 +130,16 @@ class ModelServer:
             raise ValueError("poll_seconds must be positive")
         self.model_name = model_name
         self.poll_seconds = poll_seconds
-        self.versions = VersionFollower(os.path.abspath(model_base_path), loader=self._load_version)
+        base = os.path.abspath(model_base_path)
+        self.versions = VersionFollower(base, loader=self._load_for_follower)
+        self.tracks = TrackFollower(base, loader=self._load_version)
         # {version path: its RequestSchema or None}, filled as a version loads; a few kept so
         # that requests still on the previous version are checked by its own schema.
         self._schemas: collections.OrderedDict[str, RequestSchema | None] = collections.OrderedDict()
         self._on_request = on_request
         self._hook_lock = threading.Lock()
         self._stop = threading.Event()
+        self._first_poll = threading.Event()  # the versions and the rollout state read once
         self.limits = (limits or default_limits()).validate()
         self._batcher = batching.Batcher(max_batch_rows)
         self._http: http_server.HttpServer | None = None
@@ -156,18 +168,32 @@ class ModelServer:
         return self._http.port
 
     def wait_until_available(self, timeout: float | None) -> int | None:
-        """The serving version once one is loaded; None if the server is shut down first;
+        """The serving version once one is loaded (and, during a rollout, the candidate
+        loaded or found unable to load); None if the server is shut down first;
         TimeoutError (with the last load error) after `timeout` seconds (None: no limit)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._stop.is_set():
-            serving = self.versions.serving
-            if serving is not None:
+            serving = self._default()
+            if serving is not None and self._first_poll.is_set():  # both tracks, when a rollout runs
                 return serving.version
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"model {self.model_name} not available within {timeout:.0f} s: "
                                    f"{self.versions.last_error or 'still loading'}")
             self._stop.wait(0.05)
         return None
+
+    def describe(self) -> str:
+        """What answers requests that name no version, in a few words (for a start line)."""
+        routing = self.tracks.routing
+        serving = self._default()
+        if routing is None or routing.state is None:
+            return f"version {serving.version}" if serving is not None else "no version yet"
+        state = routing.state
+        if routing.candidate is None:
+            return f"stable version {state.stable} (candidate version {state.candidate} not serving: {routing.note})"
+        keyed = f"feature {routing.state.key_feature}" if state.key_feature else traffic_split.KEY_HEADER
+        return (f"stable version {state.stable} and candidate version {state.candidate} "
+                f"({state.candidate_percent:g}% of requests, sticky by {keyed})")
 
     def wait_stopped(self, timeout: float | None = None) -> bool:
         """True once a stop was requested (within `timeout` seconds; None: no limit)."""
@@ -207,10 +233,13 @@ class ModelServer:
     def _follow(self) -> None:
         imported = False
         while not self._stop.is_set():
-            try:
-                self.versions.poll()
-            except Exception:  # noqa: BLE001 - a poll that breaks must not end the serving
-                log.exception("Polling %s failed", self.versions.base_path)
+            # the rollout state first: an abort takes effect before any slow version load
+            for poll in (self._poll_tracks, self.versions.poll):
+                try:
+                    poll()
+                except Exception:  # noqa: BLE001 - a poll that breaks must not end the serving
+                    log.exception("Polling %s failed", self.versions.base_path)
+            self._first_poll.set()
             if not imported:
                 # TensorFlow also while no version is there yet: a server started ahead of
                 # its model (server_process.start_spare) has it imported when the model comes.
@@ -218,6 +247,20 @@ class ModelServer:
 
                 imported = True
             self._stop.wait(self.poll_seconds)
+
+    def _poll_tracks(self, *available) -> None:
+        self.tracks.poll(available=(self.versions.serving, *available))
+
+    def _load_for_follower(self, version: int, path: str):
+        """The follower's loader: a version a track holds is not loaded twice, and the
+        rollout state is read again before the follower swaps to a new version, so a
+        candidate published after its rollout.json never answers unrouted requests."""
+        loaded = self.tracks.loaded(version, path) or self._load_version(version, path)
+        try:
+            self._poll_tracks(loaded)
+        except Exception:  # noqa: BLE001 - the version loaded; the next poll tries the state again
+            log.exception("Reading the rollout state in %s failed", self.versions.base_path)
+        return loaded
 
     def _load_version(self, version: int, path: str):
         """A version loads with the schema beside it (a schema that does not read fails the
@@ -231,38 +274,67 @@ class ModelServer:
         return loaded
 
     # -- the REST API -------------------------------------------------------------------
-    def _loaded(self, version: str | None):
+    def _default(self):
+        """The version answering requests that name none, outside a rollout's routing."""
+        routing = self.tracks.routing
+        return routing.stable if routing is not None else self.versions.serving
+
+    def _loaded(self, version: str | None, key: str | None = None) -> tuple:
+        """(the LoadedVersion, its track) answering a request: the named version, or the
+        one a rollout routes `key` to, or the follower's."""
+        routing = self.tracks.routing  # read once: this request sees one state
         serving = self.versions.serving
-        if version is None and serving is not None:
-            return serving
-        if version is not None and serving is not None and serving.version == int(version):
-            return serving
+        if version is None:
+            if routing is not None:
+                return routing.choose(key)
+            if serving is not None:
+                return serving, traffic_split.STABLE
+        else:
+            found = routing.find(int(version)) if routing is not None else None
+            if found is None and serving is not None and serving.version == int(version):
+                found = serving
+            if found is not None:
+                return found, routing.track_of(found.version) if routing is not None else traffic_split.STABLE
         spec = f"Specific({self.model_name}, {version})" if version else f"Latest({self.model_name})"
         raise HttpError(404, f"Servable not found for request: {spec}")
 
     def status(self, version: str | None) -> dict:
-        # tensorflow_serving/apis/get_model_status.proto (GetModelStatusResponse as JSON)
-        states = self.versions.status()
+        # tensorflow_serving/apis/get_model_status.proto (GetModelStatusResponse as JSON),
+        # plus "rollout" while one routes requests (TF Serving's clients ignore the field)
+        routing = self.tracks.routing
+        states = {**self.versions.status(), **self.tracks.status()}
         if version is not None:
             states = {v: s for v, s in states.items() if v == int(version)}
         if not states:
             which = f"version {version} of model" if version else "any versions of model"
             raise HttpError(404, f"Could not find {which} {self.model_name}")
-        return {"model_version_status": [
+        answer = {"model_version_status": [
             {"version": str(v), "state": s.state,
              "status": {"error_code": "UNKNOWN" if s.error else "OK", "error_message": s.error}}
             for v, s in sorted(states.items(), reverse=True)]}
+        if routing is not None:
+            answer["rollout"] = routing.summary()
+        return answer
 
     def metadata(self, version: str | None) -> dict:
-        loaded = self._loaded(version)
+        loaded, _ = self._loaded(version)
         return {"model_spec": {"name": self.model_name, "signature_name": "", "version": str(loaded.version)},
                 "metadata": {"signature_def": {"signature_def": loaded.signature_defs()}}}
 
-    def predict(self, version: str | None, body: bytes, arrived: float, request_id: str = "") -> tuple[dict, int]:
+    def predict(self, version: str | None, body: bytes, arrived: float, request_id: str = "",
+                key_header: str | None = None) -> tuple[dict, int, str]:
+        """(the answer, the version that computed it, its track)."""
         import tensorflow as tf
 
-        loaded = self._loaded(version)  # this request stays on this version
+        routing = None if version is not None else self.tracks.routing  # read once: one state per request
+        if routing is None:
+            loaded, track = self._loaded(version)  # a 404 comes before the body is parsed
         request = rest_api.parse_predict_request(body)
+        if routing is not None:
+            first = request.rows[0] if request.rows is not None else request.columns
+            spec = routing.state.key if routing.state is not None else "header"
+            loaded, track = routing.choose(traffic_split.request_key(spec, key_header, first))
+        # this request stays on this version
         signature = loaded.signatures.get(request.signature_name)
         if signature is None:
             raise rest_api.BadRequest(f'Serving signature name: "{request.signature_name}" not found in '
@@ -281,13 +353,13 @@ class ModelServer:
         answer["model_version"] = str(loaded.version)
         if self._on_request is not None:
             record = InferenceRecord(self.model_name, loaded.version, arrived, request.signature_name,
-                                     instances, outputs, request_id)
+                                     instances, outputs, request_id, track)
             try:
                 with self._hook_lock:
                     self._on_request(record)
             except Exception:  # noqa: BLE001 - logging must not fail the answer
                 log.exception("on_request hook failed for a request to version %d", loaded.version)
-        return answer, loaded.version
+        return answer, loaded.version, track
 
 
 def _answer(app: ModelServer, request: http_server.Request) -> http_server.Response:
@@ -324,8 +396,9 @@ def _route_and_answer(app: ModelServer, request: http_server.Request, identity: 
         raise HttpError(501 if action in (":classify", ":regress") else 405,
                         f"{action or 'POST'} is not served by kubetfx's model server: use :predict")
     body = _body(request)
-    payload, served = app.predict(version, body, request.arrived, identity)
-    return 200, payload, {"X-Model-Version": str(served)}
+    payload, served, track = app.predict(version, body, request.arrived, identity,
+                                         request.headers.get(traffic_split.KEY_HEADER))
+    return 200, payload, {"X-Model-Version": str(served), "X-Model-Track": track}
 
 
 def _body(request: http_server.Request) -> bytes:

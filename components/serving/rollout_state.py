@@ -15,10 +15,12 @@ version_follower.py ignore it (not an integer name).
 "feature:<name>" (that feature of its first instance). Fields this module does not know
 are kept (`extra`) and written back, so a writer may record more without a change here.
 
-Readers that serve (read()) never fail on the file: a missing one, a finished rollout or
-a malformed, torn or oversized file all mean "serve stable only", the last with one
-warning per bad file content. Writers (write()) replace it atomically: a reader sees the
-old state or the new one, never a mixture.
+Readers that serve (read(), current()) never fail on the file: a missing one, a finished
+rollout or a malformed, torn or oversized file all mean "no routing", the last with one
+warning per bad file content; commands call load(), which says what is wrong. Writers
+(write()) replace it atomically: a reader sees the old state or the new one, never a
+mixture. A finished rollout still decides what unrouted requests meet (pinned_version():
+after an abort the stable version, though the aborted candidate is the highest on disk).
 """
 from __future__ import annotations
 
@@ -91,7 +93,7 @@ class RolloutState:
                 raise RolloutStateError(f"{name} must be a version number (a non-negative integer), got {value!r}")
         version("stable", self.stable)
         version("candidate", self.candidate, optional=True)
-        if self.candidate is not None and self.candidate == self.stable:
+        if self.running and self.candidate is not None and self.candidate == self.stable:
             raise RolloutStateError(f"candidate and stable are both version {self.stable}")
         if not _number(self.candidate_percent) or not 0 <= self.candidate_percent <= 100:
             raise RolloutStateError(f"candidate_percent must be a number in 0..100, got {self.candidate_percent!r}")
@@ -172,20 +174,52 @@ def load(serving_dir) -> RolloutState | None:
 _warned: dict[str, str] = {}
 
 
-def read(serving_dir) -> RolloutState | None:
-    """The running rollout, or None: no file, a finished rollout (promoted, aborted), or a
-    file that is not a state (logged once per bad content). Never raises on the file."""
-    file = path(serving_dir)
+def current(serving_dir) -> RolloutState | None:
+    """The state of any status, or None: no file, or one that is not a state (logged once
+    per bad content, as read() does). Never raises on the file: what the server follows."""
     try:
         state = load(serving_dir)
     except RolloutStateError as err:
-        message = str(err)
-        if _warned.get(file) != message:
-            _warned[file] = message
-            log.warning("%s; serving the stable version only", message)
+        warn_once(serving_dir, err)
         return None
-    _warned.pop(file, None)
+    warn_once(serving_dir, None)
+    return state
+
+
+def warn_once(serving_dir, err: RolloutStateError | None) -> None:
+    """Logs that the state file is bad, once per bad content (readers poll it every
+    second); err None: it read well, so the next bad content is said again."""
+    file, message = path(serving_dir), str(err)
+    if err is None:
+        _warned.pop(file, None)
+        return
+    if _warned.get(file) != message:
+        _warned[file] = message
+        log.warning("%s; serving the stable version only", message)
+
+
+def read(serving_dir) -> RolloutState | None:
+    """The running rollout, or None: no file, a finished rollout (promoted, aborted), or a
+    file that is not a state (logged once per bad content). Never raises on the file."""
+    state = current(serving_dir)
     return state if state is not None and state.running else None
+
+
+def pinned_version(state: RolloutState | None, valid_versions) -> int | None:
+    """The version that answers every request not routed by a running rollout, when it is
+    not the highest valid one: after an abort the stable version (the aborted candidate is
+    the highest), after a promote the promoted one (`candidate`, or `stable` when the
+    promote moved it there), each until a version newer than both is published (a later
+    push supersedes a finished rollout, as it would without one). None: the highest valid
+    version answers (no state, a running one, or a superseded one)."""
+    if state is None or state.running:
+        return None
+    newest = max(v for v in (state.stable, state.candidate) if v is not None)
+    if any(v > newest for v in valid_versions):
+        return None
+    if state.status == "aborted":
+        return state.stable
+    return state.candidate if state.candidate is not None else state.stable
 
 
 def write(serving_dir, state: RolloutState) -> None:

@@ -104,3 +104,17 @@ def test_readers_see_one_whole_state_while_a_writer_replaces_it(tmp_path):
     thread.join(timeout=60)
     assert errors == [] and reads >= 2000
     assert [n for n in os.listdir(tmp_path) if n != "rollout.json"] == []
+
+
+def test_a_finished_rollout_pins_its_version_until_a_newer_push():
+    running = RolloutState.begin(3, 4)
+    assert rollout_state.pinned_version(None, [3, 4]) is None
+    assert rollout_state.pinned_version(running, [3, 4]) is None  # routed, not pinned
+    aborted = running.with_changes(status="aborted")
+    assert rollout_state.pinned_version(aborted, [1, 3, 4]) == 3  # not the highest (4)
+    assert rollout_state.pinned_version(aborted, [3, 4, 5]) is None  # a later push is served
+    promoted_in_place = running.with_changes(status="promoted")
+    assert rollout_state.pinned_version(promoted_in_place, [3, 4]) == 4
+    moved = replace(running, stable=4, candidate=None, status="promoted").validate()
+    assert rollout_state.pinned_version(moved, [3, 4]) == 4
+    assert replace(running, candidate=3, status="promoted").validate().candidate == 3  # same version: allowed once finished

@@ -1,7 +1,9 @@
 """The inference log: every answered predict request as one tf.Example per instance — the
 request's features that the served version's schema names (nothing else a client sent),
 plus `prediction` (the model's output), `model_version`, `timestamp_ms` (Unix
-milliseconds) and `request_id` (the X-Request-Id answered to the caller) — in uncompressed
+milliseconds), `request_id` (the X-Request-Id answered to the caller) and `track`
+("stable" or "candidate", the X-Model-Track of a staged rollout; absent in logs written
+before tracks existed, and from writers that know none) — in uncompressed
 TFRecord shards that TFDV reads directly and `kubetfx monitor --logs` compares with the
 served model's training data.
 
@@ -123,6 +125,8 @@ def to_examples(record, features: Collection[str] | None) -> list[bytes]:
         out["timestamp_ms"].int64_list.value.append(int(round(record.timestamp * 1000)))
         if getattr(record, "request_id", ""):
             out["request_id"].bytes_list.value.append(record.request_id.encode())
+        if getattr(record, "track", ""):
+            out["track"].bytes_list.value.append(record.track.encode())
         examples.append(example.SerializeToString())
     return examples
 

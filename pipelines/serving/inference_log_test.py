@@ -54,3 +54,16 @@ def test_a_shard_cut_short_is_read_up_to_its_last_complete_record(tmp_path):
     (shard,) = inference_log.shards(tmp_path)
     shard.write_bytes(shard.read_bytes()[:-5])  # a crash in the middle of the last record
     assert len(list(inference_log.read_examples(tmp_path))) == 2
+
+
+def test_each_instance_carries_its_track_and_records_without_one_have_none(tmp_path):
+    import dataclasses
+
+    log = inference_log.InferenceLog(tmp_path, features=lambda version: FEATURES)
+    log(dataclasses.replace(_request(n=2), request_id="r-1", track="candidate"))
+    log(_request(n=1))  # a writer without tracks (an older proxy): no track field, as before
+    log.close()
+    records = [tf.train.Example.FromString(r).features.feature for r in inference_log.read_examples(tmp_path)]
+    assert [list(r["track"].bytes_list.value) for r in records[:2]] == [[b"candidate"], [b"candidate"]]
+    assert records[0]["request_id"].bytes_list.value == [b"r-1"]
+    assert "track" not in records[2]

@@ -3,7 +3,9 @@
 directory as TF Serving does — a push or a rollback is served without a restart — with
 every answered request written to the inference log (inference_log.py): the served
 version's schema features only, bounded per shard and in total, safe to share between
-several `serve` processes on one home."""
+several `serve` processes on one home. During a staged rollout (`rollout.json` in the
+serving directory) it serves the stable and the candidate version side by side, each
+request routed to one track (components/serving/tracks.py), re-read every --poll-seconds."""
 from __future__ import annotations
 
 import math
@@ -23,6 +25,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--port-file", help="write the bound port here once answering (with --port 0)")
     parser.add_argument("--max-body-bytes", type=int, default=16 << 20,
                         help="a larger request body is a 413, answered before it is read (default 16 MiB)")
+    parser.add_argument("--poll-seconds", type=float, default=1.0,
+                        help="how often the serving directory and its rollout.json are re-read (default 1)")
     parser.add_argument("--no-log", action="store_true", help="do not write the inference log")
     parser.add_argument("--log-shard-mb", type=float, default=8, help="close a log shard at this size")
     parser.add_argument("--log-shard-minutes", type=float, default=60, help="close a log shard at this age")
@@ -60,6 +64,8 @@ def main(args) -> int:
     if args.max_body_bytes <= 0:
         raise ConfigError("--max-body-bytes must be positive")
     check_port(args.port)
+    if not (math.isfinite(args.poll_seconds) and args.poll_seconds > 0):
+        raise ConfigError(f"--poll-seconds {args.poll_seconds:g} must be a positive finite number of seconds")
     if args.port_file:  # refused now, not by a traceback once the model is loaded
         folder = os.path.dirname(os.path.abspath(args.port_file))
         if not os.path.isdir(folder):
@@ -76,6 +82,7 @@ def main(args) -> int:
         log = inference_log.InferenceLog(inference_log.log_dir(config),
                                          features=inference_log.ServingSchemas(config.serving_dir), **bounds)
     server = model_server.ModelServer(str(config.serving_dir), config.name, on_request=log,
+                                      poll_seconds=args.poll_seconds,
                                       limits=model_server.default_limits(max_body_bytes=args.max_body_bytes))
     try:
         port = server.start(args.port, args.host)
@@ -83,12 +90,12 @@ def main(args) -> int:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {err}") from None
     try:
         with model_server.stop_on_signals(server):
-            version = server.wait_until_available(300)
+            server.wait_until_available(300)
             if args.port_file:  # after the model loaded: a reader of the file can send requests
                 with open(args.port_file + ".tmp", "w") as f:
                     f.write(str(port))
                 os.replace(args.port_file + ".tmp", args.port_file)
-            print(f"kubetfx: serving {config.name} version {version} on "
+            print(f"kubetfx: serving {config.name} {server.describe()} on "
                   f"http://{args.host}:{port}/v1/models/{config.name} (following {config.serving_dir}); "
                   f"inference log {'off' if log is None else log.directory}", flush=True)
             server.wait_stopped()

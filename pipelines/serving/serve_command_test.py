@@ -13,6 +13,8 @@ from kubetfx.pipelines import cli
     (["--log-shard-mb", "nan"], "must be positive finite numbers"),  # ValueError traceback, exit 1
     (["--log-max-mb", "inf"], "must be positive finite numbers"),
     (["--port-file", "/nonexistent/dir/port"], "--port-file /nonexistent/dir/port: folder /nonexistent/dir does not exist"),
+    (["--poll-seconds", "0"], "--poll-seconds 0 must be a positive finite number of seconds"),
+    (["--poll-seconds", "nan"], "--poll-seconds nan must be a positive finite number of seconds"),
 ])
 def test_bad_serve_flags_are_one_line_and_exit_2(tmp_path, capsys, flags, message):
     assert cli.main(["serve", "--home", str(tmp_path), *flags]) == 2
