@@ -290,8 +290,15 @@ def feed(config: PipelineConfig, labels_path, key: Optional[str] = None, log_dir
 
 
 def add_parser(subparsers) -> None:
+    import argparse
+
     parser = subparsers.add_parser(
-        "feedback", help="join outcomes that arrived later (request_id,label CSV) with the logged predictions")
+        "feedback", help="join outcomes that arrived later (request_id,label CSV) with the logged predictions",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  kubetfx feedback labels.csv                      # request_id,label: the X-Request-Id each answer carried
+  kubetfx feedback churn.csv --key customer_id     # customer_id,label joined on that logged feature
+  kubetfx feedback labels.csv --json               # the counts for scripts (same file twice: nothing new)
+""")
     parser.add_argument("labels", help="CSV with columns request_id,label (or --key COLUMN,label)")
     parser.add_argument("--key", metavar="COLUMN",
                         help="join on this logged request feature (e.g. customer_id) instead of the request id")
