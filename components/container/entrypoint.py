@@ -203,17 +203,20 @@ def main(argv=None) -> int:
     from tfx.utils import import_utils
     from tfx.components.example_gen import base_example_gen_executor
 
-    from kubetfx.components import autograph
+    from kubetfx.components import autograph, upstream_seams
 
     autograph.skip_libraries()  # a user's module file trains in this container too
     executor_class = import_utils.import_class_by_path(args.executor_class_path)
     if issubclass(executor_class, base_example_gen_executor.BaseExampleGenExecutor):
         _run_example_gen_driver(invocation, args.json_serialized_inputs_spec_args)
-    tfx_runner._run_executor(  # noqa: SLF001 — TFX's runner, reused as is
-        argparse.Namespace(executor_class_path=args.executor_class_path,
-                           json_serialized_invocation_args=invocation,
-                           json_serialized_inputs_spec_args=args.json_serialized_inputs_spec_args),
-        beam_args)
+    run_args = argparse.Namespace(executor_class_path=args.executor_class_path,
+                                  json_serialized_invocation_args=invocation,
+                                  json_serialized_inputs_spec_args=args.json_serialized_inputs_spec_args)
+    tfx = upstream_seams.tfx()  # TFX's runner reused as is; its public main() if the private one moved
+    if tfx is not None:
+        tfx.run_executor(run_args, beam_args)
+    else:
+        tfx_runner.main((run_args, beam_args))
     if view_path and args.view_stage:
         write_view(view_path, args.view_stage, executor_input, declared_types)
     kfp_compat.unmap_output_file(output_file, root)

@@ -229,3 +229,19 @@ def test_a_view_that_cannot_be_drawn_says_why_and_does_not_fail(tmp_path):
     executor_input = {"outputs": {"artifacts": {"evaluation": {"artifacts": [{"uri": str(tmp_path / "missing")}]}}}}
     entrypoint.write_view(str(path), "Evaluator", executor_input, {"evaluation": "tfx.ModelEvaluation"})
     assert path.read_text().startswith("# Evaluator\n\nThe view could not be drawn: ")
+
+
+@pytest.mark.slow
+def test_a_reshaped_private_tfx_runner_is_one_line_and_the_public_main_runs_the_stage(tmp_path, monkeypatch, caplog):
+    """An upgrade that reshapes TFX's private `_run_executor` (simulated: other parameter
+    names; TFX's own main() calls it positionally) must not fail the stage."""
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_run_executor as tfx_runner
+
+    original = tfx_runner._run_executor
+    monkeypatch.setattr(tfx_runner, "_run_executor", lambda parsed, extra: original(parsed, extra))
+    with caplog.at_level("WARNING"):
+        output = _run_example_gen(tmp_path)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("kubetfx: entrypoint:")]
+    assert len(lines) == 1 and "_run_executor takes ('parsed', 'extra')" in lines[0] and "main()" in lines[0], lines
+    artifact = output["artifacts"]["examples"]["artifacts"][0]
+    assert json.loads(artifact["metadata"]["split_names"]) == ["train", "eval"]
