@@ -49,7 +49,31 @@ def _library_dirs() -> tuple:
 
 
 def _is_library(file: str) -> bool:
-    return file.startswith(_library_dirs()) or file.startswith("<") or "/site-packages/" in file
+    # AutoGraph's converted copy of a tf.function (/tmp/__autograph_generated_file*.py) is
+    # nobody's code: the user's line is in the error's "in user code:" block.
+    return (file.startswith(_library_dirs()) or file.startswith("<") or "/site-packages/" in file
+            or os.path.basename(file).startswith("__autograph_generated_file"))
+
+
+# A frame inside a TensorFlow error message ("in user code:"), indented 4 spaces, ending in
+# "*" when AutoGraph converted the function.
+_USER_CODE_FRAME = re.compile(r'^ {4}File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)(?: +\*)?$')
+
+
+def _user_code_frames(error_lines: list, module_files: dict) -> list:
+    """The frames a tf.function's error names in its "in user code:" block, the module
+    file's temporary copy named by the user's path."""
+    frames = []
+    for i, line in enumerate(error_lines):
+        match = _USER_CODE_FRAME.match(line)
+        if match and not _is_library(match["file"]):
+            code = error_lines[i + 1].strip() if i + 1 < len(error_lines) else ""
+            frames.append(Frame(_user_path(match["file"], module_files), int(match["line"]), match["func"], code))
+    return frames
+
+
+def _user_path(file: str, module_files: dict) -> str:
+    return module_files.get(os.path.basename(file), file)
 
 
 def _segments(text: str) -> list:
@@ -76,7 +100,11 @@ def _parse(segment: str, module_files: dict) -> tuple:
     last = max((j for j, line in enumerate(lines) if _FRAME.match(line)), default=0)
     start = last + 2 if last + 1 < len(lines) and lines[last + 1].startswith("    ") else last + 1
     error_lines = [line for line in lines[start:] if not re.match(r"^\s*[~^]+\s*$", line)]
-    return frames, "\n".join(error_lines).strip()
+    frames += _user_code_frames(error_lines, module_files)  # innermost: where the graph was built
+    error = "\n".join(error_lines).strip()
+    for copy in {m["file"] for line in error_lines for m in [_USER_CODE_FRAME.match(line)] if m}:
+        error = error.replace(f'"{copy}"', f'"{_user_path(copy, module_files)}"')
+    return frames, error
 
 
 def explain_text(text: str, module_files: Optional[dict] = None) -> Explanation:

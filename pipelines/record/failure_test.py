@@ -61,3 +61,33 @@ def test_an_error_raised_only_in_libraries_shows_where_it_was_raised():
     explanation = failure.explain(err)
     assert explanation.error == "ValueError: invalid literal for int() with base 10: 'not a number'"
     assert len(explanation.frames) <= 1
+
+
+TF_FUNCTION_MODULE = '''import tensorflow as tf
+
+
+def run_fn(fn_args):
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def serve(x):
+        return {"y": x + tf.constant("a")}
+
+    return serve.get_concrete_function()
+'''
+
+
+def test_an_error_inside_a_tf_function_names_the_users_file_and_line(tmp_path):
+    """TensorFlow puts the user's line in its message ("in user code:"), with the path TFX
+    ran the module from; the traceback shows AutoGraph's generated copy and the call that
+    traced the function (model.save in a run_fn)."""
+    user = tmp_path / "user" / "my_module.py"
+    copy = tmp_path / "tfx-wheel" / "my_module.py"  # TFX's installed copy of the user's file
+    for path in (user, copy):
+        path.parent.mkdir()
+        path.write_text(TF_FUNCTION_MODULE)
+    err = _raised(_load(copy).run_fn, None)
+    explanation = failure.explain(err, {"my_module.py": str(user)})
+    innermost = explanation.frames[-1]
+    assert (innermost.file, innermost.line, innermost.function) == (str(user), 7, "serve")
+    assert innermost.code == 'return {"y": x + tf.constant("a")}'
+    assert not any("__autograph_generated_file" in f.file for f in explanation.frames)
+    assert str(copy) not in "\n".join(explanation.lines()) and str(user) in explanation.error
