@@ -126,22 +126,27 @@ def track_model_config(name: str, base_path: str, version: int | None) -> str:
             f'    model_platform: "tensorflow"\n    model_version_policy {{ {policy} }}\n  }}\n}}\n')
 
 
-def track_versions(state) -> dict:
-    """{track: the version its TF Serving loads} for a state of any status (None: no file).
-    Once a state exists the stable track stays pinned to its `stable`, also after an abort
-    (the aborted candidate is the highest version, which `latest` would serve) and after a
-    promote (the rollout wrote the promoted version there); the candidate track loads the
-    candidate while the rollout runs and mirrors stable otherwise (a warm spare)."""
-    if state is None:
-        return {traffic_split.STABLE: None, traffic_split.CANDIDATE: None}
-    candidate = state.candidate if state.running and state.candidate is not None else state.stable
-    return {traffic_split.STABLE: state.stable, traffic_split.CANDIDATE: candidate}
+def track_versions(state, valid_versions=()) -> dict:
+    """{track: the version its TF Serving loads, None: the highest} for a state of any
+    status (None: no file), by the model server's rule: while a rollout runs, stable its
+    `stable` and the candidate its `candidate` (stable too while there is none yet: a warm
+    spare); once it is finished, both what answers unrouted requests in the model server
+    (rollout_state.pinned_version: after an abort stable, though the aborted candidate is
+    the highest version; after a promote the promoted one; the highest once a newer
+    version of `valid_versions` is published)."""
+    if state is not None and state.running:
+        candidate = state.candidate if state.candidate is not None else state.stable
+        return {traffic_split.STABLE: state.stable, traffic_split.CANDIDATE: candidate}
+    pinned = rollout_state.pinned_version(state, valid_versions)
+    return {traffic_split.STABLE: pinned, traffic_split.CANDIDATE: pinned}
 
 
 class TrackConfigs:
     """Writes `<directory>/stable.config` and `candidate.config` (track_model_config), each
     replaced atomically and only when its text changes (TF Serving re-reads the file every
-    --model_config_file_poll_wait_seconds and reloads only on a change anyway)."""
+    --model_config_file_poll_wait_seconds and reloads only on a change anyway). The
+    versions are listed at `base_path`: the proxy mounts the serving volume where TF
+    Serving does."""
 
     def __init__(self, directory, model_name: str, base_path: str):
         for label, value in (("model name", model_name), ("base path", base_path)):
@@ -154,8 +159,11 @@ class TrackConfigs:
         return os.path.join(self.directory, f"{track}.config")
 
     def write(self, state) -> None:
+        from kubetfx.components.serving import valid_version
+
         os.makedirs(self.directory, exist_ok=True)
-        for track, version in track_versions(state).items():
+        finished = state is not None and not state.running
+        for track, version in track_versions(state, valid_version.versions(self.base_path) if finished else ()).items():
             text = track_model_config(self.model_name, self.base_path, version)
             try:
                 with open(self.path(track)) as f:
@@ -402,12 +410,10 @@ class LoggingProxy:
                 or self.upstream.available_version(match["name"])
             if version is None:
                 raise ValueError("the upstream reports no AVAILABLE version")
-            fields = dict(model_name=match["name"], model_version=int(version), timestamp=arrived,
-                          signature_name=request.get("signature_name", "serving_default"),
-                          instances=instances, outputs=outputs, request_id=request_id)
-            if "track" in InferenceRecord.__dataclass_fields__:  # TODO(issue 26 A): always, once the field is in
-                fields["track"] = track
-            self.on_request(InferenceRecord(**fields))
+            self.on_request(InferenceRecord(
+                model_name=match["name"], model_version=int(version), timestamp=arrived,
+                signature_name=request.get("signature_name", "serving_default"),
+                instances=instances, outputs=outputs, request_id=request_id, track=track))
             self.logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail an answered request for its log
             log.warning("request to %s answered but not logged: %s", path, err)

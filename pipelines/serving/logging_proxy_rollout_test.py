@@ -124,9 +124,8 @@ def test_2000_keyed_requests_split_within_binomial_bounds_each_answer_from_its_t
     assert low <= on_candidate <= high, on_candidate
     logged = {r.request_id: r for r in splitter.records}
     assert len(splitter.records) == 2000 and sorted(r.model_version for r in logged.values()).count(2) == on_candidate
-    if "track" in splitter.records[0].__dataclass_fields__:  # A's field in the log record
-        assert sum(r.track == traffic_split.CANDIDATE for r in splitter.records) == on_candidate
-        assert all((r.track == traffic_split.CANDIDATE) == (r.model_version == 2) for r in splitter.records)
+    assert sum(r.track == traffic_split.CANDIDATE for r in splitter.records) == on_candidate
+    assert all((r.track == traffic_split.CANDIDATE) == (r.model_version == 2) for r in splitter.records)
 
 
 def test_a_caller_stays_on_its_track_and_a_higher_step_only_adds_callers(splitter):
@@ -200,9 +199,14 @@ def test_each_tracks_tf_serving_config_pins_the_version_the_state_names(tmp_path
     from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
-    configs = logging_proxy.TrackConfigs(tmp_path / "tracks", "kubetfx-penguin", "/kubetfx/serving/kubetfx-penguin")
     serving = tmp_path / "serving"
-    serving.mkdir()
+
+    def publish(version):  # a valid version (valid_version.py: a graph without variable ops)
+        (serving / str(version)).mkdir(parents=True)
+        (serving / str(version) / "saved_model.pb").write_bytes(b"")
+    for version in (4, 7):
+        publish(version)
+    configs = logging_proxy.TrackConfigs(tmp_path / "tracks", "kubetfx-penguin", str(serving))
     watch = logging_proxy.RolloutWatch(serving, POLL, configs)
 
     def pinned():
@@ -211,7 +215,7 @@ def test_each_tracks_tf_serving_config_pins_the_version_the_state_names(tmp_path
             parsed = text_format.Parse((tmp_path / "tracks" / f"{track}.config").read_text(),
                                        model_server_config_pb2.ModelServerConfig())  # TF Serving's own parser
             (config,) = parsed.model_config_list.config
-            assert (config.name, config.base_path) == ("kubetfx-penguin", "/kubetfx/serving/kubetfx-penguin")
+            assert (config.name, config.base_path) == ("kubetfx-penguin", str(serving))
             policy = config.model_version_policy
             versions[track] = list(policy.specific.versions) if policy.HasField("specific") else \
                 f"latest {policy.latest.num_versions}"
@@ -232,6 +236,13 @@ def test_each_tracks_tf_serving_config_pins_the_version_the_state_names(tmp_path
     watch.poll()
     assert pinned() == {"stable": [7], "candidate": [7]}
     (serving / "rollout.json").write_text("{")  # not a state: the tracks keep what they load
+    watch.poll()
+    assert pinned() == {"stable": [7], "candidate": [7]}
+    rollout_state.write(serving, _running(5, stable=4, candidate=7).with_changes(status="aborted"))
+    publish(8)  # a push after a finished rollout supersedes it, as in the model server
+    watch.poll()
+    assert pinned() == {"stable": "latest 1", "candidate": "latest 1"}
+    rollout_state.write(serving, rollout_state.RolloutState(7, None, 0.0, status="running"))  # a pin, no candidate yet
     watch.poll()
     assert pinned() == {"stable": [7], "candidate": [7]}
 
