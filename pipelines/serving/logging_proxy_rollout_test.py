@@ -128,6 +128,27 @@ def test_2000_keyed_requests_split_within_binomial_bounds_each_answer_from_its_t
     assert all((r.track == traffic_split.CANDIDATE) == (r.model_version == 2) for r in splitter.records)
 
 
+def test_the_inference_log_on_disk_has_each_records_track(tracks, tmp_path):
+    import tensorflow as tf
+
+    from kubetfx.pipelines.serving import inference_log
+
+    splitter = Splitter(tracks["stable"], tracks["candidate"], tmp_path)
+    log = inference_log.InferenceLog(tmp_path / "log", features=lambda version: {"x"})
+    splitter.proxy.on_request = log
+    try:
+        splitter.set_state(_running(50))
+        answers = [splitter.predict(1.0, f"k{i}") for i in range(40)]
+    finally:
+        splitter.close()
+        log.close()
+    logged = [tf.train.Example.FromString(r).features.feature for r in inference_log.read_examples(tmp_path / "log")]
+    assert len(logged) == 40 and {a[1] for a in answers} == {"stable", "candidate"}
+    for features, (_, track, version, _) in zip(logged, answers):
+        assert features["track"].bytes_list.value == [track.encode()]
+        assert features["model_version"].int64_list.value == [int(version)]
+
+
 def test_a_caller_stays_on_its_track_and_a_higher_step_only_adds_callers(splitter):
     splitter.set_state(_running(10))
     keys = [f"sticky-{i}" for i in range(60)]
