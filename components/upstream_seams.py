@@ -1,7 +1,8 @@
 """Every private upstream name kubetfx's fast paths use, resolved in one place, one function
 per library, at plan time: TFDV's statistics internals (the fast StatisticsGen), TFMA's
-writers (the fast Evaluator), TensorFlow's record writer (ExampleGen) and TFX's executor
-runner (the container entrypoint).
+writers (the fast Evaluator), TensorFlow's record writer (ExampleGen), TFX's executor
+runner (the container entrypoint) and the stock InfraValidator's defaults.
+tests/test_layering.py checks that no other module reaches a private upstream name.
 
 These names are not API: an upgrade may move or reshape one. A stage asks its library's
 function before it writes anything; when a name is gone, or no longer takes the
@@ -47,6 +48,14 @@ TFX = {
     "run_executor": ("tfx.orchestration.kubeflow.v2.container.kubeflow_v2_run_executor", "_run_executor",
                      ("args", "beam_args")),
 }
+_INFRA = "tfx.components.infra_validator.executor"
+TFX_INFRA_VALIDATOR = {
+    "num_tries": (_INFRA, "_DEFAULT_NUM_TRIES", None),
+    "max_loading_time_sec": (_INFRA, "_DEFAULT_MAX_LOADING_TIME_SEC", None),
+    "polling_interval_sec": (_INFRA, "_DEFAULT_POLLING_INTERVAL_SEC", None),
+}
+# TFX 1.16's values of those defaults, kept when an upgrade moves the names.
+TFX_1_16_INFRA_VALIDATOR = {"num_tries": 5, "max_loading_time_sec": 300, "polling_interval_sec": 1}
 
 
 def resolve(names: dict, stage: str, fallback: str) -> Optional[SimpleNamespace]:
@@ -89,3 +98,10 @@ def tensorflow() -> Optional[SimpleNamespace]:
 
 def tfx() -> Optional[SimpleNamespace]:
     return resolve(TFX, "entrypoint", "the runner's public main() runs the executor")
+
+
+def tfx_infra_validator_defaults() -> SimpleNamespace:
+    """The stock InfraValidator's defaults (tries, loading time, polling interval), never
+    None: TFX 1.16's values when the names moved."""
+    return resolve(TFX_INFRA_VALIDATOR, "InfraValidator", "TFX 1.16's defaults (5 tries, 300 s, 1 s) apply") \
+        or SimpleNamespace(**TFX_1_16_INFRA_VALIDATOR)

@@ -39,3 +39,15 @@ def test_a_reshaped_name_is_one_log_line_and_none(monkeypatch, caplog):
         assert upstream_seams.tfma() is None
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("kubetfx:")]
     assert len(lines) == 1 and "_serialize_eval_run takes ('eval_config', 'location')" in lines[0], lines
+
+
+def test_the_infra_validator_defaults_are_tfx_1_16_s_and_survive_a_move(monkeypatch, caplog):
+    from tfx.components.infra_validator import executor
+
+    assert vars(upstream_seams.tfx_infra_validator_defaults()) == upstream_seams.TFX_1_16_INFRA_VALIDATOR
+    monkeypatch.delattr(executor, "_DEFAULT_NUM_TRIES")
+    with caplog.at_level("WARNING"):
+        assert vars(upstream_seams.tfx_infra_validator_defaults()) == upstream_seams.TFX_1_16_INFRA_VALIDATOR
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("kubetfx:")] == [
+        "kubetfx: InfraValidator: tfx.components.infra_validator.executor._DEFAULT_NUM_TRIES is gone "
+        "(an upgrade moved it): TFX 1.16's defaults (5 tries, 300 s, 1 s) apply"]

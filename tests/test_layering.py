@@ -137,6 +137,51 @@ def test_run_and_kubeflow_never_import_each_other():
                        "down, or let the cli pass it in):\n" + "\n".join(wrong))
 
 
+UPSTREAM = ("tensorflow", "tensorflow_data_validation", "tensorflow_model_analysis", "tfx", "tfx_bsl")
+SEAMS = "kubetfx.components.upstream_seams"
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _upstream_private_uses(path: Path):
+    """(line, what) for each private name of an upstream library the source reaches: an
+    import of one, or an attribute starting with `_` of a name bound to an upstream import."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    bound = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            source = getattr(node, "module", None) or ""
+            for alias in node.names:
+                full = alias.name if isinstance(node, ast.Import) else f"{source}.{alias.name}"
+                if full.split(".")[0] in UPSTREAM:
+                    bound.add(alias.asname or alias.name.split(".")[0])
+                    if any(_private(part) for part in full.split(".")):
+                        yield node.lineno, full
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr) and isinstance(node.value, ast.Name) \
+                and node.value.id in bound:
+            yield node.lineno, f"{node.value.id}.{node.attr}"
+
+
+def test_private_upstream_names_are_reached_only_through_the_seams():
+    wrong = [f"{path.relative_to(REPO)}:{line} uses {what}"
+             for name, path, _ in MODULES if name != SEAMS
+             for line, what in _upstream_private_uses(path)]
+    assert not wrong, ("a private name of TensorFlow/TFDV/TFMA/TFX outside components/upstream_seams.py "
+                       "(resolve it there, with a fallback):\n" + "\n".join(wrong))
+
+
+def test_the_upstream_check_sees_a_private_use(tmp_path):
+    source = tmp_path / "stage.py"
+    source.write_text("from tensorflow.python.lib.io import _pywrap_record_io\n"
+                      "from tensorflow_data_validation.statistics import stats_impl\n"
+                      "stats_impl._split_generator_types\n")
+    assert sorted(_upstream_private_uses(source)) == [
+        (1, "tensorflow.python.lib.io._pywrap_record_io"), (3, "stats_impl._split_generator_types")]
+
+
 def test_only_the_entry_modules_stay_at_the_top_of_pipelines():
     top = sorted(p.stem for p in (REPO / "pipelines").glob("*.py")
                  if not p.name.endswith("_test.py") and p.name != "conftest.py")

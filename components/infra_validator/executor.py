@@ -30,6 +30,7 @@ from tfx.proto import infra_validator_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, path_utils, proto_utils
 
+from kubetfx.components import upstream_seams
 from kubetfx.components.infra_validator import canary, server_process
 
 MODEL_NAME = server_process.CANDIDATE_MODEL_NAME
@@ -162,9 +163,10 @@ class Executor(tfx_executor.Executor):
         serving_spec = _parse(exec_properties, standard_component_specs.SERVING_SPEC_KEY, infra_validator_pb2.ServingSpec())
         validation_spec = _parse(exec_properties, standard_component_specs.VALIDATION_SPEC_KEY,
                                  infra_validator_pb2.ValidationSpec())
-        validation_spec.num_tries = validation_spec.num_tries or tfx_executor._DEFAULT_NUM_TRIES
+        defaults = upstream_seams.tfx_infra_validator_defaults()
+        validation_spec.num_tries = validation_spec.num_tries or defaults.num_tries
         validation_spec.max_loading_time_seconds = (validation_spec.max_loading_time_seconds
-                                                    or tfx_executor._DEFAULT_MAX_LOADING_TIME_SEC)
+                                                    or defaults.max_loading_time_sec)
         request_spec = (_parse(exec_properties, standard_component_specs.REQUEST_SPEC_KEY, infra_validator_pb2.RequestSpec())
                         if exec_properties.get(standard_component_specs.REQUEST_SPEC_KEY) else None)
         # SIGTERM raises GracefulShutdown, whose unwinding stops the model server; a
@@ -231,7 +233,7 @@ class Executor(tfx_executor.Executor):
             runner.Start()
             runner.WaitUntilRunning(deadline)
             client = serving_binary.MakeClient(runner.GetEndpoint())
-            client.WaitUntilModelLoaded(deadline, polling_interval_sec=tfx_executor._DEFAULT_POLLING_INTERVAL_SEC)
+            client.WaitUntilModelLoaded(deadline, polling_interval_sec=upstream_seams.tfx_infra_validator_defaults().polling_interval_sec)
             if requests:
                 client.SendRequests(requests)
         finally:
