@@ -3,12 +3,17 @@ file), a starting point that trains as it is, so a user's own module begins from
 meets TFX's contract and kubetfx's gates instead of from a blank file."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from kubetfx.pipelines import exit_codes
 from kubetfx.pipelines.config import ConfigError
 
 TEMPLATE = Path(__file__).resolve().parent / "module.py"
+EXAMPLES = """examples:
+  kubetfx init-module my_module.py                   # the template, ready to train
+  kubetfx run --data trips.csv --label fare --module-file my_module.py
+"""
 
 
 def write(path: Path, force: bool = False) -> Path:
@@ -33,7 +38,9 @@ def _command(args) -> int:
 
 
 def add_parser(sub) -> None:
-    parser = sub.add_parser("init-module", help="write a module file to start from (preprocessing_fn, run_fn)")
+    parser = sub.add_parser(
+        "init-module", help="write a module file to start from (preprocessing_fn, run_fn)",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES)
     parser.add_argument("path", help="the file to write, e.g. my_module.py")
     parser.add_argument("--force", action="store_true", help="overwrite an existing file")
     parser.set_defaults(func=_command)
