@@ -14,7 +14,7 @@ from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
 from kubetfx.pipelines.report import command as report_command
 from kubetfx.pipelines.monitor import command as monitor_command
 from kubetfx.pipelines.serving import feedback, proxy_command, rollout_command, serve_command
-from kubetfx.pipelines.record import commands as record_commands
+from kubetfx.pipelines.record import models_command
 from kubetfx.pipelines import templates
 
 
@@ -62,10 +62,22 @@ def config_from_args(args) -> PipelineConfig:
     )
     if args.data and args.name is None and not args.config:
         # Another dataset is another pipeline: its own metadata, baseline and serving dir.
-        from pathlib import Path
-        stem = Path(args.data).resolve().stem.lower()
-        config = config.replace(name="kubetfx-" + "".join(c if c.isalnum() else "-" for c in stem).strip("-")[:40])
+        config = config.replace(name=name_for_data(args.data))
     return config.validate()
+
+
+def name_for_data(data: str) -> str:
+    """kubetfx-<file name>, in the ASCII a pipeline name allows (it names Kubernetes
+    objects): 'données.csv' -> kubetfx-donnees; a name with no Latin letter at all
+    ('日本語.csv') -> kubetfx-data-<8 hex of its sha256>."""
+    import hashlib
+    import unicodedata
+    from pathlib import Path
+
+    stem = Path(data).resolve().stem
+    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode().lower()
+    slug = "".join(c if c.isalnum() else "-" for c in ascii_stem).strip("-")[:40].strip("-")
+    return "kubetfx-" + (slug or "data-" + hashlib.sha256(stem.encode()).hexdigest()[:8])
 
 
 def _cmd_run(args) -> int:
@@ -195,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=_cmd_compile)
 
     report_command.add_parser(sub)
-    record_commands.add_parser(sub)
+    models_command.add_parser(sub)
     monitor_command.add_parser(sub)
     serve_command.add_parser(sub)
     proxy_command.add_parser(sub)
@@ -270,9 +282,9 @@ def entry() -> None:
         code = main()
     except BrokenPipeError:  # while parsing: argparse's --help or usage on a closed pipe
         code = _reader_gone()
-    from kubetfx.pipelines.run import process_exit
+    from kubetfx.pipelines.run import exit_without_teardown
 
-    process_exit.exit_now(0 if code is None else code if isinstance(code, int) else 1)  # as sys.exit
+    exit_without_teardown.exit_now(0 if code is None else code if isinstance(code, int) else 1)  # as sys.exit
 
 
 if __name__ == "__main__":
