@@ -219,9 +219,16 @@ def _monitor(args, config, result: dict | None = None) -> int:
     if result is not None:
         result.update(summary, report=str(paths["verdict"]))
     if served.recorded:  # against the served model's record; a pod has none (files only)
-        findings.record(config, served, split, paths, {
-            "verdict": word, "mode": mode, "source": source, "rows": rows,
-            "served_version": served.version, "moved_features": ",".join(moved)})
+        from kubetfx.pipelines.record import mlmd
+
+        try:
+            findings.record(config, served, split, paths, {
+                "verdict": word, "mode": mode, "source": source, "rows": rows,
+                "served_version": served.version, "moved_features": ",".join(moved)})
+        except Exception as err:  # a full disk or a read-only store met by the write: one line
+            if not mlmd.unusable_store(err):
+                raise
+            raise mlmd.explain(config.metadata_path, err) from None
     if not moved:
         print(f"kubetfx monitor: ok: no {mode}, no missing-rate change, no anomaly against version "
               f"{served.version}; report {paths['verdict']}")

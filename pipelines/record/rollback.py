@@ -121,6 +121,15 @@ def _truncate(path: Path, size) -> None:
 
 
 def _record(config, target, served, path: str, new_version: str, origin: str) -> None:
+    try:
+        _write_record(config, target, served, path, new_version, origin)
+    except Exception as err:  # a full disk or a read-only store met by the write: one line
+        if not mlmd.unusable_store(err):
+            raise
+        raise mlmd.explain(config.metadata_path, err) from None
+
+
+def _write_record(config, target, served, path: str, new_version: str, origin: str) -> None:
     store = mlmd.open_store(config.metadata_path, writable=True)
     earlier = store.get_artifacts_by_id([target.pushed_model_id])[0]
     model = store.get_artifacts_by_id([target.model_id])[0] if target.model_id else None
