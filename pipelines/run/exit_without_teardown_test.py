@@ -4,10 +4,10 @@ import sys
 
 PROGRAM = """
 import atexit
-from kubetfx.pipelines.run import process_exit
+from kubetfx.pipelines.run import exit_without_teardown
 atexit.register(lambda: print("atexit ran"))
 print("written before exit", end="")  # still in stdout's buffer: a pipe is block-buffered
-process_exit.exit_now(3)
+exit_without_teardown.exit_now(3)
 """
 
 
