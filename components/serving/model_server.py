@@ -279,14 +279,14 @@ class ModelServer:
         routing = self.tracks.routing
         return routing.stable if routing is not None else self.versions.serving
 
-    def _loaded(self, version: str | None, key: str | None = None) -> tuple:
-        """(the LoadedVersion, its track) answering a request: the named version, or the
-        one a rollout routes `key` to, or the follower's."""
+    def _loaded(self, version: str | None) -> tuple:
+        """(the LoadedVersion, its track) answering a request: the named version, else the
+        stable or a random track of a rollout's routing, else the follower's."""
         routing = self.tracks.routing  # read once: this request sees one state
         serving = self.versions.serving
         if version is None:
             if routing is not None:
-                return routing.choose(key)
+                return routing.choose(None)
             if serving is not None:
                 return serving, traffic_split.STABLE
         else:
