@@ -280,13 +280,13 @@ class ModelServer:
         return routing.stable if routing is not None else self.versions.serving
 
     def _loaded(self, version: str | None) -> tuple:
-        """(the LoadedVersion, its track) answering a request: the named version, else the
-        stable or a random track of a rollout's routing, else the follower's."""
+        """(the LoadedVersion, its track) answering a request: the named version, else a
+        rollout's stable version (metadata describes it), else the follower's."""
         routing = self.tracks.routing  # read once: this request sees one state
         serving = self.versions.serving
         if version is None:
             if routing is not None:
-                return routing.choose(None)
+                return routing.stable, traffic_split.STABLE
             if serving is not None:
                 return serving, traffic_split.STABLE
         else:

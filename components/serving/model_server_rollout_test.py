@@ -162,8 +162,9 @@ def test_track_version_and_request_id_are_in_the_headers_and_in_the_log(served):
     assert logged == sent
 
 
-def test_a_url_naming_a_version_is_never_rerouted(served):
+def test_a_url_naming_a_version_is_never_rerouted_and_metadata_is_stables(served):
     served.state(at(50))
+    assert {status(f"{served.url}/metadata")["model_spec"]["version"] for _ in range(20)} == {"1"}
     keys = [f"pinned-{i}" for i in range(20)]
     body = json.dumps({"instances": [{"b64": base64.b64encode(example(1.0)).decode()}]}).encode()
     for version, track in ((1, "stable"), (2, "candidate")):
