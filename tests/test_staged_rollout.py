@@ -200,6 +200,10 @@ def test_a_corrupted_candidate_is_aborted_and_a_good_one_promoted(world, run_kub
     assert re.search(rf"rollout: 10% start{waits}, 10% abort\n", result.stdout), result.stdout
     assert re.search(rf"rollout: 10% start{waits}, 25% advance{waits}, 50% advance{waits}, 100% promote\n",
                      result.stdout), result.stdout
+    page = world["base"] / "report.html"
+    result = run_kubetfx("report", "--home", home, "--name", NAME, "--output", page)
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"Staged rollout: 10% start{waits}, 25% advance", page.read_text()), "no rollout in the report"
     from kubetfx.pipelines.record import rollout_history
 
     decisions = rollout_history.from_metadata(home / "metadata" / f"{NAME}.sqlite", NAME)

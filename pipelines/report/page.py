@@ -290,6 +290,7 @@ def _model(record: RunRecord) -> str:
     if pusher is not None and pusher.prop("PushedModel", "pushed"):
         where = str(pusher.prop("PushedModel", "pushed_destination"))
         head = f'<p>Pushed to <code>{escape(where)}</code> (version {escape(os.path.basename(where))}).</p>'
+        head += _rollout(record, os.path.basename(where.rstrip("/")))
     elif trainer is not None and "Model" in trainer.outputs:
         where = artifacts.model_dir(trainer.outputs["Model"].uri)
         head = f'<p class="bad">Not pushed.</p><p>Trained model (not served): <code>{escape(where)}</code></p>'
@@ -305,6 +306,14 @@ def _model(record: RunRecord) -> str:
                      f'{table(sig.inputs)}<tr><td colspan="3" class="muted">outputs</td></tr>{table(sig.outputs)}'
                      "</tbody></table>")
     return "".join(parts)
+
+
+def _rollout(record: RunRecord, version: str) -> str:
+    """The version's staged-rollout decisions so far (rollout_history), if it was a candidate."""
+    from kubetfx.pipelines.record import rollout_history
+
+    line = rollout_history.by_candidate(rollout_history.from_metadata(record.metadata_path, record.pipeline)).get(version)
+    return f'<p class="rollout">Staged rollout: {escape(line)}</p>' if line else ""
 
 
 def render(record: RunRecord) -> str:
