@@ -65,8 +65,7 @@ READ_BATCH = 4096
 STEPS_PER_EXECUTION = 16
 
 
-def _split_dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True,
-                   known_classes=None):
+def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True, known_classes=None):
     """(transformed features, label) batches from raw examples: Transform wrote none out,
     the graph is applied here (as it is at serving)."""
     def transform(raw):
@@ -240,17 +239,17 @@ def _training_data(fn_args, tf_transform_output, transform_layer, label, config)
     known_classes = (tf_transform_output.vocabulary_size_by_name(preprocessing.LABEL_VOCABULARY)
                      if config.get("task") == "classification" else None)
 
-    def _dataset(*args, **kwargs):
-        return _split_dataset(*args, known_classes=known_classes, **kwargs)
+    def dataset(*args, **kwargs):
+        return _dataset(*args, known_classes=known_classes, **kwargs)
 
     train = read_in_memory(
-        _dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, READ_BATCH,
+        dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, READ_BATCH,
                  shuffle=False), IN_MEMORY_BYTES)
     if train is not None:
         examples = len(train[1])
         batch_size = int(config.get("batch_size") or batch_size_for(examples))
         evaluation = read_in_memory(
-            _dataset(fn_args, fn_args.eval_files, raw_schema, transform_layer, label, READ_BATCH,
+            dataset(fn_args, fn_args.eval_files, raw_schema, transform_layer, label, READ_BATCH,
                      shuffle=False), IN_MEMORY_BYTES, MAX_VALIDATION_EXAMPLES)
         if evaluation is None:
             raise ValueError("the eval split is empty: early stopping has nothing to watch")
@@ -263,8 +262,8 @@ def _training_data(fn_args, tf_transform_output, transform_layer, label, config)
         raise ValueError("the training split is empty: nothing to train on")
     batch_size = int(config.get("batch_size") or batch_size_for(examples))
     validation_batches = max(1, MAX_VALIDATION_EXAMPLES // batch_size)
-    fit = {"x": _dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, batch_size),
-           "validation_data": _dataset(fn_args, fn_args.eval_files, raw_schema, transform_layer,
+    fit = {"x": dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, batch_size),
+           "validation_data": dataset(fn_args, fn_args.eval_files, raw_schema, transform_layer,
                                        label, batch_size).take(validation_batches).cache()}
     return fit, examples, batch_size, "streamed"
 

@@ -165,7 +165,7 @@ def _arity_problem(name: str, args: ast.arguments):
 def _import_in_child(path: Path, functions: list) -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_USE_LEGACY_KERAS": os.environ.get("TF_USE_LEGACY_KERAS", "1")}
     try:
-        child = subprocess.run([sys.executable, "-m", __name__, str(path), *functions], env=env,
+        child = subprocess.run([sys.executable, "-m", __name__, str(path.resolve()), *functions], env=env,
                                stdin=subprocess.DEVNULL, capture_output=True, text=True,
                                timeout=IMPORT_TIMEOUT_S, cwd=str(path.resolve().parent))
     except subprocess.TimeoutExpired:

@@ -71,10 +71,11 @@ def test_the_template_passes_the_source_check():
 
 
 @pytest.mark.slow  # a child process imports TensorFlow
-def test_an_error_of_the_module_top_level_names_its_line_and_the_template_imports(write):
+def test_an_error_of_the_module_top_level_names_its_line_and_the_template_imports(write, monkeypatch):
     path = write("import tensorflow as tf\nSCALE = tf.constant(2.0) * undefined_factor\n" + GOOD)
     with pytest.raises(ConfigError) as raised:
         module_check.check_import(str(path), ["preprocessing_fn", "run_fn"])
     assert str(raised.value) == (f"--module-file {path}:2: importing it raised "
                                  "NameError: name 'undefined_factor' is not defined")
-    module_check.check_import(str(TEMPLATE), ["preprocessing_fn", "run_fn"])
+    monkeypatch.chdir(TEMPLATE.parent.parent)  # a path relative to where kubetfx runs
+    module_check.check_import("templates/module.py", ["preprocessing_fn", "run_fn"])
