@@ -275,7 +275,7 @@ class ModelServer:
 
     # -- the REST API -------------------------------------------------------------------
     def _default(self):
-        """The version answering requests that name none, outside a rollout's routing."""
+        """The version requests naming none meet unless routed: a rollout's stable, else the follower's."""
         routing = self.tracks.routing
         return routing.stable if routing is not None else self.versions.serving
 
