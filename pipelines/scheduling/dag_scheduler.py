@@ -73,6 +73,7 @@ def run(graph: Mapping[str, Iterable[str]], execute: Callable[[str], None], para
 
     ready: list = []
     running = 0
+    threads: list = []
     failure: Optional[BaseException] = None
     try:
         while True:
@@ -81,7 +82,9 @@ def run(graph: Mapping[str, Iterable[str]], execute: Callable[[str], None], para
                 while ready and running < parallelism:
                     node = ready.pop(0)
                     running += 1
-                    threading.Thread(target=work, args=(node,), name=f"node-{node}", daemon=True).start()
+                    thread = threading.Thread(target=work, args=(node,), name=f"node-{node}", daemon=True)
+                    thread.start()
+                    threads.append(thread)
             if not running:
                 break
             node, error = _next_result(results)
@@ -91,9 +94,10 @@ def run(graph: Mapping[str, Iterable[str]], execute: Callable[[str], None], para
             else:
                 failure = failure or error
     except KeyboardInterrupt:
-        if drain_on_interrupt:
-            for _ in range(running):  # a second Ctrl-C ends this wait too
-                _next_result(results)
+        if drain_on_interrupt:  # the nodes' threads themselves: no count to get wrong mid-update
+            for thread in threads:
+                while thread.is_alive():  # in slices, so a second Ctrl-C ends this wait too
+                    thread.join(POLL_SECONDS)
         raise
     if failure is not None:
         raise failure
