@@ -196,3 +196,17 @@ def test_a_full_disk_stops_run_with_one_line_not_an_error_in_its_error_handler(h
     _one_line(result, str(home / "metadata" / f"{NAME}.sqlite"), "free space")
     _no_staging(home)
     assert "During handling of the above exception" not in result.stderr
+
+
+def test_a_read_only_metadata_store_stops_rollback_and_unpublishes_its_copy(home):
+    """The copy is published before it is recorded; unrecorded, it must not stay served."""
+    first, second = _second_version(home)
+    store = home / "metadata" / f"{NAME}.sqlite"
+    store.chmod(0o444)
+    before = _snapshot(home)
+    prefix = WITHOUT_ROOTS_OVERRIDE if os.geteuid() == 0 else []
+    result = _kubetfx("rollback", first, "--home", home, prefix=prefix)
+    _one_line(result, f"metadata store {store} cannot be written", "writable")
+    assert _versions(home) == [first, second]
+    _no_staging(home)
+    assert _snapshot(home) == before
