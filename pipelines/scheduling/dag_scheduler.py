@@ -83,8 +83,8 @@ def run(graph: Mapping[str, Iterable[str]], execute: Callable[[str], None], para
                     node = ready.pop(0)
                     running += 1
                     thread = threading.Thread(target=work, args=(node,), name=f"node-{node}", daemon=True)
+                    threads.append(thread)  # first: a Ctrl-C right after start() must find it
                     thread.start()
-                    threads.append(thread)
             if not running:
                 break
             node, error = _next_result(results)
