@@ -26,6 +26,7 @@ import uuid
 import tensorflow as tf
 
 from kubetfx.components.pusher import training_summary
+from kubetfx.components.serving import valid_version
 
 STAGING_PREFIX = ".staging-"
 # What makes a directory a SavedModel to a loader (TF's loader takes either; Keras and
@@ -56,9 +57,9 @@ def _versions(base_directory: str) -> list[int]:
 
 
 def served_versions(base_directory: str) -> list[int]:
-    """Versions TF Serving can load: integer names holding a saved_model.pb, ascending."""
-    return [v for v in _versions(base_directory)
-            if any(gfile.exists(_join(base_directory, str(v), name)) for name in SAVED_MODEL_FILES)]
+    """Versions TF Serving can load, ascending: the one rule of valid_version, which the
+    model server, ServedBaseline, `models` and `rollback` use too (a torn copy is skipped)."""
+    return valid_version.versions(base_directory)
 
 
 def latest_version(base_directory: str) -> str | None:

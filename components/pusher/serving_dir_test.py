@@ -51,6 +51,7 @@ def _fake_model(tmp_path, name, content=b"graph"):
     (model / "variables").mkdir(parents=True)
     (model / "saved_model.pb").write_bytes(content)
     (model / "variables" / "variables.index").write_bytes(b"index")
+    (model / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
     return str(model)
 
 
@@ -94,6 +95,16 @@ def test_a_version_without_saved_model_pb_is_not_served_nor_reused(tmp_path):
     assert serving_dir.served_versions(str(base)) == [9000000001]
 
 
+def test_a_torn_version_above_a_whole_one_is_not_the_latest(tmp_path):
+    base = tmp_path / "serving"
+    _, whole, _ = serving_dir.publish(_fake_model(tmp_path, "m1", content=b"graph VarHandleOp"), str(base))
+    torn = base / str(int(whole) + 5)
+    torn.mkdir()
+    (torn / "saved_model.pb").write_bytes((base / whole / "saved_model.pb").read_bytes())  # no variables/
+    assert serving_dir.latest_version(str(base)) == whole
+    assert serving_dir.served_versions(str(base)) == [int(whole)]
+
+
 def test_saved_model_pb_is_copied_last(tmp_path, monkeypatch):
     model = _fake_model(tmp_path, "m1")
     (tmp_path / "m1" / "assets").mkdir()
@@ -103,7 +114,7 @@ def test_saved_model_pb_is_copied_last(tmp_path, monkeypatch):
     monkeypatch.setattr(serving_dir.gfile, "copy", lambda src, dst, overwrite=False: (
         copied.append(os.path.relpath(src, model)), real_copy(src, dst, overwrite)))
     serving_dir.copy_tree(model, str(tmp_path / "copy"))
-    assert copied[-1] == "saved_model.pb" and len(copied) == 3
+    assert copied[-1] == "saved_model.pb" and len(copied) == 4
     assert serving_dir.files(str(tmp_path / "copy")) == serving_dir.files(model)
 
 
