@@ -34,7 +34,7 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
 from tfx.utils import io_utils, path_utils
 
-from kubetfx.components.serving.valid_version import latest as latest_version
+from kubetfx.components.serving.rollout_state import serving_version as latest_version
 
 NODE_ID = "ServedBaseline"
 SERVING_DIR_KEY = "serving_dir"

@@ -126,3 +126,25 @@ def test_a_torn_version_above_the_served_one_is_never_the_baseline(tmp_path):
     baseline = _run(serving, tmp_path / "out")
     assert baseline.get_string_custom_property(served_baseline.SERVED_VERSION_PROPERTY) == "5"
     assert (tmp_path / "out" / "Format-Serving" / "saved_model.pb").read_bytes() == b"graph of 5"
+
+
+def test_the_baseline_is_what_everybody_is_served_not_a_candidate_on_disk(tmp_path):
+    """During a staged rollout and after its abort the highest version is the candidate;
+    the Evaluator must compare with the stable one everybody meets."""
+    from dataclasses import replace
+
+    from kubetfx.components.serving import rollout_state
+
+    serving = tmp_path / "serving"
+    _served(serving, "5", b"stable")
+    _served(serving, "6", b"candidate")
+    running = rollout_state.RolloutState.begin(5, 6, plan=[10, 100], key="header")
+    rollout_state.write(serving, running)
+    baseline = _run(serving, tmp_path / "during")
+    assert baseline.get_string_custom_property(served_baseline.SERVED_VERSION_PROPERTY) == "5"
+    rollout_state.write(serving, replace(running, status="aborted", candidate_percent=0.0))
+    baseline = _run(serving, tmp_path / "aborted")
+    assert baseline.get_string_custom_property(served_baseline.SERVED_VERSION_PROPERTY) == "5"
+    _served(serving, "7", b"a later push")  # supersedes the finished rollout
+    baseline = _run(serving, tmp_path / "later")
+    assert baseline.get_string_custom_property(served_baseline.SERVED_VERSION_PROPERTY) == "7"

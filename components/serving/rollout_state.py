@@ -222,6 +222,25 @@ def pinned_version(state: RolloutState | None, valid_versions) -> int | None:
     return state.candidate if state.candidate is not None else state.stable
 
 
+def serving_version(serving_dir) -> str | None:
+    """The version everybody not routed to a candidate meets, None when none is whole: the
+    stable one during a rollout, the pinned one after it (pinned_version), else the
+    highest valid one. The one answer the Evaluator's baseline, `models`, `rollback` and
+    the monitor give to "what is served", so an aborted candidate (the highest on disk)
+    is never taken for it."""
+    from kubetfx.components.serving import valid_version
+
+    versions = valid_version.versions(serving_dir)
+    if not versions:
+        return None
+    state = current(serving_dir)
+    if state is not None and state.running:
+        chosen = state.stable if state.stable in versions else None
+    else:
+        chosen = pinned_version(state, versions)
+    return str(chosen if chosen in versions else versions[-1])
+
+
 def write(serving_dir, state: RolloutState) -> None:
     """Replaces the state file atomically and durably (temp file, fsync, os.replace, fsync
     of the folder); RolloutStateError for a state that is not valid or would be over MAX_BYTES."""

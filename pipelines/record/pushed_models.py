@@ -80,8 +80,11 @@ def serving_versions(serving_dir) -> list[str]:
 
 
 def served_version(serving_dir) -> Optional[str]:
-    versions = serving_versions(serving_dir)
-    return versions[-1] if versions else None
+    """What everybody is served (rollout_state.serving_version: the stable version during
+    a staged rollout and after an abort, else the highest complete one)."""
+    from kubetfx.components.serving import rollout_state
+
+    return rollout_state.serving_version(serving_dir)
 
 
 def _iso(ms: int) -> str:
@@ -232,7 +235,7 @@ def fill_from_summary(record: PushedVersion) -> bool:
 def pushed_versions(metadata_path, pipeline_name: str, serving_dir, *, with_metrics: bool = True) -> list:
     """Every version in the serving directory, oldest first, with what metadata knows."""
     versions = serving_versions(serving_dir)
-    served = versions[-1] if versions else None
+    served = served_version(serving_dir) if versions else None
     history = _history(serving_dir)
     records = [PushedVersion(version=v, path=str(Path(serving_dir) / v), serving=(v == served),
                              pushed_at=_pushed_at_from_version(v), rollback_of=history.get(v)) for v in versions]

@@ -94,9 +94,9 @@ def served_version(serving_dir) -> str:
     """The version served under the (local) serving directory, "" when none: the rule of
     components/serving/valid_version.py, which reads with os, so prepare can call it
     before the run's log captures what TensorFlow prints when it loads."""
-    from kubetfx.components.serving import valid_version
+    from kubetfx.components.serving import rollout_state
 
-    return valid_version.latest(serving_dir) or ""
+    return rollout_state.serving_version(serving_dir) or ""
 
 
 def _string(properties, name) -> Optional[str]:
