@@ -107,7 +107,8 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
         tmp_path, penguins, run_kubetfx):
     home = tmp_path / "home"
     first, run_id = _run(run_kubetfx, home, penguins, "2.5")
-    assert _states(first.stdout) == {"data": "imported", **{t: "complete" for t in CONTAINER_TASKS}}
+    assert _states(first.stdout) == {"data": "imported", "data-fingerprint": "complete",
+                                     **{t: "complete" for t in CONTAINER_TASKS}}
     assert re.search(r"model pushed to /kubetfx/serving/kubetfx-penguin/\d+ \(Docker volume kubetfx-serving-\w+\)",
                      first.stdout)
 
@@ -140,8 +141,8 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
     # volume KFP's cache key cannot see (never cached), and the two that take its output; the
     # Pusher then finds the same model served and publishes no new version.
     rerun = ("ServedBaseline", "Evaluator", "Pusher")
-    assert _states(second.stdout) == {"data": "imported", **{t: "complete" if t in rerun else "cached"
-                                                             for t in CONTAINER_TASKS}}
+    assert _states(second.stdout) == {"data": "imported", "data-fingerprint": "complete",
+                                      **{t: "complete" if t in rerun else "cached" for t in CONTAINER_TASKS}}
     # The version holds the schema and training statistics the Pusher task received as
     # input artifacts (for the monitor pod); they do not make the same model look new.
     version = re.search(r"model pushed to (/kubetfx/serving/kubetfx-penguin/\d+)", first.stdout).group(1)
@@ -161,7 +162,8 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
     lines = csv.read_text().splitlines()
     (penguins / "more.csv").write_text("\n".join(lines[:40]) + "\n")
     third, _ = _run(run_kubetfx, home, penguins, "2.5")
-    assert _states(third.stdout) == {"data": "imported", **{t: "complete" for t in CONTAINER_TASKS}}
+    assert _states(third.stdout) == {"data": "imported", "data-fingerprint": "complete",
+                                     **{t: "complete" for t in CONTAINER_TASKS}}
 
 
 def test_kfp_2_4_runs_without_executor_logs(tmp_path, penguins, run_kubetfx):
