@@ -93,6 +93,9 @@ class InferenceRecord:
     outputs: dict          # {output name: numpy array}, batch dimension first
     request_id: str = ""   # answered to the caller in X-Request-Id
     track: str = ""        # "stable" or "candidate" (X-Model-Track); "" from writers without tracks
+    # From arrival to the answer's outputs (the body not yet written): what the staged
+    # rollout's latency budget judges per track; 0.0 from writers that do not time it.
+    latency_ms: float = 0.0
 
 
 # A caller's X-Request-Id is kept when it is a short token of these characters: it goes
@@ -353,7 +356,8 @@ class ModelServer:
         answer["model_version"] = str(loaded.version)
         if self._on_request is not None:
             record = InferenceRecord(self.model_name, loaded.version, arrived, request.signature_name,
-                                     instances, outputs, request_id, track)
+                                     instances, outputs, request_id, track,
+                                     latency_ms=(time.time() - arrived) * 1000.0)
             try:
                 with self._hook_lock:
                     self._on_request(record)

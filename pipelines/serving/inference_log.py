@@ -3,7 +3,8 @@ request's features that the served version's schema names (nothing else a client
 plus `prediction` (the model's output), `model_version`, `timestamp_ms` (Unix
 milliseconds), `request_id` (the X-Request-Id answered to the caller) and `track`
 ("stable" or "candidate", the X-Model-Track of a staged rollout; absent in logs written
-before tracks existed, and from writers that know none) — in uncompressed
+before tracks existed, and from writers that know none) and `latency_ms` (arrival to
+answer, what the rollout's latency budget judges) — in uncompressed
 TFRecord shards that TFDV reads directly and `kubetfx monitor --logs` compares with the
 served model's training data.
 
@@ -127,6 +128,8 @@ def to_examples(record, features: Collection[str] | None) -> list[bytes]:
             out["request_id"].bytes_list.value.append(record.request_id.encode())
         if getattr(record, "track", ""):
             out["track"].bytes_list.value.append(record.track.encode())
+        if getattr(record, "latency_ms", 0.0) > 0:
+            out["latency_ms"].float_list.value.append(record.latency_ms)
         examples.append(example.SerializeToString())
     return examples
 

@@ -413,7 +413,8 @@ class LoggingProxy:
             self.on_request(InferenceRecord(
                 model_name=match["name"], model_version=int(version), timestamp=arrived,
                 signature_name=request.get("signature_name", "serving_default"),
-                instances=instances, outputs=outputs, request_id=request_id, track=track))
+                instances=instances, outputs=outputs, request_id=request_id, track=track,
+                latency_ms=(time.time() - arrived) * 1000.0))
             self.logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail an answered request for its log
             log.warning("request to %s answered but not logged: %s", path, err)

@@ -40,15 +40,21 @@ def test_serve_routes_both_tracks_and_logs_each_requests_track(tmp_path):
         assert answered == expected
         logs = tmp_path / "home" / "inference-logs" / "m"
 
+        latencies = []
+
         def logged():
             found = {}
+            latencies.clear()
             for record in inference_log.read_examples(logs):
                 feature = tf.train.Example.FromString(record).features.feature
+                latencies.extend(feature["latency_ms"].float_list.value)
                 found[feature["request_id"].bytes_list.value[0].decode()] = (
                     feature["track"].bytes_list.value[0].decode(), feature["model_version"].int64_list.value[0])
             return found if len(found) == len(keys) else None
         assert wait_for(logged, timeout=60, what="every request in the log") == \
             {key: (track, version) for key, (track, version, _) in expected.items()}
+        # each answer's time is logged: what the rollout's latency budget judges per track
+        assert len(latencies) == len(keys) and all(0 < ms < 60_000 for ms in latencies), latencies
     finally:
         server.stop()
     output = server.log_path.read_text()
