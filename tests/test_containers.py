@@ -157,13 +157,8 @@ def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the
     assert sorted(p[len(version) + 1:] for p in listing.stdout.split()) == [
         "assets.extra/kubetfx/schema.pbtxt", "assets.extra/kubetfx/statistics/Split-train/FeatureStats.pb",
         "assets.extra/kubetfx/training.json"], listing.stdout + listing.stderr
-
-    csv = next(penguins.glob("*.csv"))
-    lines = csv.read_text().splitlines()
-    (penguins / "more.csv").write_text("\n".join(lines[:40]) + "\n")
-    third, _ = _run(run_kubetfx, home, penguins, "2.5")
-    assert _states(third.stdout) == {"data": "imported", "data-fingerprint": "complete",
-                                     **{t: "complete" for t in CONTAINER_TASKS}}
+    # New data re-running ExampleGen and all after it: tests/test_recurring_containers.py (a
+    # schedule's ticks), one full pipeline run fewer here.
 
 
 def test_kfp_2_4_runs_without_executor_logs(tmp_path, penguins, run_kubetfx):
