@@ -9,10 +9,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from container_engine import remove_serving_volume, require_engine_and_images
 
 from kubetfx.pipelines.kubeflow import staged_files
 
@@ -24,22 +24,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module", autouse=True)
 def engine_and_images():
-    from kubetfx.pipelines.kubeflow.local_backend import docker
-
-    reason = docker.unavailable_reason([IMAGE, f"{REPO}/infra-validator:0.1.0"])
-    if reason and os.environ.get("KUBETFX_REQUIRE_DOCKER"):
-        pytest.fail(f"container tests must run here: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_engine_and_images([IMAGE, f"{REPO}/infra-validator:0.1.0"])
 
 
 @pytest.fixture
 def home(tmp_path):
     home = tmp_path / "home"
     yield home
-    from kubetfx.pipelines.kubeflow.local_backend import backend
-    subprocess.run(["docker", "volume", "rm", "-f", backend.volume_name("kubetfx-serving", home)],
-                   capture_output=True, timeout=60)
+    remove_serving_volume(home)
 
 
 def test_a_module_file_and_a_schema_file_travel_with_the_run(tmp_path, home, run_kubetfx):

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+from container_engine import remove_serving_volume, require_engine_and_images
 
 from kubetfx.components.container import images
 from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
@@ -25,13 +26,7 @@ CONTAINER_TASKS = ("CsvExampleGen", "StatisticsGen", "SchemaGen", "ExampleValida
 
 @pytest.fixture(scope="module", autouse=True)
 def engine_and_images():
-    from kubetfx.pipelines.kubeflow.local_backend import docker
-
-    reason = docker.unavailable_reason(IMAGES)
-    if reason and os.environ.get("KUBETFX_REQUIRE_DOCKER"):
-        pytest.fail(f"container tests must run here: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_engine_and_images(IMAGES)
 
 
 def test_image_runs_as_non_root_without_network_and_imports_the_stack():
@@ -97,10 +92,7 @@ def penguins(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(EMBEDDED_DATA, data)
     yield data
-    home = tmp_path / "home"
-    from kubetfx.pipelines.kubeflow.local_backend import backend
-    subprocess.run(["docker", "volume", "rm", "-f", backend.volume_name("kubetfx-serving", home)],
-                   capture_output=True, timeout=60)
+    remove_serving_volume(tmp_path / "home")
 
 
 def test_kfp_2_5_trains_through_the_object_store_and_reruns_from_cache_until_the_data_changes(

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from container_engine import remove_serving_volume, require_engine_and_images
 import yaml
 
 from kubetfx.pipelines.config import EMBEDDED_DATA
@@ -29,22 +28,14 @@ SEE_THE_VOLUME = ("ServedBaseline", "Evaluator", "Pusher")
 
 @pytest.fixture(scope="module", autouse=True)
 def engine_and_images():
-    from kubetfx.pipelines.kubeflow.local_backend import docker
-
-    reason = docker.unavailable_reason(IMAGES)
-    if reason and os.environ.get("KUBETFX_REQUIRE_DOCKER"):
-        pytest.fail(f"container tests must run here: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_engine_and_images(IMAGES)
 
 
 @pytest.fixture
 def home(tmp_path):
     home = tmp_path / "home"
     yield home
-    from kubetfx.pipelines.kubeflow.local_backend import backend
-    subprocess.run(["docker", "volume", "rm", "-f", backend.volume_name("kubetfx-serving", home)],
-                   capture_output=True, timeout=60)
+    remove_serving_volume(home)
 
 
 def test_a_schedule_retrains_and_pushes_when_a_csv_lands_and_is_cached_when_none_did(tmp_path, home):
