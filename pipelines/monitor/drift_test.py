@@ -246,5 +246,5 @@ def test_new_data_that_is_neither_file_nor_folder_is_one_line():
     # --data /dev/zero: NotADirectoryError traceback, exit 1.
     from kubetfx.components.example_gen.csv_input import InputError
 
-    with pytest.raises(InputError, match="/dev/zero is neither a file nor a folder"):
+    with pytest.raises(InputError, match="/dev/zero is a character device, not a regular file"):
         list(new_statistics.csv_examples("/dev/zero"))
