@@ -283,5 +283,5 @@ def test_two_serve_processes_on_one_home_log_every_request_with_its_id(tmp_path)
     ids = sorted(f["request_id"].bytes_list.value[0].decode() for f in logged)
     assert ids == sorted(f"s{k}-{i}" for k in (0, 1) for i in range(15) for _ in range(2))  # each instance, once
     assert all(set(f) == {"x", "prediction_scaled", "prediction_n_plus_one", "model_version", "timestamp_ms",
-                          "request_id"} for f in logged)
+                          "request_id", "track", "latency_ms"} for f in logged)
     assert inference_log.open_shards(log_dir) == [] and len(inference_log.closed_shards(log_dir)) >= 8
