@@ -46,11 +46,26 @@ def options_from_args(args) -> Options:
                    image_repo=args.image_repo)
 
 
+def check_protobuf(message_factory=None) -> None:
+    """The local backend computes KFP's cache keys on kfp-pipeline-spec 0.4's protos, which
+    need protobuf 4 (`message_factory.GetMessageClass`); the Python 3.10 lock holds protobuf
+    3.20 (requirements.in says why). There it refuses in one line instead of a traceback."""
+    if message_factory is None:
+        from google.protobuf import message_factory
+    if not hasattr(message_factory, "GetMessageClass"):
+        import google.protobuf
+
+        raise BackendUnavailable(
+            f"--engine containers needs protobuf 4 (the Python 3.11 environment: make install); this one has "
+            f"protobuf {google.protobuf.__version__} (the Python 3.10 lock): run without --engine containers here")
+
+
 def run(config: PipelineConfig, options: Options = Options(), *,
         prepare: Callable[[PipelineConfig], PipelineConfig]):
     """Compiles `config` (already prepared) and runs it; raises BackendUnavailable for what a
     user fixes before anything starts, TaskFailedError when a task fails. `prepare`: as
     compiler.compile_spec takes it (run/inputs.prepare, passed in by the command)."""
+    check_protobuf()
     from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
     from kubetfx.pipelines.record.home_lock import exclusive_run
     from kubetfx.pipelines.kubeflow import object_store_server
