@@ -96,6 +96,9 @@ class InferenceRecord:
     # From arrival to the answer's outputs (the body not yet written): what the staged
     # rollout's latency budget judges per track; 0.0 from writers that do not time it.
     latency_ms: float = 0.0
+    # 200, or the status of a model call that failed after the request passed its checks
+    # (outputs then empty): the candidate's error rate, which a staged rollout judges.
+    status_code: int = 200
 
 
 # A caller's X-Request-Id is kept when it is a short token of these characters: it goes
@@ -350,19 +353,27 @@ class ModelServer:
         def run(feed):
             computed = signature(**{name: tf.constant(value, dtype=specs[name].dtype) for name, value in feed.items()})
             return {name: value.numpy() for name, value in computed.items()}
-        # concurrent requests to one version and signature share a model call (batching.py)
-        outputs = self._batcher.call((loaded.path, request.signature_name), run, feed)
-        answer = rest_api.predict_response(outputs, columnar=request.rows is None)
-        answer["model_version"] = str(loaded.version)
-        if self._on_request is not None:
+        def logged(outputs, status_code=200):
+            if self._on_request is None:
+                return
             record = InferenceRecord(self.model_name, loaded.version, arrived, request.signature_name,
                                      instances, outputs, request_id, track,
-                                     latency_ms=(time.time() - arrived) * 1000.0)
+                                     latency_ms=(time.time() - arrived) * 1000.0, status_code=status_code)
             try:
                 with self._hook_lock:
                     self._on_request(record)
             except Exception:  # noqa: BLE001 - logging must not fail the answer
                 log.exception("on_request hook failed for a request to version %d", loaded.version)
+
+        # concurrent requests to one version and signature share a model call (batching.py)
+        try:
+            outputs = self._batcher.call((loaded.path, request.signature_name), run, feed)
+        except Exception as err:  # the request passed its checks: a failure of this version
+            logged({}, _tf_error_status(err))
+            raise
+        answer = rest_api.predict_response(outputs, columnar=request.rows is None)
+        answer["model_version"] = str(loaded.version)
+        logged(outputs)
         return answer, loaded.version, track
 
 

@@ -199,6 +199,20 @@ def test_the_hook_sees_each_answered_request_before_its_answer(tmp_path, saved, 
     assert len(records) == 1  # refused requests are not logged as inferences
 
 
+def test_a_model_call_that_fails_is_logged_with_its_status_and_no_prediction(tmp_path, serve):
+    """What a staged rollout's error budget counts: the request passed its checks, the
+    version failed it (here a model that parses a feature real examples lack)."""
+    add_version(tmp_path / "base", 4, save_scaler(tmp_path / "broken", 2.0, broken_on_examples=True))
+    records = []
+    server, url = serve(on_request=records.append)
+    server.wait_until_available(120)
+    status, _, answer = call(f"{url}:predict", {"instances": [b64(1.0)]})
+    assert status >= 400 and "missing_feature" in answer["error"]
+    (record,) = records
+    assert record.model_version == 4 and record.outputs == {} and record.status_code == status
+    assert record.latency_ms > 0
+
+
 def test_a_failing_hook_does_not_fail_the_request(tmp_path, saved, serve):
     add_version(tmp_path / "base", 1, saved[1])
 

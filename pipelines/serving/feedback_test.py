@@ -73,3 +73,18 @@ def test_the_command_prints_the_counts_as_json(home, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and (out["new"], out["duplicates"], out["unknown"], out["predictions_read"]) == (2, 1, 1, 20)
     assert cli.main(["feedback", str(tmp_path / "none.csv"), "--home", home.home]) == 2
+
+
+def test_a_failed_model_call_reads_back_as_an_error_with_its_latency():
+    """What the rollout's error and latency budgets read: the status and time the model
+    server logs (a failed call: no prediction), joined like any logged request."""
+    import time
+
+    from kubetfx.components.serving.model_server import InferenceRecord
+
+    failed = InferenceRecord("m", 3, time.time(), "serving_default", [{"x": 1.0}], {}, "req-1", "candidate",
+                             latency_ms=12.5, status_code=500)
+    (serialized,) = inference_log.to_examples(failed, None)
+    request_id, version, track, predicted, _, latency, status, _ = feedback.prediction_row(serialized, None)
+    assert (request_id, version, track, predicted, status) == ("req-1", 3, "candidate", None, 500)
+    assert latency == pytest.approx(12.5)

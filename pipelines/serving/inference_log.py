@@ -4,7 +4,8 @@ plus `prediction` (the model's output), `model_version`, `timestamp_ms` (Unix
 milliseconds), `request_id` (the X-Request-Id answered to the caller) and `track`
 ("stable" or "candidate", the X-Model-Track of a staged rollout; absent in logs written
 before tracks existed, and from writers that know none) and `latency_ms` (arrival to
-answer, what the rollout's latency budget judges) — in uncompressed
+answer, what the rollout's latency budget judges) and `status_code` (200, or the status of
+a model call that failed: its error budget; such a record has no prediction) — in uncompressed
 TFRecord shards that TFDV reads directly and `kubetfx monitor --logs` compares with the
 served model's training data.
 
@@ -130,6 +131,7 @@ def to_examples(record, features: Collection[str] | None) -> list[bytes]:
             out["track"].bytes_list.value.append(record.track.encode())
         if getattr(record, "latency_ms", 0.0) > 0:
             out["latency_ms"].float_list.value.append(record.latency_ms)
+        out["status_code"].int64_list.value.append(int(getattr(record, "status_code", 200)))
         examples.append(example.SerializeToString())
     return examples
 

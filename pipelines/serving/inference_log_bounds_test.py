@@ -64,10 +64,10 @@ def test_fields_outside_the_served_versions_schema_are_not_logged(tmp_path):
     log(_request([_example(island=b"Torgersen", password=b"hunter2")], version=8))  # no schema for 8
     log.close()
     first, second, third = _features(tmp_path / "log")
-    assert set(first) == {"island", "body_mass_g", "prediction", "model_version", "timestamp_ms", "request_id"}
+    assert set(first) == {"island", "body_mass_g", "prediction", "model_version", "timestamp_ms", "request_id", "status_code"}
     assert first["island"].bytes_list.value == [b"Dream"] and first["body_mass_g"].int64_list.value == [3000]
-    assert set(second) == {"island", "prediction", "model_version", "timestamp_ms", "request_id"}
-    assert set(third) == {"prediction", "model_version", "timestamp_ms", "request_id"}  # no schema: no features
+    assert set(second) == {"island", "prediction", "model_version", "timestamp_ms", "request_id", "status_code"}
+    assert set(third) == {"prediction", "model_version", "timestamp_ms", "request_id", "status_code"}  # no schema: no features
     assert not any(b"hunter2" in shard.read_bytes() for shard in inference_log.closed_shards(tmp_path / "log"))
 
 
@@ -156,7 +156,7 @@ def test_two_writer_processes_on_one_folder_never_lose_each_others_records(tmp_p
     a = _writer(log_dir, "a", 20, 1 << 20, 4, ready, resume)
     try:
         wait_for(ready.exists, 120, "writer a half done")
-        b = _writer(log_dir, "b", 30, 150, 4)  # 150 bytes: one record a shard
+        b = _writer(log_dir, "b", 30, 190, 4)  # 190 bytes: one record a shard
         assert b.wait(120) == 0
         resume.touch()
         assert a.wait(120) == 0
@@ -283,5 +283,5 @@ def test_two_serve_processes_on_one_home_log_every_request_with_its_id(tmp_path)
     ids = sorted(f["request_id"].bytes_list.value[0].decode() for f in logged)
     assert ids == sorted(f"s{k}-{i}" for k in (0, 1) for i in range(15) for _ in range(2))  # each instance, once
     assert all(set(f) == {"x", "prediction_scaled", "prediction_n_plus_one", "model_version", "timestamp_ms",
-                          "request_id", "track", "latency_ms"} for f in logged)
+                          "request_id", "track", "latency_ms", "status_code"} for f in logged)
     assert inference_log.open_shards(log_dir) == [] and len(inference_log.closed_shards(log_dir)) >= 8

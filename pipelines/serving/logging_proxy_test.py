@@ -113,7 +113,7 @@ def test_closed_shards_are_shipped_to_the_store_and_read_back_by_the_monitor(ups
         s3.create_bucket(Bucket="mlpipeline")
         uri = "minio://mlpipeline/kubetfx/inference-logs/scaler"
         proxy, log, url = _proxy(upstream, tmp_path / "spool")
-        log.max_shard_bytes = 250  # one logged instance (about 150 bytes) a shard
+        log.max_shard_bytes = 400  # one logged instance (about 250 bytes with its framing) a shard
         shipper = log_shipper.ShardShipper(log, uri, s3, interval_seconds=3600, max_shard_seconds=3600,
                                            store_shards=2)
         try:
