@@ -176,7 +176,21 @@ def _run_example_gen_driver(invocation: str, inputs_spec) -> None:
                                    json_serialized_inputs_spec_args=inputs_spec))
 
 
+MODULE = "kubetfx.components.container.entrypoint"
+
+
+def own_args(argv: list) -> list:
+    """argv without a repeat of the image's own command in front: a runner that passes the
+    spec's command and args as Docker CMD (the KFP SDK's kfp.local DockerRunner) puts
+    `python -m <this module>` after the image's ENTRYPOINT, the same command, and Beam then
+    fails on the extra words it is handed as its args."""
+    if len(argv) >= 3 and os.path.basename(argv[0]).startswith("python") and argv[1:3] == ["-m", MODULE]:
+        return argv[3:]
+    return argv
+
+
 def main(argv=None) -> int:
+    argv = own_args(list(sys.argv[1:] if argv is None else argv))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--executor_class_path", required=True)
     parser.add_argument("--json_serialized_invocation_args", required=True)

@@ -245,3 +245,15 @@ def test_a_reshaped_private_tfx_runner_is_one_line_and_the_public_main_runs_the_
     assert len(lines) == 1 and "_run_executor takes ('parsed', 'extra')" in lines[0] and "main()" in lines[0], lines
     artifact = output["artifacts"]["examples"]["artifacts"][0]
     assert json.loads(artifact["metadata"]["split_names"]) == ["train", "eval"]
+
+
+def test_the_images_own_command_repeated_in_front_of_the_args_is_dropped():
+    """kfp.local's DockerRunner hands the spec's command and args to Docker as CMD, after the
+    image's ENTRYPOINT: `python -m <entrypoint>` arrived twice and reached Beam as its args."""
+    args = ["--executor_class_path", "x.Executor", "--json_serialized_invocation_args", "{}"]
+    assert entrypoint.own_args(["python", "-m", entrypoint.MODULE, *args]) == args
+    assert entrypoint.own_args(["/usr/local/bin/python3", "-m", entrypoint.MODULE, *args]) == args
+    assert entrypoint.own_args(args) == args
+    assert entrypoint.own_args(["python", "-m", "other.module", *args])[:3] == ["python", "-m", "other.module"]
+    from kubetfx.pipelines.kubeflow import compiler
+    assert compiler.ENTRYPOINT == ["python", "-m", entrypoint.MODULE]  # what the spec's command says
