@@ -49,7 +49,12 @@ def parse_predict_request(body: bytes) -> PredictRequest:
         if not isinstance(rows, list) or not rows:
             raise BadRequest('"instances" must be a non-empty list')
         return PredictRequest(signature, rows)
-    return PredictRequest(signature, None, payload["inputs"])
+    columns = payload["inputs"]
+    # A batch of nothing ran the model on zero rows and answered 200 with no predictions:
+    # refused as the empty "instances" is, so a client bug is not a silent success.
+    if columns in ([], {}, None) or (isinstance(columns, dict) and all(v == [] for v in columns.values())):
+        raise BadRequest('"inputs" must hold at least one value (a non-empty list, or an object of them)')
+    return PredictRequest(signature, None, columns)
 
 
 def _binary(value):

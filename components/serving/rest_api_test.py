@@ -3,6 +3,7 @@ rule by rule, without a server."""
 from __future__ import annotations
 
 import base64
+import json
 
 import numpy as np
 import pytest
@@ -76,3 +77,10 @@ def test_a_number_beyond_float_is_a_bad_request_even_without_a_schema():
         rest_api.example_from_features({"x": 10 ** 400}, {"x": "float"})
     with pytest.raises(rest_api.BadRequest, match="'x'"):
         rest_api.example_from_features({"x": 10 ** 30}, {"x": "int64"})
+
+
+@pytest.mark.parametrize("inputs", [[], {}, None, {"x": [], "n": []}])
+def test_an_empty_columnar_batch_is_a_bad_request(inputs):
+    with pytest.raises(rest_api.BadRequest, match='"inputs" must hold at least one value'):
+        rest_api.parse_predict_request(json.dumps({"inputs": inputs}).encode())
+    assert rest_api.parse_predict_request(json.dumps({"inputs": {"x": [1.0]}}).encode()).columns == {"x": [1.0]}
