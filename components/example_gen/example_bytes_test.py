@@ -160,5 +160,10 @@ def test_a_run_whose_first_record_differs_from_protobuf_runs_the_stock_executor(
         files = glob.glob(os.path.join(artifact.uri, f"Split-{split}", "*.gz"))
         records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP")]
         assert records and all(tf.train.Example.FromString(r).features.feature for r in records)
-        written = sorted(map(repr, map(_as_dict, _read(artifact.uri, split))))
-        assert written == sorted(map(repr, map(_as_dict, _read(expected.uri, split))))
+    # The same examples over both splits: which split a row lands in is the stock
+    # executor's hash of its serialized bytes, and protobuf 3 (the Python 3.10 lock) orders
+    # map keys otherwise than protobuf 4, so per split the rows may differ there (and so
+    # may the order a parsed Example's features come in: compared with sorted names).
+    def every(uri):
+        return sorted(repr(sorted(_as_dict(e).items())) for split in ("train", "eval") for e in _read(uri, split))
+    assert every(artifact.uri) == every(expected.uri)
