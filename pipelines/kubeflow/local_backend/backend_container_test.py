@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from container_engine import require_engine_and_images
 
 from kubetfx.pipelines.kubeflow import data_import
 from kubetfx.pipelines.kubeflow.local_backend import backend, docker, recurring, store
@@ -50,11 +51,7 @@ open(os.path.join(out, "seen.txt"), "w").write(rows)
 
 @pytest.fixture(scope="module", autouse=True)
 def engine_and_images():
-    reason = docker.unavailable_reason([IMAGE])
-    if reason and os.environ.get("KUBETFX_REQUIRE_DOCKER"):
-        pytest.fail(f"container tests must run here: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_engine_and_images([IMAGE])
 
 
 def tiny_spec():

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import subprocess
 import uuid
 
 import pytest
+from container_engine import require_engine_and_images
 
-from kubetfx.pipelines.kubeflow.local_backend import backend, docker
+from kubetfx.pipelines.kubeflow.local_backend import backend
 from kubetfx.pipelines.kubeflow.local_backend.options import Options
 from kubetfx.pipelines.kubeflow.local_backend.rules_test import small_spec
 
@@ -53,11 +53,7 @@ open(os.path.join(out, "seen.txt"), "w").write("2")
 
 @pytest.fixture(scope="module", autouse=True)
 def engine_and_images():
-    reason = docker.unavailable_reason([IMAGE])
-    if reason and os.environ.get("KUBETFX_REQUIRE_DOCKER"):
-        pytest.fail(f"container tests must run here: {reason}")
-    if reason:
-        pytest.skip(reason)
+    require_engine_and_images([IMAGE])
 
 
 def _data(tmp_path):
