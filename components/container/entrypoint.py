@@ -189,8 +189,21 @@ def own_args(argv: list) -> list:
     return argv
 
 
+def handed_command(argv: list) -> list | None:
+    """Another task's whole command handed over the same way (`python -m <module> ...`:
+    the spec's data-fingerprint task, components/container/data_fingerprint.py), run as the
+    spec says; None for our own arguments."""
+    if len(argv) >= 3 and os.path.basename(argv[0]).startswith("python") and argv[1] == "-m" and argv[2] != MODULE:
+        return argv
+    return None
+
+
 def main(argv=None) -> int:
-    argv = own_args(list(sys.argv[1:] if argv is None else argv))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = handed_command(argv)
+    if command:
+        os.execvp(command[0], command)
+    argv = own_args(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--executor_class_path", required=True)
     parser.add_argument("--json_serialized_invocation_args", required=True)

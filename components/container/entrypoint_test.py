@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -257,3 +259,18 @@ def test_the_images_own_command_repeated_in_front_of_the_args_is_dropped():
     assert entrypoint.own_args(["python", "-m", "other.module", *args])[:3] == ["python", "-m", "other.module"]
     from kubetfx.pipelines.kubeflow import compiler
     assert compiler.ENTRYPOINT == ["python", "-m", entrypoint.MODULE]  # what the spec's command says
+
+
+def test_another_tasks_command_handed_over_the_same_way_runs_as_the_spec_says(tmp_path):
+    """The same runner hands the data-fingerprint task's command (`python -m
+    ...data_fingerprint --data ... --output ...`) to the image's ENTRYPOINT: it failed on the
+    entrypoint's own required arguments instead of hashing the data."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("x,y\n1,2\n")
+    output = tmp_path / "out" / "fingerprint"
+    result = subprocess.run(
+        [sys.executable, "-m", entrypoint.MODULE, sys.executable, "-m", "kubetfx.components.container.data_fingerprint",
+         "--data", str(data), "--output", str(output)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert output.read_text().startswith("sha256:")
