@@ -232,7 +232,7 @@ class Executor(tfx_executor.Executor):
         if any(exec_properties.get(k) for k in (keys.MODULE_FILE_KEY, keys.MODULE_PATH_KEY)):
             raise Unsupported("a module file (custom eval model or extractors)")
         if not beam_runner.runs_in_process(self._beam_pipeline_args):
-            raise Unsupported(f"the {beam_runner.runner(self._beam_pipeline_args)} Beam runner (scale-out)")
+            raise Unsupported(f"{beam_runner.out_of_process(self._beam_pipeline_args)} (scale-out)")
         if not exec_properties.get(keys.EVAL_CONFIG_KEY) or not input_dict.get(keys.MODEL_KEY):
             raise Unsupported("no eval_config or no model")
         has_baseline = bool(input_dict.get(keys.BASELINE_MODEL_KEY))

@@ -189,8 +189,11 @@ def test_a_distributed_beam_runner_gets_tfma(tmp_path):
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=["--runner=DataflowRunner"])
     with pytest.raises(batched.Unsupported, match="DataflowRunner"):
         batched.Executor(context)._plan({}, {})
-    in_process = base_beam_executor.BaseBeamExecutor.Context(
+    processes = base_beam_executor.BaseBeamExecutor.Context(
         beam_pipeline_args=["--direct_running_mode=multi_processing", "--direct_num_workers=2"])
+    with pytest.raises(batched.Unsupported, match="multi_processing"):
+        batched.Executor(processes)._plan({}, {})
+    in_process = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=["--direct_num_workers=2"])
     with pytest.raises(batched.Unsupported, match="no eval_config"):  # past the runner check
         batched.Executor(in_process)._plan({}, {})
 

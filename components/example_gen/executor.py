@@ -13,7 +13,8 @@ them before the run (CSV as R, pandas, Excel and database exports write it; see 
 which CsvExampleGen does not: it keeps blank `,,,` rows as examples, an unnamed
 row-number column as a feature, and "NA" as a string.
 
-Anything but a single input split hashed into output splits (the kubetfx default) is
+Anything but a single input split hashed into output splits (the kubetfx default), or
+Beam args for any runner or mode but the in-process one (beam_runner.py), is
 handed to the stock executor unchanged, and so is a run whose first record differs from
 protobuf's own serialization of it (example_bytes.differs_from_protobuf, one log line)."""
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from kubetfx.components import upstream_seams
+from kubetfx.components import beam_runner, upstream_seams
 from kubetfx.components.example_gen import csv_input, example_bytes
 from kubetfx.components.example_validator.executor import DataRejectedError
 
@@ -200,8 +201,11 @@ def splits_of(records: list, boundaries: list) -> np.ndarray:
     return np.searchsorted(np.asarray(boundaries), remainder, side="right")
 
 
-# kubetfx's split (TFX's CsvExampleGen default): 2 hash buckets train, 1 eval.
-DEFAULT_SPLITS = (("train", 2), ("eval", 1))
+# kubetfx's split: 4 hash buckets train, 1 eval, 1 test. Train keeps TFX's default 2 of 3
+# rows; eval (early stopping, blessing) and test (the held-out acceptance test, which no
+# training, tuning, Transform analysis or blessing reads) get 1 of 6 each: 57 and 57 of
+# the 344 embedded penguins.
+DEFAULT_SPLITS = (("train", 4), ("eval", 1), ("test", 1))
 
 
 def label_counts_per_split(paths: list, label: str, rarer_than: int, splits=DEFAULT_SPLITS) -> dict:
@@ -293,7 +297,8 @@ class Executor(csv_executor.Executor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
         split_config = output_config.split_config
         if (len(input_config.splits) != 1 or not split_config.splits
-                or split_config.HasField("partition_feature_name")):
+                or split_config.HasField("partition_feature_name")
+                or not beam_runner.runs_in_process(self._beam_pipeline_args)):
             return super().Do(input_dict, output_dict, exec_properties)
 
         self._log_startup(input_dict, output_dict, exec_properties)
