@@ -48,7 +48,8 @@ def _accuracy(labels: np.ndarray, predictions: np.ndarray) -> tuple:
     labels = labels.reshape(len(labels), -1)
     if labels.shape[1] != 1 or predictions.ndim != 2 or predictions.shape[1] < 2:
         raise Unsupported(f"labels {labels.shape} / predictions {predictions.shape}")
-    return float(np.sum(np.argmax(predictions, axis=1) == labels[:, 0])), len(labels)
+    labelled = labels[:, 0] >= 0  # preprocessing.MISSING_LABEL: a row without a label
+    return float(np.sum(np.argmax(predictions[labelled], axis=1) == labels[labelled, 0])), int(np.sum(labelled))
 
 
 def _absolute_error(labels: np.ndarray, predictions: np.ndarray) -> tuple:
@@ -56,7 +57,9 @@ def _absolute_error(labels: np.ndarray, predictions: np.ndarray) -> tuple:
     labels, predictions = labels.reshape(len(labels), -1), predictions.reshape(len(predictions), -1)
     if labels.shape[1] != 1 or predictions.shape != labels.shape:
         raise Unsupported(f"labels {labels.shape} / predictions {predictions.shape}")
-    return float(np.sum(np.abs(labels.astype(np.float64) - predictions))), len(labels)
+    errors = np.abs(labels.astype(np.float64) - predictions)
+    labelled = np.isfinite(labels.astype(np.float64))  # a row without a target is NaN
+    return float(np.sum(errors[labelled])), int(np.sum(labelled))
 
 
 # TFMA metric class -> (metric key name, per-batch (sum, count)); the value is sum / count.

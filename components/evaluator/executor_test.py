@@ -241,3 +241,13 @@ def test_a_moved_tfma_writer_name_hands_the_evaluation_to_tfma(tmp_path, monkeyp
     assert [line for line in lines if "general path" in line] == ["Evaluator: TFMA's general path (TFMA's writer names moved)"]
     theirs = _results(_evaluate(stock.Executor, tmp_path / "stock", examples, model, None, eval_config))
     _same(ours, theirs)
+
+
+def test_rows_without_a_label_are_left_out_of_accuracy_and_error():
+    """A row without a label (class id MISSING_LABEL, regression target NaN) is no example
+    of the metric; before, an unlabeled row counted as a miss (accuracy) or made MAE NaN."""
+    from kubetfx.components.transform.preprocessing import MISSING_LABEL
+    scores = np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.7, 0.3]])
+    assert batched._accuracy(np.array([0, 1, MISSING_LABEL, MISSING_LABEL]), scores) == (2.0, 2)
+    total, count = batched._absolute_error(np.array([1.0, np.nan, 3.0]), np.array([1.5, 9.0, 2.0]))
+    assert (total, count) == (1.5, 2)

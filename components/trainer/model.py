@@ -71,13 +71,15 @@ def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shu
     def transform(raw):
         features = transform_layer(raw)
         labels = features.pop(label)
-        if known_classes is None:
-            return features, labels
-        # A class the train split lacks has the label vocabulary's OOV id (known_classes):
-        # the model has no output for it, so it cannot count in the loss (a class id past
-        # the outputs crashed the Trainer: "label value of -1 outside [0, N)"). The
-        # Evaluator still counts such rows, as misses.
-        known = labels < known_classes
+        if known_classes is None:  # regression: a row without a target (NaN) is left out
+            known = tf.math.is_finite(labels)
+        else:
+            # A class the train split lacks has the label vocabulary's OOV id (known_classes):
+            # the model has no output for it, so it cannot count in the loss (a class id past
+            # the outputs crashed the Trainer: "label value of -1 outside [0, N)"). The
+            # Evaluator still counts such rows, as misses. A row without a label
+            # (preprocessing.MISSING_LABEL) is left out of both.
+            known = (labels < known_classes) & (labels >= 0)
         return {k: tf.boolean_mask(v, known) for k, v in features.items()}, tf.boolean_mask(labels, known)
 
     # reader_num_threads=None: files interleaved without reader threads. tfx_bsl's default

@@ -36,6 +36,11 @@ OOV_BUCKETS = 1
 # id was -1 and the Trainer crashed ("label value of -1 outside [0, N)").
 LABEL_OOV_BUCKETS = 1
 UNSEEN_CLASS = "<unseen class>"
+# A row without a label (an empty cell) is unlabeled, not a class: its class id is
+# MISSING_LABEL (a regression target NaN), which the Trainer and the Evaluator leave out.
+# It was the class "" (or "0" for a number label), or the mean target for regression: the
+# model learned to answer "no label" and a made-up value.
+MISSING_LABEL = -1
 
 
 # What TensorFlow accepts in a scope name: tft names scopes after the vocabulary
@@ -71,12 +76,6 @@ def _to_float(x):
 
 def _present_values(x):
     return x.values if isinstance(x, tf.SparseTensor) else tf.reshape(x, [-1])
-
-
-def _mean_filled(x):
-    """Dense float values, missing ones replaced by the mean of the present ones."""
-    x = _to_float(x)
-    return _dense(x, tft.mean(_present_values(x)))
 
 
 def _as_sparse_column(x):
@@ -118,6 +117,26 @@ def _z_scores(columns: dict) -> dict:
     return {name: scores[:, i] for i, name in enumerate(names)}
 
 
+def _present_rows(x):
+    """[batch] bool: the rows that have a value."""
+    if not isinstance(x, tf.SparseTensor):
+        return tf.ones_like(tf.reshape(x, [-1]), dtype=tf.bool)
+    return _dense(tf.SparseTensor(x.indices, tf.ones_like(x.values, dtype=tf.bool), x.dense_shape), False)
+
+
+def _label(x, task):
+    """Class ids from the present labels' vocabulary (classification) or float targets;
+    MISSING_LABEL / NaN where the row has none."""
+    present = _present_rows(x)
+    if task != "classification":
+        return tf.where(present, _dense(_to_float(x), 0.0), tf.fill(tf.shape(present), float("nan")))
+    as_text = (lambda v: v) if x.dtype == tf.string else tf.strings.as_string
+    vocabulary = tft.vocabulary(as_text(_present_values(x)), vocab_filename=LABEL_VOCABULARY)
+    ids = tft.apply_vocabulary(as_text(_dense(x, "" if x.dtype == tf.string else tf.cast(0, x.dtype))),
+                               vocabulary, num_oov_buckets=LABEL_OOV_BUCKETS)
+    return tf.where(present, ids, tf.constant(MISSING_LABEL, ids.dtype))
+
+
 def preprocessing_fn(inputs, custom_config):
     label, task = custom_config["label"], custom_config["task"]
     roles = custom_config.get("column_roles") or {}
@@ -132,12 +151,7 @@ def preprocessing_fn(inputs, custom_config):
                 numeric[f"{name}__{part}"] = _present_only(values)
             continue
         if name == label:
-            if task == "classification":
-                raw = _dense(x, "") if is_string else tf.strings.as_string(_dense(x, tf.cast(0, x.dtype)))
-                outputs[name] = tft.compute_and_apply_vocabulary(raw, num_oov_buckets=LABEL_OOV_BUCKETS,
-                                                                 vocab_filename=LABEL_VOCABULARY)
-            else:
-                outputs[name] = _mean_filled(x)
+            outputs[name] = _label(x, task)
         elif is_string:
             outputs[name] = tft.compute_and_apply_vocabulary(
                 _dense(x, ""), num_oov_buckets=OOV_BUCKETS, vocab_filename=vocabulary_name(name))

@@ -94,3 +94,30 @@ def test_a_class_the_analyzed_split_lacks_gets_the_id_after_the_last_class(tmp_p
         transform_fn = (ROWS, metadata) | tft_beam.AnalyzeDataset(fn)
         out, _ = ((evaluation, metadata), transform_fn) | tft_beam.TransformDataset()
     assert [r["y"] for r in out] == [2, 1]  # classes a (0) and b (1), then the unseen one
+
+
+def test_a_row_without_a_label_is_no_class_and_no_value(tmp_path):
+    """An empty label cell became the class "" (classification; a number label the class
+    "0") or the mean (regression): the model learned to predict "no label" and a made-up
+    target. Now it is MISSING_LABEL / NaN, which the Trainer and the Evaluator leave out."""
+    spec = {"x": tf.io.VarLenFeature(tf.float32), "y": tf.io.VarLenFeature(tf.string),
+            "n": tf.io.VarLenFeature(tf.int64), "t": tf.io.VarLenFeature(tf.float32)}
+    rows = [{"x": [1.0], "y": ["a"], "n": [3], "t": [1.0]},
+            {"x": [2.0], "y": [], "n": [], "t": []},
+            {"x": [3.0], "y": [], "n": [], "t": []},
+            {"x": [4.0], "y": ["b"], "n": [4], "t": [3.0]},
+            {"x": [5.0], "y": ["a"], "n": [3], "t": [5.0]}]
+    metadata = dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec))
+
+    def analyze(label, task):
+        def fn(inputs):
+            return preprocessing.preprocessing_fn(inputs, {"label": label, "task": task})
+        with tft_beam.Context(temp_dir=str(tmp_path / label), force_tf_compat_v1=True):
+            (out, _), transform_fn = (rows, metadata) | tft_beam.AnalyzeAndTransformDataset(fn)
+        return [r[label] for r in out]
+
+    assert analyze("y", "classification") == [0, -1, -1, 1, 0]  # "" is not a class
+    assert analyze("n", "classification") == [0, -1, -1, 1, 0]  # nor is "0"
+    regression = analyze("t", "regression")
+    np.testing.assert_allclose([regression[i] for i in (0, 3, 4)], [1.0, 3.0, 5.0])
+    assert np.isnan(regression[1]) and np.isnan(regression[2])  # not the mean, 3.0
