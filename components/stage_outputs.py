@@ -141,8 +141,12 @@ def _examples(a) -> str:
 
 
 def _blessing(outputs) -> str:
+    from kubetfx.components.evaluator import acceptance
+
     blessed = _prop(outputs["ModelBlessing"], "blessed") if "ModelBlessing" in outputs else None
-    return f"{_evaluation(outputs['ModelEvaluation'])}; {'BLESSED' if blessed else 'NOT blessed'}"
+    held_out = acceptance.read(outputs.get("ModelBlessing"))
+    return (f"{_evaluation(outputs['ModelEvaluation'])}; {'BLESSED' if blessed else 'NOT blessed'}"
+            + (f"; {held_out.line()}" if held_out else ""))
 
 
 def _infra(outputs) -> str:

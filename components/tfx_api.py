@@ -23,7 +23,7 @@ dsl = SimpleNamespace(
     Pipeline=Pipeline, Channel=Channel)
 types = SimpleNamespace(standard_artifacts=standard_artifacts)
 proto = SimpleNamespace(
-    Input=example_gen_pb2.Input,
+    Input=example_gen_pb2.Input, Output=example_gen_pb2.Output, SplitConfig=example_gen_pb2.SplitConfig,
     TrainArgs=trainer_pb2.TrainArgs, EvalArgs=trainer_pb2.EvalArgs,
     ServingSpec=infra_validator_pb2.ServingSpec, TensorFlowServing=infra_validator_pb2.TensorFlowServing,
     LocalDockerConfig=infra_validator_pb2.LocalDockerConfig, ValidationSpec=infra_validator_pb2.ValidationSpec,

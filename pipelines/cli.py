@@ -30,6 +30,9 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--schema-file", help="curated schema.pbtxt to import instead of inferring one")
     g.add_argument("--eval-threshold", type=float,
                    help="accuracy lower bound (classification) or MAE upper bound (regression)")
+    g.add_argument("--acceptance-threshold", type=float,
+                   help="the same bound on the held-out test split, checked once per blessed model: "
+                        "below it the model is not pushed")
     g.add_argument("--train-steps", type=int)
     g.add_argument("--on-anomalies", choices=["fail", "warn"], help="data anomalies stop the run or warn")
     # One quoted string (or repeated flags): argparse takes a bare `--runner=...` for a flag.
@@ -56,7 +59,8 @@ def config_from_args(args) -> PipelineConfig:
         home=resolve_home(args.home) if (args.home or not args.config) else None,
         name=args.name, data=args.data, label=args.label, task=args.task,
         module_file=args.module_file, schema_file=args.schema_file,
-        eval_threshold=args.eval_threshold, train_steps=args.train_steps,
+        eval_threshold=args.eval_threshold, acceptance_threshold=args.acceptance_threshold,
+        train_steps=args.train_steps,
         on_anomalies=args.on_anomalies, beam_pipeline_args=_beam_args(args.beam_pipeline_args),
         enable_cache=False if args.no_cache else None, tune=True if getattr(args, "tune", False) else None,
     )

@@ -144,6 +144,10 @@ class PipelineConfig:
     # Evaluator gate: classification blesses when accuracy >= threshold; regression when
     # mean absolute error <= threshold (None = no absolute bound, only the baseline check).
     eval_threshold: Optional[Annotated[Number, pydantic.Field(ge=0)]] = None
+    # Acceptance test on the held-out test split (no training, tuning or blessing decision
+    # sees it), once per blessed model: the same metric and direction as eval_threshold;
+    # below it the model is not pushed. None: measured and recorded only.
+    acceptance_threshold: Optional[Annotated[Number, pydantic.Field(ge=0)]] = None
     # A candidate may be worse than the latest blessed model by at most this much.
     change_tolerance: Annotated[Number, pydantic.Field(ge=0)] = 0.01
     # The served version the Evaluator compares with ("" = none). None: the one served when

@@ -187,6 +187,8 @@ def test_a_yaml_alias_bomb_is_refused_within_a_second_and_a_few_mb(tmp_path):
     ("eval_threshold: .inf\n", "eval_threshold: Input should be a finite number"),
     ("eval_threshold: 1e400\n", "eval_threshold: Input should be a finite number"),
     ("eval_threshold: -0.5\n", "eval_threshold: Input should be greater than or equal to 0"),
+    ("acceptance_threshold: .nan\n", "acceptance_threshold: Input should be a finite number"),
+    ("acceptance_threshold: -0.5\n", "acceptance_threshold: Input should be greater than or equal to 0"),
     ("change_tolerance: .nan\n", "change_tolerance: Input should be a finite number"),
     ("drift_numeric_threshold: -0.1\n", "drift_numeric_threshold: Input should be greater than 0"),
     ("drift_categorical_threshold: 1.5\n", "drift_categorical_threshold: Input should be less than or equal to 1"),
@@ -220,6 +222,8 @@ def test_a_config_file_larger_than_the_bound_is_refused_before_it_is_parsed(tmp_
 @pytest.mark.parametrize("argv, message", [
     (["run", "--eval-threshold", "nan"], "eval_threshold: Input should be a finite number"),
     (["run", "--eval-threshold", "-1"], "eval_threshold: Input should be greater than or equal to 0"),
+    (["run", "--acceptance-threshold", "nan"], "acceptance_threshold: Input should be a finite number"),
+    (["run", "--acceptance-threshold", "-1"], "acceptance_threshold: Input should be greater than or equal to 0"),
     (["monitor", "--data", "x.csv", "--threshold", "island=nan"], "drift_feature_thresholds.island: Input should be a finite number"),
     (["monitor", "--data", "x.csv", "--threshold", "island=-0.2"], "drift_feature_thresholds.island: Input should be greater than 0"),
 ])

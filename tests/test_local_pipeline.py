@@ -64,9 +64,9 @@ def test_statistics_count_every_row(root):
     from kubetfx.components import stage_outputs
 
     counts = stage_outputs.examples_per_split(_only(f"{root}/StatisticsGen/statistics/*"))
-    assert set(counts) == {"train", "eval"}
+    assert set(counts) == {"train", "eval", "test"}
     assert sum(counts.values()) == 344  # every penguin, none lost or duplicated
-    assert counts["train"] > counts["eval"]
+    assert counts["train"] > 3 * counts["eval"] and counts["test"] > 40  # 4:1:1 hash buckets
 
 
 def test_the_trainer_read_the_whole_training_split_in_epochs(root, default_run):
@@ -94,7 +94,7 @@ def test_no_anomalies_in_the_embedded_data(root):
     from kubetfx.components import stage_outputs
 
     found = stage_outputs.anomalies_per_split(_only(f"{root}/ExampleValidator/anomalies/*"))
-    assert set(found) == {"train", "eval"}
+    assert set(found) == {"train", "eval", "test"}
     assert all(not a.anomaly_info for a in found.values())
 
 
@@ -142,6 +142,48 @@ def test_evaluation_meets_the_threshold_and_blesses(root):
     value, bound = stage_outputs.gated_metrics(evaluation)["sparse_categorical_accuracy"]
     assert value >= 0.9 and bound == ">= 0.6"
     assert os.path.exists(os.path.join(_only(f"{root}/Evaluator/blessing/*"), "BLESSED"))
+
+
+def test_the_test_split_is_held_out_from_transform_training_and_blessing(root):
+    """Transform's analysis saw the train split only (a z-score's mean and deviation are the
+    train split's statistics), the Trainer trained on the train split, the blessing's
+    metrics read the eval split's files only; the test split went to the acceptance test."""
+    import tensorflow as tf
+    import tensorflow_data_validation as tfdv
+    from kubetfx.components import stage_outputs
+    from kubetfx.components.evaluator import acceptance
+
+    statistics = _only(f"{root}/StatisticsGen/statistics/*")
+    counts = stage_outputs.examples_per_split(statistics)
+    stats = {}
+    for split in counts:
+        features = tfdv.load_stats_binary(os.path.join(statistics, f"Split-{split}", "FeatureStats.pb")).datasets[0]
+        stats[split] = next(f.num_stats for f in features.features if f.path.step == ["bill_length_mm"])
+    model = tf.saved_model.load(os.path.join(_only(f"{root}/Trainer/model/*"), "Format-Serving"))
+    examples = []
+    for x in (0.0, 1.0):
+        example = tf.train.Example()
+        example.features.feature["bill_length_mm"].float_list.value.append(x)
+        examples.append(example.SerializeToString())
+    z = model.signatures["transform_features"](examples=tf.constant(examples))["bill_length_mm"].numpy()
+    std = 1.0 / (z[1] - z[0])
+    mean = -z[0] * std
+    assert mean == pytest.approx(stats["train"].mean, rel=1e-4) and std == pytest.approx(stats["train"].std_dev, rel=1e-3)
+    pooled = sum(counts[s] * stats[s].mean for s in ("train", "test")) / (counts["train"] + counts["test"])
+    assert abs(pooled - stats["train"].mean) > 1e-3 * stats["train"].mean  # a leak would show
+
+    record = json.loads(Path(_only(f"{root}/Trainer/model_run/*"), "training.json").read_text())
+    assert record["train_examples"] == counts["train"]
+    evaluation = _only(f"{root}/Evaluator/evaluation/*")
+    location = json.loads(Path(evaluation, "eval_config.json").read_text())["dataLocation"]
+    assert location and all("/Split-eval/" in f for f in location.split(","))
+    from kubetfx.pipelines.record import mlmd
+
+    store = mlmd.open_store(root.parent.parent / "metadata" / "kubetfx-penguin.sqlite")
+    blessing = min(store.get_artifacts_by_type("ModelBlessing"), key=lambda a: a.id)  # the first run's
+    result = acceptance.read(blessing)
+    assert result.examples == counts["test"] and result.metric == "sparse_categorical_accuracy"
+    assert 0.8 <= result.value <= 1.0
 
 
 def test_infra_validator_blessed_the_model(root):

@@ -1,12 +1,13 @@
 """Evaluator: TFMA metrics on the eval split; blesses above the threshold and not worse than
-the model served now (beyond `change_tolerance`; see served_baseline.py)."""
+the model served now (beyond `change_tolerance`; see served_baseline.py); then the blessed
+model's acceptance test on the held-out test split (acceptance.py)."""
 from __future__ import annotations
 
 import tensorflow_model_analysis as tfma
 from tfx.dsl.components.base import executor_spec
 
 from kubetfx.components import tfx_api as tfx
-from kubetfx.components.evaluator import executor
+from kubetfx.components.evaluator import acceptance, executor
 from kubetfx.components.trainer import model as trainer_model
 
 # (metric class, higher is better) for the gate of each task.
@@ -60,7 +61,13 @@ def build(config, example_gen, trainer, baseline) -> tfx.components.Evaluator:
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["baseline_model"],
         eval_config=eval_config(config),
+        # Blesses on eval only: the test split is the acceptance test's (acceptance.py).
+        example_splits=["eval"],
     )
+    if config.acceptance_threshold is not None:
+        # Not a parameter of TFX's EvaluatorSpec: both compilers pass every exec property
+        # to the executor (only when set, so specs without it do not change).
+        component.exec_properties[acceptance.THRESHOLD_KEY] = float(config.acceptance_threshold)
     # Same component, same artifacts; the gate computed in large batches (see executor.py).
     component.executor_spec = executor_spec.BeamExecutorSpec(executor.Executor)
     return component

@@ -12,7 +12,10 @@ TFMA's files and formats (`tfma.load_metrics`, `tfma.load_validation_result` and
 Anything else (slices, other metrics, weights, a custom eval model or extractors, no
 serialized-examples signature, a label no signature gives, a distributed Beam runner, a
 TFMA whose writer names moved: components/upstream_seams.py) is handed to TFX's executor
-unchanged, before anything is written."""
+unchanged, before anything is written.
+
+After the blessing, a blessed model gets its acceptance test on the held-out test split
+(acceptance.py), on either path."""
 from __future__ import annotations
 
 import glob
@@ -34,6 +37,7 @@ from tfx.types import artifact_utils, standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
 from kubetfx.components import beam_runner, upstream_seams
+from kubetfx.components.evaluator import acceptance
 
 BATCH = 8192
 OVERALL = ()  # TFMA's slice key of the overall slice
@@ -211,6 +215,32 @@ def without_empty_baseline(input_dict: dict) -> dict:
     return input_dict
 
 
+def acceptance_metric(exec_properties, input_dict, examples, models: list) -> tuple:
+    """(metric key name, value, examples) of the candidate model on the test split: the
+    first gate metric of the eval config, computed as compute_metrics computes it."""
+    eval_config = tfma.EvalConfig()
+    proto_utils.json_to_proto(exec_properties[keys.EVAL_CONFIG_KEY], eval_config)
+    classes = [m.class_name for s in eval_config.metrics_specs for m in s.metrics if m.class_name in METRICS]
+    if not classes:
+        raise Unsupported("no gate metric kubetfx computes (SparseCategoricalAccuracy, MeanAbsoluteError)")
+    name, batch_sum = METRICS[classes[0]]
+    candidate = next((m for m in models if not m.spec.is_baseline), None)
+    if candidate is None:  # TFMA's general path ran: the model is loaded here
+        spec = next((s for s in eval_config.model_specs if not s.is_baseline), None)
+        if spec is None:
+            raise Unsupported("no candidate model spec")
+        artifact = artifact_utils.get_single_instance(input_dict[keys.MODEL_KEY])
+        candidate = _Model(spec, path_utils.serving_model_path(artifact.uri, path_utils.is_old_model_artifact(artifact)))
+    files, compression = _split_files(examples, [acceptance.SPLIT])
+    total, count = 0.0, 0
+    for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(BATCH).prefetch(2):
+        batch_total, batch_count = batch_sum(*candidate.labels_and_predictions(batch))
+        total, count = total + batch_total, count + batch_count
+    if not count:
+        raise Unsupported("the test split is empty")
+    return name, float(np.float32(total) / np.float32(count)), count
+
+
 class Executor(tfx_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -221,7 +251,8 @@ class Executor(tfx_executor.Executor):
             metrics = compute_metrics(eval_config, models, files, compression, metric_keys)
         except Unsupported as reason:  # raised before anything is written
             logging.info("Evaluator: TFMA's general path (%s)", reason)
-            return super().Do(input_dict, output_dict, exec_properties)
+            super().Do(input_dict, output_dict, exec_properties)
+            return self._accept(input_dict, output_dict, exec_properties, [])
         self._log_startup(input_dict, output_dict, exec_properties)
         output_uri = artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY])
         write_results(output_uri, eval_config, metrics, models, ",".join(files), writers)
@@ -230,6 +261,42 @@ class Executor(tfx_executor.Executor):
         # As TFX: no thresholds, no blessing (nothing is blessed by accident).
         if tfma.metrics.metric_thresholds_from_metrics_specs(eval_config.metrics_specs, eval_config=eval_config):
             self._bless(input_dict, output_dict, exec_properties, output_uri)
+        self._accept(input_dict, output_dict, exec_properties, models)
+
+    @staticmethod
+    def _accept(input_dict, output_dict, exec_properties, models: list) -> None:
+        """The acceptance test (acceptance.py) of a model the eval split blessed, after the
+        blessing is decided: on the test split, never read before this point."""
+        blessing = (output_dict.get(keys.BLESSING_KEY) or [None])[0]
+        if (blessing is None
+                or blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) != constants.BLESSED_VALUE):
+            return  # nothing blessed: nothing can be pushed, nothing to accept
+        examples = artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY])
+        threshold = exec_properties.get(acceptance.THRESHOLD_KEY)
+        threshold = None if threshold in (None, "") else float(threshold)
+        held_out = acceptance.SPLIT in artifact_utils.decode_split_names(examples.split_names)
+        if not held_out and threshold is None:
+            return  # examples of another ExampleGen: nothing held out, no gate asked for
+        started = time.monotonic()
+        try:
+            if not held_out:  # a gate asked for cannot pass unmeasured
+                raise Unsupported(f"the examples have no {acceptance.SPLIT!r} split")
+            metric, value, count = acceptance_metric(exec_properties, input_dict, examples, models)
+            result = acceptance.Acceptance(metric, value, count, threshold, acceptance.judge(metric, value, threshold),
+                                           acceptance.higher_is_better(metric))
+        except Unsupported as reason:
+            result = acceptance.Acceptance(None, None, threshold=threshold, error=str(reason),
+                                           passed=None if threshold is None else False)
+        acceptance.write(blessing, result)
+        logging.info("Evaluator: acceptance: %s in %.1f s", result.line(), time.monotonic() - started)
+        refusal = result.refusal()
+        if refusal:  # written over the blessing: every runner's Pusher skips it, as TFX's does
+            logging.warning("Evaluator: %s", refusal)
+            blessed_file = os.path.join(blessing.uri, constants.BLESSED_FILE_NAME)
+            if tf.io.gfile.exists(blessed_file):
+                tf.io.gfile.remove(blessed_file)
+            io_utils.write_string_file(os.path.join(blessing.uri, constants.NOT_BLESSED_FILE_NAME), "")
+            blessing.set_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY, constants.NOT_BLESSED_VALUE)
 
     def _plan(self, input_dict, exec_properties) -> tuple:
         if any(exec_properties.get(k) for k in (keys.MODULE_FILE_KEY, keys.MODULE_PATH_KEY)):

@@ -10,6 +10,7 @@ from ml_metadata.proto import metadata_store_pb2
 from kubetfx.pipelines.record import mlmd
 
 from kubetfx.components import stage_outputs
+from kubetfx.components.evaluator import acceptance
 
 STATE = _STATE = {
     metadata_store_pb2.Execution.COMPLETE: "complete",
@@ -39,6 +40,9 @@ class RunSummary:
     # The pushed version was already served when the run started (a cached Pusher, or the
     # same model published again adds no version): the run changed nothing that is served.
     nothing_new: bool = False
+    # The blessed model's acceptance test on the held-out test split (components/evaluator/acceptance.py).
+    acceptance: Optional[dict] = None
+    acceptance_refusal: Optional[str] = None  # the line saying it stopped the push
 
     @property
     def pushed_version(self) -> Optional[str]:
@@ -141,6 +145,9 @@ def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = No
         summary.stages.append(StageResult(stage, state, seconds, result))
         if "ModelBlessing" in outputs:
             summary.blessed = bool(_prop(outputs["ModelBlessing"], "blessed"))
+            held_out = acceptance.read(outputs["ModelBlessing"])
+            summary.acceptance = dataclasses.asdict(held_out) if held_out else None
+            summary.acceptance_refusal = held_out.refusal() if held_out else None
         if "PushedModel" in outputs and _prop(outputs["PushedModel"], "pushed"):
             summary.pushed_path = _prop(outputs["PushedModel"], "pushed_destination")
     return summary

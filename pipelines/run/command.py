@@ -168,6 +168,9 @@ def _outcome(result, crash, failed_stage, config, log_path, verbose, out) -> int
     if result and result.pushed_path:
         print(f"kubetfx: {result.outcome_line()}", file=out)
         return exit_codes.OK
+    if result and result.acceptance_refusal:
+        print(f"kubetfx: {result.acceptance_refusal}", file=sys.stderr)
+        return exit_codes.NOT_BLESSED
     print("kubetfx: model NOT pushed (not blessed by Evaluator or InfraValidator)", file=sys.stderr)
     return exit_codes.NOT_BLESSED
 

@@ -1,0 +1,177 @@
+"""The acceptance test: the Evaluator blesses on the eval split alone, then measures a
+blessed model once on the held-out test split, records it on the blessing, and with a
+threshold refuses the push of a model below it.
+
+Real executor, real SavedModels and TFRecords. The model is right exactly on examples with
+x < QUALITY; the test split draws x from a higher range than eval, so the two splits give
+different, known accuracies and each number shows which split it came from."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from kubetfx.components.evaluator import acceptance, component, executor
+from kubetfx.pipelines.config import PipelineConfig
+
+pytestmark = pytest.mark.slow
+
+CLASSES = (b"Adelie", b"Chinstrap", b"Gentoo")
+QUALITY = 0.8
+ROWS = 400
+# (low, high) of x per split: eval accuracy ~0.8, test accuracy ~0.6.
+X_RANGE = {"train": (0.0, 1.0), "eval": (0.0, 1.0), "test": (0.5, 1.0)}
+
+
+def _write_examples(root, splits=("train", "eval", "test")):
+    import tensorflow as tf
+    from tfx.types import artifact_utils, standard_artifacts
+
+    rng = np.random.default_rng(11)
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "examples")
+    examples.split_names = artifact_utils.encode_split_names(list(splits))
+    xs = {}
+    for split in splits:
+        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
+        path = os.path.join(examples.uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+        xs[split] = rng.uniform(*X_RANGE[split], ROWS).astype(np.float32)
+        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for x in xs[split]:
+                features = {
+                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=[x])),
+                    "mass": tf.train.Feature(float_list=tf.train.FloatList(value=[4000.0 + 1000.0 * x])),
+                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[CLASSES[rng.integers(3)]])),
+                }
+                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return examples, xs
+
+
+def _save_model(path, task: str):
+    """classification: right exactly where x < QUALITY; regression: predicts 4000 (error 1000 x)."""
+    import tensorflow as tf
+    from tfx.types import standard_artifacts
+
+    spec = {"x": tf.io.FixedLenFeature([], tf.float32), "mass": tf.io.FixedLenFeature([], tf.float32),
+            "species": tf.io.FixedLenFeature([], tf.string)}
+
+    def transform(examples):
+        raw = tf.io.parse_example(examples, spec)
+        ids = tf.argmax(tf.cast(tf.equal(raw["species"][:, None], tf.constant(CLASSES)[None, :]), tf.int64), axis=1)
+        return {"species": ids, "x": raw["x"], "mass": raw["mass"]}
+
+    module = tf.Module()
+    signature = [tf.TensorSpec([None], tf.string, name="examples")]
+
+    @tf.function(input_signature=signature)
+    def serve(examples):
+        features = transform(examples)
+        if task == "regression":
+            return {"predictions": tf.fill([tf.size(features["x"]), 1], 4000.0)}
+        wrong = tf.cast(features["x"] >= QUALITY, tf.int64)
+        return {"probabilities": tf.one_hot((features["species"] + wrong) % 3, 3)}
+
+    module.serve = serve
+    module.transform_features = tf.function(transform, input_signature=signature)
+    model = standard_artifacts.Model()
+    model.uri = str(path)
+    tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"),
+                        signatures={"serving_default": serve, "transform_features": module.transform_features})
+    return model
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("acceptance")
+    examples, xs = _write_examples(root)
+    return {"root": root, "examples": examples, "xs": xs,
+            "classifier": _save_model(root / "classifier", "classification"),
+            "regressor": _save_model(root / "regressor", "regression")}
+
+
+def _evaluate(root, examples, model, task: str, **config):
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    label = "species" if task == "classification" else "mass"
+    config = PipelineConfig(label=label, task=task, **config)
+    evaluation, blessing = standard_artifacts.ModelEvaluation(), standard_artifacts.ModelBlessing()
+    evaluation.uri, blessing.uri = str(root / "evaluation"), str(root / "blessing")
+    os.makedirs(blessing.uri)
+    properties = {"eval_config": proto_utils.proto_to_json(component.eval_config(config)),
+                  "example_splits": '["eval"]'}
+    if config.acceptance_threshold is not None:
+        properties[acceptance.THRESHOLD_KEY] = config.acceptance_threshold
+    executor.Executor().Do({"examples": [examples], "model": [model], "baseline_model": []},
+                           {"evaluation": [evaluation], "blessing": [blessing]}, properties)
+    return evaluation, blessing
+
+
+def _eval_metric(evaluation) -> float:
+    import tensorflow_model_analysis as tfma
+
+    (record,) = tfma.load_metrics(evaluation.uri)
+    (item,) = record.metric_keys_and_values
+    return item.value.double_value.value
+
+
+def test_blessed_on_eval_then_measured_once_on_the_held_out_test_split(data, tmp_path):
+    xs = data["xs"]
+    evaluation, blessing = _evaluate(tmp_path, data["examples"], data["classifier"], "classification",
+                                     eval_threshold=0.5)
+    # The blessing's metric is the eval split's alone; the acceptance test's the test split's.
+    assert _eval_metric(evaluation) == pytest.approx(np.mean(xs["eval"] < QUALITY), abs=1e-6)
+    result = acceptance.read(blessing)
+    assert result.metric == "sparse_categorical_accuracy" and result.examples == ROWS
+    assert result.value == pytest.approx(np.mean(xs["test"] < QUALITY), abs=1e-6)
+    assert abs(result.value - _eval_metric(evaluation)) > 0.1
+    assert result.threshold is None and result.passed is None and result.refusal() is None
+    assert blessing.get_int_custom_property("blessed") == 1 and os.listdir(blessing.uri) == ["BLESSED"]
+    assert result.line().startswith(f"test split sparse_categorical_accuracy {result.value:.3f} ({ROWS} held-out")
+
+
+def test_a_model_below_the_acceptance_threshold_is_not_blessed(data, tmp_path):
+    """Eval accuracy ~0.8 blesses it (bound 0.5); test accuracy ~0.6 is below 0.7."""
+    evaluation, blessing = _evaluate(tmp_path, data["examples"], data["classifier"], "classification",
+                                     eval_threshold=0.5, acceptance_threshold=0.7)
+    import tensorflow_model_analysis as tfma
+
+    assert tfma.load_validation_result(evaluation.uri).validation_ok  # the eval split passed
+    result = acceptance.read(blessing)
+    assert result.threshold == 0.7 and result.passed is False
+    assert blessing.get_int_custom_property("blessed") == 0 and os.listdir(blessing.uri) == ["NOT_BLESSED"]
+    assert result.refusal() == (f"model NOT pushed: acceptance test sparse_categorical_accuracy "
+                                f"{result.value:.4g} on the held-out test split is below acceptance_threshold 0.7")
+
+
+def test_regression_is_judged_by_its_error_as_an_upper_bound(data, tmp_path):
+    xs = data["xs"]
+    _, blessing = _evaluate(tmp_path / "pass", data["examples"], data["regressor"], "regression",
+                            acceptance_threshold=800.0)
+    result = acceptance.read(blessing)
+    assert result.metric == "mean_absolute_error"
+    assert result.value == pytest.approx(1000.0 * np.mean(xs["test"]), rel=1e-4)  # ~750
+    assert result.passed is True and blessing.get_int_custom_property("blessed") == 1
+    _, blessing = _evaluate(tmp_path / "fail", data["examples"], data["regressor"], "regression",
+                            acceptance_threshold=700.0)
+    assert acceptance.read(blessing).passed is False and blessing.get_int_custom_property("blessed") == 0
+    assert "is above acceptance_threshold 700" in acceptance.read(blessing).refusal()
+
+
+def test_a_model_the_eval_split_does_not_bless_is_not_measured(data, tmp_path):
+    _, blessing = _evaluate(tmp_path, data["examples"], data["classifier"], "classification", eval_threshold=0.95)
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert acceptance.read(blessing) is None
+
+
+def test_examples_without_a_test_split_are_blessed_as_before_unless_a_threshold_asks(data, tmp_path):
+    examples, _ = _write_examples(tmp_path, splits=("train", "eval"))
+    _, blessing = _evaluate(tmp_path / "no-gate", examples, data["classifier"], "classification", eval_threshold=0.5)
+    assert blessing.get_int_custom_property("blessed") == 1
+    assert acceptance.read(blessing) is None
+    _, blessing = _evaluate(tmp_path / "gate", examples, data["classifier"], "classification",
+                            eval_threshold=0.5, acceptance_threshold=0.1)
+    assert blessing.get_int_custom_property("blessed") == 0
+    assert acceptance.read(blessing).refusal() == ("model NOT pushed: the acceptance test could not be computed "
+                                                   "(the examples have no 'test' split)")
