@@ -6,6 +6,8 @@ import gzip
 import os
 from pathlib import Path
 
+import pyarrow as pa
+
 HEADER = "species,island,bill_length_mm\n"
 ROWS = "Adelie,Torgersen,39.1\nGentoo,Biscoe,47.5\n"
 
@@ -90,18 +92,57 @@ CASES = [
      "species", "'Chinstrap' (3 rows)"),
     ("a class with fewer than 3 examples in the train split", lambda d: _rare_in_train(d / "split.csv"), "species",
      "1 class would have fewer than 3 rows in the train split (2 of 3 rows, by hash): 'Chinstrap' (2)"),
+    # Parquet and TFRecords of tf.Examples (tests/data_formats.py writes them)
+    ("folder mixing CSV and Parquet", lambda d: (_write(d / "parts" / "a.csv", HEADER + ROWS),
+                                                 _parquet(d / "parts" / "b.parquet"))[0].parent,
+     "species", "mixes data formats: CSV (a.csv), Parquet (b.parquet)"),
+    ("Parquet: a nested column", lambda d: _parquet(d / "nested.parquet", tags=pa.array([["a"], ["b", "c"]])),
+     "species", "column 'tags' is nested (list<item: string>)"),
+    ("Parquet: empty file", lambda d: _write(d / "empty.parquet", b""), "species",
+     "empty.parquet is empty (0 bytes): expected a Parquet file"),
+    ("Parquet: no rows", lambda d: _parquet(d / "none.parquet", rows=0), "species", "none.parquet has a schema but no rows"),
+    ("Parquet: not a Parquet file", lambda d: _write(d / "text.parquet", HEADER + ROWS), "species",
+     "text.parquet is not a Parquet file kubetfx can read"),
+    ("TFRecord: SequenceExamples, not tf.Examples", lambda d: _tfrecords(d / "seq.tfrecord", "sequence"), "species",
+     "seq.tfrecord: record 0 is not a tf.Example: it has fields a tf.Example has not (a tf.SequenceExample?)"),
+    ("TFRecord: records that are no protobuf", lambda d: _tfrecords(d / "junk.tfrecord", "junk"), "species",
+     "junk.tfrecord: record 0 is not a tf.Example (protobuf cannot parse it)"),
+    ("TFRecord: not a TFRecord file", lambda d: _write(d / "rows.tfrecord", HEADER + ROWS), "species",
+     "rows.tfrecord is not a TFRecord file (its first record's frame is wrong: its length fails its checksum)"),
+    ("TFRecord: cut off (gzip)", lambda d: _tfrecords(d / "cut.tfrecord.gz", "cut"), "species",
+     "cut.tfrecord.gz is damaged at record 1: cut off"),
 ]
+
+
+def _parquet(path: Path, rows: int = 2, **more) -> Path:
+    import data_formats
+
+    columns = {"species": pa.array(["Adelie", "Gentoo"][:rows], pa.string()),
+               "bill_length_mm": pa.array([39.1, 47.5][:rows])}
+    return data_formats.write_parquet(path, pa.table({**columns, **more}))
+
+
+def _tfrecords(path: Path, kind: str) -> Path:
+    import data_formats
+
+    if kind == "sequence":
+        return data_formats.write_tfrecords(path, [data_formats.sequence_example()])
+    if kind == "junk":
+        return data_formats.write_tfrecords(path, [b"\xff\xff\xff not a protobuf"])
+    good = [data_formats.example(species="Adelie", bill_length_mm=39.1),
+            data_formats.example(species="Gentoo", bill_length_mm=47.5)]
+    return _write(path, gzip.compress(data_formats.framed(good)[:-6]))
 
 
 def render_table(workdir: Path) -> str:
     """The README table: each case and the message `kubetfx run` prints for it (exit 2)."""
-    from kubetfx.components.example_gen import csv_input
+    from kubetfx.components.example_gen import csv_input, data_format
 
     lines = ["| bad input | what `kubetfx run` says (exit code 2, nothing started) |", "| --- | --- |"]
     for case, make, label, _ in CASES:
         folder = workdir / case.replace(" ", "-")
         try:
-            csv_input.check(str(make(folder)), label)
+            data_format.check(str(make(folder)), label)
             message = "(accepted)"
         except csv_input.InputError as err:
             message = str(err).replace(str(folder), "…").replace("|", "\\|").replace("`", "'")

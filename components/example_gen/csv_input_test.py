@@ -4,14 +4,14 @@ from __future__ import annotations
 import pytest
 
 import bad_inputs
-from kubetfx.components.example_gen import csv_input
+from kubetfx.components.example_gen import csv_input, data_format
 from kubetfx.pipelines.config import EMBEDDED_DATA
 
 
 @pytest.mark.parametrize("case, make, label, message", bad_inputs.CASES, ids=[c[0] for c in bad_inputs.CASES])
 def test_bad_input_is_refused_with_its_reason(tmp_path, case, make, label, message):
     with pytest.raises(csv_input.InputError) as raised:
-        csv_input.check(str(make(tmp_path)), label)
+        data_format.check(str(make(tmp_path)), label)  # CSV's cases reach csv_input.check
     assert message in str(raised.value)
 
 

@@ -38,7 +38,7 @@ from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from kubetfx.components import beam_runner, upstream_seams
-from kubetfx.components.example_gen import csv_input, example_bytes
+from kubetfx.components.example_gen import csv_input, data_format, example_bytes
 from kubetfx.components.example_validator.executor import DataRejectedError
 
 BLOCK_BYTES = 16 << 20
@@ -288,6 +288,20 @@ def _check_unchanged(before: dict, paths_now: list, rows: int) -> None:
                                     f"{rows} rows read): {_AGAIN}")
 
 
+def _parquet_batches(paths: list):
+    from kubetfx.components.example_gen import parquet_input
+    return parquet_input.encoded_batches(paths)
+
+
+def _tfrecord_batches(paths: list):
+    from kubetfx.components.example_gen import tfrecord_input
+    return tfrecord_input.encoded_batches(paths)
+
+
+_READERS = {data_format.CSV: _encoded_batches, data_format.PARQUET: _parquet_batches,
+            data_format.TFRECORD: _tfrecord_batches}
+
+
 class Executor(csv_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
@@ -299,7 +313,7 @@ class Executor(csv_executor.Executor):
         if (len(input_config.splits) != 1 or not split_config.splits
                 or split_config.HasField("partition_feature_name")
                 or not beam_runner.runs_in_process(self._beam_pipeline_args)):
-            return super().Do(input_dict, output_dict, exec_properties)
+            return self._stock_do(input_dict, output_dict, exec_properties)
 
         self._log_startup(input_dict, output_dict, exec_properties)
         started = time.monotonic()
@@ -313,9 +327,12 @@ class Executor(csv_executor.Executor):
             raise RuntimeError(f"no input files match {pattern}")
         before = _file_states(paths)
         _check_fingerprint(exec_properties.get(FINGERPRINT), before)
-        batches = _encoded_batches(paths)
+        kind = data_format.format_of_file(paths[0])
+        batches = _READERS[kind](paths)
         first = next(batches, None)
-        differs = example_bytes.differs_from_protobuf(first[0][0]) if first and first[0] else None
+        # Only CSV's bytes must be CsvExampleGen's (its splits); Parquet's are kubetfx's
+        # own, TFRecords are copied as they are.
+        differs = example_bytes.differs_from_protobuf(first[0][0]) if kind == data_format.CSV and first and first[0] else None
         if differs:  # before anything is written
             logging.warning("kubetfx: ExampleGen: the first record is not protobuf's own bytes (%s): "
                             "the stock executor runs", differs)
@@ -347,8 +364,24 @@ class Executor(csv_executor.Executor):
         examples_utils.set_file_format(examples, write_split.to_file_format_str(
             exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY) or example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         seconds = time.monotonic() - started
-        logging.warning("ExampleGen: %d rows from %d files in %.1f s (%.0f rows/s)", rows, len(paths), seconds,
-                        rows / max(seconds, 1e-9))
+        logging.warning("ExampleGen: %d rows from %d %s files in %.1f s (%.0f rows/s)", rows, len(paths), kind,
+                        seconds, rows / max(seconds, 1e-9))
+
+    def _stock_do(self, input_dict, output_dict, exec_properties) -> None:
+        """TFX's own executor for the input's format: CsvExampleGen's (with missing values
+        left out, GenerateExamplesByBeam), the Parquet custom executor, ImportExampleGen's."""
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
+        pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits[0].pattern)
+        paths = sorted(glob.glob(pattern))
+        kind = data_format.format_of_file(paths[0]) if paths else data_format.format_of_name(pattern)
+        if kind == data_format.PARQUET:
+            from tfx.components.example_gen.custom_executors import parquet_executor as stock
+        elif kind == data_format.TFRECORD:
+            from tfx.components.example_gen.import_example_gen import executor as stock
+        else:
+            return super().Do(input_dict, output_dict, exec_properties)
+        return stock.Executor(self._context).Do(input_dict, output_dict, exec_properties)
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):
         """The stock path (TFX's Beam pipeline) with missing values left out of the

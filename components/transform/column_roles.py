@@ -80,10 +80,11 @@ def _string_role(present) -> str | None:
     return None
 
 
-def infer(files: list, label: str) -> dict:
+def infer(files: list, label: str, sample: pa.Table | None = None) -> dict:
     """{"identifiers": [...], "datetimes": [...], "text": [...]} among the string and
-    integer columns (not the label)."""
-    table = _sample(files[0])
+    integer columns (not the label); `sample`: rows read by another format's reader
+    (Parquet, TFRecord) instead of the first CSV file's."""
+    table = sample if sample is not None else _sample(files[0])
     roles = {role: [] for role in ROLES}
     for name in table.column_names:
         column = table.column(name)

@@ -77,10 +77,10 @@ class Build:
 def build_key(config) -> str:
     """A digest of the config as the user gave it (before prepare fills in what it decides)
     and of the data files' names, sizes and modification times."""
-    from kubetfx.components.example_gen import csv_input
+    from kubetfx.components.example_gen import data_format
 
     files = []
-    for path in csv_input.csv_files(config.data):
+    for path in data_format.data_files(config.data)[1]:
         try:
             stat = os.stat(path)
             files.append([str(path), stat.st_size, stat.st_mtime_ns])

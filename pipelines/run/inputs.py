@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from kubetfx.components.example_gen import csv_input
+from kubetfx.components.example_gen import csv_input, data_format
 from kubetfx.components.transform import column_roles
 from kubetfx.pipelines.record import served_build
 from kubetfx.pipelines.run import module_check
@@ -18,22 +18,24 @@ CURATED_SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "penguins.
 
 
 def prepare(config: PipelineConfig) -> PipelineConfig:
-    """Raises csv_input.InputError / ConfigError with a message the user can act on."""
+    """Raises csv_input.InputError / ConfigError with a message the user can act on. The
+    data is CSV, Parquet or TFRecords of tf.Examples (data_format.py), checked alike."""
     config = config.validate()
     for flag, path in (("--module-file", config.module_file), ("--schema-file", config.schema_file)):
         if path is not None and not Path(path).is_file():
             raise ConfigError(f"{flag} {path} does not exist (or is not a file)")
     if config.module_file is not None:
         module_check.check_source(config.module_file, module_check.required_functions(config))
-    warning = csv_input.check(config.data, config.label, config.task, rare_in_train=config.on_anomalies)
+    warning = data_format.check(config.data, config.label, config.task, rare_in_train=config.on_anomalies)
     if warning:
         print(f"kubetfx: warning (--on-anomalies warn): {warning}", file=sys.stderr, flush=True)
     if config.module_file is not None:  # seconds (TensorFlow's import): after the quick checks
         module_check.check_import(config.module_file, module_check.required_functions(config))
     key = served_build.build_key(config)  # what the user chose, before the decisions below
     writable_dir(config.home_path, "home (--home or KUBETFX_HOME)")
-    task = config.task or csv_input.infer_task(config.data, config.label)
-    roles = column_roles.resolve(column_roles.infer(csv_input.csv_files(config.data), config.label),
+    task = config.task or data_format.infer_task(config.data, config.label)
+    roles = column_roles.resolve(column_roles.infer(data_format.data_files(config.data)[1], config.label,
+                                                    sample=data_format.sample(config.data)),
                                  config.column_roles)
     config = config.replace(task=task, column_roles=roles)
     if config.served_baseline_version is None:

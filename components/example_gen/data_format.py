@@ -1,0 +1,181 @@
+"""Which format `--data` holds (CSV, Parquet, or tf.Example TFRecords) and the questions a
+run asks of it before any stage starts, each put to that format's reader: the files (with
+csv_input's refusals of dangling links, devices and unreadable files), the checks, the
+task, a sample for the column roles, and ExampleGen's input pattern.
+
+A format is told by the file names, so a folder's format is clear before any byte is read
+and one folder holds one format: a folder mixing CSV and Parquet files is refused (which
+half is the dataset?) instead of read in part. A single file of another name is CSV, as
+before, unless its first bytes are Parquet's magic."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import pyarrow as pa
+
+from kubetfx.components.example_gen import csv_input
+from kubetfx.components.example_gen.csv_input import InputError
+
+CSV, PARQUET, TFRECORD = "CSV", "Parquet", "TFRecord"
+# ExampleGen's input pattern for a folder of each format; TFX's own Examples are
+# `data_tfrecord-00000-of-00001.gz`, so a TFRecord file is any name holding "tfrecord".
+FOLDER_PATTERNS = {CSV: "*.csv", PARQUET: "*.parquet", TFRECORD: "*tfrecord*"}
+
+
+def format_of_name(name: str) -> Optional[str]:
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return CSV
+    if lower.endswith((".parquet", ".parq", ".pq")):
+        return PARQUET
+    if "tfrecord" in lower:
+        return TFRECORD
+    return None
+
+
+def format_of_file(path) -> str:
+    path = Path(path)
+    named = format_of_name(path.name)
+    if named is not None:
+        return named
+    try:
+        with open(path, "rb") as f:
+            return PARQUET if f.read(4) == b"PAR1" else CSV
+    except OSError:
+        return CSV  # csv_input.csv_files names why it cannot be read
+
+
+def data_files(data: str) -> tuple:
+    """(format, sorted files) of a file or folder. A folder's files are those of its one
+    format; another format beside them is refused in one line."""
+    path = Path(data)
+    if not path.exists() or not path.is_dir():
+        files = csv_input.csv_files(data)  # missing path, dangling link, device, unreadable
+        return format_of_file(files[0]), files
+    found = {}
+    for candidate in sorted(path.iterdir()):
+        kind = format_of_name(candidate.name)
+        if kind is not None:
+            found.setdefault(kind, []).append(candidate)
+    if len(found) > 1:
+        shown = ", ".join(f"{kind} ({found[kind][0].name}{' ...' if len(found[kind]) > 1 else ''})"
+                          for kind in sorted(found))
+        raise InputError(f"folder {data} mixes data formats: {shown}; keep one format per folder "
+                         "(move the others out)")
+    kind = next(iter(found), CSV)
+    if kind == CSV:
+        return CSV, csv_input.csv_files(data)
+    for candidate in found[kind]:
+        csv_input._refuse_dangling(candidate)
+        csv_input._refuse_special(candidate)
+    files = [p for p in found[kind] if p.is_file()]
+    for file in files:
+        try:
+            with open(file, "rb"):
+                pass
+        except OSError as err:
+            raise InputError(f"{file} cannot be read: {err.strerror or err}") from None
+    return kind, files
+
+
+def format_of(data: str) -> str:
+    """The data's format, CSV for a location only the cluster sees (checked there)."""
+    try:
+        return data_files(data)[0]
+    except (InputError, OSError):
+        return CSV
+
+
+def input_pattern(data: str) -> tuple:
+    """(input_base, pattern) of ExampleGen's one input split."""
+    path = Path(data)
+    if path.is_file():
+        return str(path.parent), path.name
+    return str(path), FOLDER_PATTERNS[format_of(data)]
+
+
+def _reader(kind: str):
+    if kind == PARQUET:
+        from kubetfx.components.example_gen import parquet_input
+        return parquet_input
+    from kubetfx.components.example_gen import tfrecord_input
+    return tfrecord_input
+
+
+def check(data: str, label: str, task: Optional[str] = None, rare_in_train: str = "fail") -> Optional[str]:
+    """csv_input.check for any format: the same refusals, the same warning."""
+    kind, files = data_files(data)
+    if kind == CSV:
+        return csv_input.check(data, label, task, rare_in_train)
+    reader = _reader(kind)
+    columns = reader.check_files(files)
+    if label not in columns:
+        raise InputError(f"label column {label!r} is not in {data}; columns: {', '.join(columns)}")
+    labels = reader.label_column(files, label)
+    if labels.null_count == len(labels):
+        raise InputError(f"label column {label!r} has no values in {data}")
+    present = labels.drop_null()
+    if (task or task_of(present)) == "classification":
+        csv_input._check_classes(present, label, data)
+        problem = _rare_in_train(reader, files, label, present)
+        if problem and rare_in_train != "warn":
+            raise InputError(problem)
+        return problem
+    return None
+
+
+def task_of(labels) -> str:
+    """As csv_input's rule on typed values: strings, booleans and integers of at most 20
+    distinct values are classes; other numbers a regression target."""
+    if pa.types.is_integer(labels.type) or pa.types.is_boolean(labels.type):
+        return "classification" if len(labels.unique()) <= 20 else "regression"
+    if pa.types.is_floating(labels.type):
+        return "regression"
+    return "classification"
+
+
+def infer_task(data: str, label: str) -> str:
+    kind, files = data_files(data)
+    if kind == CSV:
+        return csv_input.infer_task(data, label)
+    return task_of(_reader(kind).label_column(files, label).drop_null())
+
+
+def sample(data: str) -> Optional[pa.Table]:
+    """The rows column_roles decides from (None: it reads CSV itself)."""
+    kind, files = data_files(data)
+    return None if kind == CSV else _reader(kind).sample(files)
+
+
+def _rare_in_train(reader, files: list, label: str, labels) -> Optional[str]:
+    """csv_input.rare_classes_in_train with rows placed as this format's reader places them."""
+    import pyarrow.compute as pc
+
+    counts = pc.value_counts(labels)
+    if pc.min(counts.field("counts")).as_py() >= csv_input._CERTAIN_ENOUGH_ROWS:
+        return None
+    rare = {v for v, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
+            if n < csv_input._CERTAIN_ENOUGH_ROWS}
+    with csv_input._import_noise_hidden():  # TensorFlow, through the executor: only when needed
+        from kubetfx.components.example_gen import executor  # noqa: F401
+    per_class = reader.train_rows_of(files, label, rare)
+    few = sorted((per_class.get(c, 0), str(c)) for c in rare if per_class.get(c, 0) < csv_input.MIN_TRAIN_CLASS_ROWS)
+    if not few:
+        return None
+    shown = ", ".join(f"{v!r} ({n})" for n, v in few[:5])
+    more = f" and {len(few) - 5} more" if len(few) > 5 else ""
+    return (f"label column {label!r}: {len(few)} class{'es' if len(few) != 1 else ''} would have fewer than "
+            f"{csv_input.MIN_TRAIN_CLASS_ROWS} rows in the train split (2 of 3 rows, by hash): {shown}{more}; add "
+            "rows, merge or drop them (--on-anomalies warn trains anyway; a class the train split lacks is then "
+            "an unseen class)")
+
+
+def executor_splits() -> tuple:
+    """(hash bucket boundaries, index of "train") of ExampleGen's split config."""
+    import numpy as np
+
+    from kubetfx.components.example_gen import executor
+
+    names = [name for name, _ in executor.DEFAULT_SPLITS]
+    return list(np.cumsum([buckets for _, buckets in executor.DEFAULT_SPLITS])), names.index("train")
