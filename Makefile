@@ -12,7 +12,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality bench-monitor bench-serve browser report report-screenshot
+.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality bench-monitor bench-serve browser report report-screenshot portable-hosts portable-hosts-stop
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -96,3 +96,11 @@ bench-serve: install ## kubetfx serve under wrk load (1/16/64 connections) besid
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
 	  else echo "error: wrk missing and not root: apt-get install wrk" >&2; exit 2; fi
 	$(PY) tests/bench/serve.py $(BENCH_SERVE_ARGS)
+
+# Beam's portable stack across hosts (tests/portable_beam/hosts.sh; root: ip netns): the
+# job service and two SDK worker pools, each a network namespace; docs/scale-out.md.
+portable-hosts: install ## Start Beam's job service and two SDK worker pools as namespaced hosts (root); prints their endpoints
+	tests/portable_beam/hosts.sh start
+
+portable-hosts-stop: ## Stop the portable Beam hosts and remove their namespaces, bridge and hosts files
+	tests/portable_beam/hosts.sh stop
