@@ -8,9 +8,13 @@ held) for the run summary.
 
 Reading a split costs far more than a step of this small network (GZIP, tf.Example parsing
 and the transform graph, per example), so the transformed split is read once and kept in
-memory as one array per feature when it fits IN_MEMORY_BYTES; Keras then shuffles it fully
-every epoch. A split that does not fit is streamed from the records every epoch instead,
-counted first in one pass.
+memory when it fits IN_MEMORY_BYTES; Keras then shuffles it fully every epoch. A split
+that does not fit is streamed from the records every epoch instead, counted first in one
+pass.
+
+The network takes two inputs whatever the width: every float feature stacked in one
+matrix, every vocabulary id in another (`pack`); a Keras input per column made a
+1,000-column table's Trainer minutes of graph building and saving (issue 23).
 
 The exported SavedModel has two signatures:
 - serving_default: serialized tf.Examples of raw features -> predictions (the transform
@@ -65,12 +69,16 @@ READ_BATCH = 4096
 STEPS_PER_EXECUTION = 16
 
 
-def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True, known_classes=None):
+def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True, known_classes=None,
+             layout=None):
     """(transformed features, label) batches from raw examples: Transform wrote none out,
-    the graph is applied here (as it is at serving)."""
+    the graph is applied here (as it is at serving). With a layout, the features come
+    packed as the model takes them (`pack`)."""
     def transform(raw):
         features = transform_layer(raw)
         labels = features.pop(label)
+        if layout is not None:
+            features = pack(features, layout)
         if known_classes is None:  # regression: a row without a target (NaN) is left out
             known = tf.math.is_finite(labels)
         else:
@@ -177,19 +185,67 @@ def tuned_values(fn_args) -> dict:
     return dict((getattr(fn_args, "hyperparameters", None) or {}).get("values", {}))
 
 
-def _build_model(tf_transform_output, label, task, learning_rate, hidden=DEFAULT_HIDDEN):
-    inputs, encoded = [], []
+# The model's two inputs. Every transformed feature used to be one Keras Input (and a vocabulary
+# id one CategoryEncoding layer): at 1,000 columns the Trainer spent minutes building,
+# tracing and saving a 1,000-input graph, far more than training on 500 rows (issue 23).
+# Now the features are packed into two tensors before the model (`pack`, in the input
+# pipeline and in the serving signature), so the model's graph is the same at any width.
+NUMERIC = "numeric"  # [batch, numeric features]: every float feature, in name order
+CATEGORIES = "categories"  # [batch, vocabulary features]: each id offset into one shared one-hot space
+
+
+class FeatureLayout:
+    """Where each transformed feature goes in the model's two inputs: float features are
+    the columns of NUMERIC; vocabulary ids the columns of CATEGORIES, each column's ids
+    shifted by the vocabularies before it, so one multi-hot encoding over all of them
+    equals the concatenated one-hot encodings of every column."""
+
+    def __init__(self, numeric: list, categorical: list, depths: list):
+        self.numeric, self.categorical, self.depths = numeric, categorical, depths
+        self.offsets = [sum(depths[:i]) for i in range(len(depths))]
+        self.tokens = sum(depths)
+
+
+def feature_layout(tf_transform_output, label) -> FeatureLayout:
+    numeric, categorical, depths = [], [], []
     for name, spec in sorted(tf_transform_output.transformed_feature_spec().items()):
         if name == label:
             continue
-        layer = keras.layers.Input(shape=(1,), name=name, dtype=spec.dtype)
-        inputs.append(layer)
         if spec.dtype == tf.int64:  # a vocabulary id: one-hot over the vocabulary + OOV
-            depth = tf_transform_output.vocabulary_size_by_name(
-                preprocessing.vocabulary_name(name)) + preprocessing.OOV_BUCKETS
-            encoded.append(keras.layers.CategoryEncoding(num_tokens=depth, output_mode="one_hot")(layer))
+            categorical.append(name)
+            depths.append(tf_transform_output.vocabulary_size_by_name(
+                preprocessing.vocabulary_name(name)) + preprocessing.OOV_BUCKETS)
         else:
-            encoded.append(layer)
+            numeric.append(name)
+    return FeatureLayout(numeric, categorical, depths)
+
+
+def pack(features: dict, layout: FeatureLayout) -> dict:
+    """The model's inputs from a batch of transformed features ({name: [batch] or [batch, 1]})."""
+    packed = {}
+    if layout.numeric:
+        packed[NUMERIC] = tf.stack([tf.reshape(tf.cast(features[n], tf.float32), [-1])
+                                    for n in layout.numeric], axis=1)
+    if layout.categorical:
+        ids = tf.stack([tf.reshape(tf.cast(features[n], tf.int64), [-1]) for n in layout.categorical], axis=1)
+        depths = tf.constant(layout.depths, tf.int64)
+        # An id outside its column's range (a module file's default_value=-1) is that
+        # column's last id, its OOV bucket, instead of landing in a neighbour's range.
+        ids = tf.where((ids < 0) | (ids >= depths), depths - 1, ids)
+        packed[CATEGORIES] = ids + tf.constant(layout.offsets, tf.int64)
+    return packed
+
+
+def _build_model(tf_transform_output, label, task, learning_rate, hidden=DEFAULT_HIDDEN):
+    layout = feature_layout(tf_transform_output, label)
+    inputs, encoded = {}, []
+    if layout.numeric:
+        inputs[NUMERIC] = keras.layers.Input(shape=(len(layout.numeric),), name=NUMERIC, dtype=tf.float32)
+        encoded.append(inputs[NUMERIC])
+    if layout.categorical:
+        inputs[CATEGORIES] = keras.layers.Input(shape=(len(layout.categorical),), name=CATEGORIES, dtype=tf.int64)
+        encoded.append(keras.layers.CategoryEncoding(num_tokens=layout.tokens, output_mode="multi_hot")(
+            inputs[CATEGORIES]))
     x = keras.layers.concatenate(encoded) if len(encoded) > 1 else encoded[0]
     for width in hidden:
         x = keras.layers.Dense(width, activation="relu")(x)
@@ -210,6 +266,7 @@ def _build_model(tf_transform_output, label, task, learning_rate, hidden=DEFAULT
 def _signatures(model, tf_transform_output, label, task):
     raw_spec = tf_transform_output.raw_feature_spec()
     serving_spec = {k: v for k, v in raw_spec.items() if k != label}
+    layout = feature_layout(tf_transform_output, label)
     class_names = None
     if task == "classification":
         class_names = tf.constant(tf_transform_output.vocabulary_by_name(preprocessing.LABEL_VOCABULARY))
@@ -217,8 +274,7 @@ def _signatures(model, tf_transform_output, label, task):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serve(serialized):
         features = model.tft_layer(tf.io.parse_example(serialized, serving_spec))
-        features.pop(label, None)
-        output = model(features)
+        output = model(pack(features, layout))
         if task == "regression":
             return {PREDICTIONS: output}
         probabilities = tf.nn.softmax(output)
@@ -241,8 +297,10 @@ def _training_data(fn_args, tf_transform_output, transform_layer, label, config)
     known_classes = (tf_transform_output.vocabulary_size_by_name(preprocessing.LABEL_VOCABULARY)
                      if config.get("task") == "classification" else None)
 
+    layout = feature_layout(tf_transform_output, label)
+
     def dataset(*args, **kwargs):
-        return _dataset(*args, known_classes=known_classes, **kwargs)
+        return _dataset(*args, known_classes=known_classes, layout=layout, **kwargs)
 
     train = read_in_memory(
         dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, READ_BATCH,

@@ -108,3 +108,65 @@ def test_the_in_memory_read_gives_every_example_of_every_file_in_its_order(tmp_p
     for first, last in ((0, 700), (700, 705), (705, 1005)):  # each file's rows in order
         assert [v for v in values if first <= v < last] == list(range(first, last))
     assert ours[1].tolist() == [int(x) % 3 for x in values]
+
+
+def _transform_output(folder, numeric: int, vocabularies: dict, classes=("a", "b")):
+    """A real TFTransformOutput directory (transformed schema and vocabulary files) as
+    Transform writes it for `numeric` float columns, one id column per vocabulary and a
+    label vocabulary: what the Trainer reads to build its model."""
+    import tensorflow_transform as tft
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io, schema_utils
+
+    from kubetfx.components.transform import preprocessing
+
+    spec = {f"x{i:04d}": tf.io.FixedLenFeature([], tf.float32) for i in range(numeric)}
+    spec.update({name: tf.io.FixedLenFeature([], tf.int64) for name in vocabularies})
+    spec["label"] = tf.io.FixedLenFeature([], tf.int64)
+    output = tft.TFTransformOutput(str(folder))
+    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema_utils.schema_from_feature_spec(spec)),
+                               output._transformed_metadata_dir)
+    assets = folder / output.TRANSFORM_FN_DIR / "assets"
+    assets.mkdir(parents=True)
+    for name, values in {**{preprocessing.vocabulary_name(n): v for n, v in vocabularies.items()},
+                         preprocessing.LABEL_VOCABULARY: classes}.items():
+        (assets / name).write_text("".join(f"{v}\n" for v in values))
+    return output
+
+
+def _traced_ops(keras_model) -> int:
+    """Operations in the graph of one call of the model on a batch of its inputs."""
+    specs = tf.nest.map_structure(lambda t: tf.TensorSpec(t.shape, t.dtype), keras_model.input)
+    return len(tf.function(keras_model).get_concrete_function(specs).graph.get_operations())
+
+
+def test_the_model_graph_does_not_grow_with_the_number_of_columns(tmp_path):
+    """Issue 23: a Keras Input (and a concatenation edge) per column made the Trainer of a
+    1,000-column, 500-row table take minutes building, tracing and saving its graph. The
+    model takes the features packed into two tensors: the same layers and the same traced
+    operations at 30 and 1,000 columns, only the first layer's weights grow."""
+    built = {}
+    for numeric in (30, 1_000):
+        out = _transform_output(tmp_path / str(numeric), numeric, {"region": ["north", "south"]})
+        keras_model = model._build_model(out, "label", "classification", 0.01)
+        built[numeric] = (len(keras_model.layers), _traced_ops(keras_model), keras_model.count_params())
+    (layers_30, ops_30, params_30), (layers_1000, ops_1000, params_1000) = built[30], built[1_000]
+    assert layers_1000 == layers_30 and ops_1000 == ops_30, built
+    assert params_1000 - params_30 == 970 * model.DEFAULT_HIDDEN[0]  # the extra columns' first-layer weights
+
+
+def test_packed_vocabulary_ids_are_each_columns_one_hot_side_by_side(tmp_path):
+    """One multi-hot over offset ids equals the per-column one-hot encodings concatenated;
+    an id outside its column's range falls in that column's OOV bucket, not a neighbour's."""
+    out = _transform_output(tmp_path, 2, {"colour": ["red", "blue"], "size": ["s", "m", "l"]})
+    layout = model.feature_layout(out, "label")
+    assert layout.numeric == ["x0000", "x0001"] and layout.categorical == ["colour", "size"]
+    assert layout.depths == [3, 4]  # + one OOV bucket each
+    features = {"x0000": tf.constant([0.5, -1.0]), "x0001": tf.constant([[2.0], [3.0]]),
+                "colour": tf.constant([1, -1], tf.int64), "size": tf.constant([[3], [0]], tf.int64)}
+    packed = model.pack(features, layout)
+    assert packed[model.NUMERIC].numpy().tolist() == [[0.5, 2.0], [-1.0, 3.0]]
+    keras_model = model._build_model(out, "label", "classification", 0.01)
+    encoding = next(layer for layer in keras_model.layers if "category_encoding" in layer.name)
+    expected = [[0, 1, 0] + [0, 0, 0, 1],  # colour 1, size 3 (its OOV bucket)
+                [0, 0, 1] + [1, 0, 0, 0]]  # colour -1: colour's OOV bucket; size 0
+    assert encoding(packed[model.CATEGORIES]).numpy().tolist() == expected
