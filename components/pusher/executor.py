@@ -11,7 +11,10 @@ Unix-time integers; a model can come from the InfraBlessing (`GetModelPath`).
 
 What it adds: with its optional `schema` and `statistics` inputs (component.py), each
 version carries the schema and training statistics it was trained on
-(training_summary.py), for `kubetfx monitor` where no ML Metadata is."""
+(training_summary.py), for `kubetfx monitor` where no ML Metadata is. A `serving_dir`
+exec property, when set, is the directory it publishes to instead of push_destination's:
+the compiled spec wires it to the pipeline parameter of that name
+(pipelines/kubeflow/compiler.py wire_serving_dir), so a run can choose where it pushes."""
 from __future__ import annotations
 
 import json
@@ -28,6 +31,7 @@ from kubetfx.components.pusher.serving_dir import STAGING_PREFIX  # noqa: F401 (
 
 SCHEMA_KEY = "schema"
 STATISTICS_KEY = "statistics"
+SERVING_DIR_KEY = "serving_dir"  # the same name as ServedBaseline's
 
 
 def summary_files(input_dict, exec_properties) -> dict:
@@ -65,7 +69,8 @@ class AtomicPusherExecutor(tfx_pusher.Executor):
         if destination.WhichOneof("destination") != "filesystem":
             raise NotImplementedError(f"Invalid push destination {destination.WhichOneof('destination')}")
         model_path = self.GetModelPath(input_dict)
-        serving_path, version, pushed = serving_dir.publish(model_path, destination.filesystem.base_directory,
+        base_directory = exec_properties.get(SERVING_DIR_KEY) or destination.filesystem.base_directory
+        serving_path, version, pushed = serving_dir.publish(model_path, base_directory,
                                                             summary_files(input_dict, exec_properties))
         if not pushed:
             logging.info("Model already served as version %s (same files, byte for byte); no new version.", version)

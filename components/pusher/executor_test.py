@@ -2,6 +2,9 @@
 Pusher tests against this executor: tests/tfx_contract/test_pusher_contract.py)."""
 from __future__ import annotations
 
+import json
+import os
+
 import pytest
 from tfx.types import standard_artifacts
 
@@ -27,3 +30,28 @@ def test_pusher_refuses_when_a_blessing_input_is_missing(tmp_path):
     assert executor.AtomicPusherExecutor().CheckBlessing(inputs) is False
     inputs["infra_blessing"] = [_blessing(standard_artifacts.InfraBlessing, tmp_path, "i", True)]
     assert executor.AtomicPusherExecutor().CheckBlessing(inputs) is True
+
+
+def test_the_serving_dir_property_is_where_the_model_is_pushed(tmp_path):
+    """The compiled spec's `serving_dir` parameter (a runner without the serving volume,
+    kfp.local, points it at a directory it mounts) wins over push_destination's directory."""
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    serving = tmp_path / "model" / "Format-Serving"
+    (serving / "variables").mkdir(parents=True)
+    (serving / "saved_model.pb").write_bytes(b"graph")
+    (serving / "variables" / "variables.index").write_bytes(b"index")
+    (serving / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    inputs = {"model": [model],
+              "model_blessing": [_blessing(standard_artifacts.ModelBlessing, tmp_path, "b", True)],
+              "infra_blessing": [_blessing(standard_artifacts.InfraBlessing, tmp_path, "i", True)]}
+    compiled, chosen = tmp_path / "volume", tmp_path / "chosen"
+    properties = {"push_destination": json.dumps({"filesystem": {"base_directory": str(compiled)}}),
+                  "custom_config": "null", executor.SERVING_DIR_KEY: str(chosen)}
+    executor.AtomicPusherExecutor().Do(inputs, {"pushed_model": [pushed]}, properties)
+    versions = os.listdir(chosen)
+    assert len(versions) == 1 and (chosen / versions[0] / "saved_model.pb").read_bytes() == b"graph"
+    assert not compiled.exists()
+    assert pushed.get_string_custom_property("pushed_destination") == str(chosen / versions[0])

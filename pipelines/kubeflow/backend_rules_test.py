@@ -40,7 +40,8 @@ def test_the_compiled_spec_is_uploaded_and_runs_with_default_and_given_parameter
     spec, platform = rules.check_upload(GOLDEN.read_text())
     assert spec.schema_version == "2.1.0" and "kubernetes" in platform.platforms
     rules.check_run(spec, platform, {})
-    rules.check_run(spec, platform, {"data_root": "s3://bucket/data/", "eval_threshold": 0.8})
+    rules.check_run(spec, platform, {"data_root": "s3://bucket/data/", "eval_threshold": 0.8,
+                                     "serving_dir": "/mnt/serving/kubetfx-penguin"})
     # The data fingerprint is the data-fingerprint task's output, never a run parameter.
     with pytest.raises(rules.Rejected, match="not required by pipeline: data_fingerprint"):
         rules.check_run(spec, platform, {"data_fingerprint": "sha256:ab"})

@@ -7,8 +7,10 @@ module finishes what it leaves out for OSS KFP: our entrypoint (which repairs th
 input, see components/container), each artifact's declared TFX type passed to it, per-stage
 images, CPU/memory requests and limits, retry policies, the data as an importer task and a
 fingerprint task run when the run starts (pipelines/kubeflow/data_import.py), the evaluation threshold as a
-pipeline parameter that is the only bound applied, and a Kubernetes platform spec (the
-serving volume for the two tasks that use it, secret references by name, node selector).
+pipeline parameter that is the only bound applied, the serving location as the pipeline
+parameter `serving_dir` (default: the directory on the serving volume), and a Kubernetes
+platform spec (the serving volume for the two tasks that use it, secret references by name,
+node selector).
 No secret value ever enters the spec."""
 from __future__ import annotations
 
@@ -76,6 +78,11 @@ VIEW_OUTPUT = "kubetfx_view"
 VIEW_STAGES = ("StatisticsGen", "SchemaGen", "ImportSchemaGen", "ExampleValidator", "Trainer", "Evaluator",
                "InfraValidator")
 EVAL_THRESHOLD = "eval_threshold"                 # pipeline parameter
+# Where ServedBaseline reads and the Pusher publishes: a pipeline parameter whose default is
+# the pipeline's directory on the serving volume, so a cluster run is as before. A runner
+# that ignores the Kubernetes platform spec (the KFP SDK's kfp.local: no volume) points it at
+# a directory its containers see (docs/kubeflow.md); so can a run started from the UI.
+SERVING_DIR = "serving_dir"                       # pipeline parameter
 EVALUATOR_THRESHOLD = "kubetfx_eval_threshold"    # Evaluator parameter, applied by the entrypoint
 
 
@@ -151,6 +158,22 @@ def wire_eval_threshold(spec: dict, config: PipelineConfig) -> None:
         "parameterType": "NUMBER_DOUBLE"}
     spec["root"]["inputDefinitions"]["parameters"][EVAL_THRESHOLD] = {
         "parameterType": "NUMBER_DOUBLE", "isOptional": True, "defaultValue": float(threshold)}
+
+
+def wire_serving_dir(spec: dict) -> None:
+    """ServedBaseline's `serving_dir` and the Pusher's (components/pusher/executor.py reads it
+    before its compiled push_destination) come from the pipeline parameter `serving_dir`,
+    whose default is the directory TFX compiled for ServedBaseline."""
+    tasks = spec["root"]["dag"]["tasks"]
+    if not all(name in tasks for name in SERVING_TASKS):
+        return
+    served = tasks["ServedBaseline"]["inputs"]["parameters"]
+    default = served[SERVING_DIR]["runtimeValue"]["constant"]
+    served[SERVING_DIR] = {"componentInputParameter": SERVING_DIR}
+    tasks["Pusher"]["inputs"]["parameters"][SERVING_DIR] = {"componentInputParameter": SERVING_DIR}
+    _component_of(spec, "Pusher")["inputDefinitions"]["parameters"][SERVING_DIR] = {"parameterType": "STRING"}
+    spec["root"]["inputDefinitions"]["parameters"][SERVING_DIR] = {
+        "parameterType": "STRING", "isOptional": True, "defaultValue": default}
 
 
 def _tfx_ir(config: PipelineConfig, settings: ClusterSettings) -> dict:
@@ -241,6 +264,7 @@ def finish_spec(job: dict, config: PipelineConfig, settings: ClusterSettings) ->
     data_import.add_fingerprint_task(spec, settings.image or PIPELINE_IMAGE, FINGERPRINT_RETRY)
     data_import.wire_example_gen(spec, next(n for n in container_tasks if n.endswith("ExampleGen")))
     wire_eval_threshold(spec, config)
+    wire_serving_dir(spec)
     platform_executors = {}
     for name in container_tasks:
         _finish_container(spec, name, settings, config.enable_cache)

@@ -54,7 +54,7 @@ def test_kfp_sdk_loads_it_with_the_pipeline_parameters(compiled):
     from kfp import components
 
     component = components.load_component_from_file(str(compiled))
-    assert set(component.component_spec.inputs) == {"data_root", "eval_threshold"}
+    assert set(component.component_spec.inputs) == {"data_root", "eval_threshold", "serving_dir"}
 
 
 def test_the_backend_accepts_it_at_upload_and_run_creation(compiled):
@@ -163,6 +163,22 @@ def test_only_the_pusher_and_the_baseline_task_mount_the_serving_volume(docs):
         assert config == {"pvcMount": [{"constant": "kubetfx-serving", "mountPath": "/kubetfx/serving"}]}
     for _, _, container in _container_tasks(docs[0]):
         assert all(e["name"] != "KUBETFX_URI_MAP" for e in container.get("env", []))
+
+
+def test_the_serving_location_is_a_pipeline_parameter_read_by_the_baseline_and_the_pusher(docs):
+    """Default: the pipeline's directory on the serving volume (a cluster run as before); a
+    runner without the volume (kfp.local, tests/test_kfp_local_spec.py) passes another."""
+    spec = docs[0]
+    assert spec["root"]["inputDefinitions"]["parameters"]["serving_dir"] == {
+        "parameterType": "STRING", "isOptional": True, "defaultValue": "/kubetfx/serving/kubetfx-penguin"}
+    for name in ("ServedBaseline", "Pusher"):
+        assert spec["root"]["dag"]["tasks"][name]["inputs"]["parameters"]["serving_dir"] == {
+            "componentInputParameter": "serving_dir"}
+        component = spec["components"][spec["root"]["dag"]["tasks"][name]["componentRef"]["name"]]
+        assert component["inputDefinitions"]["parameters"]["serving_dir"] == {"parameterType": "STRING"}
+    push_destination = json.loads(
+        spec["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"])
+    assert push_destination["filesystem"]["base_directory"] == "/kubetfx/serving/kubetfx-penguin"
 
 
 def test_result_stages_have_a_markdown_view_for_the_kfp_ui(docs):
