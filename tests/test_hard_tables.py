@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import executions_by_stage
+from testing_models import serialized_example
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +42,7 @@ def _predict(version: Path, rows: list) -> list:
     import tensorflow as tf
 
     model = tf.saved_model.load(str(version))
-    examples = []
-    for row in rows:
-        example = tf.train.Example()
-        for key, value in row.items():
-            feature = example.features.feature[key]
-            if isinstance(value, str):
-                feature.bytes_list.value.append(value.encode())
-            elif isinstance(value, int):
-                feature.int64_list.value.append(value)
-            else:
-                feature.float_list.value.append(value)
-        examples.append(example.SerializeToString())
+    examples = [serialized_example(row) for row in rows]
     out = model.signatures["serving_default"](examples=tf.constant(examples))
     return [c.decode() for c in out["classes"].numpy()] if "classes" in out else out["probabilities"].numpy()
 

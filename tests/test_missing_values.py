@@ -23,8 +23,9 @@ REGIONS = ["north", "south"]
 
 def _table(path, rows: int = 300, seed: int = 5):
     """A classification table with empty cells in a float, an int and a string column
-    (5-10% each) and none in the other; the label follows size and colour."""
-    rng = random.Random(seed)
+    (5-10% each) and none in the other; the label follows size and colour and is empty in
+    about 4% of the rows (drawn apart, so the other cells are as they were)."""
+    rng, unlabeled = random.Random(seed), random.Random(seed + 1)
     with open(path, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(["size", "count", "colour", "region", LABEL])
@@ -32,7 +33,8 @@ def _table(path, rows: int = 300, seed: int = 5):
             size, count, colour = round(rng.uniform(0, 10), 3), rng.randrange(1, 50), rng.choice(COLOURS)
             kind = "big" if size > 6 else "blue" if colour == "blue" else "small"
             out.writerow(["" if rng.random() < 0.08 else size, "" if rng.random() < 0.06 else count,
-                          "" if rng.random() < 0.05 else colour, rng.choice(REGIONS), kind])
+                          "" if rng.random() < 0.05 else colour, rng.choice(REGIONS),
+                          "" if unlabeled.random() < 0.04 else kind])
     return path
 
 
@@ -50,6 +52,17 @@ def run(tmp_path_factory, run_kubetfx):
     (name,) = [p.name for p in (home / "serving").iterdir()]
     with open(data, newline="") as f:
         return home, name, list(csv.DictReader(f))
+
+
+def test_rows_without_a_label_are_no_class(run):
+    """An empty label cell was the class "": the model learned to answer "no label"."""
+    home, name, rows = run
+    assert sum(row[LABEL] == "" for row in rows) >= 5
+    (vocabulary,) = glob.glob(str(home / "pipelines" / name / "Transform" / "transform_graph" / "*"
+                                  / "transform_fn" / "assets" / "label"))
+    with open(vocabulary, encoding="utf-8") as f:
+        classes = f.read().splitlines()
+    assert sorted(classes) == ["big", "blue", "small"]
 
 
 def _written_examples(home, name: str) -> list:
@@ -141,7 +154,8 @@ def test_a_gap_is_written_as_the_request_that_leaves_the_field_out_writes_it(row
     gapped = 0
     for record, instance in rows_both_ways:
         written = tf.train.Example.FromString(record)
-        del written.features.feature[LABEL]
+        if LABEL in written.features.feature:  # an empty label cell is no feature either
+            del written.features.feature[LABEL]
         requested = tf.train.Example.FromString(rest_api.example_from_features(instance, types))
         assert written == requested, (instance, written)
         gapped += len(instance) < 4

@@ -16,6 +16,23 @@ def example(value: float) -> bytes:
     return ex.SerializeToString()
 
 
+def serialized_example(instance: dict) -> bytes:
+    """A tf.Example of a feature dict as a client sends it: str -> bytes, int -> int64,
+    anything else float (tests/test_hard_tables.py, tests/bench/serve.py)."""
+    from tensorflow.core.example import example_pb2
+
+    ex = example_pb2.Example()
+    for key, value in instance.items():
+        feature = ex.features.feature[key]
+        if isinstance(value, str):
+            feature.bytes_list.value.append(value.encode())
+        elif isinstance(value, int):
+            feature.int64_list.value.append(value)
+        else:
+            feature.float_list.value.append(value)
+    return ex.SerializeToString()
+
+
 def save_scaler(path: Path, factor: float, broken_on_examples: bool = False) -> Path:
     """A SavedModel whose serving_default parses serialized tf.Examples with a float "x" and
     an int "n" and answers x * factor (so the answer says which version computed it) and

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))  # testing_models, shared with the tests
 OUT = REPO / "build" / "bench"
 PENGUINS = REPO / "pipelines" / "data" / "penguins" / "penguins.csv"
 LABEL = "species"
@@ -148,20 +149,9 @@ class InProcess:
         self.tf = tf
 
     def batch(self, instances: list[dict]):
-        from tensorflow.core.example import example_pb2
+        from testing_models import serialized_example  # tests/, put on sys.path above
 
-        serialized = []
-        for instance in instances:
-            example = example_pb2.Example()
-            for key, value in instance.items():
-                feature = example.features.feature[key]
-                if isinstance(value, str):
-                    feature.bytes_list.value.append(value.encode())
-                elif isinstance(value, int):
-                    feature.int64_list.value.append(value)
-                else:
-                    feature.float_list.value.append(value)
-            serialized.append(example.SerializeToString())
+        serialized = [serialized_example(instance) for instance in instances]
         return self.tf.constant(serialized)
 
     def run(self, batch, seconds: float) -> dict:
