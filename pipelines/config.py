@@ -114,6 +114,8 @@ class PipelineConfig:
     home: str = DEFAULT_HOME
     # classification | regression; None = chosen from the label column's type.
     task: Optional[Literal[TASKS]] = None
+    # csv | parquet | tfrecord; None = from the data's file names (example_gen/data_format.py).
+    data_format: Optional[Literal["csv", "parquet", "tfrecord"]] = None
     module_file: Optional[str] = None
     # Curated schema (schema.pbtxt) imported instead of inferred; None = infer.
     schema_file: Optional[str] = None

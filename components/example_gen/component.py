@@ -18,8 +18,8 @@ def build(config):
     """CsvExampleGen, or for Parquet a FileBasedExampleGen (id ParquetExampleGen) and for
     TFRecords of tf.Examples an ImportExampleGen: each with the one kubetfx executor, which
     reads the format its files are in (data_format.py)."""
-    kind = data_format.format_of(config.data)
-    input_base, pattern = data_format.input_pattern(config.data)
+    kind = getattr(config, "data_format", None) or data_format.format_of(config.data)
+    input_base, pattern = data_format.input_pattern(config.data, kind)
     inputs = dict(input_base=input_base,
                   input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]),
                   output_config=output_config())

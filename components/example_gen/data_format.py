@@ -17,7 +17,8 @@ import pyarrow as pa
 from kubetfx.components.example_gen import csv_input
 from kubetfx.components.example_gen.csv_input import InputError
 
-CSV, PARQUET, TFRECORD = "CSV", "Parquet", "TFRecord"
+CSV, PARQUET, TFRECORD = "csv", "parquet", "tfrecord"  # as config.data_format names them
+NAMES = {CSV: "CSV", PARQUET: "Parquet", TFRECORD: "TFRecord"}
 # ExampleGen's input pattern for a folder of each format; TFX's own Examples are
 # `data_tfrecord-00000-of-00001.gz`, so a TFRecord file is any name holding "tfrecord".
 FOLDER_PATTERNS = {CSV: "*.csv", PARQUET: "*.parquet", TFRECORD: "*tfrecord*"}
@@ -59,7 +60,7 @@ def data_files(data: str) -> tuple:
         if kind is not None:
             found.setdefault(kind, []).append(candidate)
     if len(found) > 1:
-        shown = ", ".join(f"{kind} ({found[kind][0].name}{' ...' if len(found[kind]) > 1 else ''})"
+        shown = ", ".join(f"{NAMES[kind]} ({found[kind][0].name}{' ...' if len(found[kind]) > 1 else ''})"
                           for kind in sorted(found))
         raise InputError(f"folder {data} mixes data formats: {shown}; keep one format per folder "
                          "(move the others out)")
@@ -87,12 +88,14 @@ def format_of(data: str) -> str:
         return CSV
 
 
-def input_pattern(data: str) -> tuple:
-    """(input_base, pattern) of ExampleGen's one input split."""
+def input_pattern(data: str, kind: Optional[str] = None) -> tuple:
+    """(input_base, pattern) of ExampleGen's one input split; `kind` for a location only
+    the cluster sees (the compiled spec's data_root: the format was read from the local
+    data when the run was prepared)."""
     path = Path(data)
     if path.is_file():
         return str(path.parent), path.name
-    return str(path), FOLDER_PATTERNS[format_of(data)]
+    return str(path), FOLDER_PATTERNS[kind or format_of(data)]
 
 
 def _reader(kind: str):

@@ -364,8 +364,8 @@ class Executor(csv_executor.Executor):
         examples_utils.set_file_format(examples, write_split.to_file_format_str(
             exec_properties.get(standard_component_specs.OUTPUT_FILE_FORMAT_KEY) or example_gen_pb2.FORMAT_TFRECORDS_GZIP))
         seconds = time.monotonic() - started
-        logging.warning("ExampleGen: %d rows from %d %s files in %.1f s (%.0f rows/s)", rows, len(paths), kind,
-                        seconds, rows / max(seconds, 1e-9))
+        logging.warning("ExampleGen: %d rows from %d %s files in %.1f s (%.0f rows/s)", rows, len(paths),
+                        data_format.NAMES[kind], seconds, rows / max(seconds, 1e-9))
 
     def _stock_do(self, input_dict, output_dict, exec_properties) -> None:
         """TFX's own executor for the input's format: CsvExampleGen's (with missing values
