@@ -14,7 +14,9 @@ version carries the schema and training statistics it was trained on
 (training_summary.py), for `kubetfx monitor` where no ML Metadata is. A `serving_dir`
 exec property, when set, is the directory it publishes to instead of push_destination's:
 the compiled spec wires it to the pipeline parameter of that name
-(pipelines/kubeflow/compiler.py wire_serving_dir), so a run can choose where it pushes."""
+(pipelines/kubeflow/compiler.py wire_serving_dir), so a run can choose where it pushes.
+Each version also holds an ONNX copy of the network when it converts (onnx_export.py); the
+outcome is the PushedModel's `onnx_export` property, and a failure never stops the push."""
 from __future__ import annotations
 
 import json
@@ -25,7 +27,7 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
-from kubetfx.components.pusher import serving_dir, training_summary
+from kubetfx.components.pusher import onnx_export, serving_dir, training_summary
 from kubetfx.components.pusher.serving_dir import STAGING_PREFIX  # noqa: F401 (pipelines/run/recovery.py)
 
 
@@ -70,8 +72,11 @@ class AtomicPusherExecutor(tfx_pusher.Executor):
             raise NotImplementedError(f"Invalid push destination {destination.WhichOneof('destination')}")
         model_path = self.GetModelPath(input_dict)
         base_directory = exec_properties.get(SERVING_DIR_KEY) or destination.filesystem.base_directory
+        onnx_files, onnx_outcome = onnx_export.export(model_path)
         serving_path, version, pushed = serving_dir.publish(model_path, base_directory,
-                                                            summary_files(input_dict, exec_properties))
+                                                            {**summary_files(input_dict, exec_properties),
+                                                             **onnx_files})
+        model_push.set_string_custom_property(onnx_export.OUTCOME_PROPERTY, onnx_outcome)
         if not pushed:
             logging.info("Model already served as version %s (same files, byte for byte); no new version.", version)
         io_utils.copy_dir(model_path, model_push.uri)

@@ -1,0 +1,51 @@
+"""A model that does not convert to ONNX is pushed all the same, without the ONNX file, and
+the reason is recorded on the PushedModel. (That a real pushed model converts and predicts
+as the SavedModel does: tests/test_local_pipeline.py
+test_the_pushed_version_has_an_onnx_copy_that_predicts_as_the_saved_model.)"""
+from __future__ import annotations
+
+import json
+import os
+
+from tfx.types import standard_artifacts
+
+from kubetfx.components.pusher import executor, onnx_export
+from testing_models import save_scaler
+
+
+def _blessed(cls, path):
+    artifact = cls()
+    artifact.uri = str(path)
+    artifact.set_int_custom_property("blessed", 1)
+    return artifact
+
+
+def test_a_model_that_does_not_convert_is_pushed_without_onnx_and_says_why(tmp_path):
+    model = standard_artifacts.Model()
+    model.uri = str(tmp_path / "model")
+    serving = tmp_path / "model" / "Format-Serving"
+    (serving / "variables").mkdir(parents=True)
+    (serving / "saved_model.pb").write_bytes(b"not a graph")
+    (serving / "variables" / "variables.index").write_bytes(b"index")
+    (serving / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(tmp_path / "pushed")
+    inputs = {"model": [model],
+              "model_blessing": [_blessed(standard_artifacts.ModelBlessing, tmp_path / "b")],
+              "infra_blessing": [_blessed(standard_artifacts.InfraBlessing, tmp_path / "i")]}
+    destination = tmp_path / "serving"
+    properties = {"push_destination": json.dumps({"filesystem": {"base_directory": str(destination)}}),
+                  "custom_config": "null"}
+    executor.AtomicPusherExecutor().Do(inputs, {"pushed_model": [pushed]}, properties)
+    (version,) = os.listdir(destination)
+    assert (destination / version / "saved_model.pb").read_bytes() == b"not a graph"
+    assert not (destination / version / onnx_export.ONNX_FILE).exists()
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert pushed.get_string_custom_property(onnx_export.OUTCOME_PROPERTY).startswith("not exported: ")
+
+
+def test_a_savedmodel_without_a_keras_network_is_refused_in_one_line(tmp_path):
+    path = save_scaler(tmp_path / "scaler", 2.0)  # a tf.Module: signatures, no Keras __call__
+    files, outcome = onnx_export.export(str(path))
+    assert files == {}
+    assert outcome.startswith("not exported: ") and "\n" not in outcome
