@@ -220,6 +220,7 @@ def main(argv=None) -> int:
     except InputGone as err:
         print(f"kubetfx: error: {err}", file=sys.stderr)
         return INPUT_GONE
+    view_artifact = (executor_input.get("outputs", {}).get("artifacts", {}).get(VIEW, {}).get("artifacts") or [None])[0]
     view_path = take_view_output(executor_input, os.environ)
     root = repair(executor_input, declared_types, os.environ)
     invocation = json.dumps(executor_input)
@@ -246,6 +247,7 @@ def main(argv=None) -> int:
         tfx_runner.main((run_args, beam_args))
     if view_path and args.view_stage:
         write_view(view_path, args.view_stage, executor_input, declared_types)
+        kfp_compat.list_output_artifact(output_file, VIEW, view_artifact)
     kfp_compat.unmap_output_file(output_file, root)
     return 0
 

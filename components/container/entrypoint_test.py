@@ -223,7 +223,11 @@ def test_a_stage_writes_its_markdown_view_for_the_kfp_ui_from_its_real_outputs(t
     assert "### train: " in view and "### eval: " in view
     assert "| bill_length_mm | FLOAT |" in view and "| island |" in view
     output = json.loads((tmp_path / "kfp_outputs" / "statistics_output.json").read_text())
-    assert entrypoint.VIEW not in output.get("artifacts", {})  # not a TFX artifact
+    # Listed as the KFP SDK lists an output it wrote (kfp/dsl/executor.py), with the URI KFP
+    # handed out, beside TFX's own output.
+    assert output["artifacts"][entrypoint.VIEW] == {"artifacts": [
+        {"name": "v", "uri": f"{root}/kubetfx_view", "metadata": {}}]}
+    assert output["artifacts"]["statistics"]["artifacts"][0]["uri"] == f"{root}/statistics"
 
 
 def test_a_view_that_cannot_be_drawn_says_why_and_does_not_fail(tmp_path):

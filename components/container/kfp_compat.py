@@ -14,6 +14,8 @@ input as JSON, before TFX parses it — no TFX file is patched.
 - Zero-byte directory markers written by object-store clients break TFX's file listings.
 - Models produced outside TFX have no `Format-Serving/` subdirectory.
 - `KFP_NAMESPACE`, which TFX's Kubernetes helpers need, is not injected by the v2 backend.
+- Outputs written beside TFX's executor (the stage's Markdown view) are listed in the
+  executor output, as the KFP SDK lists every output artifact it writes.
 """
 from __future__ import annotations
 
@@ -149,5 +151,26 @@ def unmap_output_file(path: str, root: str = "/") -> None:
         for artifact in artifact_list.get("artifacts", []):
             if "uri" in artifact:
                 artifact["uri"] = uri_for_local_path(artifact["uri"], root)
+    with open(path, "w") as f:
+        json.dump(output, f)
+
+
+def list_output_artifact(path: str, key: str, artifact: dict) -> None:
+    """Adds an output artifact the TFX executor did not write (it never saw it) to the
+    executor output at `path`, the way the KFP SDK's executor lists each output artifact
+    (kfp 2.9 kfp/dsl/executor.py write_executor_output: `artifacts[key].artifacts` =
+    [{name, uri, metadata}]). The backend's launcher merges what is listed into the artifact
+    it records (KFP 2.5.0 backend/src/v2/component/launcher_v2.go uploadOutputArtifacts,
+    mergeRuntimeArtifacts: uri and metadata); kfp.local reads a task's outputs only from
+    this list (kfp 2.9 kfp/local/executor_output_utils.py get_outputs_from_executor_output).
+    The URI is the one KFP handed out."""
+    output = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            output = json.load(f)
+    listed = {"name": artifact.get("name", ""), "uri": artifact.get("uri", ""),
+              "metadata": dict(artifact.get("metadata") or {})}
+    output.setdefault("artifacts", {})[key] = {"artifacts": [listed]}
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with open(path, "w") as f:
         json.dump(output, f)
