@@ -23,7 +23,7 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--config", help="YAML file of PipelineConfig fields")
     g.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
     g.add_argument("--name", help="pipeline name (default: kubetfx-penguin)")
-    g.add_argument("--data", help="CSV file or folder of CSV files (default: embedded penguins)")
+    g.add_argument("--data", help="CSV, Parquet or tf.Example TFRecord file or folder (default: embedded penguins)")
     g.add_argument("--label", help="label column (required with --data)")
     g.add_argument("--task", choices=["classification", "regression"], help="default: from the label column")
     g.add_argument("--module-file", help="your own TFX module file (preprocessing_fn and run_fn)")
