@@ -64,3 +64,47 @@ def test_the_compiled_spec_reads_the_staged_data_with_the_formats_example_gen(
     assert f'"pattern": "{pattern}"' in input_config
     executor = spec["deploymentSpec"]["executors"][spec["components"][task["componentRef"]["name"]]["executorLabel"]]
     assert "kubetfx.components.example_gen.executor.Executor" in " ".join(executor["container"]["args"])
+
+
+@pytest.mark.parametrize("kind, pattern", [("Parquet", "*.parquet"), ("TFRecord", "*tfrecord*")])
+def test_in_a_container_example_gen_reads_the_staged_data_through_the_entrypoint(
+        tmp_path, monkeypatch, penguin_formats, kind, pattern):
+    """What a stage's container runs (components/container/entrypoint.py, the OSS driver's
+    input shape): the FileBased driver and the kubetfx executor on the data as the launcher
+    stages the importer's artifact under /minio."""
+    import json
+    import shutil
+
+    from kubetfx.components.container import entrypoint
+    from kubetfx.components.example_gen import executor
+
+    root = "minio://mlpipeline/v2/artifacts/p/run/ExampleGen"
+    splits = [{"name": name, "hash_buckets": buckets} for name, buckets in executor.DEFAULT_SPLITS]
+    executor_input = {
+        "inputs": {"parameterValues": {
+            "input_base": "unused", "kubetfx_data_fingerprint": "f1",
+            "input_config": json.dumps({"splits": [{"name": "single_split", "pattern": pattern}]}),
+            "output_config": json.dumps({"split_config": {"splits": splits}}),
+            "output_data_format": 6, "output_file_format": 5},
+            "artifacts": {"kubetfx_data": {"artifacts": [{"name": "1", "uri": "minio://mlpipeline/data/penguins",
+                                                          "type": {"instanceSchema": ""}}]}}},
+        "outputs": {"artifacts": {"examples": {"artifacts": [{"name": "ex", "uri": f"{root}/examples",
+                                                              "type": {"schemaTitle": "system.Dataset"}}]}},
+                    "outputFile": str(tmp_path / "kfp_outputs" / "output_metadata.json")},
+    }
+    inputs_spec = {"parameters": {name: {"parameterType": "STRING"} for name in
+                                  ("input_base", "input_config", "output_config", "kubetfx_data_fingerprint")}
+                   | {name: {"parameterType": "NUMBER_INTEGER"} for name in ("output_data_format", "output_file_format")}}
+    shutil.copytree(penguin_formats[kind], tmp_path / "minio" / "mlpipeline" / "data" / "penguins")
+    monkeypatch.setenv("KUBETFX_LAUNCHER_ROOT", str(tmp_path))
+    assert entrypoint.main([
+        "--executor_class_path", "kubetfx.components.example_gen.executor.Executor",
+        "--artifact_types", json.dumps({"examples": "tfx.Examples"}),
+        "--json_serialized_inputs_spec_args", json.dumps(inputs_spec),
+        "--json_serialized_invocation_args", json.dumps(executor_input)]) == 0
+    import tensorflow as tf
+
+    examples = tmp_path / "minio" / "mlpipeline" / "v2" / "artifacts" / "p" / "run" / "ExampleGen" / "examples"
+    rows = sum(1 for split in os.listdir(examples)
+               for _ in tf.data.TFRecordDataset(tf.io.gfile.glob(f"{examples}/{split}/*.gz"), compression_type="GZIP"))
+    assert sorted(os.listdir(examples)) == sorted(f"Split-{s['name']}" for s in splits) and rows == 344
