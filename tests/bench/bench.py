@@ -10,8 +10,11 @@ Method (the README's Performance section says the same):
   start to exit, imports included, as a user waits), per-stage wall time from the run's
   ML Metadata, and peak RSS of the run process plus all its children (the InfraValidator's
   model server is one), sampled every 0.2 s, beside the run process's own exact maximum;
-- sizes `10m` and `wide-30/100/300` run kubetfx alone (stock TFX would take over an hour at
-  10M rows); the wide tables report Transform seconds per column.
+- sizes `10m` and `wide-30/100/300/1000` run kubetfx alone (stock TFX would take over an
+  hour at 10M rows); the wide tables report Transform seconds per column, Trainer seconds
+  and Trainer microseconds per (row x column), and peak RSS;
+- any size whose median peak RSS (run process + children) passes MEMORY_BOUND_MB is
+  flagged in the table and makes the bench exit 1.
 Also import and compile time, and image sizes and a container cold start when Docker and the
 images are there. Writes build/bench/results.json and prints the tables."""
 from __future__ import annotations
@@ -46,11 +49,13 @@ KUBETFX_ONLY = {"10m", *datasets.WIDTHS}
 ONLY_KUBETFX = False  # --kubetfx-only: every size without the stock side (set in main)
 ALIASES = {"wide": list(datasets.WIDTHS)}
 RSS_SAMPLE_SECONDS = 0.2
+MEMORY_BOUND_MB = 2048  # what a run may take (issue 15), checked on every size
 # Seconds one run takes on the reference machine (2 cores, quiet; README's figures, the
 # Trainer reading all the data): the start-up estimate when no earlier results.json exists.
 EXPECTED_SECONDS = {"default": {"stock": 97, "kubetfx": 35}, "100k": {"stock": 121, "kubetfx": 60},
                     "1m": {"stock": 510, "kubetfx": 250}, "10m": {"kubetfx": 1800},
-                    "wide-30": {"kubetfx": 70}, "wide-100": {"kubetfx": 75}, "wide-300": {"kubetfx": 190}}
+                    "wide-30": {"kubetfx": 70}, "wide-100": {"kubetfx": 75}, "wide-300": {"kubetfx": 190},
+                    "wide-1000": {"kubetfx": 600}}
 
 
 def _json_line(stdout: str) -> dict:
@@ -215,7 +220,7 @@ def warmup_sides(sizes: list) -> list:
 def dataset_for(size: str) -> tuple:
     """(CSV path, label) of a size."""
     if size in datasets.WIDTHS:
-        return datasets.write_wide(datasets.WIDTHS[size], OUT / "data"), "label"
+        return datasets.write_wide(datasets.WIDTHS[size], OUT / "data", rows=datasets.wide_rows(size)), "label"
     return datasets.write(size, OUT / "data" / size), "species"
 
 
@@ -232,7 +237,7 @@ def main(argv=None) -> int:
     global OUT, ONLY_KUBETFX
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="default,100k,1m",
-                        help="comma-separated: default, 100k, 1m, 10m, wide-30, wide-100, wide-300, wide")
+                        help="comma-separated: default, 100k, 1m, 10m, wide-30, wide-100, wide-300, wide-1000, wide")
     parser.add_argument("--reps", type=int, default=3, help="measured repetitions per size (median)")
     parser.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up runs")
     parser.add_argument("--timeout", type=float, default=3 * 3600, help="seconds one run may take")
@@ -281,7 +286,11 @@ def main(argv=None) -> int:
     (OUT / "results.json").write_text(json.dumps(results, indent=1))
     print(table(results))
     print(f"\nwrote {OUT / 'results.json'}")
-    return 1 if any(r["failed_runs"] for r in results["sizes"].values()) else 0
+    return 1 if any(r["failed_runs"] or over_memory_bound(r) for r in results["sizes"].values()) else 0
+
+
+def over_memory_bound(r: dict) -> bool:
+    return (r.get("kubetfx_peak_tree_rss_mb") or 0) > MEMORY_BOUND_MB
 
 
 def _median(values):
@@ -294,6 +303,7 @@ def summarize_size(runs: dict, size: str) -> dict:
     stages = sorted({s for side in ok for r in ok[side] for s in r["stages"]},
                     key=lambda s: (STAGE_ORDER.index(s) if s in STAGE_ORDER else len(STAGE_ORDER), s))
     out = {"rows": datasets.SIZES.get(size), "columns": datasets.WIDTHS.get(size),
+           "wide_rows": datasets.wide_rows(size) if size in datasets.WIDTHS else None,
            "failed_runs": sum(len(runs[s]) - len(ok[s]) for s in runs), "runs": runs,
            "stages": {s: {side: _median(r["stages"].get(s, 0.0) for r in ok[side]) for side in ok}
                       for s in stages},
@@ -337,13 +347,21 @@ def scaling(sizes: dict) -> dict:
 
 
 def wide(sizes: dict) -> dict:
-    """Transform seconds per numeric column at each width (flat = linear in the columns)."""
+    """Per width: Transform seconds per numeric column (flat = linear in the columns), the
+    Trainer's seconds and microseconds per cell, rows x columns (flat = proportional to the
+    data, not to the graph's width), and peak RSS against the bound."""
     out = {}
     for size, r in sizes.items():
         transform = r["stages"].get("Transform", {}).get("kubetfx")
+        trainer = r["stages"].get("Trainer", {}).get("kubetfx")
         if r.get("columns") and transform:
-            out[size] = {"columns": r["columns"], "transform_seconds": transform,
-                         "transform_seconds_per_column": round(transform / r["columns"], 3)}
+            rows = r.get("wide_rows") or datasets.wide_rows(size)
+            out[size] = {"columns": r["columns"], "rows": rows, "transform_seconds": transform,
+                         "transform_seconds_per_column": round(transform / r["columns"], 3),
+                         "trainer_seconds": trainer,
+                         "trainer_us_per_cell": round(trainer / (rows * r["columns"]) * 1e6, 2) if trainer else None,
+                         "peak_tree_rss_mb": r.get("kubetfx_peak_tree_rss_mb"),
+                         "over_memory_bound": over_memory_bound(r)}
     # The cost of one more column between widths (the fixed cost cancels out).
     widths = sorted(out.values(), key=lambda w: w["columns"])
     for narrow, broad in zip(widths, widths[1:]):
@@ -374,6 +392,9 @@ def table(results: dict) -> str:
                      f"| {_cell(r.get('kubetfx_peak_tree_rss_mb'))} | | |")
         if r["failed_runs"]:
             lines.append(f"| {size} | **failed runs** | | **{r['failed_runs']}** | | |")
+        if over_memory_bound(r):
+            lines.append(f"| {size} | **over the {MEMORY_BOUND_MB} MB memory bound** | | | | "
+                         f"**{r['kubetfx_peak_tree_rss_mb']}** |")
     extra = [f"import {results['import_seconds']} s, compile {results['compile_seconds']} s",
              f"load average {results['machine']['load_average_at_start']} -> {results['machine']['load_average_at_end']}"]
     for side, per_size in results["scaling"].get("us_per_row", {}).items():
@@ -381,9 +402,13 @@ def table(results: dict) -> str:
     for interval, slope in results["scaling"].get("slopes", {}).items():
         extra.append(f"{interval}: " + ", ".join(f"{k} {v}" for k, v in slope.items()))
     for size, w in results.get("wide", {}).items():
-        extra.append(f"{size}: Transform {w['transform_seconds']} s, {w['transform_seconds_per_column']} s per column"
+        extra.append(f"{size} ({w['rows']} rows): Transform {w['transform_seconds']} s, "
+                     f"{w['transform_seconds_per_column']} s per column"
                      + "".join(f", {v} s per extra column from {k.rsplit('_', 1)[-1]}"
-                               for k, v in w.items() if k.startswith("transform_seconds_per_extra")))
+                               for k, v in w.items() if k.startswith("transform_seconds_per_extra"))
+                     + f"; Trainer {w['trainer_seconds']} s, {w['trainer_us_per_cell']} µs per row x column"
+                     + f"; peak RSS {w['peak_tree_rss_mb']} MB"
+                     + (f" OVER THE {MEMORY_BOUND_MB} MB BOUND" if w["over_memory_bound"] else ""))
     extra += [f"{k}: {v}" for k, v in results.get("docker", {}).items()]
     return "\n".join(lines) + "\n\n" + "\n".join(extra)
 

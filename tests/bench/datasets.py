@@ -14,9 +14,15 @@ SPECIES = {"Adelie": 0, "Chinstrap": 1, "Gentoo": 2}
 RAW_TO_PROCESSED = {"bill_length_mm": "culmen_length_mm", "bill_depth_mm": "culmen_depth_mm",
                     "flipper_length_mm": "flipper_length_mm", "body_mass_g": "body_mass_g"}
 SIZES = {"default": None, "100k": 100_000, "1m": 1_000_000, "10m": 10_000_000}
-# Wide tables (issue 15): 20k rows, this many numeric columns (kubetfx alone).
-WIDTHS = {"wide-30": 30, "wide-100": 100, "wide-300": 300}
+# Wide tables (issue 15): this many numeric columns (kubetfx alone), 20k rows unless
+# WIDE_ROWS says otherwise (1,000 columns: issue 23's width, at a row count the bench affords).
+WIDTHS = {"wide-30": 30, "wide-100": 100, "wide-300": 300, "wide-1000": 1000}
+WIDE_ROWS = {"wide-1000": 5_000}
 CHUNK_ROWS = 500_000
+
+
+def wide_rows(size: str) -> int:
+    return WIDE_ROWS.get(size, 20_000)
 
 
 def processed_rows() -> np.ndarray:
@@ -70,7 +76,7 @@ def write_wide(columns: int, folder: Path, rows: int = 20_000, seed: int = 7) ->
     """A wide table as users bring it (issue 15): `columns` numeric columns, one small
     categorical, a unique row id, an ISO timestamp string and a label that depends on a few
     numeric columns and the category. The same bytes for the same arguments."""
-    path = folder / f"wide-{columns}" / "data.csv"
+    path = folder / (f"wide-{columns}" if rows == 20_000 else f"wide-{columns}x{rows}") / "data.csv"
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         return path
