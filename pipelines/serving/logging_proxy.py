@@ -9,7 +9,16 @@ object store (`minio://bucket/prefix`, `s3://...`) by a background thread: uploa
 deleted from the spool. The spool keeps at most `max_shards` (the oldest are dropped when
 the store is down for long), the store at most `store_shards` (the oldest are deleted).
 
-Only answers with HTTP 200 to `POST /v1/models/NAME[/versions/V]:predict` are logged. The
+Answers with HTTP 200 to `POST /v1/models/NAME[/versions/V]:predict` are logged, and so
+is a predict that failed (the same record fields as the model server's failed model call,
+components/serving/model_server.py: the instances, no prediction, its `status_code` and
+`latency_ms`), so a staged rollout's error budget is judged behind this proxy too. A failed
+predict is one whose body holds instances (a body that does not is the caller's mistake,
+refused as the model server's checks refuse it, and not logged) answered with an error by
+the upstream, or a 502/504 from this proxy when the upstream is down or silent; a 404 (no
+such model or version: nothing was computed) is not logged. Its version is the one asked
+for or routed to, the answer's, else the upstream's AVAILABLE one (for a 502/504 only as
+last known: a dead upstream is not asked again); none known, it is not logged. The
 HTTP side is the model server's (components/serving/http_server.py: backlog, body limit
 16 MiB -> 413, read timeouts, graceful stop); each forward runs in its thread pool.
 Every upstream call has a timeout; an upstream that refuses or cannot be reached is a 502,
@@ -99,6 +108,12 @@ class Upstream:
             raise UpstreamError(502, f"model server {self.url} unreachable: {err.reason}") from err
         except (ConnectionError, http.client.HTTPException) as err:
             raise UpstreamError(502, f"model server {self.url} failed: {err}") from err
+
+    def last_known_version(self, name: str) -> int | None:
+        """The AVAILABLE version last asked for, however old; never asks."""
+        with self._lock:
+            cached = self._versions.get(name)
+        return cached[0] if cached else None
 
     def available_version(self, name: str) -> int | None:
         """The version TF Serving reports AVAILABLE (the highest), asked at most every STATUS_SECONDS."""
@@ -258,8 +273,8 @@ def _instance(value):
     return {"input": value}
 
 
-def _rows(request: dict, answer: dict):
-    """(instances, {output name: array}) of a predict in TF Serving's row or columnar form."""
+def _instances(request: dict) -> list:
+    """The instances of a predict body in TF Serving's row or columnar form."""
     if "instances" in request:
         instances = [_instance(i) for i in request["instances"]]
     elif isinstance(request.get("inputs"), dict):
@@ -268,6 +283,14 @@ def _rows(request: dict, answer: dict):
         instances = [{k: v[i] for k, v in columns.items()} for i in range(n)]
     else:
         raise ValueError("no instances")
+    if not instances:
+        raise ValueError("no instances")
+    return instances
+
+
+def _rows(request: dict, answer: dict):
+    """(instances, {output name: array}) of a predict in TF Serving's row or columnar form."""
+    instances = _instances(request)
     predictions = answer.get("predictions", answer.get("outputs"))
     if isinstance(predictions, dict):
         outputs = {k: np.asarray(v) for k, v in predictions.items()}
@@ -301,6 +324,7 @@ class LoggingProxy:
                                                    stop_seconds=upstream.timeout)
         self._http: http_server.HttpServer | None = None
         self.logged = 0
+        self.failures_logged = 0  # failed predicts logged (record_failure)
         self.fallbacks = 0        # candidate requests answered by stable (candidate down or not ready)
         self._candidate_down = False
         self._counts_lock = threading.Lock()
@@ -357,7 +381,7 @@ class LoggingProxy:
             cannot = f"it answered {status}" if status == 404 else None
         except UpstreamError as err:
             if upstream is not self.candidate:
-                return _upstream_error(err, identity)
+                return self._failed(err, request, path, identity, track)
             status, cannot, failure = None, str(err), err
         if upstream is self.candidate:
             if cannot is not None and self._routed_by_split(request):  # stable answers it: not lost
@@ -366,15 +390,18 @@ class LoggingProxy:
                 try:
                     status, headers, answer = upstream.call(request.method, path, body, content_type, identity)
                 except UpstreamError as err:
-                    return _upstream_error(err, identity)
+                    return self._failed(err, request, path, identity, track)
             elif status is None:  # an explicit candidate version: its error, as without a rollout
-                return _upstream_error(failure, identity)
+                return self._failed(failure, request, path, identity, track)
             elif status == 200 and self._candidate_down:
                 self._candidate_down = False
                 log.warning("candidate upstream %s answers again; %d request(s) were answered by stable meanwhile",
                             upstream.url, self.fallbacks)
         if status == 200 and request.method == "POST":
             self.record(path, body or b"", headers, answer, request.arrived, identity, track)
+        elif request.method == "POST" and status != 404:
+            self.record_failure(path, body or b"", status, headers.get("X-Model-Version") if headers else None, request.arrived,
+                                identity, track, upstream)
         keep = {k: v for k, v in headers.items() if k.lower() in ("content-type", "x-model-version")}
         keep["X-Request-Id"] = identity
         if ROUTED.match(path.split("?", 1)[0]):
@@ -382,6 +409,13 @@ class LoggingProxy:
             if version is not None:
                 keep["X-Model-Version"] = str(version)
         return http_server.Response(status, answer, keep)
+
+    def _failed(self, err: UpstreamError, request: http_server.Request, path: str, identity: str,
+                track: str) -> http_server.Response:
+        """The proxy's own 502/504 answer, logged as a failed predict when it is one."""
+        if request.method == "POST":
+            self.record_failure(path, request.body or b"", err.status, None, request.arrived, identity, track, None)
+        return _upstream_error(err, identity)
 
     def _routed_by_split(self, request: http_server.Request) -> bool:
         match = ROUTED.match(request.path.split("?", 1)[0])
@@ -418,3 +452,35 @@ class LoggingProxy:
             self.logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail an answered request for its log
             log.warning("request to %s answered but not logged: %s", path, err)
+
+    def record_failure(self, path: str, body: bytes, status: int, answered_version, arrived: float,
+                       request_id: str, track: str, upstream: Upstream | None) -> None:
+        """Logs a predict that failed with `status` (the module docstring says which). `upstream`:
+        the one that answered, asked for its AVAILABLE version if need be; None for the proxy's
+        own 502/504 (then only its last known version)."""
+        from kubetfx.components.serving.model_server import InferenceRecord
+
+        match = PREDICT.match(path.split("?", 1)[0])
+        if match is None:
+            return
+        try:
+            request = json.loads(body)
+            instances = _instances(request)
+        except (ValueError, AttributeError, TypeError, RecursionError, StopIteration, IndexError, KeyError):
+            return  # not a predict body: the caller's mistake, not a failure of the model
+        try:
+            version = match["version"] or answered_version
+            if version is None:
+                version = (upstream.available_version(match["name"]) if upstream is not None
+                           else self.upstream.last_known_version(match["name"]))
+            if version is None:
+                raise ValueError("no version known for it")
+            self.on_request(InferenceRecord(
+                model_name=match["name"], model_version=int(version), timestamp=arrived,
+                signature_name=request.get("signature_name", "serving_default"),
+                instances=instances, outputs={}, request_id=request_id, track=track,
+                latency_ms=(time.time() - arrived) * 1000.0, status_code=int(status)))
+            with self._counts_lock:
+                self.failures_logged += len(instances)
+        except Exception as err:  # noqa: BLE001 — never fail the answer for its log
+            log.warning("failed request to %s (%d) not logged: %s", path, status, err)

@@ -206,11 +206,13 @@ def test_requests_for_a_candidate_that_cannot_answer_go_to_stable_counted_and_sa
         splitter.close()
     assert [a[0] for a in answers] == [200] * 25  # none lost
     assert {a[1:3] for a in answers} == {("stable", "1")} and [a[3] for a in answers] == [2.0 * i for i in range(25)]
-    assert splitter.proxy.fallbacks == 25 and len(splitter.records) == 25 + (0 if candidate == "down" else 5)
+    assert splitter.proxy.fallbacks == 25 and len(splitter.records) == 25 + (1 if candidate == "down" else 5)
     said = [r for r in caplog.records if "cannot answer" in r.getMessage()]
     assert len(said) == 1 and url in said[0].getMessage()
     if candidate == "down":
         assert explicit[0] == 502 and b"unreachable" in explicit[3]
+        failed = splitter.records[-1]  # a failure of the candidate, for its error budget
+        assert (failed.track, failed.model_version, failed.status_code, failed.outputs) == ("candidate", 2, 502, {})
     else:
         assert back == [("candidate", "2", 3.0)] * 5
         assert len([r for r in caplog.records if "answers again; 25 request(s)" in r.getMessage()]) == 1

@@ -131,3 +131,33 @@ def test_closed_shards_are_shipped_to_the_store_and_read_back_by_the_monitor(ups
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", running.secret_key)
         local = remote_source.download(uri, tmp_path / "scratch")
         assert sorted(f["x"].float_list.value[0] for f in _logged(local)) == [2.0, 3.0]
+
+
+def test_a_failed_predict_is_logged_with_its_status_and_latency_and_no_prediction(tmp_path):
+    """What a staged rollout's error budget counts behind the proxy, as the model server
+    logs it (components/serving/model_server.py): the request's instances, the upstream's
+    status, the latency, no prediction. Here the upstream's version fails every prediction
+    (it parses a feature real examples lack); a 404 (no such model) is still not logged."""
+    base = tmp_path / "serving"
+    save_scaler(base / "3", factor=2.0, broken_on_examples=True)
+    server = ModelServer(str(base), NAME)
+    upstream_url = f"http://127.0.0.1:{server.start(0)}"
+    try:
+        server.wait_until_available(120)
+        proxy, log, url = _proxy(upstream_url, tmp_path / "log")
+        try:
+            status, body = _post(f"{url}/v1/models/{NAME}:predict", {"instances": [{"x": 1.5, "n": 3}]})
+            assert status >= 400 and "missing_feature" in json.loads(body)["error"]
+            assert _post(f"{url}/v1/models/other:predict", {"instances": [{"x": 1.0}]})[0] == 404
+        finally:
+            proxy.shutdown()
+            log.close()
+    finally:
+        server.shutdown()
+    (record,) = _logged(tmp_path / "log")
+    assert record["status_code"].int64_list.value == [status]
+    assert record["model_version"].int64_list.value == [3]
+    assert record["latency_ms"].float_list.value[0] > 0
+    assert record["x"].float_list.value == [1.5] and record["request_id"].bytes_list.value
+    assert not [name for name in record if name.startswith("prediction")]
+    assert proxy.failures_logged == 1 and proxy.logged == 0
