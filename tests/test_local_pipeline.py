@@ -201,6 +201,41 @@ def test_pushed_model_is_a_complete_versioned_saved_model(default_run):
     assert "serving_default" in tf.saved_model.load(str(pushed)).signatures
 
 
+def test_the_pushed_version_has_an_onnx_copy_that_predicts_as_the_saved_model(default_run, root):
+    """The ONNX copy (onnxruntime, CPU) and the SavedModel (TensorFlow) on the whole eval
+    split: the same class ids and names, probabilities within 1e-5 absolute (float32
+    round-off; measured 1.2e-7). The ONNX inputs are the network's, after the transform
+    (onnx_export's input contract: transform_features, packed as the Trainer packs them);
+    the outcome is on the PushedModel in ML Metadata."""
+    import numpy as np
+    import onnxruntime
+    import tensorflow as tf
+    import tensorflow_transform as tft
+    from kubetfx.components.pusher import onnx_export
+    from kubetfx.components.trainer import model
+    from kubetfx.pipelines.record import mlmd
+
+    home, _ = default_run
+    serving = home / "serving" / "kubetfx-penguin"
+    version = serving / min(os.listdir(serving), key=int)
+    records = glob.glob(os.path.join(_only(f"{root}/*ExampleGen/examples/*"), "Split-eval", "*"))
+    examples = tf.constant([r.numpy() for r in tf.data.TFRecordDataset(records, compression_type="GZIP")])
+    saved = tf.saved_model.load(str(version))
+    expected = {k: v.numpy() for k, v in saved.signatures["serving_default"](examples=examples).items()}
+    layout = model.feature_layout(tft.TFTransformOutput(_only(f"{root}/Transform/transform_graph/*")), "species")
+    inputs = model.pack(saved.signatures["transform_features"](examples=examples), layout)
+    session = onnxruntime.InferenceSession(str(version / onnx_export.ONNX_FILE), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in session.get_outputs()],
+                   session.run(None, {name: tensor.numpy() for name, tensor in inputs.items()})))
+    assert len(expected["class_ids"]) == examples.shape[0] > 20
+    np.testing.assert_allclose(got["probabilities"], expected["probabilities"], rtol=0, atol=1e-5)
+    assert (got["class_ids"] == expected["class_ids"]).all()
+    assert [c.encode() for c in got["classes"]] == list(expected["classes"])
+    store = mlmd.open_store(root.parent.parent / "metadata" / "kubetfx-penguin.sqlite")
+    pushed = min(store.get_artifacts_by_type("PushedModel"), key=lambda a: a.id)
+    assert pushed.custom_properties[onnx_export.OUTCOME_PROPERTY].string_value.startswith("exported in ")
+
+
 def test_rerun_reuses_the_cache_and_pushes_nothing_new(default_run, run_kubetfx):
     home, _ = default_run
     result = run_kubetfx("run", "--home", home)

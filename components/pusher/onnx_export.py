@@ -2,22 +2,22 @@
 written into each version the Pusher publishes, so a team can run it with onnxruntime (or
 any ONNX runtime) where TensorFlow is not wanted.
 
-What converts and what does not (tf2onnx 1.17.0, onnx 1.17.0, opset OPSET; see
+What converts and what does not (tf2onnx 1.17.0, onnx 1.17.0, opset 17; see
 docs/serving-and-monitoring.md): the SavedModel's `serving_default` takes serialized
 tf.Examples and runs the TFT transform inside; tf2onnx refuses three of its ops,
 ParseExampleV2 (the tf.Example parsing), StringToHashBucketFast (TFT's out-of-vocabulary
 bucket in `compute_and_apply_vocabulary`) and SparseConcat (TFT's handling of optional
-columns). So the ONNX file holds the trained network after the transform: its inputs are
-the transformed features, one `[batch, 1]` tensor each, named as the `transform_features`
-signature's outputs (the label left out): float32 for numeric columns (scaled), int64 for
-vocabulary ids. Its outputs are the serving signature's own: `probabilities`, `class_ids`
-and `classes` for classification, `predictions` for regression. `transformed_inputs` shows
-the contract: the SavedModel's `transform_features` signature gives the inputs.
+columns). So the ONNX file holds the trained Keras network, after the transform: its inputs
+are the network's own, by name (for the built-in model, trainer/model.py `pack`: `numeric`,
+float32 [batch, float features] and `categories`, int64 [batch, vocabulary features], from
+the `transform_features` signature's outputs); its outputs are the serving signature's:
+`probabilities`, `class_ids` and `classes` for classification, `predictions` for regression.
 
 Where: `<version>/assets.extra/kubetfx/model.onnx`, beside the training summary
 (training_summary.py): TF Serving and the SavedModel loader read nothing there, and the
 Pusher's "same model already served" check leaves it out (it is derived from the model),
-so a re-run adds no version and a version pushed without it gets it on the next push.
+so a re-run adds no version (and a version first pushed without it, by an older kubetfx,
+gets it when the same model is pushed again: serving_dir._add_missing).
 
 Never blocks a push: any failure is one log line and `export` returns no file with the
 reason, which the Pusher records on the PushedModel artifact."""
@@ -32,22 +32,22 @@ from absl import logging
 from kubetfx.components.pusher import training_summary
 
 ONNX_FILE = f"{training_summary.DIRECTORY}/model.onnx"
-# onnxruntime 1.17+ runs opset 17; older ONNX runtimes still in use stop near 15-17.
+# Opset 17: onnx 1.12 and onnxruntime 1.13 onwards read it, and it has every op this network uses.
 OPSET = 17
 LABEL_VOCABULARY_ASSET = "label"  # transform/preprocessing.py LABEL_VOCABULARY: the class names
 PROBABILITIES, CLASS_IDS, CLASSES, PREDICTIONS = "probabilities", "class_ids", "classes", "predictions"
-TRANSFORM_SIGNATURE = "transform_features"
 # The PushedModel artifact's custom property: "exported in N s" or "not exported: why".
 OUTCOME_PROPERTY = "onnx_export"
 SERVING_SIGNATURE = "serving_default"
 
 
-def _network_inputs(loaded) -> list:
-    """The Keras network's input specs, in the order its __call__ takes them (a list)."""
+def _network_inputs(loaded):
+    """The Keras network's input structure for inference (a spec, list or dict of specs,
+    whatever the model file built)."""
     for function in loaded.__call__.concrete_functions:
         args, _ = function.structured_input_signature
         if len(args) >= 2 and args[1] is False:  # training=False
-            return list(args[0])
+            return args[0]
     raise ValueError("the SavedModel has no Keras __call__ for inference (not a Keras model)")
 
 
@@ -61,7 +61,8 @@ def network_function(model_path: str):
     import tensorflow as tf
 
     loaded = tf.saved_model.load(model_path)
-    specs = _network_inputs(loaded)
+    structure = _network_inputs(loaded)
+    specs = tf.nest.flatten(structure)
     classification = PROBABILITIES in loaded.signatures[SERVING_SIGNATURE].structured_outputs
     # A Python list, made a constant inside the trace: a captured tensor would become
     # an extra input of the ONNX graph.
@@ -69,7 +70,7 @@ def network_function(model_path: str):
 
     @tf.function(input_signature=specs)
     def network(*features):
-        output = loaded(list(features), training=False)
+        output = loaded(tf.nest.pack_sequence_as(structure, list(features)), training=False)
         if not classification:
             return {PREDICTIONS: output}
         probabilities = tf.nn.softmax(output)
@@ -85,8 +86,8 @@ def convert(model_path: str) -> bytes:
 
     network, specs = network_function(model_path)
     model, _ = tf2onnx.convert.from_function(network, input_signature=specs, opset=OPSET)
-    contract = {"inputs": "transformed features: the SavedModel's transform_features signature outputs, "
-                          "label left out, each reshaped to [batch, 1]",
+    contract = {"inputs": "the Keras network's inputs, after the transform (SavedModel signature "
+                          "transform_features; the built-in model packs its outputs: trainer/model.py pack)",
                 "input_names": [spec.name for spec in specs]}
     entry = model.metadata_props.add()
     entry.key, entry.value = "kubetfx_input_contract", json.dumps(contract)
@@ -104,10 +105,3 @@ def export(model_path: str) -> tuple[dict, str]:
         logging.warning("ONNX copy of %s %s", model_path, why)
         return {}, why
     return {ONNX_FILE: content}, f"exported in {time.monotonic() - start:.1f} s"
-
-
-def transformed_inputs(saved_model, serialized_examples, input_names) -> dict:
-    """The ONNX model's inputs for raw serialized tf.Examples, through the SavedModel's
-    transform_features signature (the input contract, in code)."""
-    outputs = saved_model.signatures[TRANSFORM_SIGNATURE](examples=serialized_examples)
-    return {name: outputs[name].numpy().reshape(-1, 1) for name in input_names}
