@@ -10,7 +10,10 @@ What it reads: the Pusher's serving directory, where the highest complete versio
 rule of components/serving/valid_version.py, which the model server follows too: a torn
 copy beside it is skipped, never made the baseline) is the model that was blessed (Evaluator and InfraValidator) and pushed (TF Serving's layout,
 components/pusher/executor.py writes it). That version is copied into the output Model in
-TFX's layout (`<uri>/Format-Serving/`). With nothing served yet the Model is left empty
+TFX's layout (`<uri>/Format-Serving/`). Which directory: its `serving_dir` exec property;
+in the compiled spec the pipeline parameter `serving_dir` (pipelines/kubeflow/compiler.py
+wire_serving_dir), the one the Pusher publishes to, so a runner without the serving volume
+(kfp.local) points both elsewhere. With nothing served yet the Model is left empty
 (one note file, so the directory exists in every object store) and our Evaluator executor
 treats a Model without a SavedModel as "no baseline".
 
