@@ -155,22 +155,29 @@ def test_the_test_split_is_held_out_from_transform_training_and_blessing(root):
 
     statistics = _only(f"{root}/StatisticsGen/statistics/*")
     counts = stage_outputs.examples_per_split(statistics)
+    numeric = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g")
     stats = {}
     for split in counts:
         features = tfdv.load_stats_binary(os.path.join(statistics, f"Split-{split}", "FeatureStats.pb")).datasets[0]
-        stats[split] = next(f.num_stats for f in features.features if f.path.step == ["bill_length_mm"])
+        stats[split] = {f.path.step[0]: f.num_stats for f in features.features if f.path.step[0] in numeric}
     model = tf.saved_model.load(os.path.join(_only(f"{root}/Trainer/model/*"), "Format-Serving"))
     examples = []
-    for x in (0.0, 1.0):
+    for x in (0.0, 1000.0):  # far apart: float32 z-scores keep the mean and deviation precise
         example = tf.train.Example()
-        example.features.feature["bill_length_mm"].float_list.value.append(x)
+        for name in numeric:
+            kind = "float_list" if name.startswith("bill") else "int64_list"
+            getattr(example.features.feature[name], kind).value.append(int(x) if kind == "int64_list" else x)
         examples.append(example.SerializeToString())
-    z = model.signatures["transform_features"](examples=tf.constant(examples))["bill_length_mm"].numpy()
-    std = 1.0 / (z[1] - z[0])
-    mean = -z[0] * std
-    assert mean == pytest.approx(stats["train"].mean, rel=1e-4) and std == pytest.approx(stats["train"].std_dev, rel=1e-3)
-    pooled = sum(counts[s] * stats[s].mean for s in ("train", "test")) / (counts["train"] + counts["test"])
-    assert abs(pooled - stats["train"].mean) > 1e-3 * stats["train"].mean  # a leak would show
+    z = model.signatures["transform_features"](examples=tf.constant(examples))
+    leaks = []
+    for name in numeric:
+        std = 1000.0 / float(z[name][1] - z[name][0])
+        mean = -float(z[name][0]) * std
+        train = stats["train"][name]
+        assert mean == pytest.approx(train.mean, rel=1e-5) and std == pytest.approx(train.std_dev, rel=1e-3), name
+        pooled = sum(counts[s] * stats[s][name].mean for s in ("train", "test")) / (counts["train"] + counts["test"])
+        leaks.append(abs(pooled - train.mean) / train.mean)
+    assert max(leaks) > 1e-3  # the train and test splits differ: the test split's rows would show
 
     record = json.loads(Path(_only(f"{root}/Trainer/model_run/*"), "training.json").read_text())
     assert record["train_examples"] == counts["train"]
@@ -184,6 +191,29 @@ def test_the_test_split_is_held_out_from_transform_training_and_blessing(root):
     result = acceptance.read(blessing)
     assert result.examples == counts["test"] and result.metric == "sparse_categorical_accuracy"
     assert 0.8 <= result.value <= 1.0
+
+
+def test_the_acceptance_test_is_in_the_summary_models_and_the_report(default_run, run_kubetfx, tmp_path):
+    import re
+
+    home, result = default_run
+    line = re.search(r"test split sparse_categorical_accuracy (\d\.\d{3}) \((\d+) held-out examples\)", result.stdout)
+    assert line, result.stdout
+    value, examples = float(line.group(1)), int(line.group(2))
+    models = run_kubetfx("models", "--home", home, "--json")
+    assert models.returncode == 0, models.stderr
+    (version,) = json.loads(models.stdout)["versions"]
+    assert version["acceptance"]["metric"] == "sparse_categorical_accuracy"
+    assert round(version["acceptance"]["value"], 3) == value and version["acceptance"]["examples"] == examples
+    table = run_kubetfx("models", "--home", home).stdout
+    assert "test split" in table.splitlines()[0] and f" {value:.3f} " in table.splitlines()[1], table
+    page = tmp_path / "report.html"
+    report = run_kubetfx("report", "--home", home, "--output", page)
+    assert report.returncode == 0, report.stderr
+    html = page.read_text()
+    assert (f"Acceptance test: test split sparse_categorical_accuracy {value:.3f} ({examples} held-out examples)"
+            in html)
+    assert "<td>Acceptance test</td><td><span class=\"pill new\">measured</span>" in html
 
 
 def test_infra_validator_blessed_the_model(root):
@@ -265,3 +295,26 @@ def test_retraining_pushes_a_second_version_with_the_new_weights(default_run, ru
     assert f"pushed to {serving / second}" in result.stdout
     weights = [(serving / v / "variables" / "variables.data-00000-of-00001").read_bytes() for v in (first, second)]
     assert weights[0] != weights[1]
+
+
+def test_a_model_below_the_acceptance_threshold_is_not_pushed(default_run, run_kubetfx, tmp_path):
+    """Last: the Trainer's output is reused (cache); the Evaluator blesses it on the eval split
+    (any change from the served model accepted), then its acceptance test on the test split
+    cannot reach 1.01: NOT_BLESSED, nothing pushed, one line, exit 4, and the report says why."""
+    home, _ = default_run
+    serving = home / "serving" / "kubetfx-penguin"
+    before = sorted(os.listdir(serving))
+    config = tmp_path / "accept.yaml"
+    config.write_text("change_tolerance: 1.0\n")
+    result = run_kubetfx("run", "--home", home, "--config", config, "--acceptance-threshold", "1.01")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert _stage(executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite"), "Trainer")[-1] == "CACHED"
+    assert "needs >= 1.01: FAILED" in result.stdout and "NOT blessed" in result.stdout
+    refusal = [line for line in result.stderr.splitlines() if "NOT pushed" in line]
+    assert len(refusal) == 1 and refusal[0].startswith(
+        "kubetfx: model NOT pushed: acceptance test sparse_categorical_accuracy "), result.stderr
+    assert refusal[0].endswith("on the held-out test split is below acceptance_threshold 1.01")
+    assert sorted(os.listdir(serving)) == before
+    page = tmp_path / "report.html"
+    assert run_kubetfx("report", "--home", home, "--output", page).returncode == 0
+    assert "below acceptance_threshold 1.01" in page.read_text()

@@ -42,16 +42,23 @@ def _blessing(record) -> str:
     return "+".join(name for name, ok in (("eval", record.blessed), ("infra", record.infra_blessed)) if ok) or "no"
 
 
+def _held_out(record) -> str:
+    """The acceptance test's value (same metric as the eval column), on the held-out test split."""
+    value = (record.acceptance or {}).get("value")
+    return "-" if value is None else f"{value:.3f}"
+
+
 def table(records: list, pipeline: str, rollouts: dict | None = None) -> str:
     """rollouts: {version: its staged-rollout history in one line} (rollout_history.by_candidate)."""
     if not records:
         return f"no pushed model for pipeline {pipeline}"
-    lines = [f"{'':2}{'version':<11} {'pushed (UTC)':<25} {'blessed':<11} {'metrics':<36} trained on"]
+    lines = [f"{'':2}{'version':<11} {'pushed (UTC)':<25} {'blessed':<11} {'metrics (eval)':<36} "
+             f"{'test split':<10} trained on"]
     for r in records:
         metrics = ", ".join(f"{k} {v:.3f}" for k, v in r.metrics.items()) or "-"
         pushed = r.pushed_at or "?"
         lines.append(f"{'*' if r.serving else ' '} {r.version:<11} {_short(pushed, 25):<25} {_blessing(r):<11} "
-                     f"{_short(metrics, 36):<36} {_data(r)}")
+                     f"{_short(metrics, 36):<36} {_held_out(r):<10} {_data(r)}")
         if r.rollback_of:
             lines[-1] += f"  (rollback of {r.rollback_of})"
         if (rollouts or {}).get(r.version):

@@ -23,6 +23,7 @@ import os
 from pathlib import Path
 from typing import Optional
 
+from kubetfx.components.evaluator import acceptance
 from kubetfx.pipelines.record import mlmd
 from kubetfx.pipelines.record.lineage import Lineage, prop
 
@@ -55,6 +56,8 @@ class PushedVersion:
     blessed: Optional[bool] = None        # Evaluator
     infra_blessed: Optional[bool] = None  # InfraValidator
     metrics: dict = dataclasses.field(default_factory=dict)
+    # The acceptance test on the held-out test split (components/evaluator/acceptance.py).
+    acceptance: Optional[dict] = None
     data: TrainingData = dataclasses.field(default_factory=TrainingData)
     rollback_of: Optional[str] = None
     summary: bool = False                 # filled from the training summary beside it
@@ -135,6 +138,8 @@ def _fill_from_pusher(lineage: Lineage, record: PushedVersion, pusher_id: int, w
     infra = lineage.input(pusher_id, "infra_blessing")
     record.blessed = bool(prop(blessing, "blessed")) if blessing else None
     record.infra_blessed = bool(prop(infra, "blessed")) if infra else None
+    held_out = acceptance.read(blessing)
+    record.acceptance = dataclasses.asdict(held_out) if held_out else None
     if model is None:
         return
     record.model_uri, record.model_id = model.uri, model.id

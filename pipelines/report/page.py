@@ -96,7 +96,11 @@ def _banner(record: RunRecord) -> str:
         blessed = record.stage("Evaluator")
         infra = record.stage("InfraValidator")
         why = []
-        if blessed and not blessed.prop("ModelBlessing", "blessed"):
+        refusal = _acceptance(record)
+        refusal = refusal.refusal() if refusal else None
+        if refusal:
+            why.append(refusal.replace("model NOT pushed: ", ""))
+        elif blessed and not blessed.prop("ModelBlessing", "blessed"):
             why.append("the Evaluator did not bless the model")
         if infra and not infra.prop("InfraBlessing", "blessed"):
             why.append("the InfraValidator did not bless the model")
@@ -264,9 +268,21 @@ def _evaluation(record: RunRecord) -> str:
                     f"<td>{escape(bounds)}</td><td>{verdict}{detail}</td></tr>")
     baseline = ("compared with the baseline, the model served when the run started" if ev.has_baseline
                 else "no baseline: no model of this pipeline was served yet")
+    held_out = _acceptance(record)
+    acceptance_line = (f'<p class="acceptance">Acceptance test: {escape(held_out.line())}. The test split is '
+                       "held out from training, early stopping, tuning, Transform's analysis and the blessing "
+                       "above; it is measured once, for a blessed model.</p>" if held_out else "")
     return (f'<p class="sub">Overall slice, eval split; {baseline}.</p><table><thead><tr><th>metric</th>'
             '<th class="num">candidate</th><th class="num">baseline</th><th class="num">change</th><th>threshold</th>'
-            f'<th>result</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            f'<th>result</th></tr></thead><tbody>{"".join(rows)}</tbody></table>{acceptance_line}')
+
+
+def _acceptance(record: RunRecord):
+    """The acceptance test recorded on the Evaluator's blessing (acceptance.py), or None."""
+    from kubetfx.components.evaluator import acceptance
+
+    stage = record.stage("Evaluator")
+    return acceptance.read(stage.outputs.get("ModelBlessing")) if stage is not None else None
 
 
 def _blessings(record: RunRecord) -> str:
@@ -280,6 +296,12 @@ def _blessings(record: RunRecord) -> str:
             blessed = bool(stage.prop(type_name, "blessed"))
             verdict = f'<span class="pill {"yes" if blessed else "no"}">{"blessed" if blessed else "NOT blessed"}</span>'
         rows.append(f"<tr><td>{stage_name}</td><td>{verdict}</td><td class='muted'>{what}</td></tr>")
+    held_out = _acceptance(record)
+    if held_out is not None:
+        verdict = ('<span class="pill new">measured</span>' if held_out.passed is None else
+                   f'<span class="pill {"yes" if held_out.passed else "no"}">{"passed" if held_out.passed else "FAILED"}</span>')
+        rows.append(f"<tr><td>Acceptance test</td><td>{verdict}</td><td class='muted'>"
+                    f"{escape(held_out.line())}</td></tr>")
     return ("<table><thead><tr><th>gate</th><th>verdict</th><th>checks that the model</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
