@@ -1,7 +1,7 @@
 """Whether a stage's beam_pipeline_args leave it in this process: kubetfx's executors that
-compute without Beam (ExampleGen, StatisticsGen, Evaluator) do so only then, and hand
-anything else (Dataflow, Flink, Spark, Beam's portable job service, the direct runner's
-thread or process workers) to TFX's stock Beam executor, which runs what the user asked.
+compute without Beam (ExampleGen, StatisticsGen, Transform, Evaluator) do so only then,
+and hand anything else (Dataflow, Flink, Spark, Beam's portable job service, the direct
+runner's thread or process workers) to TFX's stock Beam executor, which runs what was asked.
 
 In process means Beam's direct runner in its default `in_memory` mode, the one whose
 bundles run in this interpreter (apache_beam 2.60 FnApiRunner.run_pipeline: only
