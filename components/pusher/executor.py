@@ -15,8 +15,9 @@ version carries the schema and training statistics it was trained on
 exec property, when set, is the directory it publishes to instead of push_destination's:
 the compiled spec wires it to the pipeline parameter of that name
 (pipelines/kubeflow/compiler.py wire_serving_dir), so a run can choose where it pushes.
-Each version also holds an ONNX copy of the network when it converts (onnx_export.py); the
-outcome is the PushedModel's `onnx_export` property, and a failure never stops the push."""
+With the summary, each version also holds an ONNX copy of the network when it converts
+(onnx_export.py); the outcome is the PushedModel's `onnx_export` property, and a failure
+never stops the push."""
 from __future__ import annotations
 
 import json
@@ -72,11 +73,12 @@ class AtomicPusherExecutor(tfx_pusher.Executor):
             raise NotImplementedError(f"Invalid push destination {destination.WhichOneof('destination')}")
         model_path = self.GetModelPath(input_dict)
         base_directory = exec_properties.get(SERVING_DIR_KEY) or destination.filesystem.base_directory
-        onnx_files, onnx_outcome = onnx_export.export(model_path)
-        serving_path, version, pushed = serving_dir.publish(model_path, base_directory,
-                                                            {**summary_files(input_dict, exec_properties),
-                                                             **onnx_files})
-        model_push.set_string_custom_property(onnx_export.OUTCOME_PROPERTY, onnx_outcome)
+        extra_files = summary_files(input_dict, exec_properties)
+        if extra_files:  # kubetfx's graph; TFX's own gets a version of the model's files only, as in TFX
+            onnx_files, onnx_outcome = onnx_export.export(model_path)
+            extra_files.update(onnx_files)
+            model_push.set_string_custom_property(onnx_export.OUTCOME_PROPERTY, onnx_outcome)
+        serving_path, version, pushed = serving_dir.publish(model_path, base_directory, extra_files)
         if not pushed:
             logging.info("Model already served as version %s (same files, byte for byte); no new version.", version)
         io_utils.copy_dir(model_path, model_push.uri)

@@ -28,9 +28,17 @@ def test_a_model_that_does_not_convert_is_pushed_without_onnx_and_says_why(tmp_p
     (serving / "saved_model.pb").write_bytes(b"not a graph")
     (serving / "variables" / "variables.index").write_bytes(b"index")
     (serving / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
+    # The schema and statistics inputs of kubetfx's graph (TFX's own, without them, gets
+    # a version of the model's files only: tests/tfx_contract/test_pusher_contract.py).
+    schema, statistics = standard_artifacts.Schema(), standard_artifacts.ExampleStatistics()
+    schema.uri, statistics.uri = str(tmp_path / "schema"), str(tmp_path / "statistics")
+    (tmp_path / "schema").mkdir()
+    (tmp_path / "schema" / "schema.pbtxt").write_bytes(b"feature {}")
+    (tmp_path / "statistics" / "Split-train").mkdir(parents=True)
+    (tmp_path / "statistics" / "Split-train" / "FeatureStats.pb").write_bytes(b"")
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
-    inputs = {"model": [model],
+    inputs = {"model": [model], "schema": [schema], "statistics": [statistics],
               "model_blessing": [_blessed(standard_artifacts.ModelBlessing, tmp_path / "b")],
               "infra_blessing": [_blessed(standard_artifacts.InfraBlessing, tmp_path / "i")]}
     destination = tmp_path / "serving"
@@ -39,6 +47,7 @@ def test_a_model_that_does_not_convert_is_pushed_without_onnx_and_says_why(tmp_p
     executor.AtomicPusherExecutor().Do(inputs, {"pushed_model": [pushed]}, properties)
     (version,) = os.listdir(destination)
     assert (destination / version / "saved_model.pb").read_bytes() == b"not a graph"
+    assert (destination / version / "assets.extra" / "kubetfx" / "schema.pbtxt").exists()
     assert not (destination / version / onnx_export.ONNX_FILE).exists()
     assert pushed.get_int_custom_property("pushed") == 1
     assert pushed.get_string_custom_property(onnx_export.OUTCOME_PROPERTY).startswith("not exported: ")
