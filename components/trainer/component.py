@@ -31,7 +31,7 @@ def _inputs(config, example_gen, transform, schema_gen) -> dict:
                 eval_args=tfx.proto.EvalArgs(num_steps=config.eval_steps))
 
 
-def build_tuner(config, example_gen, transform, schema_gen) -> tfx.components.Tuner:
+def build_tuner(config, example_gen, transform, schema_gen) -> "tfx.components.Tuner":  # read by --tune only
     """`--tune`: TFX's Tuner (KerasTuner) before the Trainer; a module file brings its tuner_fn."""
     code = {"module_file": config.module_file} if config.module_file else {"tuner_fn": TUNER_FN}
     budget = {"tune_trials": config.tune_trials, "tune_epochs": config.tune_epochs}

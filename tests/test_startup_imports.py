@@ -1,0 +1,56 @@
+"""What each command imports before it does anything (issue 27's import cut): the commands that
+read files answer without TensorFlow; building the pipeline and `monitor`'s statistics do not
+load the stock components kubetfx never runs (components/deferred_imports.py), and those
+components still import when something reads them. Each case runs in a fresh interpreter:
+sys.modules of this test process has everything already."""
+import json
+import subprocess
+import sys
+
+HEAVY = ("tensorflow", "apache_beam", "tfx.components.bulk_inferrer.component", "keras_tuner",
+         "tensorflow_model_analysis.evaluators")
+
+
+def _loaded(code: str) -> dict:
+    """{snapshot name: {module: loaded}}; `code` calls snap(name) where it wants one."""
+    script = ("import json, sys\nsnaps = {}\n"
+              f"def snap(name): snaps[name] = {{m: m in sys.modules for m in {HEAVY!r}}}\n"
+              + code + "\nsnap('end')\nprint(json.dumps(snaps))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_help_models_and_report_start_without_tensorflow(tmp_path):
+    loaded = _loaded(
+        "import contextlib, io\n"
+        "from kubetfx.pipelines import cli\n"
+        "for argv in (['--help'], ['run', '--help'], ['monitor', '--help'], "
+        f"['models', '--home', {str(tmp_path)!r}], ['report', '--home', {str(tmp_path)!r}]):\n"
+        "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
+        "        try:\n"
+        "            cli.main(argv)\n"
+        "        except SystemExit:\n"
+        "            pass\n")["end"]
+    assert not any(loaded.values()), loaded
+
+
+def test_monitor_and_the_pipeline_skip_the_stock_components_kubetfx_never_runs():
+    snaps = _loaded(
+        "from kubetfx.pipelines.monitor import drift, new_statistics\n"
+        "snap('monitor')\n"
+        "from kubetfx.pipelines import pipeline\n"
+        "snap('pipeline')\n"
+        # Read later, the deferred packages are whole: tfx.v1's names and TFMA's top level.
+        "import tensorflow_model_analysis as tfma\n"
+        "from tfx.components import BulkInferrer, ImportExampleGen\n"
+        "from tfx.components.bulk_inferrer.component import BulkInferrer as defined\n"
+        "assert BulkInferrer is defined and tfma.EvalConfig is tfma.sdk.EvalConfig\n"
+        "assert tfma.run_model_analysis is not None\n"
+        "from kubetfx.components import tfx_api\n"
+        "assert tfx_api.components.Tuner.__name__ == 'Tuner'\n")
+    assert snaps["monitor"]["tensorflow"] and snaps["monitor"]["apache_beam"], "TFDV's statistics need them"
+    unused = ("tfx.components.bulk_inferrer.component", "keras_tuner")
+    assert not any(snaps["monitor"][m] for m in unused + ("tensorflow_model_analysis.evaluators",)), snaps
+    assert not any(snaps["pipeline"][m] for m in unused), snaps
+    assert snaps["end"]["tfx.components.bulk_inferrer.component"] and snaps["end"]["keras_tuner"]
