@@ -90,7 +90,8 @@ def both_runs(portable_hosts, tmp_path_factory):
     from kubetfx.pipelines.run.parallel_runner import ParallelDagRunner
 
     job, pools, _ = portable_hosts
-    config = inputs.prepare(PipelineConfig(home=str(tmp_path_factory.mktemp("home"))))
+    # A few epochs: the model only has to be the same one for both Evaluators.
+    config = inputs.prepare(PipelineConfig(home=str(tmp_path_factory.mktemp("home")), max_epochs=5))
     stages = {c.id: c for c in create_components(config) if c.id not in ("InfraValidator", "Pusher")}
     gen, schema = stages["CsvExampleGen"], stages["ImportSchemaGen"]
     portable = [
@@ -106,7 +107,8 @@ def both_runs(portable_hosts, tmp_path_factory):
                                 components=[*stages.values(), *portable], enable_cache=False,
                                 metadata_connection_config=local_runner.metadata_config(config),
                                 beam_pipeline_args=[])
-    ParallelDagRunner(max_workers=1).run(pipeline)
+    # Two at a time, as `kubetfx run` on small data: a portable stage waits on its pool.
+    ParallelDagRunner(max_workers=2).run(pipeline)
     return Path(config.pipeline_root)
 
 
