@@ -103,18 +103,24 @@ def _z_scores(columns: dict) -> dict:
     names = sorted(columns)
     if not names:
         return {}
-    matrix = tf.sparse.concat(1, [_as_sparse_column(columns[n]) for n in names])
+    sparse = [_as_sparse_column(columns[n]) for n in names]
+    matrix = tf.sparse.concat(1, sparse)
     # Per column over the present values only (reduce_instance_dims=False on a SparseTensor).
     mean = tft.mean(matrix, reduce_instance_dims=False)
     std = tf.sqrt(tft.var(matrix, reduce_instance_dims=False))
     # A column with no present value at all has a 0/0 mean: every row of it becomes 0.
     mean = tf.where(tf.math.is_nan(mean), tf.zeros_like(mean), mean)
-    dense = tf.sparse.to_dense(matrix)  # the implicit zeros are filled with the mean below
-    present = tf.sparse.to_dense(tf.SparseTensor(matrix.indices, tf.ones_like(matrix.values),
-                                                 matrix.dense_shape)) > 0
-    filled = tf.where(present, dense, tf.broadcast_to(mean, tf.shape(dense)))
-    scores = (filled - mean) / tf.where(std > 0, std, tf.ones_like(std))
-    return {name: scores[:, i] for i, name in enumerate(names)}
+    scale = tf.where(std > 0, std, tf.ones_like(std))
+    # Each output from its own column and the analyzers' results (constants in the written
+    # graph), not a slice of the whole matrix: TFT's TransformFeaturesLayer walks the graph
+    # back from every output, so slices of one matrix made loading it quadratic in the
+    # columns (the Trainer of a 1,000-column table spent minutes there; issue 23).
+    scores = {}
+    for i, (name, column) in enumerate(zip(names, sparse)):
+        column_mean = mean[i]
+        scores[name] = (tf.reshape(tf.sparse.to_dense(column, default_value=column_mean), [-1])
+                        - column_mean) / scale[i]
+    return scores
 
 
 def _present_rows(x):
