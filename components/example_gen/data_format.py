@@ -112,7 +112,7 @@ def check(data: str, label: str, task: Optional[str] = None, rare_in_train: str 
     if kind == CSV:
         return csv_input.check(data, label, task, rare_in_train)
     reader = _reader(kind)
-    columns = reader.check_files(files)
+    columns = reader.check_files(files, label)
     if label not in columns:
         raise InputError(f"label column {label!r} is not in {data}; columns: {', '.join(columns)}")
     labels = reader.label_column(files, label)
@@ -161,7 +161,7 @@ def _rare_in_train(reader, files: list, label: str, labels) -> Optional[str]:
     rare = {v for v, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
             if n < csv_input._CERTAIN_ENOUGH_ROWS}
     with csv_input._import_noise_hidden():  # TensorFlow, through the executor: only when needed
-        from kubetfx.components.example_gen import executor  # noqa: F401
+        executor_splits()
     per_class = reader.train_rows_of(files, label, rare)
     few = sorted((per_class.get(c, 0), str(c)) for c in rare if per_class.get(c, 0) < csv_input.MIN_TRAIN_CLASS_ROWS)
     if not few:

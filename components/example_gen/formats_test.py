@@ -124,3 +124,21 @@ def test_example_gen_writes_parquet_and_tfrecords_into_the_shared_splits(tmp_pat
     imported = _read_splits(_run(tmp_path / "t", tmp_path / "tfr", "*tfrecord*"))
     assert {name: sorted(records) for name, records in imported.items()} == \
            {name: sorted(records) for name, records in written.items()}
+
+
+def test_rare_classes_are_counted_in_train_as_example_gen_places_them(tmp_path):
+    """The up-front count of a rare class's rows in the train split (the rare-in-train
+    check) agrees with what the executor writes, for Parquet and for TFRecords."""
+    counts = {"Adelie": 40, "Gentoo": 30, "Chinstrap": 5}
+    labels = [name for name, n in counts.items() for _ in range(n)]
+    table = pa.table({"species": labels, "bill": [40.0 + i * 0.25 for i in range(len(labels))]})
+    data_formats.write_parquet(tmp_path / "pq" / "p.parquet", table)
+    written = _read_splits(_run(tmp_path / "p", tmp_path / "pq", "*.parquet"))
+    in_train = sum(_values(e)["species"][1] == [b"Chinstrap"] for e in _examples(written["train"]))
+    data_formats.write_tfrecords(tmp_path / "tfr" / "t.tfrecord", [r for rs in written.values() for r in rs])
+    for folder in (tmp_path / "pq", tmp_path / "tfr"):
+        kind, files = data_format.data_files(str(folder))
+        reader = parquet_input if kind == data_format.PARQUET else tfrecord_input
+        assert reader.train_rows_of(files, "species", {"Chinstrap"}) == {"Chinstrap": in_train}
+        warning = data_format.check(str(folder), "species", rare_in_train="warn")
+        assert (warning is not None) == (in_train < 3), warning

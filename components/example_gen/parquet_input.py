@@ -70,7 +70,7 @@ def file_kinds(path) -> dict:
     return {field.name: kind_of(path, field) for field in schema}
 
 
-def check_files(files: list) -> list:
+def check_files(files: list, label: str = "") -> list:
     """The column names, after refusing what the run could not read (each file's types,
     rows, and the same columns in every file)."""
     columns = None
