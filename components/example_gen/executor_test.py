@@ -156,9 +156,11 @@ def test_label_counts_per_split_place_rows_as_the_executor_does(tmp_path):
         for example in _read(written.uri, split):
             value = example.features.feature["y"].bytes_list.value[0].decode()
             expected[split][value] = expected[split].get(value, 0) + 1
-    assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=1000) == expected
+    splits = (("train", 2), ("eval", 1))  # run_example_gen's, not kubetfx's DEFAULT_SPLITS
+    assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=1000, splits=splits) == expected
     # Only the classes asked about (all of them have 15 rows here).
-    assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=15) == {"train": {}, "eval": {}}
+    assert fast.label_counts_per_split([folder / "part.csv"], "y", rarer_than=15, splits=splits) == {
+        "train": {}, "eval": {}}
 
 
 def _growing_csv(folder, rows: int):
