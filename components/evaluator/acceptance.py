@@ -74,10 +74,12 @@ def read(blessing) -> Optional[Acceptance]:
     metric, value, error = _custom(blessing, METRIC), _custom(blessing, VALUE), _custom(blessing, ERROR)
     if value is None and error is None:
         return None
-    passed = _custom(blessing, PASSED)
+    # Numbers may come back as text (the local KFP backend records KFP's JSON properties so).
+    passed, threshold = _custom(blessing, PASSED), _custom(blessing, BOUND)
     return Acceptance(metric=metric, value=None if value is None else float(value),
-                      examples=int(_custom(blessing, EXAMPLES) or 0), threshold=_custom(blessing, BOUND),
-                      passed=None if passed is None else bool(passed),
+                      examples=int(_custom(blessing, EXAMPLES) or 0),
+                      threshold=None if threshold is None else float(threshold),
+                      passed=None if passed is None else bool(int(passed)),
                       higher_is_better=higher_is_better(metric), error=error)
 
 

@@ -175,3 +175,20 @@ def test_examples_without_a_test_split_are_blessed_as_before_unless_a_threshold_
     assert blessing.get_int_custom_property("blessed") == 0
     assert acceptance.read(blessing).refusal() == ("model NOT pushed: the acceptance test could not be computed "
                                                    "(the examples have no 'test' split)")
+
+
+def test_the_record_reads_back_from_ml_metadata_and_from_text_properties():
+    """As `models` and the report read it (an MLMD artifact), and as the local KFP backend
+    hands properties over (numbers that are not whole as text)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    proto = metadata_store_pb2.Artifact()
+    for key, value in {acceptance.METRIC: "mean_absolute_error", acceptance.VALUE: "2.5",
+                       acceptance.BOUND: "1.5"}.items():
+        proto.custom_properties[key].string_value = value
+    for key, value in {acceptance.EXAMPLES: 58, acceptance.PASSED: 0}.items():
+        proto.custom_properties[key].int_value = value
+    result = acceptance.read(proto)
+    assert (result.value, result.threshold, result.passed, result.examples) == (2.5, 1.5, False, 58)
+    assert result.line() == ("test split mean_absolute_error 2.500 (58 held-out examples), needs <= 1.5: FAILED")
+    assert acceptance.read(metadata_store_pb2.Artifact()) is None
