@@ -142,3 +142,29 @@ def test_rare_classes_are_counted_in_train_as_example_gen_places_them(tmp_path):
         assert reader.train_rows_of(files, "species", {"Chinstrap"}) == {"Chinstrap": in_train}
         warning = data_format.check(str(folder), "species", rare_in_train="warn")
         assert (warning is not None) == (in_train < 3), warning
+
+
+@pytest.mark.slow  # TFX's stock executors are Beam pipelines
+@pytest.mark.parametrize("kind", ["parquet", "tfrecord"])
+def test_input_splits_of_their_own_go_to_tfxs_executor_for_the_format(tmp_path, kind):
+    """Anything but one input split hashed into output splits is TFX's: the Parquet custom
+    executor or ImportExampleGen's, not CsvExampleGen's (which would parse the bytes as CSV)."""
+    from tfx.types import standard_artifacts
+
+    rows = [data_formats.example(n=i, s=f"v{i % 3}") for i in range(30)]
+    if kind == "parquet":
+        data_formats.write_parquet(tmp_path / "in" / "a.parquet", pa.table({"n": list(range(30))}))
+        pattern = "*.parquet"
+    else:
+        data_formats.write_tfrecords(tmp_path / "in" / "a.tfrecord", rows)
+        pattern = "*tfrecord*"
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path / "out")
+    executor.Executor().Do({}, {"examples": [examples]}, {
+        "input_base": str(tmp_path / "in"),
+        "input_config": json.dumps({"splits": [{"name": "train", "pattern": pattern}, {"name": "eval", "pattern": pattern}]}),
+        "output_config": json.dumps({}), "output_data_format": 6, "output_file_format": 5})
+    written = _read_splits(examples)
+    assert set(written) == {"train", "eval"} and len(written["train"]) == len(written["eval"]) == 30
+    if kind == "tfrecord":
+        assert sorted(written["train"]) == sorted(rows)  # imported byte for byte
