@@ -13,9 +13,15 @@ them before the run (CSV as R, pandas, Excel and database exports write it; see 
 which CsvExampleGen does not: it keeps blank `,,,` rows as examples, an unnamed
 row-number column as a feature, and "NA" as a string.
 
+Parquet and TFRecords of tf.Examples take the same path (data_format.py tells the format
+from the file names): parquet_input.py serializes typed columns with example_bytes as CSV's
+are, tfrecord_input.py hands on each record as it is; both into the same splits, each
+record hashed as TFX hashes it.
+
 Anything but a single input split hashed into output splits (the kubetfx default), or
 Beam args for any runner or mode but the in-process one (beam_runner.py), is
-handed to the stock executor unchanged, and so is a run whose first record differs from
+handed to the stock executor of the format unchanged (CsvExampleGen's, TFX's Parquet
+custom executor, ImportExampleGen's), and so is a CSV run whose first record differs from
 protobuf's own serialization of it (example_bytes.differs_from_protobuf, one log line)."""
 from __future__ import annotations
 
