@@ -193,23 +193,24 @@ def test_the_test_split_is_held_out_from_transform_training_and_blessing(root):
     assert 0.8 <= result.value <= 1.0
 
 
-def test_the_acceptance_test_is_in_the_summary_models_and_the_report(default_run, run_kubetfx, tmp_path):
+def test_the_acceptance_test_is_in_the_summary_models_and_the_report(default_run, tmp_path, capsys):
     import re
+    from kubetfx.pipelines import cli  # in process: the commands' own start-up is not what is tested here
 
     home, result = default_run
     line = re.search(r"test split sparse_categorical_accuracy (\d\.\d{3}) \((\d+) held-out examples\)", result.stdout)
     assert line, result.stdout
     value, examples = float(line.group(1)), int(line.group(2))
-    models = run_kubetfx("models", "--home", home, "--json")
-    assert models.returncode == 0, models.stderr
-    (version,) = json.loads(models.stdout)["versions"]
+    capsys.readouterr()
+    assert cli.main(["models", "--home", str(home), "--json"]) == 0
+    (version,) = json.loads(capsys.readouterr().out)["versions"]
     assert version["acceptance"]["metric"] == "sparse_categorical_accuracy"
     assert round(version["acceptance"]["value"], 3) == value and version["acceptance"]["examples"] == examples
-    table = run_kubetfx("models", "--home", home).stdout
+    assert cli.main(["models", "--home", str(home)]) == 0
+    table = capsys.readouterr().out
     assert "test split" in table.splitlines()[0] and f" {value:.3f} " in table.splitlines()[1], table
     page = tmp_path / "report.html"
-    report = run_kubetfx("report", "--home", home, "--output", page)
-    assert report.returncode == 0, report.stderr
+    assert cli.main(["report", "--home", str(home), "--output", str(page)]) == 0
     html = page.read_text()
     assert (f"Acceptance test: test split sparse_categorical_accuracy {value:.3f} ({examples} held-out examples)"
             in html)
@@ -315,6 +316,8 @@ def test_a_model_below_the_acceptance_threshold_is_not_pushed(default_run, run_k
         "kubetfx: model NOT pushed: acceptance test sparse_categorical_accuracy "), result.stderr
     assert refusal[0].endswith("on the held-out test split is below acceptance_threshold 1.01")
     assert sorted(os.listdir(serving)) == before
+    from kubetfx.pipelines import cli
+
     page = tmp_path / "report.html"
-    assert run_kubetfx("report", "--home", home, "--output", page).returncode == 0
+    assert cli.main(["report", "--home", str(home), "--output", str(page)]) == 0
     assert "below acceptance_threshold 1.01" in page.read_text()
