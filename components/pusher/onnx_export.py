@@ -52,12 +52,14 @@ def _network_inputs(loaded):
 
 
 def _class_names(model_path: str) -> list[str]:
-    with open(os.path.join(model_path, "assets", LABEL_VOCABULARY_ASSET), encoding="utf-8") as f:
+    import tensorflow as tf
+
+    with tf.io.gfile.GFile(os.path.join(model_path, "assets", LABEL_VOCABULARY_ASSET), "r") as f:
         return [line.rstrip("\n") for line in f]
 
 
 def network_function(model_path: str):
-    """(tf.function over the transformed features -> serving outputs, input specs)."""
+    """(tf.function from the network's inputs to the serving outputs, its input specs)."""
     import tensorflow as tf
 
     loaded = tf.saved_model.load(model_path)
@@ -75,7 +77,8 @@ def network_function(model_path: str):
             return {PREDICTIONS: output}
         probabilities = tf.nn.softmax(output)
         class_ids = tf.argmax(probabilities, axis=1)
-        return {PROBABILITIES: probabilities, CLASS_IDS: class_ids, CLASSES: tf.gather(tf.constant(class_names), class_ids)}
+        return {PROBABILITIES: probabilities, CLASS_IDS: class_ids,
+                CLASSES: tf.gather(tf.constant(class_names), class_ids)}
 
     return network, specs
 
