@@ -192,3 +192,22 @@ def test_the_record_reads_back_from_ml_metadata_and_from_text_properties():
     assert (result.value, result.threshold, result.passed, result.examples) == (2.5, 1.5, False, 58)
     assert result.line() == ("test split mean_absolute_error 2.500 (58 held-out examples), needs <= 1.5: FAILED")
     assert acceptance.read(metadata_store_pb2.Artifact()) is None
+
+
+def test_after_tfmas_general_path_the_model_is_loaded_for_the_acceptance_test(data, tmp_path):
+    """When the stock executor blessed (a config the batched path hands over), `_accept`
+    has no loaded model: it loads the candidate itself and measures the same number."""
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    config = PipelineConfig(label="species", task="classification", eval_threshold=0.5)
+    blessing = standard_artifacts.ModelBlessing()
+    blessing.uri = str(tmp_path / "blessing")
+    os.makedirs(blessing.uri)
+    open(os.path.join(blessing.uri, "BLESSED"), "w").close()
+    blessing.set_int_custom_property("blessed", 1)  # as TFX's executor leaves it
+    executor.Executor._accept({"examples": [data["examples"]], "model": [data["classifier"]]},
+                              {"blessing": [blessing]},
+                              {"eval_config": proto_utils.proto_to_json(component.eval_config(config))}, [])
+    result = acceptance.read(blessing)
+    assert result.value == pytest.approx(np.mean(data["xs"]["test"] < QUALITY), abs=1e-6) and result.examples == ROWS
