@@ -51,3 +51,9 @@ def test_the_infra_validator_defaults_are_tfx_1_16_s_and_survive_a_move(monkeypa
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("kubetfx:")] == [
         "kubetfx: InfraValidator: tfx.components.infra_validator.executor._DEFAULT_NUM_TRIES is gone "
         "(an upgrade moved it): TFX 1.16's defaults (5 tries, 300 s, 1 s) apply"]
+
+
+def test_tft_names_resolve_on_the_pinned_version():
+    found = upstream_seams.tft()
+    assert found is not None and set(vars(found)) == set(upstream_seams.TFT) | {"TENSOR_REPLACEMENTS"}
+    assert found.TENSOR_REPLACEMENTS == "tft_tensor_replacements"

@@ -1,7 +1,10 @@
 """Transform: the schema-driven preprocessing (or the user's module file) as a TF graph."""
-from kubetfx.components import tfx_api as tfx
+from tfx.dsl.components.base import executor_spec
 
-PREPROCESSING_FN = "kubetfx.components.transform.preprocessing.preprocessing_fn"
+from kubetfx.components import tfx_api as tfx
+from kubetfx.components.transform import executor
+
+PREPROCESSING_FN = executor.BUILT_IN
 
 
 def custom_config(config) -> dict:
@@ -19,7 +22,7 @@ def build(config, example_gen, schema_gen) -> tfx.components.Transform:
     # The built-in function is imported from the installed package by dotted name, so TFX
     # does not package and pip-install a user-code wheel on every run.
     code = {"module_file": config.module_file} if config.module_file else {"preprocessing_fn": PREPROCESSING_FN}
-    return tfx.components.Transform(
+    component = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
         custom_config=custom_config(config),
@@ -35,3 +38,7 @@ def build(config, example_gen, schema_gen) -> tfx.components.Transform:
         force_tf_compat_v1=not config.module_file,
         **code,
     )
+    # Same component, same artifact; the built-in function's analyzers without a Beam
+    # pipeline on the in-process runner (see executor.py), the stock executor otherwise.
+    component.executor_spec = executor_spec.BeamExecutorSpec(executor.Executor)
+    return component
