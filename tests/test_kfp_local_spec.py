@@ -9,8 +9,10 @@ writable by uid 1000, and the pipeline parameter `serving_dir` pointing at a dir
 under it. Before `serving_dir` was a parameter, the Pusher (and nothing else) failed here:
 it published to the volume path, /kubetfx/serving/..., which no mount provides.
 
-One run (about 3 minutes on 2 cores: twelve containers start one after the other) shared
-by the assertions."""
+One run (twelve containers started one after the other; 470 s on 2 cores shared with other
+runs, load average 12) shared by the assertions. kfp.local never removes its containers
+(kfp 2.9 kfp/local/docker_task_handler.py run_docker_container: `detach=True`, no remove):
+the fixture removes those that mounted its pipeline root."""
 from __future__ import annotations
 
 import json
@@ -62,10 +64,26 @@ def kfp_local_run(tmp_path_factory):
 
     local.init(runner=local.DockerRunner(), pipeline_root=str(root), raise_on_error=True)
     pipeline = components.load_component_from_file(str(path))
-    pipeline(data_root=str(data), serving_dir=str(serving))  # raises naming the first task that failed
+    try:
+        pipeline(data_root=str(data), serving_dir=str(serving))  # raises naming the first task that failed
+    finally:
+        _remove_containers_mounting(root)
     runs = [p for p in root.iterdir() if p.name.startswith("kubetfx-penguin-")]
     assert len(runs) == 1, runs
     return spec, root, serving, runs[0]
+
+
+def _remove_containers_mounting(root) -> None:
+    """The stopped containers kfp.local left, told apart by the pipeline root they mounted."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        for container in client.containers.list(all=True, filters={"status": "exited"}):
+            if any(mount.get("Source") == str(root) for mount in container.attrs.get("Mounts", [])):
+                container.remove()
+    finally:
+        client.close()
 
 
 def _task_dir(spec, run, task):
