@@ -80,7 +80,8 @@ def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shu
         if layout is not None:
             features = pack(features, layout)
         if known_classes is None:  # regression: a row without a target (NaN) is left out
-            known = tf.math.is_finite(labels)
+            # (an integer target has no NaN: is_finite refuses int64)
+            known = tf.math.is_finite(labels) if labels.dtype.is_floating else tf.ones_like(labels, tf.bool)
         else:
             # A class the train split lacks has the label vocabulary's OOV id (known_classes):
             # the model has no output for it, so it cannot count in the loss (a class id past
@@ -220,6 +221,7 @@ def feature_layout(tf_transform_output, label) -> FeatureLayout:
     return FeatureLayout(numeric, categorical, depths)
 
 
+@tf.autograph.experimental.do_not_convert  # graph code already: AutoGraph would re-parse it per trace
 def pack(features: dict, layout: FeatureLayout) -> dict:
     """The model's inputs from a batch of transformed features ({name: [batch] or [batch, 1]})."""
     packed = {}
