@@ -115,12 +115,11 @@ def _z_scores(columns: dict) -> dict:
     # graph), not a slice of the whole matrix: TFT's TransformFeaturesLayer walks the graph
     # back from every output, so slices of one matrix made loading it quadratic in the
     # columns (the Trainer of a 1,000-column table spent minutes there; issue 23).
-    scores = {}
-    for i, (name, column) in enumerate(zip(names, sparse)):
-        column_mean = mean[i]
-        scores[name] = (tf.reshape(tf.sparse.to_dense(column, default_value=column_mean), [-1])
-                        - column_mean) / scale[i]
-    return scores
+    # unstack: one op for all the columns' statistics, not a slice (and its constants) each;
+    # every op here is copied each time the Trainer applies the graph.
+    means, scales = tf.unstack(mean, num=len(names)), tf.unstack(scale, num=len(names))
+    return {name: (tf.reshape(tf.sparse.to_dense(column, default_value=m), [-1]) - m) / s
+            for name, column, m, s in zip(names, sparse, means, scales)}
 
 
 def _present_rows(x):
