@@ -8,12 +8,13 @@ there: pipeline construction and the runner, not the analyzers (docs/performance
 "Transform fast path"). kubetfx's default preprocessing_fn uses two kinds of analyzer
 only: frequency vocabularies and TFT's mean-and-variance combiner. For it, this executor
 traces the function once (tensorflow_transform impl_helper, in tf.compat.v1 mode, as the
-component asks), reads the analyzed split's tf.Examples in batches with the same TFXIO the
-stock executor builds (projected on the columns the analyzers read), runs the analyzers'
-input tensors in one session, and computes each analyzer node the way TFT's Beam
-implementations do (beam/analyzer_impls.py: counts per token, KvSwap, thresholds and
-top_k, sorted largest (count, token) first, the empty-vocabulary dummy; the combiner's
-add_input / merge_accumulators / extract_output). It then writes what AnalyzeDataset and
+component asks), reads the analyzed split's tf.Examples in batches of 1,000 with
+TensorFlow's reader and decodes them as the stock executor's TFXIO does (projected on the
+columns the analyzers read), runs the analyzers' input tensors in one session, and
+computes each analyzer node the way TFT's Beam implementations do (beam/analyzer_impls.py:
+counts per token, KvSwap, thresholds and top_k, sorted largest (count, token) first, the
+empty-vocabulary dummy; the combiner's add_input / merge_accumulators / extract_output).
+Batches of at most 1,000 rows, as Beam's: the combiner sums each batch in float32. It then writes what AnalyzeDataset and
 WriteTransformFn write: the graph with the sinks still placeholders, then the final
 SavedModel with each sink replaced by its value (vocabularies as assets), the
 transformed metadata inferred from that SavedModel plus the asset map, and the raw
@@ -147,6 +148,7 @@ class Analysis:
         self.sinks = self.graph.get_collection(tft.TENSOR_REPLACEMENTS)
         self.operations = self._operations()
         self.sources = [op for op in self.operations if isinstance(op.operation_def, tft.TensorSource)]
+        self.users = {id(op): self._users(op) for op in self.sources}
         self._check_one_phase()
         self.fetches = [tensor for op in self.sources for tensor in op.operation_def.tensors]
         # The input columns the analyzers read (get_dependent_inputs needs the sinks' collection).
@@ -221,7 +223,7 @@ class Analysis:
             tensor_representation_util.ProjectTensorRepresentationsInSchema(self._schema, columns).SerializeToString())
         states = {}
         for op in self.sources:
-            user = self._users(op)
+            user = self.users[id(op)]
             states[id(op)] = (user, collections.Counter() if self._is_vocabulary(user)
                               else user.operation_def.combiner.create_accumulator())
         rows = 0
