@@ -71,15 +71,13 @@ def _first_read(name, spec, module, reexports: dict):
     ran = []
 
     def __getattr__(attr: str):
-        if attr.startswith("__"):  # probes (__wrapped__, __file__ of a copy...): as a plain module
-            raise AttributeError(f"module {name!r} has no attribute {attr!r}")
         if attr in reexports and not ran:  # only the module that defines it
             source, original = reexports[attr]
             value = getattr(importlib.import_module(source), original)
             setattr(module, attr, value)
             return value
         # `from package import submodule` reads the attribute before importing the submodule.
-        if importlib.util.find_spec(f"{name}.{attr}") is not None:
+        if not attr.startswith("__") and importlib.util.find_spec(f"{name}.{attr}") is not None:
             return importlib.import_module(f"{name}.{attr}")
         with _lock:
             if not ran:

@@ -39,6 +39,8 @@ def test_monitor_and_the_pipeline_skip_the_stock_components_kubetfx_never_runs()
     snaps = _loaded(
         "from kubetfx.pipelines.monitor import drift, new_statistics\n"
         "snap('monitor')\n"
+        "import tensorflow_model_analysis\n"  # a dunder read first runs the real __init__ too
+        "assert tensorflow_model_analysis.__version__\n"
         "from kubetfx.pipelines import pipeline\n"
         "snap('pipeline')\n"
         # Read later, the deferred packages are whole: tfx.v1's names and TFMA's top level.
