@@ -20,6 +20,7 @@ from kubetfx.components.transform import component, executor as ours, preprocess
 TFX_TESTDATA = os.path.join(os.path.dirname(os.path.dirname(stock.__file__)), "testdata")
 # TFX's taxi examples (~10k rows in 12 shards): strings, ints and floats, values missing.
 CONFIG = {"label": "payment_type", "task": "classification", "column_roles": {}}
+REGRESSION = {"label": "tips", "task": "regression", "column_roles": {"identifiers": ["trip_start_timestamp"]}}
 # The built-in function under another dotted name: to TFX, a user's function.
 preprocessing_fn = preprocessing.preprocessing_fn
 USERS_FN = f"{__name__}.preprocessing_fn"
@@ -34,9 +35,9 @@ def _inputs(examples_uri=os.path.join(TFX_TESTDATA, "csv_example_gen")) -> dict:
     return {keys.EXAMPLES_KEY: [examples], keys.SCHEMA_KEY: [schema]}
 
 
-def _properties(fn=component.PREPROCESSING_FN, **changes) -> dict:
+def _properties(fn=component.PREPROCESSING_FN, config=None, **changes) -> dict:
     """What component.build gives TFX for the built-in function (materialize=False)."""
-    return {keys.PREPROCESSING_FN_KEY: fn, keys.CUSTOM_CONFIG_KEY: json.dumps(CONFIG),
+    return {keys.PREPROCESSING_FN_KEY: fn, keys.CUSTOM_CONFIG_KEY: json.dumps(config or CONFIG),
             keys.FORCE_TF_COMPAT_V1_KEY: 1, keys.DISABLE_STATISTICS_KEY: 1, **changes}
 
 
@@ -46,9 +47,9 @@ def _outputs(uri) -> dict:
     return {keys.TRANSFORM_GRAPH_KEY: [graph]}
 
 
-def _run(uri, fn=component.PREPROCESSING_FN, context=None) -> str:
+def _run(uri, fn=component.PREPROCESSING_FN, config=None) -> str:
     os.makedirs(uri, exist_ok=True)
-    ours.Executor(context).Do(_inputs(), _outputs(uri), _properties(fn))
+    ours.Executor().Do(_inputs(), _outputs(uri), _properties(fn, config))
     return str(uri)
 
 
@@ -98,6 +99,23 @@ def test_same_transform_graph_as_the_stock_executor(graphs):
     assert not os.path.exists(os.path.join(fast, ours.TEMP_DIR))
 
     ours_out, stock_out = _transformed(fast), _transformed(stock_dir)
+    _assert_same_outputs(ours_out, stock_out)
+    assert len(ours_out["payment_type"]) > 1000 and len(set(ours_out["company"].tolist())) > 10
+    assert np.abs(ours_out["fare"]).max() > 0.5  # not all imputed zeros
+
+
+@pytest.mark.slow
+def test_same_transform_graph_for_a_regression_label_and_a_left_out_column(tmp_path):
+    fast = _run(tmp_path / "fast", config=REGRESSION)
+    stock_dir = _run(tmp_path / "stock", fn=USERS_FN, config=REGRESSION)
+    mine, theirs = _files(fast), _files(stock_dir)
+    assert mine == theirs and len([p for p in mine if "assets" in p]) == 2  # company, payment_type
+    ours_out, stock_out = _transformed(fast), _transformed(stock_dir)
+    assert "trip_start_timestamp" not in ours_out and ours_out["tips"].dtype == np.float32
+    _assert_same_outputs(ours_out, stock_out)
+
+
+def _assert_same_outputs(ours_out: dict, stock_out: dict) -> None:
     assert sorted(ours_out) == sorted(stock_out)
     for name in ours_out:
         if ours_out[name].dtype.kind in "iu":  # vocabulary ids
@@ -111,8 +129,6 @@ def test_same_transform_graph_as_the_stock_executor(graphs):
             # value, Beam 3.4e-4; two Beam runs differ by 6e-5).
             tolerance = 5e-3 if name.endswith("census_tract") else 2e-4
             np.testing.assert_allclose(ours_out[name], stock_out[name], rtol=1e-5, atol=tolerance, err_msg=name)
-    assert len(ours_out["payment_type"]) > 1000 and len(set(ours_out["company"].tolist())) > 10
-    assert np.abs(ours_out["fare"]).max() > 0.5  # not all imputed zeros
 
 
 def _plan(properties=None, outputs=None, beam_args=None, inputs=None, tmp_path="/nonexistent"):
