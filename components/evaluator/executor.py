@@ -271,10 +271,13 @@ class Executor(tfx_executor.Executor):
         if (blessing is None
                 or blessing.get_int_custom_property(constants.ARTIFACT_PROPERTY_BLESSED_KEY) != constants.BLESSED_VALUE):
             return  # nothing blessed: nothing can be pushed, nothing to accept
-        examples = artifact_utils.get_single_instance(input_dict[keys.EXAMPLES_KEY])
+        # TFX's Evaluator takes several Examples artifacts; the held-out split is one
+        # ExampleGen's, so only a single artifact can hold it.
+        all_examples = input_dict[keys.EXAMPLES_KEY]
+        examples = all_examples[0] if len(all_examples) == 1 else None
         threshold = exec_properties.get(acceptance.THRESHOLD_KEY)
         threshold = None if threshold in (None, "") else float(threshold)
-        held_out = acceptance.SPLIT in artifact_utils.decode_split_names(examples.split_names)
+        held_out = examples is not None and acceptance.SPLIT in artifact_utils.decode_split_names(examples.split_names)
         if not held_out and threshold is None:
             return  # examples of another ExampleGen: nothing held out, no gate asked for
         started = time.monotonic()
