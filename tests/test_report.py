@@ -105,7 +105,7 @@ def test_report_of_a_halted_run_says_where_and_why_it_stopped(halted_run, run_ku
     page = _report(run_kubetfx, home, "kubetfx-penguins", tmp_path / "halted.html")
     dom = Dom(browser.dump_dom(page))
     assert dom.sections == SECTIONS
-    assert dom.banner.startswith("Stopped at ExampleValidator: DataRejectedError: 2 error anomalies")
+    assert dom.banner.startswith("Stopped at ExampleValidator: DataRejectedError: 3 error anomalies")
     text = dom.all_text
     assert "Unexpected string values" in text and "Emperor" in text  # the anomalies table
     assert "Evaluator did not run in this run (the run stopped at ExampleValidator)" in text
@@ -119,7 +119,7 @@ def test_json_output_of_a_halted_run(halted_run):
     doc = json.loads(result.stdout)  # stdout is the JSON document alone
     assert doc["exit_code"] == 3 and doc["pipeline"] == "kubetfx-penguins"
     assert doc["failure"]["stage"] == "ExampleValidator"
-    assert doc["failure"]["error"].startswith("DataRejectedError: 2 error anomalies")
+    assert doc["failure"]["error"].startswith("DataRejectedError: 3 error anomalies")
     states = {s["stage"]: s["state"] for s in doc["stages"]}
     assert states["StatisticsGen"] == "complete" and states["ExampleValidator"] == "failed"
     assert "ExampleValidator                 FAILED after" in result.stderr.replace("  FAILED", "FAILED", 0) or \
@@ -133,13 +133,13 @@ def test_kfp_markdown_views_of_each_stage(default_run):
     home, result = default_run
     record = run_record.read(str(home / "metadata" / "kubetfx-penguin.sqlite"), "kubetfx-penguin", _run_id(result))
     views = {s.node_id: kfp_views.markdown_for(s.node_id, s.outputs) for s in record.stages}
-    # A CSV gap is a missing value (an absent feature), counted: 203 of the 204 training rows have one.
-    assert re.search(r"^\| bill_length_mm \| FLOAT \| 203 \| 0\.5% \|", views["StatisticsGen"], re.M), \
+    # A CSV gap is a missing value (an absent feature), counted: 237 of the 239 training rows have one.
+    assert re.search(r"^\| bill_length_mm \| FLOAT \| 237 \| 0\.8% \|", views["StatisticsGen"], re.M), \
         views["StatisticsGen"]
-    assert re.search(r"^\| island \| STRING \| 204 \| 0\.0% \| 3 \| Biscoe \(98\)", views["StatisticsGen"], re.M)
+    assert re.search(r"^\| island \| STRING \| 239 \| 0\.0% \| 3 \| Biscoe \(121\)", views["StatisticsGen"], re.M)
     assert "| species | BYTES | required |" in views["ImportSchemaGen"]
     assert "**No anomalies**" in views["ExampleValidator"]
-    assert re.search(r"^\| sparse_categorical_accuracy \| 0\.9\d+ \| – \| – \| >= 0\.6 \| passed \|$",
+    assert re.search(r"^\| sparse_categorical_accuracy \| (1|0\.9\d+) \| – \| – \| >= 0\.6 \| passed \|$",
                      views["Evaluator"], re.M)
     assert "**ModelBlessing: blessed**" in views["Evaluator"]
     assert "**InfraBlessing: blessed**" in views["InfraValidator"]

@@ -144,8 +144,10 @@ def test_csv_as_r_and_excel_write_it_trains_and_pushes(tmp_path, run_kubetfx, di
     result = run_kubetfx("run", "--home", tmp_path / "home", "--data", data, "--label", "species",
                          "--train-steps", "100")
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = re.search(r"eval (\d+) rows, train (\d+) rows", result.stdout)
-    assert int(rows[1]) + int(rows[2]) == 344  # no blank row, no header read as data
+    line = re.search(r"StatisticsGen .*\d+ rows.*", result.stdout)[0]  # "... eval N rows, test N rows, train N rows"
+    rows = dict(re.findall(r"(\w+) (\d+) rows", line))
+    assert set(rows) == {"train", "eval", "test"}, line
+    assert sum(map(int, rows.values())) == 344  # no blank row, no header read as data
     assert len(_served_versions(tmp_path / "home", "kubetfx-penguins")) == 1
 
 
