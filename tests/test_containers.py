@@ -54,12 +54,14 @@ def test_any_uid_has_a_writable_home():
     assert out.stdout.split()[-1] == "True"
 
 
-def test_the_infra_validator_image_is_the_pipeline_image_under_2_5_gb():
+def test_the_infra_validator_image_is_the_pipeline_image_under_2_55_gb():
     # Its model server runs on the pipeline environment's TensorFlow: one image, two names.
     ids = [subprocess.run(["docker", "image", "inspect", "--format", "{{.Id}} {{.Size}}", image],
                           capture_output=True, text=True, check=True).stdout.split() for image in IMAGES]
     assert ids[0] == ids[1]
-    assert int(ids[0][1]) < 2.5e9
+    # 2.46 GB before the Pusher's ONNX copy (tf2onnx and onnx add ~70 MB; onnxruntime, only
+    # the tests' check of that copy, is left out of the image).
+    assert int(ids[0][1]) < 2.55e9
 
 
 def test_image_is_labelled():
