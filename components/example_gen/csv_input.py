@@ -348,8 +348,13 @@ def rare_classes_in_train(files: list, label: str, labels: pa.ChunkedArray) -> O
 
     per_split = executor.label_counts_per_split(files, label, _CERTAIN_ENOUGH_ROWS)
     rare_classes = set(per_split["train"]) | set(per_split["eval"])
-    rare = sorted((per_split["train"].get(c, 0), c) for c in rare_classes
-                  if per_split["train"].get(c, 0) < MIN_TRAIN_CLASS_ROWS)
+    return rare_classes_message(label, {c: per_split["train"].get(c, 0) for c in rare_classes})
+
+
+def rare_classes_message(label: str, train_rows: dict) -> str | None:
+    """The one line for the classes of {class: its rows in the train split} that have fewer
+    than MIN_TRAIN_CLASS_ROWS there, or None (every input format's check says it so)."""
+    rare = sorted((n, str(c)) for c, n in train_rows.items() if n < MIN_TRAIN_CLASS_ROWS)
     if not rare:
         return None
     shown = ", ".join(f"{v!r} ({n})" for n, v in rare[:5])

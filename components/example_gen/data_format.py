@@ -163,15 +163,7 @@ def _rare_in_train(reader, files: list, label: str, labels) -> Optional[str]:
     with csv_input._import_noise_hidden():  # TensorFlow, through the executor: only when needed
         executor_splits()
     per_class = reader.train_rows_of(files, label, rare)
-    few = sorted((per_class.get(c, 0), str(c)) for c in rare if per_class.get(c, 0) < csv_input.MIN_TRAIN_CLASS_ROWS)
-    if not few:
-        return None
-    shown = ", ".join(f"{v!r} ({n})" for n, v in few[:5])
-    more = f" and {len(few) - 5} more" if len(few) > 5 else ""
-    return (f"label column {label!r}: {len(few)} class{'es' if len(few) != 1 else ''} would have fewer than "
-            f"{csv_input.MIN_TRAIN_CLASS_ROWS} rows in the train split (2 of 3 rows, by hash): {shown}{more}; add "
-            "rows, merge or drop them (--on-anomalies warn trains anyway; a class the train split lacks is then "
-            "an unseen class)")
+    return csv_input.rare_classes_message(label, {c: per_class.get(c, 0) for c in rare})
 
 
 def executor_splits() -> tuple:
