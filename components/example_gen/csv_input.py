@@ -70,13 +70,23 @@ def csv_files(data: str) -> list[Path]:
     if path.is_file():
         files = [path]
     else:
-        candidates = sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv")
-        for candidate in candidates:
-            _refuse_dangling(candidate)
-            _refuse_special(candidate)
-        files = [p for p in candidates if p.is_file()]
+        files = regular_files(sorted(p for p in path.iterdir() if p.suffix.lower() == ".csv"))
     if not files:
         raise InputError(f"folder {data} holds no .csv file")
+    return readable(files)
+
+
+def regular_files(candidates: list) -> list[Path]:
+    """The regular files among a folder's candidates; a dangling link or a device, FIFO or
+    socket among them is refused, naming it (every input format checks its files so)."""
+    for candidate in candidates:
+        _refuse_dangling(candidate)
+        _refuse_special(candidate)
+    return [p for p in candidates if p.is_file()]
+
+
+def readable(files: list) -> list:
+    """`files`, each opened once: an unreadable one is named here, not by a stage."""
     for file in files:
         try:
             with open(file, "rb"):

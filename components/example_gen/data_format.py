@@ -67,17 +67,7 @@ def data_files(data: str) -> tuple:
     kind = next(iter(found), CSV)
     if kind == CSV:
         return CSV, csv_input.csv_files(data)
-    for candidate in found[kind]:
-        csv_input._refuse_dangling(candidate)
-        csv_input._refuse_special(candidate)
-    files = [p for p in found[kind] if p.is_file()]
-    for file in files:
-        try:
-            with open(file, "rb"):
-                pass
-        except OSError as err:
-            raise InputError(f"{file} cannot be read: {err.strerror or err}") from None
-    return kind, files
+    return kind, csv_input.readable(csv_input.regular_files(found[kind]))
 
 
 def format_of(data: str) -> str:
