@@ -33,6 +33,21 @@ def serialized_example(instance: dict) -> bytes:
     return ex.SerializeToString()
 
 
+def model_files(uri: Path, graph: bytes):
+    """A TFX Model artifact at `uri` whose Format-Serving holds a SavedModel's files (the
+    graph bytes given, so it may not load): what the Pusher copies and checks."""
+    from tfx.types import standard_artifacts
+
+    model = standard_artifacts.Model()
+    model.uri = str(uri)
+    serving = uri / "Format-Serving"
+    (serving / "variables").mkdir(parents=True)
+    (serving / "saved_model.pb").write_bytes(graph)
+    (serving / "variables" / "variables.index").write_bytes(b"index")
+    (serving / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
+    return model
+
+
 def save_scaler(path: Path, factor: float, broken_on_examples: bool = False) -> Path:
     """A SavedModel whose serving_default parses serialized tf.Examples with a float "x" and
     an int "n" and answers x * factor (so the answer says which version computed it) and

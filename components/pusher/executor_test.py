@@ -9,6 +9,7 @@ import pytest
 from tfx.types import standard_artifacts
 
 from kubetfx.components.pusher import executor
+from testing_models import model_files
 
 
 def _blessing(cls, tmp_path, name, blessed):
@@ -35,13 +36,7 @@ def test_pusher_refuses_when_a_blessing_input_is_missing(tmp_path):
 def test_the_serving_dir_property_is_where_the_model_is_pushed(tmp_path):
     """The compiled spec's `serving_dir` parameter (a runner without the serving volume,
     kfp.local, points it at a directory it mounts) wins over push_destination's directory."""
-    model = standard_artifacts.Model()
-    model.uri = str(tmp_path / "model")
-    serving = tmp_path / "model" / "Format-Serving"
-    (serving / "variables").mkdir(parents=True)
-    (serving / "saved_model.pb").write_bytes(b"graph")
-    (serving / "variables" / "variables.index").write_bytes(b"index")
-    (serving / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
+    model = model_files(tmp_path / "model", b"graph")
     pushed = standard_artifacts.PushedModel()
     pushed.uri = str(tmp_path / "pushed")
     inputs = {"model": [model],

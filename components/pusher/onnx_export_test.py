@@ -10,7 +10,7 @@ import os
 from tfx.types import standard_artifacts
 
 from kubetfx.components.pusher import executor, onnx_export
-from testing_models import save_scaler
+from testing_models import model_files, save_scaler
 
 
 def _blessed(cls, path):
@@ -21,13 +21,7 @@ def _blessed(cls, path):
 
 
 def test_a_model_that_does_not_convert_is_pushed_without_onnx_and_says_why(tmp_path):
-    model = standard_artifacts.Model()
-    model.uri = str(tmp_path / "model")
-    serving = tmp_path / "model" / "Format-Serving"
-    (serving / "variables").mkdir(parents=True)
-    (serving / "saved_model.pb").write_bytes(b"not a graph")
-    (serving / "variables" / "variables.index").write_bytes(b"index")
-    (serving / "variables" / "variables.data-00000-of-00001").write_bytes(b"weights")
+    model = model_files(tmp_path / "model", b"not a graph")
     # The schema and statistics inputs of kubetfx's graph (TFX's own, without them, gets
     # a version of the model's files only: tests/tfx_contract/test_pusher_contract.py).
     schema, statistics = standard_artifacts.Schema(), standard_artifacts.ExampleStatistics()
