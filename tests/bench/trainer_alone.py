@@ -7,7 +7,6 @@ peak RSS and the run's training.json.
         --config '{"label": "species", "task": "classification"}'
 """
 import argparse
-import glob
 import json
 import os
 import resource
@@ -17,25 +16,18 @@ from tfx.components.trainer import fn_args_utils
 from tfx.types import artifact_utils, standard_artifacts
 
 from kubetfx.components.trainer import model
-
-
-def _latest(home: str, pattern: str) -> str:
-    paths = sorted(glob.glob(os.path.join(home, "pipelines", "*", pattern)),
-                   key=lambda p: int(os.path.basename(p)) if os.path.basename(p).isdigit() else -1)
-    if not paths:
-        raise SystemExit(f"no {pattern} under {home}/pipelines: run the pipeline first")
-    return paths[-1]
+from latest_outputs import latest  # beside this script (sys.path[0])
 
 
 def fn_args_for(home: str, out: str, config: dict):
     examples = standard_artifacts.Examples()
-    examples.uri = _latest(home, "*ExampleGen/examples/*")
+    examples.uri = latest(home, "*ExampleGen/examples/*")
     examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
     examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
     graph = standard_artifacts.TransformGraph()
-    graph.uri = _latest(home, "Transform/transform_graph/*")
+    graph.uri = latest(home, "Transform/transform_graph/*")
     schema = standard_artifacts.Schema()
-    schema.uri = _latest(home, "*SchemaGen/schema/*")
+    schema.uri = latest(home, "*SchemaGen/schema/*")
     fn_args = fn_args_utils.get_common_fn_args(
         {"examples": [examples], "transform_graph": [graph], "schema": [schema]},
         {"train_args": "{}", "eval_args": "{}"})

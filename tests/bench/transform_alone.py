@@ -20,13 +20,7 @@ import sys
 import tempfile
 import time
 
-
-def _latest(home: str, pattern: str) -> str:
-    paths = sorted(glob.glob(os.path.join(home, "pipelines", "*", pattern)),
-                   key=lambda p: int(os.path.basename(p)) if os.path.basename(p).isdigit() else -1)
-    if not paths:
-        raise SystemExit(f"no {pattern} under {home}/pipelines: run the pipeline first")
-    return paths[-1]
+from latest_outputs import latest  # beside this script (sys.path[0])
 
 
 def run_once(side: str, home: str, out: str, config: dict) -> dict:
@@ -37,11 +31,11 @@ def run_once(side: str, home: str, out: str, config: dict) -> dict:
     from kubetfx.components.transform import component, executor as ours
 
     examples = standard_artifacts.Examples()
-    examples.uri = _latest(home, "*ExampleGen/examples/*")
+    examples.uri = latest(home, "*ExampleGen/examples/*")
     splits = sorted(os.path.basename(p)[len("Split-"):] for p in glob.glob(os.path.join(examples.uri, "Split-*")))
     examples.split_names = artifact_utils.encode_split_names(splits)
     schema = standard_artifacts.Schema()
-    schema.uri = _latest(home, "*SchemaGen/schema/*")
+    schema.uri = latest(home, "*SchemaGen/schema/*")
     graph = standard_artifacts.TransformGraph()
     graph.uri = out
     properties = {keys.PREPROCESSING_FN_KEY: component.PREPROCESSING_FN,
