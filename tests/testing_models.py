@@ -82,3 +82,73 @@ def wait_for(condition, timeout: float = 120, what: str = "condition"):
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.05)
     return result
+
+
+# The Evaluator's synthetic examples and models (components/evaluator/*_test.py): tf.Examples
+# with a float "x", a float "mass" and a text "species", and tf.Modules with the two
+# signatures kubetfx's Trainer exports, whose accuracy / error is known by construction.
+PENGUIN_CLASSES = (b"Adelie", b"Chinstrap", b"Gentoo")
+
+
+def write_gate_examples(root: Path, rows: dict):
+    """A TFX Examples artifact at root/examples: {split: [(x, mass, species or None)]}, one
+    GZIP file per split; a species None is an empty label cell (no value)."""
+    import os
+
+    import tensorflow as tf
+    from tfx.types import artifact_utils, standard_artifacts
+
+    examples = standard_artifacts.Examples()
+    examples.uri = str(root / "examples")
+    examples.split_names = artifact_utils.encode_split_names(list(rows))
+    for split, split_rows in rows.items():
+        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
+        path = os.path.join(examples.uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
+        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for x, mass, species in split_rows:
+                features = {
+                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=[x])),
+                    "mass": tf.train.Feature(float_list=tf.train.FloatList(value=[mass])),
+                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[] if species is None else [species])),
+                }
+                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return examples
+
+
+def save_gate_model(path: Path, task: str, quality: float = 1.0, mass_weight: float = 1.0, offset: float = 0.0):
+    """A TFX Model artifact at `path`. classification: right exactly on examples with
+    x < quality (the species' next class elsewhere); regression: predicts
+    mass_weight * mass + offset. transform_features gives species as its class id, or
+    -1 (preprocessing.MISSING_LABEL) where the example has none."""
+    import os
+
+    import tensorflow as tf
+    from tfx.types import standard_artifacts
+
+    spec = {"x": tf.io.FixedLenFeature([], tf.float32), "mass": tf.io.FixedLenFeature([], tf.float32),
+            "species": tf.io.FixedLenFeature([], tf.string, default_value="")}
+
+    def transform(examples):
+        raw = tf.io.parse_example(examples, spec)
+        matches = tf.cast(tf.equal(raw["species"][:, None], tf.constant(PENGUIN_CLASSES)[None, :]), tf.int64)
+        ids = tf.where(tf.reduce_any(matches > 0, axis=1), tf.argmax(matches, axis=1), tf.constant(-1, tf.int64))
+        return {"species": ids, "x": raw["x"], "mass": raw["mass"]}
+
+    module = tf.Module()
+    signature = [tf.TensorSpec([None], tf.string, name="examples")]
+
+    @tf.function(input_signature=signature)
+    def serve(examples):
+        features = transform(examples)
+        if task == "regression":
+            return {"predictions": mass_weight * features["mass"][:, None] + offset}
+        wrong = tf.cast(features["x"] >= quality, tf.int64)
+        return {"probabilities": tf.one_hot((tf.maximum(features["species"], 0) + wrong) % 3, 3)}
+
+    module.serve = serve
+    module.transform_features = tf.function(transform, input_signature=signature)
+    model = standard_artifacts.Model()
+    model.uri = str(path)
+    tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"),
+                        signatures={"serving_default": serve, "transform_features": module.transform_features})
+    return model

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 
 from kubetfx.components.evaluator import acceptance, component, executor
+from testing_models import PENGUIN_CLASSES, save_gate_model, write_gate_examples
 from kubetfx.pipelines.config import PipelineConfig
 
 pytestmark = pytest.mark.slow
 
-CLASSES = (b"Adelie", b"Chinstrap", b"Gentoo")
+CLASSES = PENGUIN_CLASSES
 QUALITY = 0.8
 ROWS = 400
 # (low, high) of x per split: eval accuracy ~0.8, test accuracy ~0.6.
@@ -25,60 +26,17 @@ X_RANGE = {"train": (0.0, 1.0), "eval": (0.0, 1.0), "test": (0.5, 1.0)}
 
 
 def _write_examples(root, splits=("train", "eval", "test")):
-    import tensorflow as tf
-    from tfx.types import artifact_utils, standard_artifacts
-
     rng = np.random.default_rng(11)
-    examples = standard_artifacts.Examples()
-    examples.uri = str(root / "examples")
-    examples.split_names = artifact_utils.encode_split_names(list(splits))
-    xs = {}
+    xs, rows = {}, {}
     for split in splits:
-        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
-        path = os.path.join(examples.uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
         xs[split] = rng.uniform(*X_RANGE[split], ROWS).astype(np.float32)
-        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
-            for x in xs[split]:
-                features = {
-                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=[x])),
-                    "mass": tf.train.Feature(float_list=tf.train.FloatList(value=[4000.0 + 1000.0 * x])),
-                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[CLASSES[rng.integers(3)]])),
-                }
-                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
-    return examples, xs
+        rows[split] = [(x, 4000.0 + 1000.0 * x, CLASSES[rng.integers(3)]) for x in xs[split]]
+    return write_gate_examples(root, rows), xs
 
 
 def _save_model(path, task: str):
     """classification: right exactly where x < QUALITY; regression: predicts 4000 (error 1000 x)."""
-    import tensorflow as tf
-    from tfx.types import standard_artifacts
-
-    spec = {"x": tf.io.FixedLenFeature([], tf.float32), "mass": tf.io.FixedLenFeature([], tf.float32),
-            "species": tf.io.FixedLenFeature([], tf.string)}
-
-    def transform(examples):
-        raw = tf.io.parse_example(examples, spec)
-        ids = tf.argmax(tf.cast(tf.equal(raw["species"][:, None], tf.constant(CLASSES)[None, :]), tf.int64), axis=1)
-        return {"species": ids, "x": raw["x"], "mass": raw["mass"]}
-
-    module = tf.Module()
-    signature = [tf.TensorSpec([None], tf.string, name="examples")]
-
-    @tf.function(input_signature=signature)
-    def serve(examples):
-        features = transform(examples)
-        if task == "regression":
-            return {"predictions": tf.fill([tf.size(features["x"]), 1], 4000.0)}
-        wrong = tf.cast(features["x"] >= QUALITY, tf.int64)
-        return {"probabilities": tf.one_hot((features["species"] + wrong) % 3, 3)}
-
-    module.serve = serve
-    module.transform_features = tf.function(transform, input_signature=signature)
-    model = standard_artifacts.Model()
-    model.uri = str(path)
-    tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"),
-                        signatures={"serving_default": serve, "transform_features": module.transform_features})
-    return model
+    return save_gate_model(path, task, QUALITY, mass_weight=0.0, offset=4000.0)
 
 
 @pytest.fixture(scope="module")

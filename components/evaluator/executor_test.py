@@ -12,68 +12,26 @@ import numpy as np
 import pytest
 
 from kubetfx.components.evaluator import component, executor as batched
+from testing_models import PENGUIN_CLASSES, save_gate_model, write_gate_examples
 from kubetfx.pipelines.config import PipelineConfig
 
 pytestmark = pytest.mark.slow
 
 ROWS = 1000
-CLASSES = (b"Adelie", b"Chinstrap", b"Gentoo")
+CLASSES = PENGUIN_CLASSES
 
 
 def _write_examples(root) -> "Examples":
-    import tensorflow as tf
-    from tfx.types import artifact_utils, standard_artifacts
-
     rng = np.random.default_rng(7)
-    examples = standard_artifacts.Examples()
-    examples.uri = str(root / "examples")
-    examples.split_names = artifact_utils.encode_split_names(["train", "eval"])
-    for split in ("train", "eval"):
-        os.makedirs(os.path.join(examples.uri, f"Split-{split}"))
-        path = os.path.join(examples.uri, f"Split-{split}", "data_tfrecord-00000-of-00001.gz")
-        with tf.io.TFRecordWriter(path, tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
-            for _ in range(ROWS):
-                features = {
-                    "x": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.random()])),
-                    "mass": tf.train.Feature(float_list=tf.train.FloatList(value=[rng.normal(4000, 500)])),
-                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[CLASSES[rng.integers(3)]])),
-                }
-                writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
-    return examples
+    rows = {split: [(rng.random(), rng.normal(4000, 500), CLASSES[rng.integers(3)]) for _ in range(ROWS)]
+            for split in ("train", "eval")}
+    return write_gate_examples(root, rows)
 
 
 def _save_model(path, task: str, quality: float) -> "Model":
     """classification: right on examples with x < quality (accuracy ~ quality);
     regression: predicts mass + 1000 * (1 - quality) (MAE exactly that)."""
-    import tensorflow as tf
-    from tfx.types import standard_artifacts
-
-    spec = {"x": tf.io.FixedLenFeature([], tf.float32), "mass": tf.io.FixedLenFeature([], tf.float32),
-            "species": tf.io.FixedLenFeature([], tf.string)}
-
-    def transform(examples):
-        raw = tf.io.parse_example(examples, spec)
-        ids = tf.argmax(tf.cast(tf.equal(raw["species"][:, None], tf.constant(CLASSES)[None, :]), tf.int64), axis=1)
-        return {"species": ids, "x": raw["x"], "mass": raw["mass"]}
-
-    module = tf.Module()
-    signature = [tf.TensorSpec([None], tf.string, name="examples")]
-
-    @tf.function(input_signature=signature)
-    def serve(examples):
-        features = transform(examples)
-        if task == "regression":
-            return {"predictions": features["mass"][:, None] + 1000.0 * (1.0 - quality)}
-        wrong = tf.cast(features["x"] >= quality, tf.int64)
-        return {"probabilities": tf.one_hot((features["species"] + wrong) % 3, 3)}
-
-    module.serve = serve
-    module.transform_features = tf.function(transform, input_signature=signature)
-    model = standard_artifacts.Model()
-    model.uri = str(path)
-    tf.saved_model.save(module, os.path.join(model.uri, "Format-Serving"),
-                        signatures={"serving_default": serve, "transform_features": module.transform_features})
-    return model
+    return save_gate_model(path, task, quality, offset=1000.0 * (1.0 - quality))
 
 
 def _evaluate(executor_class, root, examples, model, baseline, eval_config) -> dict:
