@@ -141,12 +141,13 @@ def _examples(a) -> str:
 
 
 def _blessing(outputs) -> str:
-    from kubetfx.components.evaluator import acceptance
+    from kubetfx.components.evaluator import acceptance, gate
 
     blessed = _prop(outputs["ModelBlessing"], "blessed") if "ModelBlessing" in outputs else None
+    tolerance = gate.read(outputs.get("ModelBlessing"))  # set when compared with a served model
     held_out = acceptance.read(outputs.get("ModelBlessing"))
     return (f"{_evaluation(outputs['ModelEvaluation'])}; {'BLESSED' if blessed else 'NOT blessed'}"
-            + (f"; {held_out.line()}" if held_out else ""))
+            + (f"; {tolerance.line()}" if tolerance else "") + (f"; {held_out.line()}" if held_out else ""))
 
 
 def _infra(outputs) -> str:

@@ -92,7 +92,7 @@ PENGUIN_CLASSES = (b"Adelie", b"Chinstrap", b"Gentoo")
 
 def write_gate_examples(root: Path, rows: dict):
     """A TFX Examples artifact at root/examples: {split: [(x, mass, species or None)]}, one
-    GZIP file per split; a species None is an empty label cell (no value)."""
+    GZIP file per split; a species None is an empty label cell (no species feature)."""
     import os
 
     import tensorflow as tf
@@ -109,8 +109,9 @@ def write_gate_examples(root: Path, rows: dict):
                 features = {
                     "x": tf.train.Feature(float_list=tf.train.FloatList(value=[x])),
                     "mass": tf.train.Feature(float_list=tf.train.FloatList(value=[mass])),
-                    "species": tf.train.Feature(bytes_list=tf.train.BytesList(value=[] if species is None else [species])),
                 }
+                if species is not None:
+                    features["species"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[species]))
                 writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     return examples
 

@@ -18,6 +18,7 @@ After the blessing, a blessed model gets its acceptance test on the held-out tes
 (acceptance.py), on either path."""
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import time
@@ -37,7 +38,7 @@ from tfx.types import artifact_utils, standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
 from kubetfx.components import beam_runner, upstream_seams
-from kubetfx.components.evaluator import acceptance
+from kubetfx.components.evaluator import acceptance, gate
 
 BATCH = 8192
 OVERALL = ()  # TFMA's slice key of the overall slice
@@ -241,17 +242,102 @@ def acceptance_metric(exec_properties, input_dict, examples, models: list) -> tu
     return name, float(np.float32(total) / np.float32(count)), count
 
 
+def _eval_files(input_dict, exec_properties) -> tuple:
+    """(files, compression, splits) of the splits the blessing is computed on."""
+    all_examples = input_dict.get(keys.EXAMPLES_KEY) or []
+    if len(all_examples) != 1:
+        raise Unsupported(f"{len(all_examples)} Examples artifacts")
+    splits = json_utils.loads(exec_properties.get(keys.EXAMPLE_SPLITS_KEY, "null")) or ["eval"]
+    return (*_split_files(all_examples[0], splits), splits)
+
+
+def _label_key(eval_config) -> str:
+    return next((s.label_key for s in eval_config.model_specs if not s.is_baseline and s.label_key), "")
+
+
+def resolve_tolerance(input_dict, exec_properties) -> tuple:
+    """(exec_properties with the change tolerance widened to one labelled eval example
+    where change_tolerance is finer, gate.Tolerance or None): see gate.py."""
+    if not input_dict.get(keys.BASELINE_MODEL_KEY) or not exec_properties.get(keys.EVAL_CONFIG_KEY):
+        return exec_properties, None  # no comparison with a served model
+    eval_config = tfma.EvalConfig()
+    proto_utils.json_to_proto(exec_properties[keys.EVAL_CONFIG_KEY], eval_config)
+    tolerance = gate.configured(eval_config)
+    label = _label_key(eval_config)
+    if tolerance is None or not label:
+        return exec_properties, tolerance
+    try:
+        files, compression, _ = _eval_files(input_dict, exec_properties)
+    except Unsupported as reason:
+        logging.info("Evaluator: change_tolerance as configured (%s)", reason)
+        return exec_properties, tolerance
+    # Only a split smaller than 1/change_tolerance can need the floor: count no further.
+    limit = gate.SCAN_LIMIT if tolerance.configured <= 0 else min(gate.SCAN_LIMIT, int(1 / tolerance.configured) + 1)
+    labelled, _ = gate.count_labelled(files, compression, label, limit)
+    tolerance = gate.resolved(eval_config, labelled) or tolerance
+    logging.info("Evaluator: %s", tolerance.line())
+    return {**exec_properties, keys.EVAL_CONFIG_KEY: proto_utils.proto_to_json(eval_config)}, tolerance
+
+
+def _record_tolerance(output_dict, tolerance) -> None:
+    blessing = (output_dict.get(keys.BLESSING_KEY) or [None])[0]
+    if blessing is not None and tolerance is not None:
+        gate.write(blessing, tolerance)
+
+
+@contextlib.contextmanager
+def labelled_examples(input_dict, output_dict, exec_properties):
+    """input_dict for TFMA's general path: where the eval splits have rows without a label,
+    Examples holding only the labelled ones (TFMA counted the others as misses), written
+    beside the evaluation (where every Beam worker reads) and removed afterwards."""
+    eval_config = tfma.EvalConfig()
+    proto_utils.json_to_proto(exec_properties.get(keys.EVAL_CONFIG_KEY) or "{}", eval_config)
+    label, evaluation = _label_key(eval_config), output_dict.get(keys.EVALUATION_KEY)
+    try:
+        _eval_files(input_dict, exec_properties)
+    except Unsupported:
+        label = ""
+    if not label or not evaluation:
+        yield input_dict
+        return
+    original = input_dict[keys.EXAMPLES_KEY][0]
+    root = artifact_utils.get_single_uri(evaluation).rstrip("/") + "-labelled-examples"
+    try:
+        left_out = 0
+        for split in json_utils.loads(exec_properties.get(keys.EXAMPLE_SPLITS_KEY, "null")) or ["eval"]:
+            files, compression = _split_files(original, [split])
+            folder = os.path.join(root, f"Split-{split}")
+            tf.io.gfile.makedirs(folder)
+            left_out += gate.labelled_copy(files, compression, label, folder)
+        if not left_out:
+            yield input_dict
+            return
+        logging.info("Evaluator: %d eval rows without a label left out of TFMA's evaluation", left_out)
+        proto = type(original.mlmd_artifact)()
+        proto.CopyFrom(original.mlmd_artifact)
+        copy = artifact_utils.deserialize_artifact(original.artifact_type, proto)
+        copy.uri = root
+        yield {**input_dict, keys.EXAMPLES_KEY: [copy]}
+    finally:
+        if tf.io.gfile.exists(root):
+            tf.io.gfile.rmtree(root)
+
+
 class Executor(tfx_executor.Executor):
 
     def Do(self, input_dict, output_dict, exec_properties) -> None:
         input_dict = without_empty_baseline(input_dict)
+        # One eval config for both paths: the change tolerance the eval split resolves (gate.py).
+        exec_properties, tolerance = resolve_tolerance(input_dict, exec_properties)
         try:
             eval_config, models, files, compression, metric_keys, writers = self._plan(input_dict, exec_properties)
             started = time.monotonic()
             metrics = compute_metrics(eval_config, models, files, compression, metric_keys)
         except Unsupported as reason:  # raised before anything is written
             logging.info("Evaluator: TFMA's general path (%s)", reason)
-            super().Do(input_dict, output_dict, exec_properties)
+            with labelled_examples(input_dict, output_dict, exec_properties) as tfma_inputs:
+                super().Do(tfma_inputs, output_dict, exec_properties)
+            _record_tolerance(output_dict, tolerance)
             return self._accept(input_dict, output_dict, exec_properties, [])
         self._log_startup(input_dict, output_dict, exec_properties)
         output_uri = artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY])
@@ -261,6 +347,7 @@ class Executor(tfx_executor.Executor):
         # As TFX: no thresholds, no blessing (nothing is blessed by accident).
         if tfma.metrics.metric_thresholds_from_metrics_specs(eval_config.metrics_specs, eval_config=eval_config):
             self._bless(input_dict, output_dict, exec_properties, output_uri)
+        _record_tolerance(output_dict, tolerance)
         self._accept(input_dict, output_dict, exec_properties, models)
 
     @staticmethod
