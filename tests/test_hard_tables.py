@@ -108,11 +108,16 @@ def test_a_thousand_classes_refused_up_front_or_trained_with_warn(tmp_path, run_
 
 @pytest.mark.serving
 def test_the_module_template_trains_as_it_is(tmp_path, run_kubetfx, unicode_table):
+    """Every 10th row's label cell is empty: no class of its own (before: a third class "")."""
     module = tmp_path / "my_module.py"
     written = run_kubetfx("init-module", module)
     assert written.returncode == 0 and module.is_file(), written.stderr
+    header, *rows = unicode_table.read_text(encoding="utf-8").splitlines()
+    rows = [row.rsplit(",", 1)[0] + "," if i % 10 == 0 else row for i, row in enumerate(rows)]
+    table = tmp_path / "villes.csv"
+    table.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     home = tmp_path / "home"
-    result = run_kubetfx("run", "--home", home, "--data", unicode_table, "--label", "espèce", "--module-file", module)
+    result = run_kubetfx("run", "--home", home, "--data", table, "--label", "espèce", "--module-file", module)
     assert result.returncode == 0, result.stdout + result.stderr
     versions = _pushed(home, "kubetfx-villes")
     assert len(versions) == 1

@@ -22,6 +22,10 @@ from tfx_bsl.public import tfxio
 
 LABEL_VOCABULARY = "label"  # the Evaluator reads class names from this vocabulary
 BATCH_SIZE = 32
+# A row without a label (an empty cell) is no example: its class id is MISSING_LABEL (a
+# regression target NaN); training leaves it out, and so does kubetfx's Evaluator. Without
+# this the empty cell became a class of its own ("" or "0") that the model learned.
+MISSING_LABEL = -1
 
 
 def _dense(x, default):
@@ -30,6 +34,21 @@ def _dense(x, default):
         x = tf.sparse.to_dense(tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]),
                                default_value=default)
     return tf.reshape(x, [-1])
+
+
+def _label(x, task):
+    """Class ids in the vocabulary of the present labels (classification; a class only the
+    eval split has gets the id after the last), or float targets; MISSING_LABEL / NaN where
+    the row has no label."""
+    present = tf.ones_like(_dense(x, tf.cast(0, x.dtype)), tf.bool)
+    if isinstance(x, tf.SparseTensor):
+        present = _dense(tf.SparseTensor(x.indices, tf.ones_like(x.values, tf.bool), x.dense_shape), False)
+    if task != "classification":
+        return tf.where(present, tf.cast(_dense(x, tf.cast(0, x.dtype)), tf.float32), float("nan"))
+    text = _dense(x, "") if x.dtype == tf.string else tf.strings.as_string(_dense(x, tf.cast(0, x.dtype)))
+    vocabulary = tft.vocabulary(tf.boolean_mask(text, present), vocab_filename=LABEL_VOCABULARY)
+    ids = tft.apply_vocabulary(text, vocabulary, num_oov_buckets=1)
+    return tf.where(present, ids, tf.constant(MISSING_LABEL, ids.dtype))
 
 
 def preprocessing_fn(inputs, custom_config):
@@ -41,11 +60,7 @@ def preprocessing_fn(inputs, custom_config):
         else:  # missing numbers become 0 before scaling: edit to impute otherwise
             values = tf.cast(_dense(x, tf.cast(0, x.dtype)), tf.float32)
         if name == label:
-            if task == "classification":
-                as_text = values if x.dtype == tf.string else tf.strings.as_string(_dense(x, tf.cast(0, x.dtype)))
-                outputs[name] = tft.compute_and_apply_vocabulary(as_text, vocab_filename=LABEL_VOCABULARY)
-            else:
-                outputs[name] = values
+            outputs[name] = _label(x, task)
         elif x.dtype == tf.string:  # a category: its id in a vocabulary, one bucket for unseen values
             outputs[name] = tft.compute_and_apply_vocabulary(values, num_oov_buckets=1)
         else:
@@ -67,7 +82,7 @@ def _model(tf_transform_output, label, task):
             encoded.append(layer)
     x = keras.layers.concatenate(encoded) if len(encoded) > 1 else encoded[0]
     x = keras.layers.Dense(32, activation="relu")(x)
-    if task == "classification":
+    if task == "classification":  # no output for the OOV id: a class only the eval split has
         classes = tf_transform_output.vocabulary_size_by_name(LABEL_VOCABULARY)
         model = keras.Model(inputs, keras.layers.Dense(classes)(x))
         model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["sparse_categorical_accuracy"],
@@ -81,11 +96,19 @@ def _model(tf_transform_output, label, task):
 def run_fn(fn_args):
     label, task = fn_args.custom_config["label"], fn_args.custom_config["task"]
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    classes = tf_transform_output.vocabulary_size_by_name(LABEL_VOCABULARY) if task == "classification" else 0
+
+    def labelled(features, label_value):
+        """Rows with a label the model has an output for (not MISSING_LABEL / NaN, not a
+        class only the eval split has)."""
+        if task == "classification":
+            return tf.reduce_all((label_value >= 0) & (label_value < classes))
+        return tf.reduce_all(tf.math.is_finite(label_value))
 
     def dataset(files):
         return fn_args.data_accessor.tf_dataset_factory(
             files, tfxio.TensorFlowDatasetOptions(batch_size=BATCH_SIZE, label_key=label),
-            tf_transform_output.transformed_metadata.schema).repeat()
+            tf_transform_output.transformed_metadata.schema).unbatch().filter(labelled).batch(BATCH_SIZE).repeat()
 
     model = _model(tf_transform_output, label, task)
     model.fit(dataset(fn_args.train_files), steps_per_epoch=fn_args.train_steps or 300,
