@@ -150,7 +150,8 @@ class PipelineConfig:
     # sees it), once per blessed model: the same metric and direction as eval_threshold;
     # below it the model is not pushed. None: measured and recorded only.
     acceptance_threshold: Optional[Annotated[Number, pydantic.Field(ge=0)]] = None
-    # A candidate may be worse than the latest blessed model by at most this much.
+    # A candidate may be worse than the latest blessed model by at most this much (on
+    # accuracy never less than one labelled eval row: components/evaluator/gate.py).
     change_tolerance: Annotated[Number, pydantic.Field(ge=0)] = 0.01
     # The served version the Evaluator compares with ("" = none). None: the one served when
     # the run starts; a re-run of the same build gets that build's (pipelines/record/served_build.py).

@@ -1,5 +1,6 @@
 """Evaluator: TFMA metrics on the eval split; blesses above the threshold and not worse than
-the model served now (beyond `change_tolerance`; see served_baseline.py); then the blessed
+the model served now (beyond `change_tolerance`, never finer than one eval row: gate.py;
+the served model: served_baseline.py); then the blessed
 model's acceptance test on the held-out test split (acceptance.py)."""
 from __future__ import annotations
 
