@@ -11,10 +11,10 @@ HEAVY = ("tensorflow", "apache_beam", "tfx.components.bulk_inferrer.component", 
          "tensorflow_model_analysis.evaluators")
 
 
-def _loaded(code: str) -> dict:
+def _loaded(code: str, extra: tuple = ()) -> dict:
     """{snapshot name: {module: loaded}}; `code` calls snap(name) where it wants one."""
     script = ("import json, sys\nsnaps = {}\n"
-              f"def snap(name): snaps[name] = {{m: m in sys.modules for m in {HEAVY!r}}}\n"
+              f"def snap(name): snaps[name] = {{m: m in sys.modules for m in {HEAVY + extra!r}}}\n"
               + code + "\nsnap('end')\nprint(json.dumps(snaps))")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -56,3 +56,20 @@ def test_monitor_and_the_pipeline_skip_the_stock_components_kubetfx_never_runs()
     assert not any(snaps["monitor"][m] for m in unused + ("tensorflow_model_analysis.evaluators",)), snaps
     assert not any(snaps["pipeline"][m] for m in unused), snaps
     assert snaps["end"]["tfx.components.bulk_inferrer.component"] and snaps["end"]["keras_tuner"]
+
+
+def test_building_the_pipeline_skips_the_kubernetes_client(tmp_path):
+    # TFX's InfraValidator executor imports its Kubernetes runner for a serving spec kubetfx
+    # never writes (deferred_imports.MODULES); the runner still loads when something reads it.
+    snaps = _loaded(
+        "from kubetfx.pipelines.config import PipelineConfig\n"
+        "from kubetfx.pipelines import pipeline\n"
+        "from kubetfx.pipelines.run import parallel_runner, recovery\n"
+        f"pipeline.create_pipeline(PipelineConfig(home={str(tmp_path)!r}, task='classification'))\n"
+        "snap('built')\n"
+        "from tfx.components.infra_validator.model_server_runners import kubernetes_runner\n"
+        "assert kubernetes_runner.KubernetesRunner.__name__ == 'KubernetesRunner'\n",
+        extra=("kubernetes",))
+    assert snaps["built"]["tensorflow"], "the stages' classes need TensorFlow"
+    assert not snaps["built"]["kubernetes"], snaps
+    assert snaps["end"]["kubernetes"]
