@@ -48,7 +48,7 @@ from tfx.utils import io_utils
 from tfx_bsl.coders import example_coder
 from tfx_bsl.tfxio import tensor_representation_util
 
-from kubetfx.components import beam_runner, upstream_seams
+from kubetfx.components import beam_runner, prefetch, upstream_seams
 from kubetfx.components.statistics_gen.executor import record_batches
 from kubetfx.components.transform import preprocessing
 
@@ -232,10 +232,15 @@ class Analysis:
         session = tf.compat.v1.Session(graph=self.graph)
         try:
             run = session.make_callable(fetches, feed_list=[needed[c] for c in columns])
-            for records in record_batches(self._files, READ_BATCH):
-                batch = decoder.DecodeBatch(records)
-                rows += batch.num_rows
-                tensors = adapter.ToBatchTensors(batch, produce_eager_tensors=False)
+            def decoded():
+                for records in record_batches(self._files, READ_BATCH):
+                    batch = decoder.DecodeBatch(records)
+                    yield batch.num_rows, adapter.ToBatchTensors(batch, produce_eager_tensors=False)
+
+            # Decoded a batch ahead in a thread (tfx_bsl releases the GIL), as StatisticsGen
+            # reads, while the session and the combiners take the current batch.
+            for batch_rows, tensors in prefetch.ahead(decoded()):
+                rows += batch_rows
                 values = iter(run(*[tensors[c] for c in columns]))
                 for op in self.sources:
                     batch_values = tuple(next(values) for _ in op.operation_def.tensors)
