@@ -73,20 +73,26 @@ def run(config: PipelineConfig, options: Options = Options(), *,
     from kubetfx.components.container import images
     from kubetfx.pipelines.kubeflow.local_backend import backend, docker
 
-    spec, platform = kubeflow_compiler.compile_spec(config, kubeflow_compiler.ClusterSettings(image=options.image),
-                                                   prepare=prepare)
-    if options.image_repo:
-        for executor in spec["deploymentSpec"]["executors"].values():
-            if executor.get("container", {}).get("image", "").startswith("kubetfx/"):
-                executor["container"]["image"] = options.image_repo + executor["container"]["image"][len("kubetfx"):]
-    from kubetfx.pipelines.kubeflow import staged_files
+    # The object store's server boots while the spec compiles (local_backend/store.py Booting).
+    early = backend.start_early(Path(config.home_path), config.name)
+    try:
+        spec, platform = kubeflow_compiler.compile_spec(
+            config, kubeflow_compiler.ClusterSettings(image=options.image), prepare=prepare)
+        if options.image_repo:
+            for executor in spec["deploymentSpec"]["executors"].values():
+                if executor.get("container", {}).get("image", "").startswith("kubetfx/"):
+                    executor["container"]["image"] = options.image_repo + executor["container"]["image"][len("kubetfx"):]
+        from kubetfx.pipelines.kubeflow import staged_files
 
-    files = staged_files.uploads(spec, staged_files.user_files(config.module_file, config.schema_file))
-    request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data),
-                                 files=files)
-    with exclusive_run(config):
-        try:
-            return backend.run_spec(spec, platform, request, options)
-        except (docker.DockerUnavailable, images.MissingImageError, backend_rules.Rejected,
-                object_store_server.ObjectStoreUnavailable) as err:
-            raise BackendUnavailable(str(err)) from None
+        files = staged_files.uploads(spec, staged_files.user_files(config.module_file, config.schema_file))
+        request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data),
+                                     files=files)
+        with exclusive_run(config):
+            try:
+                return backend.run_spec(spec, platform, request, options, early)
+            except (docker.DockerUnavailable, images.MissingImageError, backend_rules.Rejected,
+                    object_store_server.ObjectStoreUnavailable) as err:
+                raise BackendUnavailable(str(err)) from None
+    finally:
+        if early is not None:
+            early.close()

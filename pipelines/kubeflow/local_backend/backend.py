@@ -83,17 +83,47 @@ def _mlmd_view(artifact: dict, local_uri: str) -> metadata_store_pb2.Artifact:
     return proto
 
 
+@dataclasses.dataclass
+class EarlyStart:
+    """A run begun before its spec exists: its id, and its object store booting."""
+    run_id: str
+    store: store.Booting
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def start_early(home: Path, pipeline: str) -> Optional[EarlyStart]:
+    """Starts the object store of the next run on `home` while the caller compiles its spec
+    (store.Booting says why); None when the home cannot take the run's log yet (the run
+    then says why, as without an early start)."""
+    run_id = str(uuid.uuid4())
+    logs = _logs_dir(home, pipeline, run_id)
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        os.chmod(logs, 0o700)
+    except OSError:
+        return None
+    return EarlyStart(run_id, store.Booting(home / "object-store", logs / "object-store.log"))
+
+
+def _logs_dir(home: Path, pipeline: str, run_id: str) -> Path:
+    return home / "logs" / pipeline / run_id
+
+
 class _Run:
-    def __init__(self, spec: dict, platform: Optional[dict], request: RunRequest, options: Options):
+    def __init__(self, spec: dict, platform: Optional[dict], request: RunRequest, options: Options,
+                 early: Optional[EarlyStart] = None):
         self.spec, self.platform, self.request, self.options = spec, platform, request, options
         self.version = versions.parse(options.kfp_version)
         self.run_as_user = versions.run_as_user(self.version, options.run_as_user)
-        self.run_id = str(uuid.uuid4())
+        self.early = early
+        self.run_id = early.run_id if early else str(uuid.uuid4())
         self.pipeline = spec["pipelineInfo"]["name"]
         self.root = spec.get("defaultPipelineRoot") or DEFAULT_PIPELINE_ROOT
         backend_dir = request.home / "kfp-backend" / request.pipeline
         self.work = backend_dir / "work" / self.run_id
-        self.logs = request.home / "logs" / request.pipeline / self.run_id
+        self.logs = _logs_dir(request.home, request.pipeline, self.run_id)
         self.metadata = metadata.MetadataStore(backend_dir / "metadata.sqlite")
         self.cache = cache.CacheDB(backend_dir / "cache.sqlite")
         self.outputs: dict = {}   # task -> {key: recorded artifact}
@@ -231,7 +261,9 @@ class _Run:
         for claim in sorted(claims):
             docker.ensure_volume(volume_name(claim, self.request.home), needed[0],
                                  {"kubetfx.home": str(self.request.home.resolve()), "kubetfx.claim": claim})
-        with store.running(self.request.home / "object-store", self.logs / "object-store.log") as self.store:
+        running = (self.early.store.running() if self.early else
+                   store.running(self.request.home / "object-store", self.logs / "object-store.log"))
+        with running as self.store:
             self.store.ensure_bucket(self.root)
             self.stage_files(tasks, executors)
             overrides = self.data_parameters()
@@ -294,5 +326,9 @@ class _Run:
                 self.summary.pushed_path = f"{where} (Docker volume {volume})" if volume else str(where)
 
 
-def run_spec(spec: dict, platform: Optional[dict], request: RunRequest, options: Options = Options()) -> RunSummary:
-    return _Run(spec, platform, request, options).execute_all()
+def run_spec(spec: dict, platform: Optional[dict], request: RunRequest, options: Options = Options(),
+             early: Optional[EarlyStart] = None) -> RunSummary:
+    """`early`: from start_early on the same home and pipeline (the caller closes it)."""
+    if early is not None and not _logs_dir(request.home, request.pipeline, early.run_id).is_dir():
+        raise ValueError("start_early was called for another home or pipeline than this run's")
+    return _Run(spec, platform, request, options, early).execute_all()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import threading
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Optional
 
 from kubetfx.pipelines.kubeflow import object_store, object_store_server
 
@@ -76,3 +77,44 @@ def running(mirror_root: Path, log: Path) -> Iterator[Store]:
     with object_store_server.running(log=log) as server:
         s3 = object_store.client(server.endpoint, server.access_key, server.secret_key)
         yield Store(s3, mirror_root)
+
+
+class Booting:
+    """The store's server started ahead of the run that uses it: `kubetfx run --engine
+    containers` compiles the spec first (TFX's imports and the pipeline's build, seconds),
+    and the server is a separate process whose own start takes seconds too, so it boots
+    meanwhile instead of after. A cluster's MinIO is up before any run: nothing of what a
+    task sees changes. `running()` waits for it (bounded by the server's start timeout);
+    `close()` stops it."""
+
+    def __init__(self, mirror_root: Path, log: Path):
+        self.mirror_root = mirror_root
+        self._stack = contextlib.ExitStack()
+        self._server: Optional[object_store_server.RunningStore] = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._start, args=(log,), name="object-store-boot", daemon=True)
+        self._thread.start()
+
+    def _start(self, log: Path) -> None:
+        try:
+            self._server = self._stack.enter_context(object_store_server.running(log=log))
+        except BaseException as err:  # noqa: BLE001 — raised again where the run needs the store
+            self._error = err
+
+    def _joined(self) -> None:
+        self._thread.join(object_store_server.START_TIMEOUT_SECONDS + 30)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Store]:
+        self._joined()
+        if self._error is not None:
+            raise self._error
+        if self._server is None:
+            raise object_store_server.ObjectStoreUnavailable("the object-store server did not start in time")
+        self.mirror_root.mkdir(parents=True, exist_ok=True)
+        yield Store(object_store.client(self._server.endpoint, self._server.access_key, self._server.secret_key),
+                    self.mirror_root)
+
+    def close(self) -> None:
+        self._joined()
+        self._stack.close()

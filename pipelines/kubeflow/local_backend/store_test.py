@@ -2,8 +2,14 @@
 empty, whatever earlier runs left in the mirror, and gets back only what a run asks for."""
 from __future__ import annotations
 
+import re
+import time
+import urllib.request
+
+import pytest
+
 from kubetfx.pipelines.kubeflow import object_store
-from kubetfx.pipelines.kubeflow.local_backend import store
+from kubetfx.pipelines.kubeflow.local_backend import backend, store
 
 
 def _keys(s3) -> list:
@@ -40,3 +46,29 @@ def test_the_data_root_keeps_only_the_current_files_across_runs(tmp_path):
         assert _keys(s.s3) == ["kubetfx/data/p/a.csv"]
     assert second != first
     assert sorted(p.name for p in (mirror / "mlpipeline" / "kubetfx" / "data" / "p").iterdir()) == ["a.csv"]
+
+
+def _answering_endpoint(log, timeout: float = 60) -> str:
+    """The server's address once its log says it listens, with nobody asking for the store."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = re.search(r"Running on (http://127\.0\.0\.1:\d+)", log.read_text() if log.exists() else "")
+        if found:
+            return found.group(1)
+        assert time.monotonic() < deadline, "the object store did not start on its own"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("used", [True, False])   # False: the compile failed, the run never came
+def test_a_run_started_early_boots_its_store_while_the_spec_compiles_and_stops_it(tmp_path, used):
+    early = backend.start_early(tmp_path / "home", "p")
+    try:
+        endpoint = _answering_endpoint(tmp_path / "home" / "logs" / "p" / early.run_id / "object-store.log")
+        if used:
+            with early.store.running() as s:
+                s.ensure_bucket("minio://mlpipeline")
+                assert s.s3.meta.endpoint_url == endpoint and _keys(s.s3) == []
+    finally:
+        early.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(endpoint + "/", timeout=5)
