@@ -9,6 +9,7 @@ half is the dataset?) instead of read in part. A single file of another name is 
 before, unless its first bytes are Parquet's magic."""
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Optional
 
@@ -104,7 +105,9 @@ def check(data: str, label: str, task: Optional[str] = None, rare_in_train: str 
     reader = _reader(kind)
     columns = reader.check_files(files, label)
     if label not in columns:
-        raise InputError(f"label column {label!r} is not in {data}; columns: {', '.join(columns)}")
+        alike = [c for c in columns if c.strip().casefold() == label.strip().casefold()]
+        hint = f" (not {', '.join(map(repr, alike))}: names must match exactly)" if alike else ""
+        raise InputError(f"label column {label!r} is not in {data}{hint}; columns: {', '.join(columns)}")
     labels = reader.label_column(files, label)
     if labels.null_count == len(labels):
         raise InputError(f"label column {label!r} has no values in {data}")
@@ -116,6 +119,48 @@ def check(data: str, label: str, task: Optional[str] = None, rare_in_train: str 
             raise InputError(problem)
         return problem
     return None
+
+
+def check_names(path, names: list, what: str = "column") -> None:
+    """Names a feature can carry through every stage and every one-line message: none
+    empty, blank or holding control or invisible characters (a newline, a zero-width
+    space), none twice, also once Unicode-normalized ('café' typed two ways is two
+    features a reader cannot tell apart). As CSV refuses an unnamed column."""
+    for name in names:
+        if not name.strip():
+            raise InputError(f"{path}: a {what} has {'no' if not name else 'a blank'} name ({name!r}); name every {what}")
+        odd = next((c for c in name if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn")), None)
+        if odd is not None:
+            raise InputError(f"{path}: the {what} name {name!r} holds the control or invisible character "
+                             f"U+{ord(odd):04X}; rename it")
+    normalized = [unicodedata.normalize("NFC", n) for n in names]
+    same = sorted({repr(n) for n, m in zip(names, normalized) if normalized.count(m) > 1})
+    if same:
+        raise InputError(f"{path} has duplicate {what} names{' (once Unicode-normalized)' if len(set(names)) == len(names) else ''}: "
+                         f"{', '.join(same)}")
+
+
+def check_unlabelled(data: str) -> tuple:
+    """(format, files) of new data that need not carry the label (monitor's): the checks
+    of `check` that ask for no label (the files, their bytes, the same columns in each,
+    each TFRecord a tf.Example), each a one-line InputError. Light: no TensorFlow import
+    but the tf.Example proto's."""
+    try:
+        kind, files = data_files(data)
+    except OSError as err:  # a folder that cannot be listed
+        raise InputError(f"{data} cannot be read: {err.strerror or err}") from None
+    if kind != CSV:
+        _reader(kind).check_files(files)
+        return kind, files
+    columns = None
+    for path in files:  # a duplicate column was a KeyError traceback, a semicolon file one
+        csv_input._check_bytes(path)  # unknown column and a verdict of "ok"
+        these = csv_input._check_header(path)
+        if columns is not None and these != columns:
+            raise InputError(f"{path} has other columns than {files[0]}: {these} vs {columns}; "
+                             "files of one dataset must share the header")
+        columns = these
+    return kind, files
 
 
 def task_of(labels) -> str:

@@ -32,6 +32,7 @@ from kubetfx.components.example_gen.csv_input import InputError
 UNKNOWN, INT, FLOAT, STRING = example_bytes.UNKNOWN, example_bytes.INT, example_bytes.FLOAT, example_bytes.STRING
 BATCH_ROWS = 64 * 1024
 SAMPLE_ROWS = 10_000
+_INT64_MAX = 2**63 - 1
 
 
 def kind_of(path, field: pa.Field) -> int:
@@ -70,16 +71,30 @@ def file_kinds(path) -> dict:
     return {field.name: kind_of(path, field) for field in schema}
 
 
+def _check_int64_range(path, schema: pa.Schema) -> None:
+    """An unsigned 64-bit column's values above 2^63-1 fit no tf.Example int64 (the cast
+    failed in ExampleGen with a traceback): refused, read a column at a time."""
+    for field in schema:
+        t = field.type.value_type if pa.types.is_dictionary(field.type) else field.type
+        if not pa.types.is_uint64(t):
+            continue
+        for batch in open_file(path).iter_batches(batch_size=BATCH_ROWS, columns=[field.name]):
+            top = pc.max(_plain(batch.column(0))).as_py()
+            if top is not None and top > _INT64_MAX:
+                raise InputError(f"{path}: column {field.name!r} (unsigned 64-bit) holds {top}, more than a "
+                                 f"tf.Example int64 holds ({_INT64_MAX}); cast it to a float or a string")
+
+
 def check_files(files: list, label: str = "") -> list:
-    """The column names, after refusing what the run could not read (each file's types,
-    rows, and the same columns in every file)."""
+    """The column names, after refusing what the run could not read (each file's names,
+    types and rows, and the same columns in every file)."""
     columns = None
     for path in files:
+        schema = open_file(path).schema_arrow
+        data_format.check_names(path, schema.names)
         kinds = file_kinds(path)
         these = list(kinds)
-        duplicates = sorted({c for c in these if these.count(c) > 1})
-        if duplicates:
-            raise InputError(f"{path} has duplicate column names: {', '.join(map(repr, duplicates))}")
+        _check_int64_range(path, schema)
         if columns is not None and sorted(these) != sorted(columns):
             raise InputError(f"{path} has other columns than {files[0]}: {these} vs {columns}; "
                              "files of one dataset must share the columns")
@@ -89,13 +104,35 @@ def check_files(files: list, label: str = "") -> list:
     return columns
 
 
-def column_kinds(files: list) -> dict:
-    """{column: kind}, the widest over the files (int in one, float in another: float)."""
+def column_kinds(files: list, wanted: dict | None = None) -> dict:
+    """{column: kind}, the widest over the files (int in one, float in another: float).
+    `wanted` ({column: kind}, e.g. a served schema's types): a column is read as that kind
+    when every value converts (ints as floats, anything as text, floats or text of whole
+    numbers as ints), so new data written by another tool (pandas writes an int column with
+    nulls as floats) is typed as the data it is compared with; else it keeps its own."""
     kinds = {}
     for path in files:
         for name, kind in file_kinds(path).items():
             kinds[name] = max(kinds.get(name, UNKNOWN), kind)
+    for name, kind in kinds.items():
+        want = (wanted or {}).get(name, kind)
+        if want in (kind, UNKNOWN) or kind == UNKNOWN:
+            continue
+        if want == STRING or (want, kind) == (FLOAT, INT) or _converts(files, name, want):
+            kinds[name] = want
     return kinds
+
+
+def _converts(files: list, name: str, kind: int) -> bool:
+    """Whether every value of the column converts to `kind` without loss (one pass over it)."""
+    for path in files:
+        for batch in open_file(path).iter_batches(batch_size=BATCH_ROWS, columns=[name]):
+            column = _plain(batch.column(0))
+            try:
+                typed(column, kind)  # a safe cast: 2.0 is 2, 1.5 is refused
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return False
+    return True
 
 
 def _plain(column: pa.Array) -> pa.Array:
@@ -128,10 +165,10 @@ def batches(path, columns: list):
         yield csv_input.drop_blank_rows(batch)
 
 
-def encoded_batches(files: list):
+def encoded_batches(files: list, wanted: dict | None = None):
     """(records, split keys) a batch at a time, in file order: serialized tf.Examples,
-    each record its own split key."""
-    kinds = column_kinds(files)
+    each record its own split key; `wanted` as column_kinds takes it."""
+    kinds = column_kinds(files, wanted)
     names = list(kinds)
     for path in files:
         for batch in batches(path, names):

@@ -22,7 +22,7 @@ import google_crc32c
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from kubetfx.components.example_gen import csv_input
+from kubetfx.components.example_gen import csv_input, data_format
 from kubetfx.components.example_gen.csv_input import InputError
 
 BATCH_RECORDS = 16 * 1024
@@ -171,15 +171,14 @@ def _as_array(values: list, kind) -> pa.Array:
 @functools.lru_cache(maxsize=2)
 def _scan(files: tuple, states: tuple, label: str) -> tuple:
     """(feature names, the label's value per record): one pass over every record, each
-    checked; names and kinds from the first SAMPLE_RECORDS records of each file. Cached
+    checked, with its features' names and kinds. Cached
     for the file states (sizes, mtimes): the checks, the task and the sample ask in turn."""
     kinds, values, label_kind = {}, [], None
     for path in files:
         count = 0
         for index, _, example in examples(path):
             count += 1
-            if index < SAMPLE_RECORDS:
-                _kinds_of(path, example, kinds)
+            _kinds_of(path, example, kinds)  # every record: a later one of another kind crashed a stage
             feature = example.features.feature.get(label)
             kind = feature.WhichOneof("kind") if feature is not None else None
             listed = getattr(feature, kind).value if kind else ()
@@ -194,6 +193,7 @@ def _scan(files: tuple, states: tuple, label: str) -> tuple:
             values.append(listed[0] if listed else None)
         if count == 0:
             raise InputError(f"{path} holds no records")
+    data_format.check_names(files[0] if len(files) == 1 else Path(files[0]).parent, list(kinds), "feature")
     return sorted(kinds), _as_array(values, label_kind)
 
 
@@ -248,7 +248,7 @@ def encoded_batches(files: list):
 
 def train_rows_of(files: list, label: str, classes: set) -> dict:
     """{class: records the executor places in the train split} for the given classes."""
-    from kubetfx.components.example_gen import data_format, executor
+    from kubetfx.components.example_gen import executor
 
     boundaries, train = data_format.executor_splits()
     labels = label_column(files, label).to_pylist()

@@ -31,7 +31,8 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "monitor", help="new data or inference logs vs the served model's training data: drift, skew, anomalies")
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", help="CSV file or folder of CSV files to compare (or minio://, s3:// URI)")
+    source.add_argument("--data", help="new data to compare, in any format `run --data` takes: a CSV or Parquet "
+                                       "file or folder, or TFRecords of tf.Examples (or minio://, s3:// URI)")
     source.add_argument("--logs", nargs="?", const="", metavar="DIR",
                         help="the inference log of `kubetfx serve` (default <home>/inference-logs/<name>/; "
                              "or the minio://, s3:// URI the logging proxy ships to)")
@@ -109,12 +110,12 @@ def _training(served):
     return tfdv.load_stats_binary(str(statistics)), tfdv.load_schema_text(str(schema))
 
 
-def _source(args, config):
+def _source(args, config, data=None, schema=None):
     from kubetfx.pipelines.monitor import new_statistics
     from kubetfx.pipelines.serving import inference_log
 
     if args.data is not None:
-        return "data", getattr(args, "source_uri", None) or args.data, new_statistics.csv_examples(args.data)
+        return "data", getattr(args, "source_uri", None) or args.data, new_statistics.data_examples(*data, schema)
     directory = Path(args.logs) if args.logs else inference_log.log_dir(config)
     if not inference_log.shards(directory):
         raise ConfigError(f"no inference log in {directory}: serve with `kubetfx serve` and send requests first")
@@ -148,15 +149,16 @@ def _table(verdicts: list) -> str:
 
 
 def _trained_on(input_base) -> str:
-    """The training files by name: the folder's CSV files when it is readable here."""
-    from kubetfx.components.example_gen import csv_input
+    """The training files by name: the folder's data files (any format) when it is
+    readable here."""
+    from kubetfx.components.example_gen import csv_input, data_format
 
     if not input_base:
         return "unrecorded data"
     try:
-        files = csv_input.csv_files(input_base)
+        _, files = data_format.data_files(input_base)
     except (csv_input.InputError, OSError):
-        return f"the CSV files of {input_base} (not readable here)"
+        return f"the data files of {input_base} (not readable here)"
     if len(files) == 1:
         return str(files[0])
     shown = ", ".join(f.name for f in files[:3]) + (f", +{len(files) - 3} more" if len(files) > 3 else "")
@@ -191,12 +193,16 @@ def monitor(args, config, result: dict | None = None) -> int:
 
 
 def _monitor(args, config, result: dict | None = None) -> int:
+    from kubetfx.components.example_gen import data_format
+
+    served = _served(config, args.serving_dir)
+    # The data's checks before TFDV's import: bad input is one line, in a second.
+    data = data_format.check_unlabelled(args.data) if args.data is not None else None
     from kubetfx.pipelines.monitor import drift, findings, new_statistics
 
     thresholds = drift.Thresholds.from_config(config)
-    served = _served(config, args.serving_dir)
     training, schema = _training(served)
-    split, source, examples = _source(args, config)
+    split, source, examples = _source(args, config, data, schema)
     mode = drift.DRIFT if split == "data" else drift.SKEW
     new = new_statistics.statistics(examples, schema, new_statistics.standard_boundaries(training))
     judged = drift.judge(new, training, schema, mode, served.data.label, thresholds, served.data.column_roles)

@@ -1,9 +1,13 @@
 """TFDV statistics of new data, decoded exactly as the pipeline decodes its training data,
 so a difference in the statistics is a difference in the data, not in the reading.
 
-CSV goes through ExampleGen's own path (`components/example_gen/executor.py`
-examples_from_csv: the column kinds inferred over every file, the same tf.Example encoding);
-inference logs are already tf.Examples. Both are decoded by tfx_bsl into one Arrow
+`--data` is told and checked as `run --data` is (components/example_gen/data_format.py:
+CSV, Parquet or TFRecords of tf.Examples; a folder mixing them refused) and read by
+ExampleGen's own readers: CSV through examples_from_csv (the column kinds inferred over
+every file, the same tf.Example encoding), Parquet through parquet_input with each column
+typed as the served schema says when every value converts (a pandas file's float column of
+whole numbers is the int feature it was trained as, not a type anomaly), TFRecords as
+they are, each record checked to be a tf.Example. Inference logs are already tf.Examples. Both are decoded by tfx_bsl into one Arrow
 RecordBatch and summarized in memory with TFDV's combiners (what StatisticsGen runs in
 Beam), restricted to the schema's features: the log's own columns (prediction, version,
 timestamp) are not data the model was trained on.
@@ -26,32 +30,42 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import tensorflow_data_validation as tfdv
 from tensorflow_data_validation.statistics import stats_impl
+from tensorflow_metadata.proto.v0 import schema_pb2
 from tfx_bsl.coders import example_coder
 
-from kubetfx.components.example_gen import csv_input, executor as example_gen
+from kubetfx.components.example_gen import csv_input, data_format, example_bytes, executor as example_gen
 
 BATCH_ROWS = 50_000
+_SCHEMA_KINDS = {schema_pb2.INT: example_bytes.INT, schema_pb2.FLOAT: example_bytes.FLOAT,
+                 schema_pb2.BYTES: example_bytes.STRING}
 
 
-def csv_examples(data: str):
-    """Serialized tf.Examples of a CSV file or folder, in ExampleGen's encoding."""
-    try:
-        files = csv_input.csv_files(data)
-    except OSError as err:  # a device or a socket (/dev/zero): csv_files lists it as a folder
-        raise csv_input.InputError(f"{data} is neither a file nor a folder of CSV files ({err.strerror})") from None
-    columns = None
-    for path in files:  # `run`'s one-line checks: a duplicate column was a KeyError traceback, a
-        csv_input._check_bytes(path)  # semicolon file one unknown column and a verdict of "ok"
-        these = csv_input._check_header(path)
-        if columns is not None and these != columns:
-            raise csv_input.InputError(f"{path} has other columns than {files[0]}: {these} vs {columns}; "
-                                       "files of one dataset must share the header")
-        columns = these
-    paths = [str(p) for p in files]
-    try:
-        yield from example_gen.examples_from_csv(paths)
-    except (pa.ArrowInvalid, UnicodeDecodeError) as err:
-        raise csv_input.InputError(f"cannot read {data} as CSV: {str(err).splitlines()[0]}") from None
+def data_examples(kind: str, files: list, schema=None):
+    """Serialized tf.Examples of the files of a format `run --data` takes, as checked by
+    data_format.check_unlabelled; Parquet columns typed as `schema` (the served one) says."""
+    if kind == data_format.CSV:
+        try:
+            yield from example_gen.examples_from_csv([str(p) for p in files])
+        except (pa.ArrowInvalid, UnicodeDecodeError) as err:
+            raise csv_input.InputError(f"cannot read {files[0].parent if len(files) > 1 else files[0]} as CSV: "
+                                       f"{str(err).splitlines()[0]}") from None
+    elif kind == data_format.PARQUET:
+        from kubetfx.components.example_gen import parquet_input
+
+        wanted = {f.name: _SCHEMA_KINDS[f.type] for f in (schema.feature if schema else ()) if f.type in _SCHEMA_KINDS}
+        for records, _ in parquet_input.encoded_batches(files, wanted):
+            yield from records
+    else:
+        from kubetfx.components.example_gen import tfrecord_input
+
+        for path in files:
+            yield from tfrecord_input.records(path)
+
+
+def csv_examples(data: str, schema=None):
+    """Serialized tf.Examples of a file or folder (CSV, or any format `run --data` takes),
+    checked first (one-line InputErrors)."""
+    yield from data_examples(*data_format.check_unlabelled(data), schema)
 
 
 def standard_boundaries(statistics) -> dict:
