@@ -43,7 +43,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-from kubetfx.components import beam_runner, upstream_seams
+from kubetfx.components import beam_runner, prefetch, upstream_seams
 from kubetfx.components.example_gen import csv_input, data_format, example_bytes
 from kubetfx.components.example_validator.executor import DataRejectedError
 
@@ -352,10 +352,16 @@ class Executor(csv_executor.Executor):
             split_dir = artifact_utils.get_split_uri([examples], name)
             tf.io.gfile.makedirs(split_dir)
             writers.append(tf.io.TFRecordWriter(os.path.join(split_dir, "data_tfrecord-00000-of-00001.gz"), GZIP))
+        def split_batches():
+            for records, keys in itertools.chain([first] if first else [], batches):
+                yield records, splits_of(keys, boundaries).tolist()
+
         rows = 0
         try:
-            for records, keys in itertools.chain([first] if first else [], batches):
-                for writer, record in zip([writers[i] for i in splits_of(keys, boundaries).tolist()], records):
+            # The next block is read, parsed (Arrow, GIL released), serialized and hashed
+            # in a thread while this one is written (GZIP in the writers' C++).
+            for records, splits in prefetch.ahead(split_batches()):
+                for writer, record in zip([writers[i] for i in splits], records):
                     write(writer, record)
                 rows += len(records)
         finally:
