@@ -12,7 +12,7 @@ KUBETFX := $(VENV)/bin/kubetfx
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality bench-startup bench-monitor bench-serve browser report report-screenshot portable-hosts portable-hosts-stop
+.PHONY: help install run test lock compile run-containers regenerate clean bench bench-quality bench-startup bench-containers bench-monitor bench-serve browser report report-screenshot portable-hosts portable-hosts-stop
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -86,6 +86,10 @@ bench-quality: install ## The default model's accuracy/MAE beside HistGradientBo
 BENCH_STARTUP_ARGS ?=
 bench-startup: install ## Fixed costs: CLI start, the run's imports, a stage container to its executor, monitor on 10k rows (build/bench/startup.json)
 	$(PY) tests/bench/startup.py $(BENCH_STARTUP_ARGS)
+
+BENCH_CONTAINERS_ARGS ?=
+bench-containers: install ## run --engine containers beside the in-process run, per task (build/bench/containers.json; needs make image)
+	$(PY) tests/bench/containers.py $(BENCH_CONTAINERS_ARGS)
 
 bench-monitor: install ## kubetfx monitor's false alarms on healthy samples with gaps, true alarms on shifted ones (build/bench-monitor/results.json)
 	$(PY) tests/bench/monitor_false_alarms.py
