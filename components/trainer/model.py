@@ -38,6 +38,7 @@ import tf_keras as keras  # noqa: E402
 from tfx_bsl.public import tfxio  # noqa: E402
 
 from kubetfx.components import autograph  # noqa: E402
+from kubetfx.components.trainer import transform_once  # noqa: E402
 from kubetfx.components.transform import preprocessing  # noqa: E402
 
 autograph.skip_libraries()
@@ -265,9 +266,23 @@ def _build_model(tf_transform_output, label, task, learning_rate, hidden=DEFAULT
     return model
 
 
+def _serving_spec(raw_spec: dict, label: str) -> dict:
+    """What a serving request is parsed with: the raw spec, the label included (a dense label
+    defaulted, as requests have none): the transform graph is then fed the same inputs as in
+    training, so the Trainer prunes it once for all its callers (transform_once.py); the
+    transformed label is left out of the model's inputs."""
+    spec = dict(raw_spec)
+    dense = spec.get(label)
+    if isinstance(dense, tf.io.FixedLenFeature) and dense.default_value is None:
+        empty = b"" if dense.dtype == tf.string else 0
+        spec[label] = tf.io.FixedLenFeature(dense.shape, dense.dtype, default_value=np.full(
+            dense.shape, empty, dtype=object if dense.dtype == tf.string else dense.dtype.as_numpy_dtype).tolist())
+    return spec
+
+
 def _signatures(model, tf_transform_output, label, task):
     raw_spec = tf_transform_output.raw_feature_spec()
-    serving_spec = {k: v for k, v in raw_spec.items() if k != label}
+    serving_spec = _serving_spec(raw_spec, label)
     layout = feature_layout(tf_transform_output, label)
     class_names = None
     if task == "classification":
@@ -338,7 +353,7 @@ def run_fn(fn_args):
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     # One transform layer (one load of the transform graph) for training, validation and the
     # exported signatures; tracked by the model, so it is saved with it.
-    transform_layer = tf_transform_output.transform_features_layer()
+    transform_layer = transform_once.transform_features_layer(tf_transform_output)
     started = time.monotonic()
     fit, train_examples, batch_size, held = _training_data(
         fn_args, tf_transform_output, transform_layer, label, config)
@@ -397,7 +412,7 @@ def tuner_fn(fn_args):
     # The Tuner's fn_args carry the graph as transform_graph_path (transform_output is the
     # Trainer's deprecated alias; TFX 1.16 tfx/components/trainer/fn_args_utils.py).
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path or fn_args.transform_output)
-    transform_layer = tf_transform_output.transform_features_layer()
+    transform_layer = transform_once.transform_features_layer(tf_transform_output)
     fit, _, batch_size, _ = _training_data(fn_args, tf_transform_output, transform_layer, label, config)
     suggested = float(config.get("learning_rate") or learning_rate_for(batch_size))
     epochs = int(config.get("tune_epochs", 20))
