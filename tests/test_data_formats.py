@@ -297,7 +297,7 @@ HOSTILE_RUN = HOSTILE + [
      "label column 'species' has no values"),
     ("tfrecord-features-like-the-label", lambda d: data_formats.write_tfrecords(
         d / "like.tfrecord", [data_formats.example(Species=s, **{"species ": s}) for s in ["Adelie", "Gentoo"] * 6]),
-     "label column 'species' is not in like.tfrecord (not 'Species', 'species ': names must match exactly)"),
+     "like.tfrecord (not 'Species', 'species ': names must match exactly)"),
 ]
 
 
@@ -353,3 +353,16 @@ def test_a_parquet_file_of_one_huge_row_group_is_read_in_bounded_memory(tmp_path
     out = subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True, text=True, timeout=120)
     counted, peak = map(int, out.stdout.split())
     assert counted == rows and peak < 16 << 20, (peak, out.stderr)
+
+
+@pytest.mark.parametrize("compress", [False, True], ids=["plain", "gzip"])
+def test_tfrecords_named_like_sparks_part_files_are_read_as_tfrecords(tmp_path, compress):
+    """`part-00000` (Spark's, tf.io's names): read as CSV before, refused as binary."""
+    from kubetfx.components.example_gen import data_format
+
+    records = [data_formats.example(species=s, x=float(i)) for i, s in enumerate(["Adelie", "Gentoo"] * 3)]
+    path = data_formats.write_tfrecords(tmp_path / "part-00000", records, compress=compress)
+    assert data_format.check_unlabelled(str(path)) == (data_format.TFRECORD, [path])
+    assert data_format.format_of_file(tmp_path / "part-00000") == "tfrecord"
+    (tmp_path / "text").write_text("species,x\nAdelie,1\n")
+    assert data_format.format_of_file(tmp_path / "text") == "csv"

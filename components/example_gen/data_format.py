@@ -6,7 +6,7 @@ task, a sample for the column roles, and ExampleGen's input pattern.
 A format is told by the file names, so a folder's format is clear before any byte is read
 and one folder holds one format: a folder mixing CSV and Parquet files is refused (which
 half is the dataset?) instead of read in part. A single file of another name is CSV, as
-before, unless its first bytes are Parquet's magic."""
+before, unless its first bytes are Parquet's magic or a TFRecord frame (gzip or not)."""
 from __future__ import annotations
 
 import unicodedata
@@ -43,9 +43,29 @@ def format_of_file(path) -> str:
         return named
     try:
         with open(path, "rb") as f:
-            return PARQUET if f.read(4) == b"PAR1" else CSV
+            head = f.read(4)
+        if head == b"PAR1":
+            return PARQUET
+        return TFRECORD if _tfrecord_frame(path, head) else CSV
     except OSError:
         return CSV  # csv_input.csv_files names why it cannot be read
+
+
+def _tfrecord_frame(path, head: bytes) -> bool:
+    """Whether the file (gzip or not) opens with a TFRecord frame whose length passes its
+    checksum: a one-in-four-billion accident for text, so a Spark or TensorFlow file
+    named `part-00000` is read as the TFRecords it is."""
+    import gzip
+    import struct
+
+    from kubetfx.components.example_gen import tfrecord_input
+
+    try:
+        with (gzip.open(path, "rb") if head[:2] == b"\x1f\x8b" else open(path, "rb")) as f:
+            frame = f.read(12)
+    except (OSError, EOFError):
+        return False
+    return len(frame) == 12 and tfrecord_input._masked_crc(frame[:8]) == struct.unpack("<I", frame[8:])[0]
 
 
 def data_files(data: str) -> tuple:

@@ -266,7 +266,10 @@ def _fetch_remote(args, scratch: Path) -> None:
         uri = getattr(args, field)
         if remote_source.is_remote(uri):
             args.source_uri = uri
-            setattr(args, field, str(remote_source.download(uri, scratch)))
+            local = remote_source.download(uri, scratch)
+            if local.is_file():  # one object: its name tells its format (x.parquet, y.csv)
+                local = local.rename(local.with_name(uri.rstrip("/").rsplit("/", 1)[-1] or local.name))
+            setattr(args, field, str(local))
 
 
 def _fetch_and_monitor(args, config, result: dict | None = None) -> int:
