@@ -4,8 +4,9 @@ answered, against the statistics and schema of the data that model was trained o
 Which model: the highest version of the serving directory (the home's, or --serving-dir, a
 mounted volume in the cluster). What it was trained on: the home's ML Metadata when it has
 that version's record, else the schema and statistics the Pusher keeps beside the version
-(components/pusher/training_summary.py). PATH and DIR may be object-store URIs
-(minio://, s3://; remote_source.py).
+(components/pusher/training_summary.py). PATH is in any format `run --data` takes (CSV,
+Parquet, TFRecords of tf.Examples; new_statistics.py); PATH and DIR may be object-store
+URIs (minio://, s3://; remote_source.py).
 
 One verdict word per feature (drift.py): DRIFT (SKEW for --logs), MISSING (its missing rate
 moved), ANOMALY (another schema anomaly) or ok; the header and the last line name the
