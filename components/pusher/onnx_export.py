@@ -20,11 +20,20 @@ so a re-run adds no version (and a version first pushed without it, by an older 
 gets it when the same model is pushed again: serving_dir._add_missing).
 
 Never blocks a push: any failure is one log line and `export` returns no file with the
-reason, which the Pusher records on the PushedModel artifact."""
+reason, which the Pusher records on the PushedModel artifact.
+
+`start(model_path)` converts ahead, in a thread: the in-process runner calls it as the
+Trainer ends (pipelines/run/local_runner.py), so the conversion (0.7-0.9 s on the embedded
+data, most of the Pusher's time) runs while the InfraValidator waits on its model server
+beside the Evaluator, instead of after both. `export` of that path then takes its result
+(the same function, the same bytes); a path nobody started is converted on the spot, as a
+stage container does."""
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
+import threading
 import time
 
 from absl import logging
@@ -39,6 +48,13 @@ PROBABILITIES, CLASS_IDS, CLASSES, PREDICTIONS = "probabilities", "class_ids", "
 # The PushedModel artifact's custom property: "exported in N s" or "not exported: why".
 OUTCOME_PROPERTY = "onnx_export"
 SERVING_SIGNATURE = "serving_default"
+# A conversion started ahead that has not ended by then is stuck: the push goes on without it.
+AHEAD_TIMEOUT_SECONDS = 600.0
+
+# {real model path: future of export's answer}; at most one per Trainer run of this process,
+# taken out by export (a model that is never pushed leaves one until the process ends).
+_ahead: dict = {}
+_ahead_lock = threading.Lock()
 
 
 def _network_inputs(loaded):
@@ -97,9 +113,42 @@ def convert(model_path: str) -> bytes:
     return model.SerializeToString()
 
 
+def start(model_path: str) -> None:
+    """Starts `export(model_path)` in a background thread; a later `export` of the same path
+    waits for it (at most AHEAD_TIMEOUT_SECONDS) instead of converting again."""
+    key = os.path.realpath(model_path)
+    with _ahead_lock:
+        if key in _ahead:
+            return
+        answer = _ahead[key] = concurrent.futures.Future()
+
+    def convert_ahead():
+        try:
+            answer.set_result(_export_now(model_path))
+        except BaseException as err:  # noqa: BLE001 - _export_now catches Exception; anything else ends here
+            answer.set_exception(err)
+
+    threading.Thread(target=convert_ahead, name="onnx-export-ahead", daemon=True).start()
+
+
 def export(model_path: str) -> tuple[dict, str]:
     """({ONNX_FILE: bytes}, "exported in N s") or ({}, "not exported: why"), never raising:
     a push goes on without its ONNX copy."""
+    with _ahead_lock:
+        ahead = _ahead.pop(os.path.realpath(model_path), None)
+    if ahead is None:
+        return _export_now(model_path)
+    try:
+        return ahead.result(timeout=AHEAD_TIMEOUT_SECONDS)
+    except concurrent.futures.TimeoutError:
+        why = f"not exported: the conversion started ahead took over {AHEAD_TIMEOUT_SECONDS:.0f} s"
+    except Exception as err:  # noqa: BLE001 - the push goes on without its ONNX copy
+        why = f"not exported: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+    logging.warning("ONNX copy of %s %s", model_path, why)
+    return {}, why
+
+
+def _export_now(model_path: str) -> tuple[dict, str]:
     start = time.monotonic()
     try:
         content = convert(model_path)

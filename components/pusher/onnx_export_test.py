@@ -52,3 +52,42 @@ def test_a_savedmodel_without_a_keras_network_is_refused_in_one_line(tmp_path):
     files, outcome = onnx_export.export(str(path))
     assert files == {}
     assert outcome.startswith("not exported: ") and "\n" not in outcome
+
+
+def _keras_regressor(path):
+    """A tf_keras network saved as the Trainer saves one: Keras' SavedModel with a
+    serving_default signature answering `predictions` (a regression: no label vocabulary)."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    inputs = keras.Input(shape=(2,), name="numeric", dtype=tf.float32)
+    model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="ones")(inputs))
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32, name="numeric")])
+    def serve(numeric):
+        return {onnx_export.PREDICTIONS: model(numeric, training=False)}
+
+    model.save(str(path), save_format="tf", signatures={onnx_export.SERVING_SIGNATURE: serve})
+    return path
+
+
+def test_a_copy_started_ahead_is_the_one_the_push_takes(tmp_path):
+    import shutil
+    import threading
+
+    import onnx
+
+    path = str(_keras_regressor(tmp_path / "model"))
+    onnx_export.start(path)
+    onnx_export.start(path)  # a second start of the same model converts once
+    ahead = [t for t in threading.enumerate() if t.name == "onnx-export-ahead"]
+    assert len(ahead) == 1
+    ahead[0].join(timeout=300)
+    shutil.rmtree(path)  # from here only the conversion started ahead can answer
+    files, outcome = onnx_export.export(path)
+    assert outcome.startswith("exported in "), outcome
+    graph = onnx.load_from_string(files[onnx_export.ONNX_FILE]).graph
+    assert [o.name for o in graph.output] == [onnx_export.PREDICTIONS]
+    # Taken once: the next export of the path converts on the spot (the files are gone).
+    again, outcome = onnx_export.export(path)
+    assert again == {} and outcome.startswith("not exported: ")

@@ -76,4 +76,41 @@ def _run_pipeline(config: PipelineConfig, listener, run_id: Optional[str], max_w
 
     recovery.recover(config)
     pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
+    if max_workers > 1:
+        listener = _OnnxCopyAhead(listener)
     ParallelDagRunner(max_workers=max_workers, listener=listener, run_id=run_id).run(pipeline)
+
+
+TRAINER_NODE_ID = "Trainer"
+
+
+class _OnnxCopyAhead:
+    """Forwards to the run's listener, and starts the Pusher's ONNX copy of the model as the
+    Trainer ends (components/pusher/onnx_export.start). On a small run it then converts in a
+    thread beside the Evaluator and the InfraValidator (whose thread only waits on its model
+    server) instead of after them, inside the Pusher; the Pusher takes the same bytes. A
+    large run, one stage at a time, keeps the conversion in the Pusher."""
+
+    def __init__(self, listener):
+        self._listener = listener
+
+    def started(self, node_id: str) -> None:
+        if self._listener is not None:
+            self._listener.started(node_id)
+
+    def finished(self, node_id: str, seconds: float, state: str, error) -> None:
+        if self._listener is not None:
+            self._listener.finished(node_id, seconds, state, error)
+
+    def outputs(self, node_id: str, output_dict: dict) -> None:
+        if node_id == TRAINER_NODE_ID and output_dict.get("model"):
+            from tfx.utils import path_utils
+
+            from kubetfx.components.pusher import onnx_export
+
+            model = output_dict["model"][0]
+            # The path the Pusher converts (TFX's Pusher.GetModelPath).
+            onnx_export.start(path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)))
+        forward = getattr(self._listener, "outputs", None)
+        if forward is not None:
+            forward(node_id, output_dict)

@@ -43,6 +43,10 @@ class Listener:
     def finished(self, node_id: str, seconds: float, state: str, error: Optional[BaseException]) -> None:
         """`state`: complete, cached or failed (as MLMD records the execution)."""
 
+    def outputs(self, node_id: str, output_dict: dict) -> None:
+        """A node's output artifacts ({key: [Artifact]}), as soon as it has completed (or
+        was cached), before the nodes downstream of it are launched."""
+
 
 def record_failure(connection_config, run_id: str, node_id: str, error: BaseException) -> None:
     """Puts the error and its traceback on the node's FAILED execution of this run.
@@ -117,6 +121,9 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
                 stage_start_mb = freed_memory.resident_mb()
                 execution_info = launch(node_id)
                 logging.info("Component %s is finished.", node_id)
+                outputs = getattr(self._listener, "outputs", None)  # a duck-typed listener may lack it
+                if outputs is not None and execution_info is not None and execution_info.output_dict:
+                    outputs(node_id, dict(execution_info.output_dict))
                 # Before the next stages run in this process (they share its memory).
                 logging.info("Memory after %s: %s", node_id, freed_memory.release_after(stage_start_mb))
                 state = _state_of(connection_config, execution_info)

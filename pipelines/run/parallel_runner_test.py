@@ -162,6 +162,9 @@ class _Recorder(parallel_runner.Listener):
     def finished(self, node_id, seconds, state, error):
         self.events.append((state, node_id, type(error).__name__ if error else None))
 
+    def outputs(self, node_id, output_dict):
+        self.events.append(("outputs", node_id, sorted(output_dict)))
+
 
 def test_the_listener_hears_every_start_and_end_and_a_rerun_is_cached(tmp_path):
     def cached_pipeline():
@@ -171,9 +174,15 @@ def test_the_listener_hears_every_start_and_end_and_a_rerun_is_cached(tmp_path):
 
     recorder = _Recorder()
     ParallelDagRunner(max_workers=2, listener=recorder).run(cached_pipeline())
-    assert recorder.events[0] == ("started", "root") and recorder.events[1] == ("complete", "root", None)
-    assert sorted(e[1] for e in recorder.events if e[0] == "complete") == ["join", "left", "right", "root"]
-    assert recorder.events[-1] == ("complete", "join", None)
+    lifecycle = [e for e in recorder.events if e[0] != "outputs"]
+    assert lifecycle[0] == ("started", "root") and lifecycle[1] == ("complete", "root", None)
+    assert sorted(e[1] for e in lifecycle if e[0] == "complete") == ["join", "left", "right", "root"]
+    assert lifecycle[-1] == ("complete", "join", None)
+    # A node's outputs are heard before any node downstream of it starts (the local runner
+    # starts the Pusher's ONNX copy from the Trainer's).
+    root_outputs = [e for e in recorder.events if e[:2] == ("outputs", "root")]
+    assert len(root_outputs) == 1 and root_outputs[0][2]
+    assert recorder.events.index(root_outputs[0]) < recorder.events.index(("started", "left"))
     again = _Recorder()
     ParallelDagRunner(max_workers=2, listener=again).run(cached_pipeline())
     assert sorted(e[1] for e in again.events if e[0] == "cached") == ["join", "left", "right", "root"]
