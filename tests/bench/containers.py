@@ -121,7 +121,7 @@ def table(runs: dict) -> str:
              "", f"containers / in process: **{ratio:.1f}x** (goal: at most 2x); "
              f"container run before its first task: {_median(containers, 'before_first_task_s')} s; "
              f"load {min(loads)}-{max(loads)}", "",
-             "| task | task s | container s (create to exit) | download s | upload s |",
+             "| task | task s | container s (start to exit) | download s | upload s |",
              "| --- | ---: | ---: | ---: | ---: |"]
     tasks = sorted({t for r in containers for t in r["launcher"]},
                    key=lambda t: -_median(containers, "stages", t))
@@ -150,8 +150,8 @@ def main() -> int:
             print(f"rep {rep + 1} {side}: {result['wall_s']} s wall, {result['cpu_s']} CPU s, load {result['load']}",
                   flush=True)
             runs[side].append(result)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(runs, indent=2))
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.out).write_text(json.dumps(runs, indent=2))  # after each run: a long bench may be stopped
     print(table(runs))
     return 0
 
