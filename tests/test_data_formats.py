@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 import data_formats
+from monitor_table import verdicts
 from kubetfx.pipelines.config import EMBEDDED_DATA
 
 PENGUINS = EMBEDDED_DATA / "penguins.csv"
@@ -159,14 +160,6 @@ def _new_data(kind: str, folder, table):
     return data_formats.write_tfrecords(folder / "new_tfrecord.gz", _examples_of(table), compress=True).parent
 
 
-def _words(stdout: str) -> dict:
-    lines = stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("feature "))
-    at = lines[header].index("verdict")
-    return {line.split()[0]: line[at:].split()[0] for line in lines[header + 1:]
-            if line.startswith("  ") and len(line) > at and not line.startswith("  the label")}
-
-
 @pytest.mark.slow
 @pytest.mark.serving
 @pytest.mark.parametrize("kind", ["Parquet", "TFRecord"])
@@ -186,7 +179,7 @@ def test_monitor_reads_new_data_in_the_format_it_was_trained_on(tmp_path, run_ku
     shifted = _new_data(kind, tmp_path / "shifted", _shifted(_sample(table, 150, seed=2)))
     result = run_kubetfx("monitor", "--home", home, "--data", shifted)
     assert result.returncode == 11, result.stdout + result.stderr
-    words = _words(result.stdout)
+    words = verdicts(result.stdout)
     assert {f for f, word in words.items() if word != "ok"} == {"bill_length_mm", "island"}, result.stdout
     assert words["bill_length_mm"] == words["island"] == "DRIFT"
 

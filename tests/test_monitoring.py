@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from monitor_table import verdicts
 from serve_process import ServeProcess
 
 pytestmark = [pytest.mark.slow]
@@ -101,7 +102,7 @@ def test_monitor_reports_drift_on_the_shifted_features_and_exits_non_zero(home, 
     # One word: the header states it, the rows and the last line use it the same way.
     assert result.stdout.splitlines()[0].endswith(": DRIFT in bill_length_mm, island")
     assert "kubetfx monitor: DRIFT in bill_length_mm, island against version" in result.stderr
-    words = _words(result.stdout)
+    words = verdicts(result.stdout)
     assert words["bill_length_mm"] == "DRIFT" and words["island"] == "DRIFT"
     for unshifted in ("bill_depth_mm", "flipper_length_mm", "body_mass_g", "sex", "year"):
         assert words[unshifted] == "ok", result.stdout
@@ -117,15 +118,6 @@ def test_monitor_reports_drift_on_the_shifted_features_and_exits_non_zero(home, 
     assert {"bill_length_mm", "island"} <= set(anomalies.anomaly_info)
     stats = tfdv.load_stats_binary(os.path.join(lineage.output(execution.id, "statistics").uri, "Split-data", "FeatureStats.pb"))
     assert stats.datasets[0].num_examples == 150
-
-
-def _words(stdout: str) -> dict:
-    """{feature: verdict word} of the monitor's table (the column under 'verdict')."""
-    lines = stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("feature "))
-    at = lines[header].index("verdict")
-    return {line.split()[0]: line[at:].split()[0] for line in lines[header + 1:]
-            if line.startswith("  ") and len(line) > at and not line.startswith("  the label")}
 
 
 def _without(rows, column: str) -> list[dict]:
@@ -154,7 +146,7 @@ def test_production_data_without_the_label_and_with_gaps_is_ok(home, run_kubetfx
     assert result.returncode == 0, result.stdout + result.stderr
     header = result.stdout.splitlines()[0]
     assert header.endswith(": ok") and f"(trained on {EMBEDDED}, span 0)" in header
-    words = _words(result.stdout)
+    words = verdicts(result.stdout)
     assert "species" not in words and set(words.values()) == {"ok"}, result.stdout
     assert "the label species has no values in the new data: not judged" in result.stdout
     assert " <1%->9% " in next(line for line in result.stdout.splitlines() if line.split()[:1] == ["bill_length_mm"])
@@ -170,7 +162,7 @@ def test_a_missing_rate_past_the_threshold_is_MISSING_in_rows_header_and_summary
     by_feature = {f["feature"]: f for f in document["features"]}
     assert by_feature["sex"]["verdict"] == "MISSING" and 0.3 < by_feature["sex"]["missing"] < 0.4
     assert {f["verdict"] for name, f in by_feature.items() if name != "sex"} == {"ok"}
-    assert _words(result.stderr)["sex"] == "MISSING"  # --json: the table goes to stderr
+    assert verdicts(result.stderr)["sex"] == "MISSING"  # --json: the table goes to stderr
     assert "(150 rows)" in result.stderr and ": MISSING in sex\n" in result.stderr
     assert "kubetfx monitor: MISSING in sex against version" in result.stderr
 
@@ -184,7 +176,7 @@ def test_a_long_value_is_cut_to_a_readable_width(home, run_kubetfx, tmp_path):
     (text,) = json.loads(result.stdout)["features"][4]["anomalies"]  # the whole text stays in the JSON
     assert len(text) > 400 and "Unknown island number 19" in text
     table = [line for line in result.stderr.splitlines() if line.startswith("  ")]
-    assert _words(result.stderr)["island"] == "ANOMALY"
+    assert verdicts(result.stderr)["island"] == "ANOMALY"
     assert max(len(line) for line in table) <= 200, result.stderr
     island = next(line for line in table if line.split()[:1] == ["island"])
     assert island.endswith("...") and "Unknown island" in island
@@ -316,7 +308,7 @@ def test_healthy_requests_with_fields_left_out_are_no_skew(home, run_kubetfx, tm
     result = run_kubetfx("monitor", "--home", home, "--logs", healthy)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[0].endswith(": ok") and "(150 rows)" in result.stdout
-    assert set(_words(result.stdout).values()) == {"ok"} and "species" not in _words(result.stdout)
+    assert set(verdicts(result.stdout).values()) == {"ok"} and "species" not in verdicts(result.stdout)
 
 
 def test_requests_to_serve_are_logged_and_monitor_logs_reports_their_skew(home, run_kubetfx, tmp_path):
