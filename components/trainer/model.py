@@ -265,6 +265,10 @@ def _build_model(tf_transform_output, label, task, learning_rate, hidden=DEFAULT
     model = keras.Model(inputs=inputs, outputs=outputs)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics,
                   steps_per_execution=STEPS_PER_EXECUTION)
+    # Adam's slots made now, not inside the first trace of the training step: a tf.function
+    # whose first trace creates variables is traced a second time (TF's variable lifting),
+    # which doubled the costliest trace of a small run's Trainer.
+    model.optimizer.build(model.trainable_variables)
     return model
 
 

@@ -170,3 +170,15 @@ def test_packed_vocabulary_ids_are_each_columns_one_hot_side_by_side(tmp_path):
     expected = [[0, 1, 0] + [0, 0, 0, 1],  # colour 1, size 3 (its OOV bucket)
                 [0, 0, 1] + [1, 0, 0, 0]]  # colour -1: colour's OOV bucket; size 0
     assert encoding(packed[model.CATEGORIES]).numpy().tolist() == expected
+
+
+def test_the_training_step_is_traced_once(tmp_path):
+    """Adam's slots are built with the model: a first trace that creates variables makes
+    TF trace the step again (it was traced twice, the costliest trace of a small run)."""
+    out = _transform_output(tmp_path, 3, {"region": ["north", "south"]})
+    keras_model = model._build_model(out, "label", "classification", 0.01)
+    rng = np.random.default_rng(0)
+    x = {model.NUMERIC: rng.normal(size=(100, 3)).astype(np.float32),
+         model.CATEGORIES: rng.integers(0, 3, size=(100, 1))}
+    keras_model.fit(x, rng.integers(0, 2, size=100), batch_size=32, epochs=2, verbose=0)
+    assert keras_model.train_function.experimental_get_tracing_count() == 1
