@@ -24,6 +24,7 @@ The exported SavedModel has two signatures:
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -352,10 +353,24 @@ def _training_data(fn_args, tf_transform_output, transform_layer, label, config)
 
 
 def run_fn(fn_args):
+    with collecting_only_new_objects():
+        try:
+            _train_and_save(fn_args)
+        finally:
+            release_memory()
+
+
+@contextlib.contextmanager
+def collecting_only_new_objects():
+    """What the process held before (TensorFlow's, TFX's and the run's objects, millions)
+    is set aside from the collector meanwhile: release_memory's full collection then walks
+    only what training made (0.40 -> 0.03 s on the embedded data, docs/performance.md).
+    Nothing older is freed any later than the next collection after this."""
+    gc.freeze()
     try:
-        _train_and_save(fn_args)
+        yield
     finally:
-        release_memory()
+        gc.unfreeze()
 
 
 def release_memory() -> None:
