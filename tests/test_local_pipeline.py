@@ -232,37 +232,6 @@ def test_pushed_model_is_a_complete_versioned_saved_model(default_run):
     assert "serving_default" in tf.saved_model.load(str(pushed)).signatures
 
 
-def test_the_pushed_model_has_no_per_layer_keras_traces_yet_tfma_loads_it(default_run, root):
-    """The Trainer saves with save_traces=False (Keras's per-layer call traces cost about a
-    quarter of its time on this table and nothing reads them): no layer's traced call in
-    the SavedModel, the signatures intact, and Keras and TFMA's general path still load it
-    (tfma.utils.get_model_type tries Keras first) and predict as the signature does."""
-    import numpy as np
-    import tensorflow as tf
-    import tensorflow_model_analysis as tfma
-    import tf_keras
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    home, _ = default_run
-    serving = home / "serving" / "kubetfx-penguin"
-    version = serving / min(os.listdir(serving), key=int)
-    saved_model = saved_model_pb2.SavedModel.FromString((version / "saved_model.pb").read_bytes())
-    functions = [f.signature.name for f in saved_model.meta_graphs[0].graph_def.library.function]
-    assert functions and not [n for n in functions if "call_and_return_conditional_losses" in n], functions
-    records = glob.glob(os.path.join(_only(f"{root}/*ExampleGen/examples/*"), "Split-eval", "*"))
-    examples = tf.constant([r.numpy() for r in tf.data.TFRecordDataset(records, compression_type="GZIP")])
-    expected = tf.saved_model.load(str(version)).signatures["serving_default"](examples=examples)
-    # TFMA loads it as Keras where tf.keras is tf_keras (TF_USE_LEGACY_KERAS, as in the run),
-    # else as a generic SavedModel: both routes, each predicting as the signature does.
-    keras_model = tf_keras.models.load_model(str(version))
-    assert isinstance(keras_model, tf_keras.Model)
-    spec = tfma.ModelSpec(signature_name="serving_default", label_key="species", prediction_key="probabilities")
-    shared = tfma.default_eval_shared_model(str(version), eval_config=tfma.EvalConfig(model_specs=[spec]))
-    for loaded in (keras_model, shared.model_loader.construct_fn()):
-        got = loaded.signatures["serving_default"](examples=examples)
-        np.testing.assert_array_equal(got["probabilities"].numpy(), expected["probabilities"].numpy())
-
-
 def test_the_pushed_version_has_an_onnx_copy_that_predicts_as_the_saved_model(default_run, root):
     """The ONNX copy (onnxruntime, CPU) and the SavedModel (TensorFlow) on the whole eval
     split: the same class ids and names, probabilities within 1e-5 absolute (float32

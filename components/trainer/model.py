@@ -74,10 +74,28 @@ STEPS_PER_EXECUTION = 16
 
 
 def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shuffle=True, known_classes=None,
-             layout=None):
+             layout=None, transform=None):
     """(transformed features, label) batches from raw examples: Transform wrote none out,
     the graph is applied here (as it is at serving). With a layout, the features come
-    packed as the model takes them (`pack`)."""
+    packed as the model takes them (`pack`). transform: _transform_fn's, shared by the
+    splits' datasets so the transform graph is traced once for both."""
+    transform = transform or _transform_fn(transform_layer, label, known_classes, layout)
+    # reader_num_threads=None: files interleaved without reader threads. tfx_bsl's default
+    # (AUTOTUNE) passes records one by one through a parallel interleave, which made
+    # reading 667k records 14.0 s instead of 2.6 s here, with one file per split
+    # (tfx_bsl 1.16 tfxio/dataset_util.py make_tf_record_dataset).
+    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1,
+                                             shuffle=shuffle, shuffle_seed=SEED,
+                                             reader_num_threads=None)
+    return fn_args.data_accessor.tf_dataset_factory(files, options, raw_schema).map(
+        transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def _transform_fn(transform_layer, label, known_classes, layout):
+    """raw batch -> (transformed features, label), rows the loss cannot use left out. A
+    tf.function: each dataset's map traces its own function, but the calls inside reuse
+    this one's trace (the transform graph's, the costly part) for the same raw spec."""
+    @tf.function(autograph=False)
     def transform(raw):
         features = transform_layer(raw)
         labels = features.pop(label)
@@ -95,15 +113,7 @@ def _dataset(fn_args, files, raw_schema, transform_layer, label, batch_size, shu
             known = (labels < known_classes) & (labels >= 0)
         return {k: tf.boolean_mask(v, known) for k, v in features.items()}, tf.boolean_mask(labels, known)
 
-    # reader_num_threads=None: files interleaved without reader threads. tfx_bsl's default
-    # (AUTOTUNE) passes records one by one through a parallel interleave, which made
-    # reading 667k records 14.0 s instead of 2.6 s here, with one file per split
-    # (tfx_bsl 1.16 tfxio/dataset_util.py make_tf_record_dataset).
-    options = tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1,
-                                             shuffle=shuffle, shuffle_seed=SEED,
-                                             reader_num_threads=None)
-    return fn_args.data_accessor.tf_dataset_factory(files, options, raw_schema).map(
-        transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    return transform
 
 
 def read_in_memory(batches, limit_bytes: int, max_examples: int | None = None):
@@ -322,9 +332,10 @@ def _training_data(fn_args, tf_transform_output, transform_layer, label, config)
                      if config.get("task") == "classification" else None)
 
     layout = feature_layout(tf_transform_output, label)
+    transform = _transform_fn(transform_layer, label, known_classes, layout)
 
     def dataset(*args, **kwargs):
-        return _dataset(*args, known_classes=known_classes, layout=layout, **kwargs)
+        return _dataset(*args, known_classes=known_classes, layout=layout, transform=transform, **kwargs)
 
     train = read_in_memory(
         dataset(fn_args, fn_args.train_files, raw_schema, transform_layer, label, READ_BATCH,
@@ -431,11 +442,9 @@ def _train_and_save(fn_args):
         "read_seconds": round(read_seconds, 1),
         "seconds": round(time.monotonic() - started, 1),
     }
-    # save_traces=False: Keras would trace every layer's call functions into the SavedModel
-    # (about a quarter of the Trainer on a small table) only for loading it back as Keras,
-    # which nothing does: the model server, the Evaluator (both paths), the InfraValidator
-    # and the ONNX export call the signatures (model_test.py checks they still load).
-    model.save(fn_args.serving_model_dir, save_format="tf", save_traces=False,
+    # Keras's traces are kept (save_traces=False would save ~0.4 s on a small table): the
+    # ONNX export converts the model's traced __call__ (components/pusher/onnx_export.py).
+    model.save(fn_args.serving_model_dir, save_format="tf",
                signatures=_signatures(model, tf_transform_output, label, task))
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, TRAINING_RECORD), "w") as f:

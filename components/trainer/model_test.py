@@ -203,3 +203,48 @@ def test_the_release_collects_what_training_made_and_walks_nothing_older():
         model.release_memory()
         assert made() is None
     assert gc.get_freeze_count() == 0
+
+
+def test_the_splits_datasets_trace_the_transform_once(tmp_path):
+    """Each dataset's map traces its own function; the transform graph inside (the costly
+    part of the Trainer's read on a small table) is traced once for both splits."""
+    from types import SimpleNamespace
+
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.util import tfxio_utils
+    from tfx.types import standard_artifacts
+
+    for split, rows in (("train", 30), ("eval", 7)):
+        (tmp_path / f"Split-{split}").mkdir()
+        with tf.io.TFRecordWriter(str(tmp_path / f"Split-{split}" / "part.gz"),
+                                  tf.io.TFRecordOptions(compression_type="GZIP")) as writer:
+            for row in range(rows):
+                example = tf.train.Example()
+                example.features.feature["x"].float_list.value.append(row)
+                example.features.feature["label"].int64_list.value.append(row % 2)
+                writer.write(example.SerializeToString())
+    examples = standard_artifacts.Examples()
+    examples.uri = str(tmp_path)
+    examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+    accessor = fn_args_utils.DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+        record_batch_factory=None, data_view_decode_fn=None)
+    schema = schema_pb2.Schema()
+    for name, kind in (("x", schema_pb2.FLOAT), ("label", schema_pb2.INT)):
+        feature = schema.feature.add(name=name, type=kind)
+        feature.shape.dim.add(size=1)
+        feature.presence.min_fraction = 1
+    traces = []
+
+    def dense(raw):  # stands in for TFT's layer: called once per trace
+        traces.append(1)
+        return {name: tf.reshape(tensor, [-1]) for name, tensor in raw.items()}
+
+    transform = model._transform_fn(dense, "label", 2, None)
+    read = {split: model.read_in_memory(model._dataset(
+        SimpleNamespace(data_accessor=accessor), [str(tmp_path / f"Split-{split}" / "*")], schema, dense,
+        "label", 16, shuffle=False, known_classes=2, transform=transform), limit_bytes=1 << 20)
+        for split in ("train", "eval")}
+    assert [len(read[s][1]) for s in ("train", "eval")] == [30, 7]
+    assert len(traces) == 1
