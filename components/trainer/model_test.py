@@ -60,16 +60,32 @@ def test_read_in_memory_streams_sparse_features():
     assert model.read_in_memory(sparse, limit_bytes=10_000) is None
 
 
+def _x_and_label_examples(uri):
+    """TFX's data accessor and the schema for the Split-* files under uri (float x, int label)."""
+    from tensorflow_metadata.proto.v0 import schema_pb2
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.util import tfxio_utils
+    from tfx.types import standard_artifacts
+    examples = standard_artifacts.Examples()
+    examples.uri = str(uri)
+    examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
+    accessor = fn_args_utils.DataAccessor(
+        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
+        record_batch_factory=None, data_view_decode_fn=None)
+    schema = schema_pb2.Schema()
+    for name, kind in (("x", schema_pb2.FLOAT), ("label", schema_pb2.INT)):
+        feature = schema.feature.add(name=name, type=kind)
+        feature.shape.dim.add(size=1)
+        feature.presence.min_fraction = 1
+    return accessor, schema
+
+
 def test_the_in_memory_read_gives_every_example_of_every_file_in_its_order(tmp_path):
     """The Trainer reads without reader threads (reader_num_threads=None, for speed): the
     same examples as tfx_bsl's threaded default, each file's in its order (files are
     interleaved; ExampleGen writes one file per split)."""
     from types import SimpleNamespace
 
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx.components.trainer import fn_args_utils
-    from tfx.components.util import tfxio_utils
-    from tfx.types import standard_artifacts
     from tfx_bsl.public import tfxio
 
     split = tmp_path / "Split-train"
@@ -83,17 +99,7 @@ def test_the_in_memory_read_gives_every_example_of_every_file_in_its_order(tmp_p
                 example.features.feature["label"].int64_list.value.append(row % 3)
                 writer.write(example.SerializeToString())
                 row += 1
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path)
-    examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
-    accessor = fn_args_utils.DataAccessor(
-        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
-        record_batch_factory=None, data_view_decode_fn=None)
-    schema = schema_pb2.Schema()
-    for name, kind in (("x", schema_pb2.FLOAT), ("label", schema_pb2.INT)):
-        feature = schema.feature.add(name=name, type=kind)
-        feature.shape.dim.add(size=1)
-        feature.presence.min_fraction = 1
+    accessor, schema = _x_and_label_examples(tmp_path)
     files = [str(split / "*")]
 
     def dense(raw):
@@ -210,10 +216,6 @@ def test_the_splits_datasets_trace_the_transform_once(tmp_path):
     part of the Trainer's read on a small table) is traced once for both splits."""
     from types import SimpleNamespace
 
-    from tensorflow_metadata.proto.v0 import schema_pb2
-    from tfx.components.trainer import fn_args_utils
-    from tfx.components.util import tfxio_utils
-    from tfx.types import standard_artifacts
 
     for split, rows in (("train", 30), ("eval", 7)):
         (tmp_path / f"Split-{split}").mkdir()
@@ -224,17 +226,7 @@ def test_the_splits_datasets_trace_the_transform_once(tmp_path):
                 example.features.feature["x"].float_list.value.append(row)
                 example.features.feature["label"].int64_list.value.append(row % 2)
                 writer.write(example.SerializeToString())
-    examples = standard_artifacts.Examples()
-    examples.uri = str(tmp_path)
-    examples.set_string_custom_property("payload_format", "FORMAT_TF_EXAMPLE")
-    accessor = fn_args_utils.DataAccessor(
-        tf_dataset_factory=tfxio_utils.get_tf_dataset_factory_from_artifact([examples], []),
-        record_batch_factory=None, data_view_decode_fn=None)
-    schema = schema_pb2.Schema()
-    for name, kind in (("x", schema_pb2.FLOAT), ("label", schema_pb2.INT)):
-        feature = schema.feature.add(name=name, type=kind)
-        feature.shape.dim.add(size=1)
-        feature.presence.min_fraction = 1
+    accessor, schema = _x_and_label_examples(tmp_path)
     traces = []
 
     def dense(raw):  # stands in for TFT's layer: called once per trace
