@@ -32,20 +32,20 @@ def transform_features_layer(tf_transform_output: tft.TFTransformOutput):
         return layer
     # Set on the function object, not on the loader: the layer tracks the loader's __dict__
     # for saving, and would save every cached function beside the one its calls use.
-    wrapped.prune = _prune_once(wrapped.prune, wrapped)
+    wrapped.prune = _prune_once(wrapped)
     return layer
 
 
-def _prune_once(prune, wrapped=None):
+def _prune_once(wrapped):
+    prune = wrapped.prune
     pruned = {}  # sorted feed names -> (fetch names, the pruned function over feeds in that order)
     # The loaded function's own arguments (its placeholders, in call order; captures excluded)
     # and the keywords it takes them by (it takes none by position).
-    arguments = [t.name for t in wrapped.inputs[:len(wrapped.inputs) - len(wrapped.captured_inputs)]] \
-        if wrapped is not None else []
+    arguments = [t.name for t in wrapped.inputs[:len(wrapped.inputs) - len(wrapped.captured_inputs)]]
     keywords = list(getattr(wrapped, "_arg_keywords", None) or [])
     if len(keywords) != len(arguments):
         arguments = []  # not the function TFT 1.16 loads: prune as TFT does
-    outputs = wrapped.structured_outputs if wrapped is not None else None
+    outputs = wrapped.structured_outputs
 
     def once(feeds, fetches, name=None, input_signature=None):
         names = [t.name for t in feeds]
