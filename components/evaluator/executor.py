@@ -38,9 +38,8 @@ from tfx.types import artifact_utils, standard_component_specs as keys
 from tfx.utils import io_utils, json_utils, path_utils, proto_utils
 
 from kubetfx.components import beam_runner, upstream_seams
-from kubetfx.components.evaluator import acceptance, gate
+from kubetfx.components.evaluator import acceptance, gate, records
 
-BATCH = 8192
 OVERALL = ()  # TFMA's slice key of the overall slice
 
 
@@ -159,7 +158,7 @@ def compute_metrics(eval_config, models: list, files: list, compression: str, me
     sums = {key: [0.0, 0] for key in metric_keys}
     batch_sum = dict(METRICS.values())  # metric key name -> (sum, count) of a batch
     keys_of = [(model, [k for k in metric_keys if k.model_name == model.spec.name]) for model in models]
-    for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(BATCH).prefetch(2):
+    for batch in records.batches(files, compression):
         for model, model_keys in keys_of:
             labels, predictions = model.labels_and_predictions(batch)
             for key in model_keys:
@@ -234,7 +233,7 @@ def acceptance_metric(exec_properties, input_dict, examples, models: list) -> tu
         candidate = _Model(spec, path_utils.serving_model_path(artifact.uri, path_utils.is_old_model_artifact(artifact)))
     files, compression = _split_files(examples, [acceptance.SPLIT])
     total, count = 0.0, 0
-    for batch in tf.data.TFRecordDataset(files, compression_type=compression).batch(BATCH).prefetch(2):
+    for batch in records.batches(files, compression):
         batch_total, batch_count = batch_sum(*candidate.labels_and_predictions(batch))
         total, count = total + batch_total, count + batch_count
     if not count:
