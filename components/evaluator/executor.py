@@ -153,12 +153,15 @@ def _split_files(examples, splits: list) -> tuple:
     return files, "GZIP" if all(gzip) else ""
 
 
-def compute_metrics(eval_config, models: list, files: list, compression: str, metric_keys: list) -> dict:
-    """{MetricKey: value} over every example, in one pass for all models."""
+def compute_metrics(eval_config, models: list, files: list, compression: str, metric_keys: list) -> tuple:
+    """({MetricKey: value} over every example, in one pass for all models; the rows the
+    metrics left out, having no label)."""
     sums = {key: [0.0, 0] for key in metric_keys}
+    rows = 0
     batch_sum = dict(METRICS.values())  # metric key name -> (sum, count) of a batch
     keys_of = [(model, [k for k in metric_keys if k.model_name == model.spec.name]) for model in models]
     for batch in records.batches(files, compression):
+        rows += int(batch.shape[0])
         for model, model_keys in keys_of:
             labels, predictions = model.labels_and_predictions(batch)
             for key in model_keys:
@@ -174,7 +177,7 @@ def compute_metrics(eval_config, models: list, files: list, compression: str, me
         for key in list(metrics):
             if key.model_name != baseline.name:
                 metrics[key.make_diff_key()] = metrics[key] - metrics[key.make_baseline_key(baseline.name)]
-    return metrics
+    return metrics, rows - max(count for _, count in sums.values())
 
 
 def write_results(output_uri: str, eval_config, metrics: dict, models: list, data_location: str,
@@ -286,9 +289,10 @@ def _record_tolerance(output_dict, tolerance) -> None:
 
 @contextlib.contextmanager
 def labelled_examples(input_dict, output_dict, exec_properties):
-    """input_dict for TFMA's general path: where the eval splits have rows without a label,
-    Examples holding only the labelled ones (TFMA counted the others as misses), written
-    beside the evaluation (where every Beam worker reads) and removed afterwards."""
+    """(input_dict for TFMA's general path, the eval rows left out or None where not
+    counted): where the eval splits have rows without a label, Examples holding only the
+    labelled ones (TFMA counted the others as misses), written beside the evaluation (where
+    every Beam worker reads) and removed afterwards."""
     eval_config = tfma.EvalConfig()
     proto_utils.json_to_proto(exec_properties.get(keys.EVAL_CONFIG_KEY) or "{}", eval_config)
     label, evaluation = _label_key(eval_config), output_dict.get(keys.EVALUATION_KEY)
@@ -297,7 +301,7 @@ def labelled_examples(input_dict, output_dict, exec_properties):
     except Unsupported:
         label = ""
     if not label or not evaluation:
-        yield input_dict
+        yield input_dict, None
         return
     original = input_dict[keys.EXAMPLES_KEY][0]
     root = artifact_utils.get_single_uri(evaluation).rstrip("/") + "-labelled-examples"
@@ -309,17 +313,45 @@ def labelled_examples(input_dict, output_dict, exec_properties):
             tf.io.gfile.makedirs(folder)
             left_out += gate.labelled_copy(files, compression, label, folder)
         if not left_out:
-            yield input_dict
+            yield input_dict, 0
             return
         logging.info("Evaluator: %d eval rows without a label left out of TFMA's evaluation", left_out)
         proto = type(original.mlmd_artifact)()
         proto.CopyFrom(original.mlmd_artifact)
         copy = artifact_utils.deserialize_artifact(original.artifact_type, proto)
         copy.uri = root
-        yield {**input_dict, keys.EXAMPLES_KEY: [copy]}
+        yield {**input_dict, keys.EXAMPLES_KEY: [copy]}, left_out
     finally:
         if tf.io.gfile.exists(root):
             tf.io.gfile.rmtree(root)
+
+
+def name_the_eval_split(input_dict, output_dict, exec_properties) -> None:
+    """TFMA's eval_config.json, after its general path, names the eval split's own files
+    as the batched path's does. TFMA wrote "<user provided PCollection>" (TFX hands it
+    records, not a path), and where rows had no label it read the labelled-only copy,
+    removed after the evaluation: neither is a file a reader of the evaluation can open.
+    The rows it was not given are counted on the ModelEvaluation (gate.ROWS_WITHOUT_LABEL)."""
+    from google.protobuf import json_format
+    from tensorflow_model_analysis.proto import config_pb2
+
+    evaluation = (output_dict.get(keys.EVALUATION_KEY) or [None])[0]
+    path = None if evaluation is None else os.path.join(evaluation.uri, "eval_config.json")
+    if path is None or not tf.io.gfile.exists(path):  # no evaluation, or its config output disabled
+        return
+    try:
+        files, _, _ = _eval_files(input_dict, exec_properties)
+    except Unsupported:  # not one artifact of tf.Examples: TFMA's words stand
+        return
+    run = json_format.Parse(io_utils.read_string_file(path), config_pb2.EvalRun())
+    run.data_location, run.file_format = ",".join(files), "tfrecords"
+    io_utils.write_string_file(path, json_format.MessageToJson(run))
+
+
+def _record_rows_without_label(output_dict, left_out) -> None:
+    evaluation = (output_dict.get(keys.EVALUATION_KEY) or [None])[0]
+    if evaluation is not None and left_out is not None:
+        evaluation.set_int_custom_property(gate.ROWS_WITHOUT_LABEL, int(left_out))
 
 
 class Executor(tfx_executor.Executor):
@@ -331,16 +363,19 @@ class Executor(tfx_executor.Executor):
         try:
             eval_config, models, files, compression, metric_keys, writers = self._plan(input_dict, exec_properties)
             started = time.monotonic()
-            metrics = compute_metrics(eval_config, models, files, compression, metric_keys)
+            metrics, left_out = compute_metrics(eval_config, models, files, compression, metric_keys)
         except Unsupported as reason:  # raised before anything is written
             logging.info("Evaluator: TFMA's general path (%s)", reason)
-            with labelled_examples(input_dict, output_dict, exec_properties) as tfma_inputs:
+            with labelled_examples(input_dict, output_dict, exec_properties) as (tfma_inputs, left_out):
                 super().Do(tfma_inputs, output_dict, exec_properties)
+            name_the_eval_split(input_dict, output_dict, exec_properties)
+            _record_rows_without_label(output_dict, left_out)
             _record_tolerance(output_dict, tolerance)
             return self._accept(input_dict, output_dict, exec_properties, [])
         self._log_startup(input_dict, output_dict, exec_properties)
         output_uri = artifact_utils.get_single_uri(output_dict[keys.EVALUATION_KEY])
         write_results(output_uri, eval_config, metrics, models, ",".join(files), writers)
+        _record_rows_without_label(output_dict, left_out)
         logging.info("Evaluator: %s over %d files in %.1f s", {str(k): float(v) for k, v in metrics.items()},
                      len(files), time.monotonic() - started)
         # As TFX: no thresholds, no blessing (nothing is blessed by accident).

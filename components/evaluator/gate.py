@@ -16,7 +16,9 @@ tolerance used; the blessing records it and why (`Tolerance`), for the run summa
 Also here: rows without a label (an empty label cell: no value in the tf.Example) are no
 example of the metric. The batched path leaves them out (preprocessing.MISSING_LABEL);
 TFMA's general path counted them as misses, so it is given the eval split without them
-(`labelled_copy`)."""
+(`labelled_copy`, removed after the evaluation). On either path the evaluation's
+eval_config.json names the eval split's own files and the ModelEvaluation counts the rows
+left out (ROWS_WITHOUT_LABEL)."""
 from __future__ import annotations
 
 import dataclasses
@@ -34,6 +36,8 @@ FLOAT32_SLACK = 1e-6
 FLOORED_METRICS = ("SparseCategoricalAccuracy",)
 # ModelBlessing custom properties.
 APPLIED, CONFIGURED, EXAMPLES = "gate_change_tolerance", "gate_change_tolerance_configured", "gate_eval_examples"
+# ModelEvaluation custom property: the eval rows no metric counted, for having no label.
+ROWS_WITHOUT_LABEL = "eval_rows_without_label"
 
 
 @dataclasses.dataclass

@@ -74,8 +74,14 @@ def _accuracy(result, model: str) -> float:
     return result["metrics"][("sparse_categorical_accuracy", model, False)]
 
 
-def test_one_eval_example_worse_than_the_served_model_is_blessed_on_both_paths(small):
-    batched, general = _both_paths(small, "one-worse", 39)
+@pytest.fixture(scope="module")
+def one_worse(small) -> tuple:
+    """(batched, general) of a candidate one labelled eval example worse than the served model."""
+    return _both_paths(small, "one-worse", 39)
+
+
+def test_one_eval_example_worse_than_the_served_model_is_blessed_on_both_paths(one_worse):
+    batched, general = one_worse
     for result in (general, batched):
         # The rows without a label are no example: 39 / 47 and 40 / 47, not 39 / 50 (TFMA's before).
         assert _accuracy(result, "candidate") == pytest.approx(39 / LABELLED, abs=1e-6)
@@ -120,3 +126,26 @@ def test_the_summary_line_says_which_tolerance_and_why(small):
                                                 "ModelBlessing": result["blessing"].mlmd_artifact})
     assert line.endswith("passed; BLESSED; change tolerance 0.02128: one of 47 labelled eval examples "
                          "(change_tolerance 0.01 is finer than the eval split resolves)"), line
+
+
+def test_the_evaluation_names_the_eval_split_it_read_and_counts_the_rows_left_out(small, one_worse):
+    """TFMA's general path reads a labelled-only copy of the eval split, removed after the
+    evaluation; the eval_config.json beside the evaluation named no file a reader could
+    open (before: "<user provided PCollection>"). On both paths it names the eval split's
+    own files, as tfma.load_eval_result reads them, and the ModelEvaluation counts the 3
+    rows without a label that no metric counted."""
+    import glob
+
+    import tensorflow_model_analysis as tfma
+    from tensorflow_model_analysis.writers import eval_config_writer
+
+    eval_files = sorted(glob.glob(os.path.join(small["examples"].uri, "Split-eval", "*")))
+    for result in one_worse:
+        uri = result["evaluation"].uri
+        loaded = tfma.load_eval_result(uri, model_name="candidate")
+        assert loaded.data_location.split(",") == eval_files and loaded.file_format == "tfrecords"
+        assert os.path.isdir(loaded.model_location)
+        _, _, _, models = eval_config_writer.load_eval_run(uri)
+        assert sorted(models) == ["baseline", "candidate"] and all(os.path.isdir(p) for p in models.values())
+        assert result["evaluation"].get_int_custom_property(gate.ROWS_WITHOUT_LABEL) == 3
+        assert not glob.glob(uri.rstrip("/") + "-*")  # the labelled-only copy is gone
