@@ -17,7 +17,9 @@ distance between tracks (regression: 10 equal bins over both tracks' range), and
 rate and 99th percentile latency when the log carries `status_code` and `latency_ms`
 (the model server logs answered requests only today: then they are None and not judged).
 A step's figures count requests that arrived since the step began (the state's
-`step_started`, else `updated`)."""
+`step_started`, else `updated`). A failed answer (a non-200 status; for regression also a
+prediction that is not a finite number, e.g. a candidate answering NaN) counts in the error
+rate only, never in the metric or the distributions."""
 from __future__ import annotations
 
 import datetime
@@ -28,6 +30,8 @@ from kubetfx.pipelines.serving import feedback
 from kubetfx.pipelines.serving.rollout_rule import TrackFigures, jensen_shannon
 
 BINS = 10
+# How feedback.canonical writes a float32 that is not finite (str of numpy's float32).
+NOT_FINITE = "('nan', 'inf', '-inf')"
 
 
 def step_started_ms(state) -> int:
@@ -42,6 +46,17 @@ def _track_filter(track: str) -> str:
     return "(p.track = :track OR (p.track IS NULL AND p.version = :version)) AND p.version = :version"
 
 
+def _failed(task: str) -> str:
+    """SQL: the record is a failed answer. A non-200 status; for regression also a prediction
+    that is not a finite number (a candidate answering NaN): SQLite reads 'nan' as 0.0, so
+    such a candidate would otherwise be judged on zeros, and a failed call (no prediction)
+    would count in the MAE's n but not its sum."""
+    failed = "(p.status IS NOT NULL AND p.status != 200)"
+    if task == "regression":
+        failed += f" OR COALESCE(p.predicted IN {NOT_FINITE}, 0)"
+    return f"({failed})"
+
+
 def figures(db: sqlite3.Connection, track: str, version: Optional[int], since_ms: int, task: str,
             bins: Optional[tuple] = None) -> TrackFigures:
     result = TrackFigures(track=track, version=version)
@@ -49,10 +64,10 @@ def figures(db: sqlite3.Connection, track: str, version: Optional[int], since_ms
         return result
     args = {"track": track, "version": version, "since": since_ms}
     where = _track_filter(track) + " AND p.timestamp_ms >= :since"
+    failed = _failed(task)
     result.requests, errors, logged_status = db.execute(
-        f"SELECT COUNT(*), SUM(p.status IS NOT NULL AND p.status != 200), COUNT(p.status) FROM predictions p "
-        f"WHERE {where}", args).fetchone()
-    result.errors = int(errors or 0) if logged_status else None
+        f"SELECT COUNT(*), SUM({failed}), COUNT(p.status) FROM predictions p WHERE {where}", args).fetchone()
+    result.errors = int(errors or 0) if logged_status or errors else None
     if result.errors is not None:
         result.requests -= result.errors
     (latencies,) = db.execute(f"SELECT COUNT(p.latency_ms) FROM predictions p WHERE {where}", args).fetchone()
@@ -60,7 +75,8 @@ def figures(db: sqlite3.Connection, track: str, version: Optional[int], since_ms
         (result.latency_p99_ms,) = db.execute(
             f"SELECT p.latency_ms FROM predictions p WHERE {where} AND p.latency_ms IS NOT NULL "
             f"ORDER BY p.latency_ms LIMIT 1 OFFSET :offset", {**args, "offset": int(0.99 * (latencies - 1))}).fetchone()
-    labelled = f"SELECT * FROM ({feedback.LABELLED}) p WHERE {where}"
+    answered = f"{where} AND p.predicted IS NOT NULL AND NOT {failed}"  # the metric: answers, not failures
+    labelled = f"SELECT * FROM ({feedback.LABELLED}) p WHERE {answered}"
     if task == "regression":
         n, total, squares = db.execute(
             f"SELECT COUNT(*), SUM(ABS(CAST(predicted AS REAL) - CAST(label AS REAL))), "
@@ -71,14 +87,14 @@ def figures(db: sqlite3.Connection, track: str, version: Optional[int], since_ms
         if bins is not None:
             low, width = bins
             rows = db.execute(f"SELECT MIN(:bins - 1, MAX(0, CAST((CAST(p.predicted AS REAL) - :low) / :width AS INTEGER))), "
-                              f"COUNT(*) FROM predictions p WHERE {where} GROUP BY 1",
+                              f"COUNT(*) FROM predictions p WHERE {answered} GROUP BY 1",
                               {**args, "low": low, "width": width, "bins": BINS}).fetchall()
             result.predicted = {f"bin {b}": c for b, c in rows}
     else:
         n, correct = db.execute(f"SELECT COUNT(*), SUM(predicted = label) FROM ({labelled})", args).fetchone()
         result.labelled, result.correct = n, int(correct or 0)
         result.metric = result.correct / n if n else None
-        rows = db.execute(f"SELECT p.predicted, COUNT(*) FROM predictions p WHERE {where} GROUP BY p.predicted",
+        rows = db.execute(f"SELECT p.predicted, COUNT(*) FROM predictions p WHERE {answered} GROUP BY p.predicted",
                           args).fetchall()
         result.predicted = {str(k): c for k, c in rows}
     return result
@@ -86,7 +102,8 @@ def figures(db: sqlite3.Connection, track: str, version: Optional[int], since_ms
 
 def _regression_bins(db, state, since_ms: int) -> Optional[tuple]:
     low, high = db.execute("SELECT MIN(CAST(predicted AS REAL)), MAX(CAST(predicted AS REAL)) FROM predictions "
-                           "WHERE timestamp_ms >= ? AND version IN (?, ?)",
+                           f"WHERE timestamp_ms >= ? AND version IN (?, ?) AND predicted NOT IN {NOT_FINITE} "
+                           "AND (status IS NULL OR status = 200)",
                            (since_ms, state.stable, state.candidate if state.candidate is not None else -1)).fetchone()
     if low is None:
         return None

@@ -143,3 +143,35 @@ def test_a_bad_rollout_section_is_one_line(tmp_path, capsys, yaml_text, message)
     assert cli.main(["rollout", "status", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_auto_aborts_a_regression_candidate_that_answers_nan(tmp_path, capsys):
+    """A regression candidate whose every prediction is NaN (a model call that succeeds with
+    nothing usable). SQLite reads the logged 'nan' as 0.0: with outcomes near 0 the
+    candidate looked better than stable and was advanced. Its NaNs are failed answers: the
+    error budget aborts it, and the MAE is computed on real predictions only."""
+    import numpy as np
+
+    from kubetfx.components.serving.model_server import InferenceRecord
+
+    path = config_file(tmp_path, tmp_path / "home", max_metric_loss=0.5)
+    path.write_text(path.read_text().replace('"classification"', '"regression"'))
+    config = PipelineConfig.from_yaml(str(path))
+    versions(config, 1, 2)
+    assert rollout(path, "start") == 0
+    log = inference_log.InferenceLog(inference_log.log_dir(config), features=None)
+    stamp = time.time() + 1
+    for i in range(50):
+        for version, track, value in ((1, "stable", 0.25), (2, "candidate", float("nan"))):
+            log(InferenceRecord("m", version, stamp, "serving_default", [b""],
+                                {"value": np.array([[value]], np.float32)}, f"{track}-{i}", track, 3.0))
+    log.close()
+    lines = [f"{track}-{i},0.0" for i in range(50) for track in ("stable", "candidate")]
+    assert cli.main(["feedback", str(labels(tmp_path / "l.csv", lines)), "--home", config.home]) == 0
+    capsys.readouterr()
+    assert rollout(path, "--auto") == 0
+    out = json.loads(capsys.readouterr().out)
+    candidate = out["evidence"]["candidate"]
+    assert (candidate["errors"], candidate["requests"], candidate["labelled"], candidate["metric"]) == (50, 0, 0, None)
+    assert out["evidence"]["stable"]["metric"] == pytest.approx(0.25)
+    assert out["decision"] == "abort" and "error rate 100.000%" in out["evidence"]["decision"]["reasons"][0]

@@ -67,7 +67,7 @@ class TrackFigures:
     """What the rule reads of one track at the current step (live_evaluation fills it)."""
     track: str
     version: Optional[int]
-    requests: int = 0            # answered and logged
+    requests: int = 0            # answered with a prediction (200) and logged; errors apart
     errors: Optional[int] = None  # non-200 answers; None when nothing records them
     labelled: int = 0            # requests with an outcome fed back
     correct: int = 0             # classification: prediction == label
@@ -119,12 +119,13 @@ def decide_on_bounds(lower: float, upper: float, max_metric_loss: float) -> str:
 
 def broken_budgets(candidate: TrackFigures, rule, z: float) -> list:
     """Reasons the candidate breaks its error or latency budget (decided only on
-    min_samples answered requests)."""
-    if candidate.requests < rule.min_samples:
+    min_samples answered requests, its failed answers included: a candidate that fails
+    every call has no successful request, and must not wait for one forever)."""
+    total = candidate.requests + (candidate.errors or 0)
+    if total < rule.min_samples:
         return []
     broken = []
     if candidate.errors is not None:
-        total = candidate.requests + candidate.errors
         low, _ = wilson(candidate.errors, total, z)
         if low > rule.max_error_rate:
             broken.append(f"error rate {candidate.errors / total:.3%} (lower bound {low:.3%}) over the "

@@ -71,7 +71,7 @@ def test_regression_compares_mean_absolute_errors():
 def test_error_budget_aborts_only_on_enough_requests_and_a_lower_bound_over_it():
     config = RolloutConfig(min_samples=100, max_error_rate=0.01)
     stable = TrackFigures("stable", 1, 100, 0)
-    few = TrackFigures("candidate", 2, 99, errors=50)
+    few = TrackFigures("candidate", 2, 49, errors=50)  # 99 answers, failed ones included
     assert rule.decide(stable, few, config, "classification").action == rule.WAIT
     many = TrackFigures("candidate", 2, 100, errors=20)
     decision = rule.decide(stable, many, config, "classification")
@@ -90,3 +90,16 @@ def test_jensen_shannon_distance():
     assert rule.jensen_shannon({"a": 5}, {"a": 9}) == 0.0
     assert rule.jensen_shannon({"a": 5}, {"b": 9}) == pytest.approx(1.0)
     assert rule.jensen_shannon({"a": 1}, {}) is None
+
+
+def test_a_candidate_that_fails_every_call_is_aborted_not_left_waiting():
+    """A candidate that crashes on every request has no successful answer and so no label:
+    its error budget is judged on every answer it gave (min_samples of them), failed ones
+    included. Before, the budget waited for min_samples *successful* requests, so 5% of
+    callers met 500s for as long as the rollout ran, the rule saying `wait`."""
+    config = RolloutConfig(min_samples=100, max_error_rate=0.01)
+    stable = TrackFigures("stable", 1, 300, 0, labelled=300, correct=290)
+    crashing = TrackFigures("candidate", 2, requests=0, errors=100)
+    decision = rule.decide(stable, crashing, config, "classification")
+    assert decision.action == rule.ABORT and "error rate 100.000%" in decision.reasons[0]
+    assert rule.decide(stable, TrackFigures("candidate", 2, 0, errors=99), config, "classification").action == rule.WAIT
