@@ -10,7 +10,10 @@ Both sides live in one SQLite file, `<home>/feedback/<pipeline>/feedback.sqlite`
   (idempotent); a key seen again with the same label is a duplicate, with another label a
   conflict; both are counted, neither is fatal; so are unparsable labels (empty, too long,
   or not a finite number for a regression model) and unknown keys (no logged prediction
-  has them yet: they join once the prediction is read, since labels are kept).
+  has them yet: they join once the prediction is read, since labels are kept). A
+  request-id label joins a request of one instance only: one outcome is not the outcome of
+  each of several instances, nor several outcomes for the rollout's count (`ambiguous`;
+  `--key` joins per instance).
 - `predictions`: every logged instance (request id, its place in the request, version,
   track, predicted class or value, time), read from the inference log and keyed by
   (request id, index), so reading a log twice adds nothing.
@@ -53,7 +56,12 @@ def connect(path) -> sqlite3.Connection:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(str(path), timeout=60)  # another feedback or rollout waits, bounded
-    db.executescript(_SCHEMA)
+    try:
+        db.executescript(_SCHEMA)
+    except sqlite3.DatabaseError as err:  # not a database (a torn or foreign file), locked past the timeout
+        db.close()
+        raise ConfigError(f"feedback store {path} cannot be used ({err}): move it aside and feed the labels again "
+                          "(the next feedback makes a new store from the inference log)") from None
     return db
 
 
@@ -65,12 +73,16 @@ class FeedbackCounts:
     conflicts: int = 0        # a key already labelled with another label: the first kept
     unparsable: int = 0
     unknown: int = 0          # labels (of this file) no logged prediction has yet
+    # request-id labels (of this file) whose request held several instances: one outcome
+    # cannot be each instance's, so they join none (--key joins per instance)
+    ambiguous: int = 0
     joined: int = 0           # labelled predictions in the store after this feed
     predictions_read: int = 0
 
     def line(self) -> str:
         return (f"{self.rows} rows: {self.new} new labels, {self.duplicates} duplicates, {self.conflicts} conflicts "
-                f"(first label kept), {self.unparsable} unparsable, {self.unknown} with no logged prediction yet; "
+                f"(first label kept), {self.unparsable} unparsable, {self.unknown} with no logged prediction yet, "
+                f"{self.ambiguous} for requests of several instances (not joined: use --key); "
                 f"{self.joined} labelled predictions in all")
 
     def to_dict(self) -> dict:
@@ -183,7 +195,7 @@ def parse_label(text: Optional[str], task: str) -> Optional[str]:
 def _rows(path) -> Iterable[dict]:
     csv.field_size_limit(4 * MAX_FIELD_CHARS)  # a longer field is an error, not a memory bill
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
             reader = csv.DictReader(f)
             yield from reader
     except (OSError, UnicodeDecodeError, csv.Error) as err:
@@ -192,7 +204,7 @@ def _rows(path) -> Iterable[dict]:
 
 def columns_of(path) -> list:
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name
             return next(csv.reader(io.StringIO(f.readline())), [])
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ConfigError(f"cannot read labels {path}: {' '.join(str(err).split())}") from None
@@ -229,6 +241,10 @@ def add_labels(db: sqlite3.Connection, path, task: str, key: Optional[str] = Non
     (counts.unknown,) = db.execute(
         f"SELECT COUNT(*) FROM fed f WHERE NOT EXISTS (SELECT 1 FROM predictions p WHERE p.{column} = f.key{where})",
         () if kind == REQUEST_ID else (key,)).fetchone()
+    if kind == REQUEST_ID:
+        (counts.ambiguous,) = db.execute(
+            "SELECT COUNT(*) FROM fed f WHERE EXISTS (SELECT 1 FROM predictions p WHERE p.request_id = f.key AND p.idx > 0)"
+        ).fetchone()
     db.commit()
     counts.joined = labelled_count(db)
     return counts
@@ -248,10 +264,11 @@ def _add_batch(db, kind: str, batch: list, counts: FeedbackCounts) -> None:
 
 
 LABELLED = """
-SELECT p.request_id, p.idx, p.version, p.track, p.predicted, p.timestamp_ms, l.label
+SELECT p.request_id, p.idx, p.version, p.track, p.status, p.predicted, p.timestamp_ms, l.label
 FROM predictions p JOIN labels l ON l.kind = 'request_id' AND l.key = p.request_id
+WHERE NOT EXISTS (SELECT 1 FROM predictions q WHERE q.request_id = p.request_id AND q.idx > 0)
 UNION
-SELECT p.request_id, p.idx, p.version, p.track, p.predicted, p.timestamp_ms, l.label
+SELECT p.request_id, p.idx, p.version, p.track, p.status, p.predicted, p.timestamp_ms, l.label
 FROM predictions p JOIN labels l ON l.kind = 'feature:' || p.key_name AND l.key = p.key_value
 """
 

@@ -88,3 +88,50 @@ def test_a_failed_model_call_reads_back_as_an_error_with_its_latency():
     request_id, version, track, predicted, _, latency, status, _ = feedback.prediction_row(serialized, None)
     assert (request_id, version, track, predicted, status) == ("req-1", 3, "candidate", None, 500)
     assert latency == pytest.approx(12.5)
+
+
+def test_a_label_file_saved_by_a_spreadsheet_with_a_byte_order_mark_reads(home, tmp_path):
+    """Excel's "CSV UTF-8" starts the file with a byte-order mark; before, the first column
+    was read as '\\ufeffrequest_id' and the file refused with "has no column request_id"."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes("request_id,label\r\nr1,yes\r\nr2,no\r\n".encode("utf-8-sig"))
+    counts = feedback.feed(home, path)
+    assert (counts.rows, counts.new, counts.unknown) == (2, 2, 0)
+
+
+def test_a_request_id_label_joins_a_one_instance_request_only(tmp_path):
+    """A request of three penguins answered three predictions under one X-Request-Id; a
+    label fed for that id was joined to all three, so one outcome counted as three labelled
+    requests towards the rollout's min_samples (and was the wrong label for two of them).
+    It joins none now and is counted; --key joins per instance."""
+    import numpy as np
+
+    from kubetfx.components.serving.model_server import InferenceRecord
+    from rollout_traffic import example
+
+    config = PipelineConfig(home=str(tmp_path / "home"), task="classification").validate()
+    log = inference_log.InferenceLog(inference_log.log_dir(config), features=lambda version: {"customer_id"})
+    for request_id, customers in (("batch", [7, 8, 9]), ("single", [10])):
+        n = len(customers)
+        log(InferenceRecord("m", 1, 1.7e9, "serving_default", [example(c) for c in customers],
+                            {"classes": np.array([b"yes"] * n), "probabilities": np.full((n, 2), 0.5)}, request_id,
+                            "stable"))
+    log.close()
+    counts = feedback.feed(config, labels(tmp_path / "l.csv", ["batch,yes", "single,yes"]))
+    assert (counts.new, counts.unknown, counts.ambiguous, counts.joined) == (2, 0, 1, 1)
+    assert [r[0] for r in joined(config)] == ["single"]
+    assert "1 for requests of several instances (not joined: use --key)" in counts.line()
+    by_key = feedback.feed(config, labels(tmp_path / "k.csv", ["7,yes", "8,no"], header="customer_id,label"),
+                           key="customer_id")
+    assert (by_key.ambiguous, by_key.joined) == (0, 3)
+
+
+def test_a_store_that_is_not_a_database_is_one_line_not_a_traceback(home, tmp_path, capsys):
+    """A feedback.sqlite torn or replaced by another file: before, sqlite3.DatabaseError's
+    traceback from `kubetfx feedback` and `kubetfx rollout status`."""
+    feedback.db_path(home).parent.mkdir(parents=True, exist_ok=True)
+    feedback.db_path(home).write_bytes(b"request_id,label\n" * 100)
+    path = labels(tmp_path / "l.csv", ["r1,yes"])
+    assert cli.main(["feedback", str(path), "--home", home.home]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot be used (file is not a database): move it aside" in err and len(err.splitlines()) == 1
