@@ -22,7 +22,12 @@ Several writers (`kubetfx serve` processes, proxies) share a directory safely: e
 its own shard, named with its pid and a random suffix and ending in `.open` while written,
 held under an exclusive flock and renamed to `.tfrecord` on close. Retention deletes only
 closed shards; an `.open` shard whose lock nobody holds (its writer died) is closed by the
-next writer that rotates. Readers read the closed shards and the open ones up to their last
+next writer that rotates. A write that fails (disk full, the folder unwritable or removed)
+never fails the request: the shard is let go of as it is (its torn last record is skipped
+by readers; writing on after it would hide every later record from them), the instances
+are counted in `lost` with a warning at 1, 2, 4, ... of them, and a new shard (the folder
+made again) is tried after `retry_seconds`; an open shard deleted under its writer is let go
+of at the next request. Readers read the closed shards and the open ones up to their last
 complete record (each record is flushed when its request is logged)."""
 from __future__ import annotations
 
@@ -142,7 +147,8 @@ class InferenceLog:
     features: the served version's schema features (ServingSchemas), None: none logged."""
 
     def __init__(self, directory, *, features: SchemaFeatures | None, max_shard_bytes: int = DEFAULT_MAX_SHARD_BYTES,
-                 max_shard_seconds: float = 3600, max_shards: int = 16, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES):
+                 max_shard_seconds: float = 3600, max_shards: int = 16, max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+                 retry_seconds: float = 1.0):
         if max_shards < 1 or max_shard_bytes <= FRAMING_BYTES or max_shard_seconds <= 0:
             raise ValueError("inference log limits must be positive (a shard larger than a record's framing)")
         if max_total_bytes < max_shard_bytes:
@@ -153,6 +159,10 @@ class InferenceLog:
         self.max_shard_bytes, self.max_shard_seconds = max_shard_bytes, max_shard_seconds
         self.max_shards, self.max_total_bytes = max_shards, max_total_bytes
         self.dropped = 0       # instances larger than a shard, not logged
+        self.lost = 0          # instances not logged because a write failed (disk full, folder unwritable)
+        self.retry_seconds = retry_seconds  # after a failed write, a new shard is tried no sooner
+        self._retry_at = 0.0
+        self._last_error = ""
         self._lock = threading.Lock()
         self._writer = None
         self._lock_fd: int | None = None
@@ -163,6 +173,11 @@ class InferenceLog:
     def __call__(self, record) -> None:
         examples = to_examples(record, self.features(record.model_version) if self.features else None)
         with self._lock:
+            if self._path is not None and not self._path.exists():
+                # deleted or moved under this writer (a clean-up of the log folder): writing on
+                # would fill an unlinked file, every later record lost without a word
+                self._abandon(f"open shard {self._path.name} is gone")
+            written = 0
             for example in examples:
                 size = len(example) + FRAMING_BYTES
                 if size > self.max_shard_bytes:
@@ -172,27 +187,75 @@ class InferenceLog:
                                     "(%d so far)", getattr(record, "request_id", "") or "-", size,
                                     self.max_shard_bytes, self.dropped)
                     continue
-                if self._writer is None or self._bytes + size > self.max_shard_bytes or \
-                        time.monotonic() - self._opened >= self.max_shard_seconds:
-                    self._rotate()
-                self._writer.write(example)
+                if self._writer is None and time.monotonic() < self._retry_at:
+                    self._lose(1, None)
+                    continue
+                try:
+                    if self._writer is None or self._bytes + size > self.max_shard_bytes or \
+                            time.monotonic() - self._opened >= self.max_shard_seconds:
+                        self._rotate()
+                        written = 0  # what this call wrote before is closed in the previous shard
+                    self._writer.write(example)
+                except Exception as err:  # noqa: BLE001 - OSError, tf.errors.OpError: disk full, folder unwritable
+                    self._fail(written + 1, err)
+                    written = 0
+                    continue
                 self._bytes += size
+                written += 1
             if self._writer is not None:
-                self._writer.flush()
+                try:
+                    self._writer.flush()
+                except Exception as err:  # noqa: BLE001 - as above: what this call wrote is not on disk
+                    self._fail(written, err)
+
+    def _fail(self, records: int, err: Exception) -> None:
+        """A write failed: the shard may end in a torn record, after which readers stop, so it
+        is closed as it is and the next record opens a new one (not before retry_seconds)."""
+        self._retry_at = time.monotonic() + self.retry_seconds
+        self._abandon(None)
+        self._lose(records, err)
+
+    def _lose(self, records: int, err: Exception | None) -> None:
+        before, self.lost = self.lost, self.lost + records
+        if err is not None:
+            self._last_error = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        if records and (before == 0 or before.bit_length() != self.lost.bit_length()):  # 1, 2, 4, ...: no flood
+            log.warning("inference log %s cannot be written (%s): %d records not logged so far; a new shard is "
+                        "tried every %g s", self.directory, self._last_error, self.lost, self.retry_seconds)
+
+    def _abandon(self, why: str | None) -> None:
+        """Lets go of the open shard, whatever state its file is in (closed name if it still exists)."""
+        if why:
+            log.warning("inference log: %s; opening a new shard", why)
+        writer, path, fd = self._writer, self._path, self._lock_fd
+        self._writer, self._path, self._lock_fd = None, None, None
+        for step in (lambda: writer.close() if writer is not None else None,
+                     lambda: os.rename(path, path.with_name(path.name[:-len(OPEN_SUFFIX)])) if path else None,
+                     lambda: os.close(fd) if fd is not None else None):
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - the shard is let go of either way
+                pass
 
     def _rotate(self) -> None:
         import tensorflow as tf
 
         self._close()
+        self.directory.mkdir(parents=True, exist_ok=True)  # removed under a running server: made again
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
         name = f"requests-{stamp}-{os.getpid()}-{secrets.token_hex(4)}{SHARD_SUFFIX}"
         # Locked before it gets the name other writers look at, so no one takes it for an orphan.
         creating = self.directory / f".{name}.creating"
         fd = os.open(creating, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        self._path = self.directory / (name + OPEN_SUFFIX)
-        os.rename(creating, self._path)
-        self._lock_fd = fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            path = self.directory / (name + OPEN_SUFFIX)
+            os.rename(creating, path)
+        except BaseException:
+            os.close(fd)
+            creating.unlink(missing_ok=True)
+            raise
+        self._path, self._lock_fd = path, fd
         self._writer = tf.io.TFRecordWriter(str(self._path))
         self._opened, self._bytes = time.monotonic(), 0
         self._retain()
@@ -200,16 +263,22 @@ class InferenceLog:
     def _close(self) -> None:
         if self._writer is None:
             return
-        self._writer.close()
-        self._writer = None
-        os.rename(self._path, self._path.with_name(self._path.name[:-len(OPEN_SUFFIX)]))
-        os.close(self._lock_fd)
-        self._lock_fd, self._path = None, None
+        writer, path, fd = self._writer, self._path, self._lock_fd
+        self._writer, self._path, self._lock_fd = None, None, None
+        try:
+            writer.close()
+            os.rename(path, path.with_name(path.name[:-len(OPEN_SUFFIX)]))
+        finally:
+            os.close(fd)
 
     def _retain(self) -> None:
         """Closes dead writers' shards, then deletes the oldest closed shards while the
         directory is over its bounds (under a directory lock: writers prune one at a time)."""
-        guard = os.open(self.directory / ".retention.lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            guard = os.open(self.directory / ".retention.lock", os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError as err:  # the shard is open and written; pruning waits for the next rotation
+            log.warning("inference log %s: retention skipped: %s", self.directory, err)
+            return
         try:
             fcntl.flock(guard, fcntl.LOCK_EX)
             reserved = 0
@@ -226,14 +295,21 @@ class InferenceLog:
                 total -= st.st_size
         except FileNotFoundError:  # a shard shipped or pruned meanwhile: the next rotation counts again
             pass
+        except OSError as err:
+            log.warning("inference log %s: retention skipped: %s", self.directory, err)
         finally:
             os.close(guard)
 
     def close(self) -> None:
+        """Closes the open shard (renamed to .tfrecord); never raises: a shard that cannot be
+        closed (its folder gone, the disk full) is let go of and said once."""
         with self._lock:
             if self._writer is not None:
-                self._close()
-                self._retain()
+                try:
+                    self._close()
+                    self._retain()
+                except Exception as err:  # noqa: BLE001 - shutting down: said, not raised
+                    self._abandon(f"closing the open shard failed ({type(err).__name__}: {err})")
 
     def closed_shards(self, max_age_seconds: float | None = None) -> list[Path]:
         """Shards no writer holds, oldest first. With max_age_seconds, this writer's open
@@ -241,7 +317,10 @@ class InferenceLog:
         with self._lock:
             if self._writer is not None and max_age_seconds is not None and \
                     time.monotonic() - self._opened >= max_age_seconds:
-                self._close()
+                try:
+                    self._close()
+                except Exception as err:  # noqa: BLE001 - as in close()
+                    self._abandon(f"closing the open shard failed ({type(err).__name__}: {err})")
         return closed_shards(self.directory)
 
 
