@@ -90,6 +90,38 @@ def error(status: int, message: str) -> Response:
     return json_response(status, {"error": message})
 
 
+class BodyError(ValueError):
+    """A request body that cannot be read as sent (its status: 400, 413 or 415)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def decoded_body(request: Request, max_bytes: int) -> bytes:
+    """The body without its Content-Encoding: gzip (TF Serving's HTTP server uncompresses it,
+    tensorflow_serving/util/net_http RequestHandlerOptions auto_uncompress_input, default
+    true) uncompressed up to max_bytes, so a small bomb cannot outgrow the bound the
+    transport put on the bytes sent (413 past it); identity as is; another encoding a 415."""
+    encoding = (request.headers.get("Content-Encoding") or "identity").strip().lower()
+    if encoding == "identity":
+        return request.body
+    if encoding not in ("gzip", "x-gzip"):
+        raise BodyError(415, f"Content-Encoding {encoding[:40]!r} is not accepted: send the body as it is, or gzip")
+    import zlib
+
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)  # gzip framing
+    try:
+        data = inflater.decompress(request.body, max_bytes + 1)
+    except zlib.error as err:
+        raise BodyError(400, f"request body is not gzip ({err}) though Content-Encoding says so") from None
+    if len(data) > max_bytes:
+        raise BodyError(413, f"request body is over the limit of {max_bytes} bytes once uncompressed")
+    if not inflater.eof:
+        raise BodyError(400, "request body is a gzip stream cut short")
+    return data
+
+
 def effective_backlog(asked: int) -> int:
     """The listen backlog the kernel grants: listen() silently caps it at somaxconn."""
     try:
@@ -192,6 +224,7 @@ class HttpServer:
         self._pool: concurrent.futures.ThreadPoolExecutor | None = None
         self._port: int | None = None
         self.in_flight = 0        # requests whose headers were read and whose answer is not yet sent
+        self.stopping = False     # set by stop(): every answer from then on closes its connection
         self._pending = 0         # requests waiting for or running in the pool
         self.max_connections = self.limits.max_connections
         self._acceptors: list[_Acceptor] = []
@@ -295,6 +328,10 @@ class HttpServer:
             loop.close()
 
     async def _stop(self, timeout: float) -> bool:
+        # Keep-alive clients under load send their next request as soon as they are answered,
+        # so the requests in flight never reached none and the stop cut every connection at its
+        # deadline. Each answer written from now on closes its connection instead.
+        self.stopping = True
         self._http.stop()  # no new connections; the listening sockets are closed
         deadline = time.monotonic() + timeout
         while self.in_flight and time.monotonic() < deadline:
@@ -390,6 +427,8 @@ def _handler_class():
         get = post = put = delete = _answer
 
         async def _send(self, response: Response) -> None:
+            if self.owner.stopping and hasattr(self.request.connection, "_disconnect_on_finish"):
+                self.request.connection._disconnect_on_finish = True  # tornado 6.5/6.6 HTTP1Connection: "Connection: close"
             self.set_status(response.status)
             for key, value in response.headers.items():
                 self.set_header(key, value)

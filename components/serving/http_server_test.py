@@ -132,6 +132,33 @@ def test_shutdown_answers_the_request_in_flight_then_refuses(base):
         socket.create_connection(("127.0.0.1", port), timeout=5)
 
 
+
+
+def test_an_answer_written_while_stopping_closes_its_keep_alive_connection(base):
+    """Under load, keep-alive clients send their next request the moment they are answered,
+    so the stop's wait for "no request in flight" did not end before its deadline, and then
+    every connection was cut, answers owed included. An answer written once the stop began
+    now says Connection: close and ends its connection: the load drains."""
+    hook_entered = threading.Event()
+
+    def slow_hook(record):
+        hook_entered.set()
+        time.sleep(0.5)
+
+    server = _start(base, on_request=slow_hook)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request("POST", f"/v1/models/{NAME}:predict", PREDICT))
+        assert hook_entered.wait(30)
+        stopper = threading.Thread(target=server.shutdown)
+        stopper.start()
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        stopper.join(30)
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 200") and b"\r\nconnection: close" in head, head
+
+
 def test_json_too_deep_counts_nesting_not_brackets_in_strings():
     assert not http_server.json_too_deep(b'{"a": "' + b"[" * 500 + b'"}', 10)
     assert not http_server.json_too_deep(json.dumps({"instances": [{"x": [1.0]}] * 500}).encode(), 10)

@@ -38,15 +38,14 @@ As a process:
 
 The HTTP port answers at once (status LOADING until a version is loaded), so a client sees
 progress while TensorFlow imports. The transport's bounds (components/serving/http_server.py):
-a body over --max_body_bytes (16 MiB) is a 413, JSON nested deeper than MAX_JSON_DEPTH a
-400, a request not sent within the read timeouts is closed; shutdown() finishes the
+a body over --max_body_bytes (16 MiB) is a 413 (a gzip body: also once uncompressed),
+JSON nested deeper than MAX_JSON_DEPTH a 400, a request not sent within the read timeouts is closed; shutdown() finishes the
 requests in flight (up to stop_seconds) before it closes the connections. Requests that
 arrive while a model call runs share the next one (components/serving/batching.py).
 """
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import dataclasses
 import functools
@@ -74,7 +73,6 @@ MAX_JSON_DEPTH = 100        # instances are a few levels deep; json.loads recurs
 # holds more threads than cores: most of them wait, the batch grows.
 WORKERS = 16
 MAX_BATCH_ROWS = 256
-KEPT_SCHEMAS = 4
 # /v1/models/NAME[/versions/V][/metadata | :predict | :classify | :regress]
 ROUTE = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?"
                    r"(?P<action>/metadata|:predict|:classify|:regress)?/?\Z")
@@ -139,11 +137,9 @@ class ModelServer:
         base = os.path.abspath(model_base_path)
         self.versions = VersionFollower(base, loader=self._load_for_follower)
         self.tracks = TrackFollower(base, loader=self._load_version)
-        # {version path: its RequestSchema or None}, filled as a version loads; a few kept so
-        # that requests still on the previous version are checked by its own schema.
-        self._schemas: collections.OrderedDict[str, RequestSchema | None] = collections.OrderedDict()
         self._on_request = on_request
         self._hook_lock = threading.Lock()
+        self._hook_failures = 0
         self._stop = threading.Event()
         self._first_poll = threading.Event()  # the versions and the rollout state read once
         self.limits = (limits or default_limits()).validate()
@@ -273,10 +269,9 @@ class ModelServer:
         load, so the version is reported and never served unchecked)."""
         schema = RequestSchema.from_version_dir(path)
         loaded = load_version(version, path)
-        self._schemas.pop(path, None)  # a rollback loads a path again: it becomes the newest
-        self._schemas[path] = schema
-        while len(self._schemas) > KEPT_SCHEMAS:
-            self._schemas.popitem(last=False)
+        # held by the version itself: a cache of the last few loads forgot a stable version
+        # that served on while newer pushes loaded beside it, and its requests went unchecked
+        loaded.checker = schema
         return loaded
 
     # -- the REST API -------------------------------------------------------------------
@@ -348,7 +343,7 @@ class ModelServer:
         specs = signature.structured_input_signature[1]
         feed, instances = rest_api.signature_feed(
             request, specs, lambda: loaded.feature_types(request.signature_name),
-            checker=self._schemas.get(loaded.path))
+            checker=loaded.checker)
 
         def run(feed):
             computed = signature(**{name: tf.constant(value, dtype=specs[name].dtype) for name, value in feed.items()})
@@ -363,7 +358,10 @@ class ModelServer:
                 with self._hook_lock:
                     self._on_request(record)
             except Exception:  # noqa: BLE001 - logging must not fail the answer
-                log.exception("on_request hook failed for a request to version %d", loaded.version)
+                self._hook_failures += 1
+                if self._hook_failures & (self._hook_failures - 1) == 0:  # 1, 2, 4, ...: a failing hook fails every request
+                    log.exception("on_request hook failed for a request to version %d (%d failures so far)",
+                                  loaded.version, self._hook_failures)
 
         # concurrent requests to one version and signature share a model call (batching.py)
         try:
@@ -410,18 +408,23 @@ def _route_and_answer(app: ModelServer, request: http_server.Request, identity: 
     if action != ":predict":
         raise HttpError(501 if action in (":classify", ":regress") else 405,
                         f"{action or 'POST'} is not served by kubetfx's model server: use :predict")
-    body = _body(request)
+    body = _body(request, app.limits.max_body_bytes)
     payload, served, track = app.predict(version, body, request.arrived, identity,
                                          request.headers.get(traffic_split.KEY_HEADER))
     return 200, payload, {"X-Model-Version": str(served), "X-Model-Track": track}
 
 
-def _body(request: http_server.Request) -> bytes:
-    """The transport bounded the size; the nesting is bounded here, before json.loads
-    recurses into it (100k levels were a 500 RecursionError)."""
-    if http_server.json_too_deep(request.body, MAX_JSON_DEPTH):
+def _body(request: http_server.Request, max_bytes: int) -> bytes:
+    """The JSON text of a predict: a gzip body uncompressed within the body bound
+    (http_server.decoded_body), then its nesting bounded before json.loads recurses into it
+    (100k levels were a 500 RecursionError)."""
+    try:
+        body = http_server.decoded_body(request, max_bytes)
+    except http_server.BodyError as err:
+        raise HttpError(err.status, str(err)) from None
+    if http_server.json_too_deep(body, MAX_JSON_DEPTH):
         raise HttpError(400, f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    return request.body
+    return body
 
 
 def _tf_error_status(err: Exception) -> int:

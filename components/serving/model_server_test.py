@@ -213,14 +213,19 @@ def test_a_model_call_that_fails_is_logged_with_its_status_and_no_prediction(tmp
     assert record.latency_ms > 0
 
 
-def test_a_failing_hook_does_not_fail_the_request(tmp_path, saved, serve):
+def test_a_failing_hook_does_not_fail_the_request_nor_flood_the_log(tmp_path, saved, serve, caplog):
+    """A hook that fails on every request (before: a traceback per request, which under load
+    fills the disk the hook could not write to): said at the 1st, 2nd, 4th, 8th, ... failure."""
     add_version(tmp_path / "base", 1, saved[1])
 
     def broken_hook(record):
         raise OSError("disk full")
     server, url = serve(on_request=broken_hook)
     server.wait_until_available(120)
-    assert scaled_by(url) == 1.0
+    with caplog.at_level("ERROR", logger="kubetfx.model_server"):
+        assert [scaled_by(url) for _ in range(20)] == [1.0] * 20
+    said = [r.getMessage() for r in caplog.records if "on_request hook failed" in r.getMessage()]
+    assert len(said) == 5 and "(16 failures so far)" in said[-1], said  # 1, 2, 4, 8, 16
 
 
 def _server_process(tmp_path, *args):

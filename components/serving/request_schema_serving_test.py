@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import time
 import urllib.error
 import urllib.request
 
@@ -183,3 +184,60 @@ def test_a_version_without_schema_is_served_unchecked_as_the_infra_validators_ca
         assert status == 200 and answer["predictions"][0][0] == pytest.approx(45.0)
     finally:
         server.shutdown()
+
+
+def test_stable_stays_checked_however_many_versions_load_beside_it(tmp_path, model):
+    """During a staged rollout stable keeps serving while the follower loads every newer
+    push (candidates, aborted ones, rollbacks). The server kept the schemas of the last
+    four loads only, by path: after four more loads stable's was gone and its requests were
+    answered unchecked (a misspelled feature a 200 again). The schema now lives with the
+    loaded version."""
+    from kubetfx.components.serving import rollout_state
+
+    base = tmp_path / "base"
+    with_summary(model, base / "1")
+    rollout_state.write(base, rollout_state.RolloutState(1, None))  # stable 1 pinned, as a staged push does
+    server = model_server.ModelServer(str(base), "penguin", poll_seconds=0.05)
+    try:
+        server.start(0)
+        assert server.wait_until_available(120) == 1
+        for version in range(2, 7):  # each loaded by the follower in turn, never served (the pin)
+            with_summary(model, base / str(version))
+            deadline = time.monotonic() + 60
+            while server.versions.serving.version != version:
+                assert time.monotonic() < deadline, server.versions.last_error
+                time.sleep(0.05)
+        url = f"http://127.0.0.1:{server.port}/v1/models/penguin:predict"
+        status, answer = call(url, json.dumps({"instances": [{**VALID, "islnd": "x"}]}).encode())
+        assert status == 400 and "unknown feature 'islnd'" in answer["error"], answer
+        assert call(url, json.dumps({"instances": [VALID]}).encode())[0] == 200
+    finally:
+        server.shutdown()
+
+
+def test_a_gzip_body_is_answered_and_what_it_inflates_to_is_bounded(served):
+    """Content-Encoding: gzip, which TF Serving's HTTP server uncompresses (net_http
+    auto_uncompress_input, default true): before, a 400 "request body is not JSON". The
+    uncompressed size has the body bound (a 17 kB bomb of 17 MiB: 413, never inflated whole);
+    another encoding is a 415, a torn stream a 400."""
+    import gzip
+
+    url, _ = served
+
+    def post(body: bytes, encoding: str) -> tuple[int, dict]:
+        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json",
+                                                                  "Content-Encoding": encoding})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    body = json.dumps({"instances": [VALID]}).encode()
+    status, answer = post(gzip.compress(body), "gzip")
+    assert status == 200 and answer["predictions"][0][0] == pytest.approx(45.0), answer
+    status, answer = post(gzip.compress(b" " * (17 << 20)), "gzip")
+    assert status == 413 and "once uncompressed" in answer["error"]
+    assert post(body, "br")[0] == 415
+    status, answer = post(gzip.compress(body)[:-12], "gzip")
+    assert status == 400 and "cut short" in answer["error"]

@@ -61,6 +61,7 @@ class LoadedVersion:
     model: object
     signatures: dict
     _feature_types: dict = field(default_factory=dict)
+    checker: object = None   # its request_schema.RequestSchema (model_server.py); None: requests unchecked
 
     def feature_types(self, signature_name: str) -> dict:
         if signature_name not in self._feature_types:

@@ -161,3 +161,31 @@ def test_a_failed_predict_is_logged_with_its_status_and_latency_and_no_predictio
     assert record["x"].float_list.value == [1.5] and record["request_id"].bytes_list.value
     assert not [name for name in record if name.startswith("prediction")]
     assert proxy.failures_logged == 1 and proxy.logged == 0
+
+
+def test_a_gzip_body_is_forwarded_uncompressed_and_logged(upstream, tmp_path):
+    """A client that gzips its predict (TF Serving takes Content-Encoding: gzip): before, the
+    proxy forwarded the compressed bytes without the header, so the upstream answered 400
+    "not JSON" and nothing was logged. A bomb is refused as the model server refuses it."""
+    import gzip
+
+    proxy, log, url = _proxy(upstream, tmp_path / "log")
+    payload = {"instances": [{"x": 1.5}]}
+
+    def post(body: bytes) -> tuple[int, bytes]:
+        request = urllib.request.Request(f"{url}/v1/models/{NAME}:predict", body,
+                                         {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+    try:
+        assert post(gzip.compress(json.dumps(payload).encode())) == _post(f"{upstream}/v1/models/{NAME}:predict", payload)
+        status, answer = post(gzip.compress(b" " * ((16 << 20) + 1)))
+        assert status == 413 and b"once uncompressed" in answer
+    finally:
+        proxy.shutdown()
+        log.close()
+    (logged,) = _logged(tmp_path / "log")
+    assert logged["x"].float_list.value == [1.5] and logged["prediction_scaled"].float_list.value == [3.0]
