@@ -27,7 +27,9 @@ Trainer ends (pipelines/run/local_runner.py), so the conversion (0.7-0.9 s on th
 data, most of the Pusher's time) runs while the InfraValidator waits on its model server
 beside the Evaluator, instead of after both. `export` of that path then takes its result
 (the same function, the same bytes); a path nobody started is converted on the spot, as a
-stage container does."""
+stage container does. A conversion no Pusher took (the model was not blessed, or the run
+failed first) is dropped by `discard` when the run ends, after its thread has ended: the
+thread reads the model's files, which may go with the run (a test's temporary home)."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -35,6 +37,7 @@ import json
 import os
 import threading
 import time
+from typing import NamedTuple
 
 from absl import logging
 
@@ -51,8 +54,8 @@ SERVING_SIGNATURE = "serving_default"
 # A conversion started ahead that has not ended by then is stuck: the push goes on without it.
 AHEAD_TIMEOUT_SECONDS = 600.0
 
-# {real model path: future of export's answer}; at most one per Trainer run of this process,
-# taken out by export (a model that is never pushed leaves one until the process ends).
+# {real model path: its conversion started ahead}; at most one per Trainer run of this
+# process, taken out by export (the Pusher) or by discard (the run's end).
 _ahead: dict = {}
 _ahead_lock = threading.Lock()
 
@@ -113,14 +116,16 @@ def convert(model_path: str) -> bytes:
     return model.SerializeToString()
 
 
+class _Ahead(NamedTuple):
+    answer: concurrent.futures.Future  # export's answer
+    thread: threading.Thread
+
+
 def start(model_path: str) -> None:
     """Starts `export(model_path)` in a background thread; a later `export` of the same path
     waits for it (at most AHEAD_TIMEOUT_SECONDS) instead of converting again."""
     key = os.path.realpath(model_path)
-    with _ahead_lock:
-        if key in _ahead:
-            return
-        answer = _ahead[key] = concurrent.futures.Future()
+    answer = concurrent.futures.Future()
 
     def convert_ahead():
         try:
@@ -128,7 +133,12 @@ def start(model_path: str) -> None:
         except BaseException as err:  # noqa: BLE001 - _export_now catches Exception; anything else ends here
             answer.set_exception(err)
 
-    threading.Thread(target=convert_ahead, name="onnx-export-ahead", daemon=True).start()
+    thread = threading.Thread(target=convert_ahead, name="onnx-export-ahead", daemon=True)
+    with _ahead_lock:
+        if key in _ahead:
+            return
+        _ahead[key] = _Ahead(answer, thread)
+    thread.start()
 
 
 def export(model_path: str) -> tuple[dict, str]:
@@ -139,13 +149,27 @@ def export(model_path: str) -> tuple[dict, str]:
     if ahead is None:
         return _export_now(model_path)
     try:
-        return ahead.result(timeout=AHEAD_TIMEOUT_SECONDS)
+        return ahead.answer.result(timeout=AHEAD_TIMEOUT_SECONDS)
     except concurrent.futures.TimeoutError:
         why = f"not exported: the conversion started ahead took over {AHEAD_TIMEOUT_SECONDS:.0f} s"
     except Exception as err:  # noqa: BLE001 - the push goes on without its ONNX copy
         why = f"not exported: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
     logging.warning("ONNX copy of %s %s", model_path, why)
     return {}, why
+
+
+def discard(model_path: str, timeout: float = AHEAD_TIMEOUT_SECONDS) -> None:
+    """Drops the conversion started ahead for `model_path` that no `export` took, once its
+    thread has ended (at most `timeout`; a conversion stuck longer is left to end alone,
+    logged): after the run that started it, it reads nothing and holds nothing."""
+    with _ahead_lock:
+        ahead = _ahead.pop(os.path.realpath(model_path), None)
+    if ahead is None:
+        return
+    ahead.thread.join(timeout)
+    if ahead.thread.is_alive():
+        logging.warning("ONNX copy of %s: the conversion started ahead still runs after %.0f s; dropped",
+                        model_path, timeout)
 
 
 def _export_now(model_path: str) -> tuple[dict, str]:

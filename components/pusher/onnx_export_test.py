@@ -91,3 +91,15 @@ def test_a_copy_started_ahead_is_the_one_the_push_takes(tmp_path):
     # Taken once: the next export of the path converts on the spot (the files are gone).
     again, outcome = onnx_export.export(path)
     assert again == {} and outcome.startswith("not exported: ")
+
+
+def test_a_copy_started_ahead_that_no_push_takes_is_dropped_once_its_thread_ends(tmp_path):
+    """What a run does at its end for a model it did not push (pipelines/run/local_runner.py)."""
+    import threading
+
+    path = str(_keras_regressor(tmp_path / "model"))
+    onnx_export.start(path)
+    onnx_export.discard(path)
+    assert os.path.realpath(path) not in onnx_export._ahead
+    assert not [t for t in threading.enumerate() if t.name == "onnx-export-ahead"]
+    onnx_export.discard(path)  # nothing left to drop

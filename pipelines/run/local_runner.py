@@ -78,7 +78,11 @@ def _run_pipeline(config: PipelineConfig, listener, run_id: Optional[str], max_w
     pipeline = create_pipeline(config, metadata_connection_config=metadata_config(config))
     if max_workers > 1:
         listener = _OnnxCopyAhead(listener)
-    ParallelDagRunner(max_workers=max_workers, listener=listener, run_id=run_id).run(pipeline)
+    try:
+        ParallelDagRunner(max_workers=max_workers, listener=listener, run_id=run_id).run(pipeline)
+    finally:
+        if isinstance(listener, _OnnxCopyAhead):
+            listener.close()
 
 
 TRAINER_NODE_ID = "Trainer"
@@ -89,10 +93,19 @@ class _OnnxCopyAhead:
     Trainer ends (components/pusher/onnx_export.start). On a small run it then converts in a
     thread beside the Evaluator and the InfraValidator (whose thread only waits on its model
     server) instead of after them, inside the Pusher; the Pusher takes the same bytes. A
-    large run, one stage at a time, keeps the conversion in the Pusher."""
+    large run, one stage at a time, keeps the conversion in the Pusher. A conversion no
+    Pusher took (a model not blessed, a failed run) ends with the run (`close`)."""
 
     def __init__(self, listener):
         self._listener = listener
+        self._started = []  # the model paths converted ahead
+
+    def close(self) -> None:
+        if self._started:
+            from kubetfx.components.pusher import onnx_export
+
+            for path in self._started:
+                onnx_export.discard(path)
 
     def started(self, node_id: str) -> None:
         if self._listener is not None:
@@ -110,7 +123,9 @@ class _OnnxCopyAhead:
 
             model = output_dict["model"][0]
             # The path the Pusher converts (TFX's Pusher.GetModelPath).
-            onnx_export.start(path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model)))
+            path = path_utils.serving_model_path(model.uri, path_utils.is_old_model_artifact(model))
+            self._started.append(path)
+            onnx_export.start(path)
         forward = getattr(self._listener, "outputs", None)
         if forward is not None:
             forward(node_id, output_dict)
