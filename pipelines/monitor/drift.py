@@ -15,6 +15,12 @@ feature's missing rate in the new data against training's, an alarm only past
 `drift_missing_rate_threshold` (absolute difference), whether a gap is an absent feature
 or an empty value list (older ExampleGen) on either side.
 
+A sample's measures move by chance, the more the fewer rows it has (a 1-row sample is at
+L-infinity 0.5 or more from any distribution of two or more values): each limit is at least
+the measure's noise floor, what a healthy sample of that many rows exceeds less than once in
+a hundred (noise_floor), so a quiet hour's 10 requests are not DRIFT; at the sizes the
+defaults were set for (100 rows and more) the defaults decide.
+
 One verdict word per feature, the most serious first: DRIFT (SKEW for requests), MISSING,
 ANOMALY (a schema anomaly other than presence), ok; the run's verdict is the most serious
 word any feature has."""
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from typing import Optional
 
 import tensorflow_data_validation as tfdv
@@ -86,9 +93,10 @@ def is_categorical(feature: schema_pb2.Feature) -> bool:
 
 
 def with_comparators(schema: schema_pb2.Schema, thresholds: Thresholds, mode: str,
-                     label: Optional[str]) -> schema_pb2.Schema:
-    """A copy of the schema with a comparator on every feature; for skew, the label is
-    kept out of the SERVING environment (requests carry no label)."""
+                     label: Optional[str], floors: Optional[dict] = None) -> schema_pb2.Schema:
+    """A copy of the schema with a comparator on every feature, its limit at least the
+    feature's noise floor (`floors`); for skew, the label is kept out of the SERVING
+    environment (requests carry no label)."""
     schema = copy.deepcopy(schema)
     unknown = sorted(set(thresholds.per_feature) - {f.name for f in schema.feature})
     if unknown:
@@ -96,7 +104,7 @@ def with_comparators(schema: schema_pb2.Schema, thresholds: Thresholds, mode: st
     for feature in schema.feature:
         comparator = feature.drift_comparator if mode == DRIFT else feature.skew_comparator
         target = comparator.infinity_norm if is_categorical(feature) else comparator.jensen_shannon_divergence
-        target.threshold = thresholds.of(feature)
+        target.threshold = max(thresholds.of(feature), (floors or {}).get(feature.name, 0.0))
     if mode == SKEW and label:
         if not schema.default_environment:
             schema.default_environment.extend(["TRAINING", "SERVING"])
@@ -178,13 +186,60 @@ def missing_rate(statistics, name: str) -> Optional[float]:
     return min(1.0, missing / rows)
 
 
+# 3.291 and 3.090: the normal distribution's two-sided and one-sided 99.9% quantiles: 1 in
+# 1,000 per feature keeps a healthy sample of ten features under 1 in 100 alarmed.
+_Z_TWO_SIDED, _Z_ONE_SIDED = 3.291, 3.090
+
+
+def _values(statistics, name: str) -> int:
+    """Examples with a value of the feature."""
+    feature = _feature_stats(statistics, name)
+    kind = feature.WhichOneof("stats") if feature is not None else None
+    return getattr(feature, kind).common_stats.num_non_missing if kind else 0
+
+
+def _chi2_99(df: int) -> float:
+    """The 99% quantile of chi-squared with df degrees of freedom (Wilson-Hilferty)."""
+    h = 2 / (9 * df)
+    return df * (1 - h + _Z_ONE_SIDED * math.sqrt(h)) ** 3
+
+
+def noise_floor(feature: schema_pb2.Feature, new, training) -> Optional[float]:
+    """The drift/skew measure a healthy sample of the new data's size exceeds by chance in
+    fewer than 1 of 100 draws (None: nothing to bound). Two samples of n and N values of
+    one distribution: a share differs by sqrt(p(1-p)(1/n + 1/N)), at most half that root,
+    so L-infinity stays within 2.576 of those; Jensen-Shannon (bits) of two close
+    histograms is chi-squared over k-1 degrees of freedom (k: the training histogram's
+    non-empty buckets) times (1/n + 1/N) / (8 ln 2)."""
+    n, big_n = _values(new, feature.name), _values(training, feature.name)
+    if not n or not big_n:
+        return None
+    spread = 1 / n + 1 / big_n
+    if is_categorical(feature):
+        return _Z_TWO_SIDED * 0.5 * math.sqrt(spread)
+    trained = _feature_stats(training, feature.name)
+    histogram = next((h for h in trained.num_stats.histograms if h.type == h.STANDARD), None) \
+        if trained.HasField("num_stats") else None
+    buckets = sum(1 for b in histogram.buckets if b.sample_count > 0) if histogram else 0
+    return _chi2_99(buckets - 1) * spread / (8 * math.log(2)) if buckets > 1 else None
+
+
+def missing_floor(training_rate: float, rows: int, training_rows: int) -> float:
+    """The missing-rate move a healthy sample of `rows` reaches by chance in fewer than 1 of
+    100 draws: 2.576 standard deviations of the difference of two shares, plus one row."""
+    spread = 1 / rows + 1 / training_rows
+    return _Z_TWO_SIDED * math.sqrt(training_rate * (1 - training_rate) * spread) + 1 / rows
+
+
 def _unique(texts) -> list:
     return list(dict.fromkeys(t for t in texts if t))
 
 
 def verdicts(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema, new, training,
-             mode: str = DRIFT, missing_threshold: float = Thresholds.missing) -> list:
-    """One FeatureVerdict per schema feature, in schema order."""
+             mode: str = DRIFT, missing_threshold: float = Thresholds.missing, raised=()) -> list:
+    """One FeatureVerdict per schema feature, in schema order; `raised`: the features whose
+    limit is their noise floor (said in the notes)."""
+    rows, training_rows = new.datasets[0].num_examples, training.datasets[0].num_examples
     measured = {}
     for info in anomalies.drift_skew_info:
         for m in list(info.drift_measurements) + list(info.skew_measurements):
@@ -197,7 +252,10 @@ def verdicts(anomalies: anomalies_pb2.Anomalies, schema: schema_pb2.Schema, new,
                                  missing_training=missing_rate(training, feature.name),
                                  missing=missing_rate(new, feature.name))
         if verdict.missing is not None and verdict.missing_training is not None:
-            verdict.missing_moved = abs(verdict.missing - verdict.missing_training) > missing_threshold
+            limit = max(missing_threshold, missing_floor(verdict.missing_training, rows, training_rows))
+            verdict.missing_moved = abs(verdict.missing - verdict.missing_training) > limit
+        if feature.name in raised:
+            verdict.detail = "; ".join(t for t in (verdict.detail, f"limit: the noise of {rows} rows") if t)
         m = measured.get(feature.name)
         if m is not None:
             verdict.measure, verdict.value, verdict.threshold = _MEASURE[m.type], m.value, m.threshold
@@ -261,7 +319,9 @@ def judge(new, training, schema: schema_pb2.Schema, mode: str, label: Optional[s
     """New statistics against training's under the served schema: anomalies and verdicts.
     A label without values in the new data is no feature of the comparison, nor are the
     columns whose role keeps them out of the model (identifiers, dates, free text)."""
-    schema = with_comparators(schema, thresholds, mode, label)
+    floors = {f.name: floor for f in schema.feature
+              if (floor := noise_floor(f, new, training)) is not None and floor > thresholds.of(f)}
+    schema = with_comparators(schema, thresholds, mode, label, floors)
     unjudged = None
     if label and any(f.name == label for f in schema.feature) and missing_rate(new, label) == 1.0:
         unjudged = label
@@ -282,5 +342,5 @@ def judge(new, training, schema: schema_pb2.Schema, mode: str, label: Optional[s
     anomalies = compare(new, training, schema, mode)
     judged = copy.deepcopy(schema)
     _without(judged, set(not_judged))
-    return Judgement(anomalies, verdicts(anomalies, judged, new, training, mode, thresholds.missing), mode,
-                     unjudged, not_judged)
+    return Judgement(anomalies, verdicts(anomalies, judged, new, training, mode, thresholds.missing, set(floors)),
+                     mode, unjudged, not_judged)

@@ -248,3 +248,92 @@ def test_new_data_that_is_neither_file_nor_folder_is_one_line():
 
     with pytest.raises(InputError, match="/dev/zero is a character device, not a regular file"):
         list(new_statistics.csv_examples("/dev/zero"))
+
+
+@pytest.fixture(scope="module")
+def curated():
+    """(schema, training statistics) of the embedded data, read once for the module."""
+    schema = tfdv.load_schema_text(str(CURATED_SCHEMA))
+    return schema, new_statistics.statistics(new_statistics.csv_examples(EMBEDDED), schema)
+
+
+def _judge_as_served(path, curated):
+    """As `kubetfx monitor --data` reads new data: typed by the served schema, histograms
+    on the training buckets."""
+    schema, training = curated
+    new = new_statistics.statistics(new_statistics.csv_examples(str(path), schema), schema,
+                                    new_statistics.standard_boundaries(training))
+    return drift.judge(new, training, schema, drift.DRIFT, "species", drift.Thresholds.from_config(PipelineConfig()))
+
+
+def test_a_pandas_export_of_the_training_data_is_ok(tmp_path, curated):
+    """pandas reads an int column with gaps as float64 and writes it back as 181.0: the
+    monitor read flipper_length_mm and body_mass_g as FLOAT features of an INT schema,
+    'ANOMALY: Expected data of type: INT but got FLOAT', exit 11 on the training rows."""
+    import pandas as pd
+
+    path = tmp_path / "pandas.csv"
+    pd.read_csv(EMBEDDED).to_csv(path, index=False)
+    assert ",181.0,3750.0," in path.read_text()
+    judged = _judge_as_served(path, curated)
+    assert judged.word == drift.OK, [(v.feature, v.verdict, v.anomalies) for v in judged.verdicts if not v.ok]
+
+
+def test_fractions_in_an_int_feature_are_still_a_type_anomaly(tmp_path, curated):
+    """Typing by the schema converts only what converts without loss: 3750.5 g stays a
+    float, and TFDV's type anomaly names it."""
+    import pandas as pd
+
+    frame = pd.read_csv(EMBEDDED)
+    frame.loc[frame.index[::10], "body_mass_g"] += 0.5
+    path = tmp_path / "fractions.csv"
+    frame.to_csv(path, index=False)
+    verdicts = {v.feature: v for v in _judge_as_served(path, curated).verdicts}
+    assert verdicts["body_mass_g"].verdict == drift.ANOMALY
+    assert any("INT" in text and "FLOAT" in text for text in verdicts["body_mass_g"].anomalies)
+    assert verdicts["flipper_length_mm"].ok  # whole numbers written as 181.0: converted
+
+
+def _sample(path, rows: int, seed: int, island=None, bill_shift=0.0):
+    """`rows` rows of the embedded data drawn at random (fixed seed), without the label."""
+    import random
+
+    with open(EMBEDDED, newline="") as f:
+        drawn = random.Random(seed).sample(list(csv.DictReader(f)), rows)
+    for row in drawn:
+        del row["species"]
+        row["island"] = island or row["island"]
+        if row["bill_length_mm"]:
+            row["bill_length_mm"] = f"{float(row['bill_length_mm']) + bill_shift:.1f}"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(drawn[0]))
+        writer.writeheader()
+        writer.writerows(drawn)
+    return path
+
+
+@pytest.mark.parametrize("rows", [1, 10])
+def test_a_healthy_sample_of_a_few_rows_is_ok(tmp_path, curated, rows):
+    """A quiet hour's few requests: one row was DRIFT in every feature (island at
+    L-infinity 0.85), ten rows in four (island 0.24, body_mass_g 0.35 Jensen-Shannon) at
+    the 0.2/0.15 defaults. The limits rise to what that many rows reach by chance."""
+    judged = _judge_as_served(_sample(tmp_path / "few.csv", rows, seed=3), curated)
+    assert judged.word == drift.OK, [(v.feature, v.verdict, v.value, v.threshold) for v in judged.verdicts]
+    island = next(v for v in judged.verdicts if v.feature == "island")
+    assert island.threshold > 0.2 and f"limit: the noise of {rows} rows" in island.detail
+
+
+def test_a_small_shifted_sample_still_drifts(tmp_path, curated):
+    judged = _judge_as_served(_sample(tmp_path / "shifted.csv", 30, seed=3, island="Biscoe", bill_shift=15), curated)
+    words = {v.feature: v.verdict for v in judged.verdicts}
+    assert words["island"] == words["bill_length_mm"] == "DRIFT", words
+    assert {w for name, w in words.items() if name not in ("island", "bill_length_mm")} == {"ok"}, words
+
+
+def test_at_the_sizes_the_defaults_were_set_for_the_defaults_decide(tmp_path, curated):
+    schema, training = curated
+    new = new_statistics.statistics(new_statistics.csv_examples(str(_sample(tmp_path / "s.csv", 150, 3)), schema),
+                                    schema)
+    thresholds = drift.Thresholds.from_config(PipelineConfig())
+    floors = {f.name: drift.noise_floor(f, new, training) for f in schema.feature if f.name != "species"}
+    assert all(floor < thresholds.of(f) for f in schema.feature if (floor := floors.get(f.name)) is not None), floors

@@ -3,10 +3,10 @@ so a difference in the statistics is a difference in the data, not in the readin
 
 `--data` is told and checked as `run --data` is (components/example_gen/data_format.py:
 CSV, Parquet or TFRecords of tf.Examples; a folder mixing them refused) and read by
-ExampleGen's own readers: CSV through examples_from_csv (the column kinds inferred over
-every file, the same tf.Example encoding), Parquet through parquet_input with each column
-typed as the served schema says when every value converts (a pandas file's float column of
-whole numbers is the int feature it was trained as, not a type anomaly), TFRecords as
+ExampleGen's own readers and encoding: CSV (the column kinds inferred over every file) and
+Parquet with each column typed as the served schema says when every value converts (a
+pandas file's float column of whole numbers is the int feature it was trained as, not a
+type anomaly), TFRecords as
 they are, each record checked to be a tf.Example. Inference logs are already tf.Examples. Both are decoded by tfx_bsl into one Arrow
 RecordBatch and summarized in memory with TFDV's combiners (what StatisticsGen runs in
 Beam), restricted to the schema's features: the log's own columns (prediction, version,
@@ -45,21 +45,75 @@ def data_examples(kind: str, files: list, schema=None):
     data_format.check_unlabelled; Parquet columns typed as `schema` (the served one) says."""
     if kind == data_format.CSV:
         try:
-            yield from example_gen.examples_from_csv([str(p) for p in files])
+            yield from _csv_examples([str(p) for p in files], _wanted(schema))
         except (pa.ArrowInvalid, UnicodeDecodeError) as err:
             raise csv_input.InputError(f"cannot read {files[0].parent if len(files) > 1 else files[0]} as CSV: "
                                        f"{str(err).splitlines()[0]}") from None
     elif kind == data_format.PARQUET:
         from kubetfx.components.example_gen import parquet_input
 
-        wanted = {f.name: _SCHEMA_KINDS[f.type] for f in (schema.feature if schema else ()) if f.type in _SCHEMA_KINDS}
-        for records, _ in parquet_input.encoded_batches(files, wanted):
+        for records, _ in parquet_input.encoded_batches(files, _wanted(schema)):
             yield from records
     else:
         from kubetfx.components.example_gen import tfrecord_input
 
         for path in files:
             yield from tfrecord_input.records(path)
+
+
+def _wanted(schema) -> dict:
+    """{feature: example_bytes kind} of the served schema."""
+    return {f.name: _SCHEMA_KINDS[f.type] for f in (schema.feature if schema else ()) if f.type in _SCHEMA_KINDS}
+
+
+def _whole_numbers(column: pa.Array) -> pa.Array:
+    """A text column of numbers as the text of int64s; ArrowInvalid when one is not whole
+    (1.5), not finite or past int64."""
+    floats = pc.cast(pc.utf8_trim_whitespace(column), pa.float64())
+    return pc.cast(pc.cast(floats, pa.int64()), pa.string())
+
+
+def _csv_rows(path: str, columns=None):
+    names = columns or csv_input.feature_columns(csv_input.header(path))
+    for batch in csv_input.open_rows(path, csv_input.as_strings(names), example_gen.BLOCK_BYTES,
+                                     include_columns=names):
+        yield csv_input.drop_blank_rows(batch)
+
+
+def _converts_to_int(paths: list, name: str) -> bool:
+    try:
+        for path in paths:
+            for batch in _csv_rows(path, [name]):
+                _whole_numbers(batch.column(0))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+def _csv_examples(paths: list, wanted: dict):
+    """example_gen's encoding of CSV, with each column typed as the served schema says when
+    every value converts, as parquet_input.column_kinds does for Parquet: a pandas export
+    writes an int column with gaps as 181.0, a small sample of a float feature may hold
+    only whole numbers (40), a code trained as text may come as digits only; each was an
+    ANOMALY ("Expected data of type: INT but got FLOAT") on healthy data."""
+    kinds = example_gen.infer_column_kinds(paths)
+    as_ints = set()
+    for name, kind in kinds.items():
+        want = wanted.get(name, kind)
+        if want in (kind, example_bytes.UNKNOWN) or kind == example_bytes.UNKNOWN:
+            continue
+        if want == example_bytes.INT and kind == example_bytes.FLOAT and _converts_to_int(paths, name):
+            as_ints.add(name)
+        elif want == example_bytes.INT or (want, kind) == (example_bytes.FLOAT, example_bytes.STRING):
+            continue  # text where numbers were: a real change, TFDV's type anomaly says so
+        kinds[name] = want
+    for path in paths:
+        for batch in _csv_rows(path):
+            if as_ints:
+                batch = pa.RecordBatch.from_arrays(
+                    [_whole_numbers(c) if n in as_ints else c for n, c in zip(batch.schema.names, batch.columns)],
+                    names=batch.schema.names)
+            yield from example_gen.encode(batch, kinds)
 
 
 def csv_examples(data: str, schema=None):
@@ -105,10 +159,11 @@ def _rebucket(statistics, counts: dict, boundaries: dict) -> None:
                 histogram.buckets.add(low_value=lows[i], high_value=highs[i], sample_count=count)
 
 
-def statistics(serialized_examples, schema, boundaries: dict | None = None):
+def statistics(serialized_examples, schema, boundaries: dict | None = None, columns: set | None = None):
     """DatasetFeatureStatisticsList of the examples, for the schema's features only;
     `boundaries` ({feature: edges}, standard_boundaries of the training statistics): the
-    standard histograms are counted on those edges."""
+    standard histograms are counted on those edges; `columns`, when given, gets the name
+    of every feature the examples hold, the schema's or not."""
     decoder = example_coder.ExamplesToRecordBatchDecoder()
     options = tfdv.StatsOptions(schema=schema, feature_allowlist=[f.name for f in schema.feature])
     generators = stats_impl.get_generators(options, in_memory=True)
@@ -123,6 +178,8 @@ def statistics(serialized_examples, schema, boundaries: dict | None = None):
         except RuntimeError as err:  # DATA_LOSS: a foreign or corrupt file among the log's shards
             raise csv_input.InputError(f"a record of the new data is not a serialized tf.Example "
                                        f"({str(err).splitlines()[0][:200]}): a foreign file in the log folder?") from None
+        if columns is not None:
+            columns.update(record_batch.schema.names)
         for name in counts:
             index = record_batch.schema.get_field_index(name)
             if index >= 0 and pa.types.is_list(record_batch.column(index).type) or \
