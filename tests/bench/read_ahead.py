@@ -8,7 +8,6 @@ One JSON line per run. On a shared machine the CPU seconds carry the comparison.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -22,6 +21,8 @@ import time
 from pathlib import Path
 
 import psutil
+
+import alternated  # beside this script (sys.path[0])
 
 HERE = Path(__file__).resolve().parent
 PROGRESS = re.compile(r"\[\s*([\d.]+)s\] (\S+)\s+(started|complete)")
@@ -81,13 +82,13 @@ def run_once(side: str, data: str, label: str, timeout: float) -> dict:
             "load_after": round(os.getloadavg()[0], 1), "stages": stages}
 
 
+SIDES = ("before", "after")
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = alternated.parser(__doc__, SIDES, reps=2)
     parser.add_argument("--data", required=True)
     parser.add_argument("--label", default="species")
-    parser.add_argument("--reps", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=1800, help="seconds per run")
-    parser.add_argument("--side", choices=["before", "after"], help="one run in this process (internal)")
     parser.add_argument("--home")
     args = parser.parse_args()
     if args.side:
@@ -98,9 +99,8 @@ def main() -> None:
                     "--label", args.label, "--name", "bench"]
         runpy.run_path(str(HERE / "run_kubetfx.py"), run_name="__main__")
         return
-    for rep in range(args.reps):
-        for side in (("before", "after") if rep % 2 == 0 else ("after", "before")):
-            print(json.dumps(run_once(side, args.data, args.label, args.timeout)), flush=True)
+    for side in alternated.order(SIDES, args.reps):
+        print(json.dumps(run_once(side, args.data, args.label, args.timeout)), flush=True)
 
 
 if __name__ == "__main__":

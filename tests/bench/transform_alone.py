@@ -8,7 +8,6 @@ first, ...), medians printed as one JSON line with every raw run and the load av
     .venv/bin/python tests/bench/transform_alone.py --home .kubetfx \\
         --config '{"label": "species", "task": "classification"}' --reps 3
 """
-import argparse
 import glob
 import json
 import os
@@ -20,7 +19,10 @@ import sys
 import tempfile
 import time
 
-from latest_outputs import latest  # beside this script (sys.path[0])
+import alternated  # beside this script (sys.path[0])
+from latest_outputs import latest
+
+SIDES = ("stock", "kubetfx")
 
 
 def run_once(side: str, home: str, out: str, config: dict) -> dict:
@@ -66,27 +68,22 @@ def _spawn(side: str, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = alternated.parser(__doc__, SIDES, reps=3)
     parser.add_argument("--home", required=True)
     parser.add_argument("--config", default='{"label": "species", "task": "classification"}')
-    parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--timeout", type=int, default=1800, help="seconds per run")
-    parser.add_argument("--side", choices=["stock", "kubetfx"], help="one run in this process (internal)")
     parser.add_argument("--out")
     args = parser.parse_args()
     if args.side:
         print(json.dumps(run_once(args.side, args.home, args.out, json.loads(args.config))))
         return
-    sides = ["stock", "kubetfx"]
-    for side in sides:  # warm-up, discarded
+    for side in SIDES:  # warm-up, discarded
         _spawn(side, args)
     runs = []
-    for rep in range(args.reps):
-        for side in (sides if rep % 2 == 0 else sides[::-1]):
-            runs.append(_spawn(side, args))
-            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    for side in alternated.order(SIDES, args.reps):
+        runs.append(_spawn(side, args))
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     medians = {side: {key: statistics.median(r[key] for r in runs if r["side"] == side)
-                      for key in ("seconds", "cpu_seconds", "peak_rss_mb")} for side in sides}
+                      for key in ("seconds", "cpu_seconds", "peak_rss_mb")} for side in SIDES}
     print(json.dumps({"home": args.home, "reps": args.reps, "medians": medians,
                       "ratio": round(medians["kubetfx"]["seconds"] / medians["stock"]["seconds"], 3),
                       "runs": runs}))
