@@ -167,6 +167,37 @@ def test_a_missing_rate_past_the_threshold_is_MISSING_in_rows_header_and_summary
     assert "kubetfx monitor: MISSING in sex against version" in result.stderr
 
 
+def test_retrain_on_data_without_labels_is_refused_on_a_quiet_day_too(home, run_kubetfx, tmp_path):
+    """A production feed has no label: with --retrain it passed every quiet day (exit 0)
+    and failed only the day drift came, when a retrain was needed. Now it is refused each
+    time, in one line, after the verdict is written; nothing is retrained or pushed."""
+    import re
+
+    rows = _without(_sample(_rows(), 150, seed=1), "species")
+    result = run_kubetfx("monitor", "--home", home, "--data", _write(tmp_path / "unlabelled.csv", rows), "--retrain")
+    assert result.returncode == 2, result.stdout + result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if line.startswith("kubetfx: error:")]
+    assert "--retrain: the new data has no values for the label species" in error and "Traceback" not in result.stderr
+    verdict = json.loads(Path(re.search(r"is in (\S+verdict\.json)", error).group(1)).read_text())
+    assert verdict["verdict"] == "ok" and verdict["rows"] == 150  # the judgement is kept
+    assert len(_models(run_kubetfx, home)) == 1
+
+
+def test_a_renamed_column_and_an_added_id_are_named_not_silently_dropped(home, run_kubetfx, tmp_path):
+    """An export that renamed bill_length_mm and added a row id: the id was dropped without a
+    word and bill_length_mm was MISSING, 'absent from the new data', with no hint why."""
+    rows = [{("bill_length" if k == "bill_length_mm" else k): v for k, v in row.items()}
+            for row in _without(_sample(_rows(), 150, seed=1), "species")]
+    rows = [dict(row, row_id=str(1000 + i)) for i, row in enumerate(rows)]
+    result = run_kubetfx("monitor", "--home", home, "--data", _write(tmp_path / "renamed.csv", rows), "--json")
+    assert result.returncode == 11, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    assert document["verdict"] == "MISSING" and document["unknown_columns"] == ["bill_length", "row_id"]
+    bill = next(f for f in document["features"] if f["feature"] == "bill_length_mm")
+    assert bill["verdict"] == "MISSING" and bill["detail"] == "absent from the new data; renamed 'bill_length'?"
+    assert "  not in the model's schema, not judged: bill_length, row_id" in result.stderr.splitlines()
+
+
 def test_a_long_value_is_cut_to_a_readable_width(home, run_kubetfx, tmp_path):
     """A few rows with islands the schema does not know: TFDV's anomaly text lists them all."""
     rows = _sample(_rows(), 150, seed=6)

@@ -14,7 +14,8 @@ features of each word, --json has the same words. A label column without values 
 new data (production data, requests) is not judged.
 
 Exit codes (pipelines/exit_codes.py): 0 every feature ok; DRIFT (11) any DRIFT, SKEW,
-MISSING or ANOMALY; 2 bad input (no served model, unreadable data). With --retrain, when drift is
+MISSING or ANOMALY; 2 bad input (no served model, unreadable data or training statistics,
+--retrain on data without labels: refused on every run, after the verdict is written). With --retrain, when drift is
 found the pipeline runs on the new data and its gates decide the push: the exit code is
 then the run's when it did not push (3 data rejected, 4 not blessed, 5 busy, 1 crash),
 else DRIFT (the new version pushed)."""
@@ -25,6 +26,7 @@ import sys
 from pathlib import Path
 
 from kubetfx.pipelines import exit_codes
+from kubetfx.components.example_gen.csv_input import InputError
 from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
 
 
@@ -108,7 +110,24 @@ def _training(served):
     for path in (statistics, schema):
         if not path.exists():
             raise ConfigError(f"{path} (training data of version {served.version}) is gone; cannot compare")
-    return tfdv.load_stats_binary(str(statistics)), tfdv.load_schema_text(str(schema))
+    return _load(tfdv.load_stats_binary, statistics, served), _load(tfdv.load_schema_text, schema, served)
+
+
+def _load(reader, path: Path, served):
+    """A file cut short (a copy killed midway, a full disk) or overwritten is one line, not
+    protobuf's DecodeError or ParseError traceback."""
+    from google.protobuf import message, text_format
+
+    try:
+        loaded = reader(str(path))
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} (training data of version {served.version}) is damaged "
+                          f"({' '.join(str(err).split())[:120] or type(err).__name__}): restore it from the "
+                          "pipeline's output or re-run the pipeline; cannot compare") from None
+    if not loaded.ByteSize():
+        raise ConfigError(f"{path} (training data of version {served.version}) is empty: restore it from the "
+                          "pipeline's output or re-run the pipeline; cannot compare")
+    return loaded
 
 
 def _source(args, config, data=None, schema=None):
@@ -147,6 +166,24 @@ def _table(verdicts: list) -> str:
         lines.append(f"  {_cut(v.feature, NAME_WIDTH):<{NAME_WIDTH}} {v.kind:<11} {v.measure or '-':<14} {value} "
                      f"{limit}  {missing:<11} {v.verdict:<7}  {_cut('; '.join(notes), NOTES_WIDTH)}".rstrip())
     return "\n".join(lines)
+
+
+def _names(names: list, shown: int = 10) -> str:
+    return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
+
+
+def _name_renamed(verdicts: list, unknown: list) -> None:
+    """A feature absent from the new data beside a column the model does not know by a
+    close name ('bill_length' for 'bill_length_mm', 'Island ' for 'island'): the note says so."""
+    import difflib
+
+    folded = {name.strip().casefold(): name for name in unknown}
+    for verdict in verdicts:
+        if verdict.missing != 1.0 or not unknown:
+            continue
+        close = difflib.get_close_matches(verdict.feature.casefold(), list(folded), n=1, cutoff=0.6)
+        if close:
+            verdict.detail = f"absent from the new data; renamed {folded[close[0]]!r}?"
 
 
 def _trained_on(input_base) -> str:
@@ -205,8 +242,15 @@ def _monitor(args, config, result: dict | None = None) -> int:
     training, schema = _training(served)
     split, source, examples = _source(args, config, data, schema)
     mode = drift.DRIFT if split == "data" else drift.SKEW
-    new = new_statistics.statistics(examples, schema, new_statistics.standard_boundaries(training))
-    judged = drift.judge(new, training, schema, mode, served.data.label, thresholds, served.data.column_roles)
+    seen = set()
+    new = new_statistics.statistics(examples, schema, new_statistics.standard_boundaries(training), seen)
+    # The log's own columns (prediction, version, time) are not the requests' features.
+    unknown = sorted(seen - {f.name for f in schema.feature}) if split == "data" else []
+    try:
+        judged = drift.judge(new, training, schema, mode, served.data.label, thresholds, served.data.column_roles)
+    except InputError as err:
+        raise InputError(f"{err} (its columns: {_names(unknown)})" if unknown else str(err)) from None
+    _name_renamed(judged.verdicts, unknown)
     verdicts, word, moved = judged.verdicts, judged.word, [v.feature for v in judged.verdicts if not v.ok]
     rows = new.datasets[0].num_examples
     print(f"kubetfx monitor: {source} ({rows} rows) against version {served.version} of {config.name} "
@@ -217,10 +261,13 @@ def _monitor(args, config, result: dict | None = None) -> int:
         print(f"  the label {judged.unjudged_label} has no values in the new data: not judged")
     if judged.not_judged:
         print("  not model inputs, not judged: " + ", ".join(f"{k} ({v})" for k, v in judged.not_judged.items()))
+    if unknown:
+        print(f"  not in the model's schema, not judged: {_names(unknown)}")
     directory = findings.report_dir(config)
     summary = findings.summary_dict(verdicts, verdict=word, mode=mode, source=source, rows=rows,
                                     served_version=served.version, pipeline=config.name,
                                     unjudged_label=judged.unjudged_label, not_judged=judged.not_judged,
+                                    unknown_columns=unknown,
                                     missing_rate_threshold=thresholds.missing)
     paths = findings.write(directory, split, new, judged.anomalies, summary)
     if result is not None:
@@ -236,6 +283,12 @@ def _monitor(args, config, result: dict | None = None) -> int:
             if not mlmd.unusable_store(err):
                 raise
             raise mlmd.explain(config.metadata_path, err) from None
+    if args.retrain and judged.unjudged_label and judged.unjudged_label == (args.label or served.data.label):
+        # Refused on every run, not only on the day drift comes: else a feed without labels
+        # passes each quiet day and fails the day a retrain is needed.
+        raise ConfigError(f"--retrain: the new data has no values for the label {judged.unjudged_label}, so no "
+                          f"model can be trained on it; its verdict ({word}) is in {paths['verdict']}: add the "
+                          "label to the data, or monitor without --retrain")
     if not moved:
         print(f"kubetfx monitor: ok: no {mode}, no missing-rate change, no anomaly against version "
               f"{served.version}; report {paths['verdict']}")

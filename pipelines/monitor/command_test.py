@@ -42,3 +42,45 @@ def test_cluster_side_bad_input_is_one_line_and_exit_2(tmp_path, capsys, monkeyp
 def test_monitor_of_an_empty_serving_dir_says_where_it_looked(tmp_path, capsys):
     assert cli.main(["monitor", "--data", "x.csv", "--home", str(tmp_path), "--serving-dir", str(tmp_path / "none")]) == 2
     assert f"serves no model in {tmp_path / 'none'}" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def training_files(tmp_path_factory):
+    """A version's training statistics and schema as the Pusher keeps them: real files of
+    the embedded data and the curated schema."""
+    import tensorflow_data_validation as tfdv
+    from kubetfx.pipelines.config import PipelineConfig
+    from kubetfx.pipelines.monitor import new_statistics
+    from kubetfx.pipelines.run.inputs import CURATED_SCHEMA
+
+    where = tmp_path_factory.mktemp("training")
+    schema = tfdv.load_schema_text(str(CURATED_SCHEMA))
+    statistics = new_statistics.statistics(new_statistics.csv_examples(PipelineConfig().data), schema)
+    (where / "Split-train").mkdir()
+    (where / "Split-train" / "FeatureStats.pb").write_bytes(statistics.SerializeToString())
+    (where / "schema.pbtxt").write_text(CURATED_SCHEMA.read_text())
+    return where
+
+
+@pytest.mark.parametrize("damage, words", [
+    ("statistics cut short", "is damaged"),   # protobuf's DecodeError traceback, exit 1
+    ("statistics empty", "is empty"),         # IndexError traceback in the comparison
+    ("schema cut short", "is damaged"),       # text_format.ParseError traceback
+])
+def test_damaged_training_statistics_or_schema_is_one_line_and_exit_2(training_files, tmp_path, capsys,
+                                                                      damage, words):
+    import shutil
+
+    from kubetfx.pipelines.monitor import command
+    from kubetfx.pipelines.record import pushed_models
+
+    copy = tmp_path / "training"
+    shutil.copytree(training_files, copy)
+    path = copy / ("schema.pbtxt" if damage.startswith("schema") else "Split-train/FeatureStats.pb")
+    data = path.read_bytes()
+    path.write_bytes(b"" if damage.endswith("empty") else data[:len(data) // 2])
+    served = pushed_models.PushedVersion(version="7", path=str(tmp_path / "7"), data=pushed_models.TrainingData(
+        statistics_uri=str(copy), schema_uri=str(copy)))
+    with pytest.raises(command.ConfigError, match=words) as raised:
+        command._training(served)
+    assert str(path) in str(raised.value) and "\n" not in str(raised.value)
