@@ -48,15 +48,21 @@ def _add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
 def _beam_args(values):
     import shlex
 
-    return [arg for value in values for arg in shlex.split(value)] if values else None
+    try:
+        return [arg for value in values for arg in shlex.split(value)] if values else None
+    except ValueError as err:  # shlex: "No closing quotation", "No escaped character"
+        raise ConfigError(f"--beam-pipeline-args {' '.join(values)!r}: {err} (quote it as the shell would)") from None
 
 
 def config_from_args(args) -> PipelineConfig:
     config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
     if args.data and not args.label and not (args.config and config.label != PipelineConfig.label):
         raise ConfigError("--data needs --label COLUMN (the column to predict)")
+    # --home, then the config file's home, then KUBETFX_HOME, then ./.kubetfx: a config that
+    # names no home must not send the run away from where `models` and `serve` look.
+    config_home = args.config and config.home != PipelineConfig.home
     config = config.replace(
-        home=resolve_home(args.home) if (args.home or not args.config) else None,
+        home=None if (config_home and not args.home) else resolve_home(args.home),
         name=args.name, data=args.data, label=args.label, task=args.task,
         module_file=args.module_file, schema_file=args.schema_file,
         eval_threshold=args.eval_threshold, acceptance_threshold=args.acceptance_threshold,
@@ -64,9 +70,12 @@ def config_from_args(args) -> PipelineConfig:
         on_anomalies=args.on_anomalies, beam_pipeline_args=_beam_args(args.beam_pipeline_args),
         enable_cache=False if args.no_cache else None, tune=True if getattr(args, "tune", False) else None,
     )
-    if args.data and args.name is None and not args.config:
-        # Another dataset is another pipeline: its own metadata, baseline and serving dir.
-        config = config.replace(name=name_for_data(args.data))
+    data_given = args.data or (args.config and config.data != PipelineConfig.data)
+    if data_given and args.name is None and config.name == PipelineConfig.name:
+        # Another dataset is another pipeline: its own metadata, baseline and serving dir,
+        # whether --data or the config file names it (else its model would replace the
+        # penguins' in kubetfx-penguin's serving dir, compared with the penguins' model).
+        config = config.replace(name=name_for_data(config.data))
     return config.validate()
 
 
@@ -78,7 +87,10 @@ def name_for_data(data: str) -> str:
     import unicodedata
     from pathlib import Path
 
-    stem = Path(data).resolve().stem
+    try:
+        stem = Path(data).resolve().stem
+    except (RuntimeError, OSError):  # a symbolic link loop (Python 3.11): the data check names it
+        stem = Path(data).stem
     ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode().lower()
     slug = "".join(c if c.isalnum() else "-" for c in ascii_stem).strip("-")[:40].strip("-")
     return "kubetfx-" + (slug or "data-" + hashlib.sha256(stem.encode()).hexdigest()[:8])
@@ -102,6 +114,10 @@ def _cmd_compile(args) -> int:
     from kubetfx.pipelines.run import inputs
 
     config = config_from_args(args)
+    if args.image is not None:
+        from kubetfx.pipelines.kubeflow import image_reference
+
+        image_reference.check(args.image)
     output = inputs.writable_file(Path(args.output or f"build/{config.name}.yaml"), "--output file")
     from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler  # TFX: seconds to import, after the checks
 

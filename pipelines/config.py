@@ -6,10 +6,11 @@ Values are coerced as the command line would coerce them ("50" -> 50 for `train_
 "0.7" -> 0.7), nothing else: a string where a list is expected, a fraction or a boolean
 where a count is expected, and unknown fields are refused.
 
-A config file is read with bounds (`_BoundedLoader`): its size, nesting depth and integer
-length are limited, YAML aliases and duplicate keys are refused, and numbers must be finite
-and in range, so a hostile or careless file is one line within a second, never a hang
-(an alias bomb expands to gigabytes in validation) or a traceback.
+A config file is read with bounds (`_BoundedLoader`): its size, the wait for a pipe's
+writer (`--config <(...)`, a named pipe), nesting depth and integer length are limited,
+YAML aliases and duplicate keys are refused, and numbers must be finite and in range, so
+a hostile or careless file is one line within a second (a pipe: PIPE_WAIT_SECONDS), never
+a hang (an alias bomb expands to gigabytes in validation) or a traceback.
 
 Nothing here reads the environment at import time; `PipelineConfig.resolve_home` is the
 single place where `KUBETFX_HOME` is consulted, and only when a command asks for it.
@@ -20,6 +21,9 @@ import dataclasses
 import os
 import re
 import reprlib
+import select
+import stat
+import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
@@ -37,6 +41,7 @@ MAX_CONFIG_BYTES = 1 << 20   # a config is a few hundred bytes; 1 MiB leaves roo
 MAX_DEPTH = 8                # the deepest field (column_roles: {role: [names]}) is 3 levels
 MAX_INT_CHARS = 20           # any count a config needs; Python would parse 4,300 digits
 MAX_COUNT = 10**9
+PIPE_WAIT_SECONDS = 10.0     # a config read from a pipe: its writer has this long to finish
 
 
 class ConfigError(ValueError):
@@ -178,7 +183,11 @@ class PipelineConfig:
     # ---- derived locations -------------------------------------------------------------
     @property
     def home_path(self) -> Path:
-        return Path(self.home).expanduser().resolve()
+        try:
+            return Path(self.home).expanduser().resolve()
+        except (RuntimeError, OSError) as err:  # Python 3.11: RuntimeError("Symlink loop from ...")
+            raise ConfigError(f"the home {self.home} cannot be resolved ({err}); point --home (or "
+                              "KUBETFX_HOME) at a folder") from None
 
     @property
     def pipeline_root(self) -> Path:
@@ -199,7 +208,10 @@ class PipelineConfig:
 
     @property
     def uses_embedded_data(self) -> bool:
-        return Path(self.data).resolve() == EMBEDDED_DATA.resolve()
+        try:
+            return Path(self.data).resolve() == EMBEDDED_DATA.resolve()
+        except (RuntimeError, OSError):  # a symbolic link loop is no embedded data (the data check names it)
+            return False
 
     def effective_threshold(self) -> Optional[float]:
         if self.eval_threshold is not None:
@@ -222,8 +234,7 @@ class PipelineConfig:
     @classmethod
     def from_yaml(cls, path: str) -> "PipelineConfig":
         try:
-            with open(path, "rb") as file:  # bounded read: a FIFO or /dev/zero has no size
-                content = file.read(MAX_CONFIG_BYTES + 1)
+            content = _read_config_bytes(path)
             if len(content) > MAX_CONFIG_BYTES:
                 raise ConfigError(f"config {path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; "
                                   "a config holds a few fields")
@@ -245,6 +256,40 @@ class PipelineConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def _read_config_bytes(path: str) -> bytes:
+    """At most MAX_CONFIG_BYTES + 1 bytes of the file. /dev/zero has no end, and opening a
+    named pipe nobody writes to blocks forever: a pipe (`--config <(...)` too) is read for
+    what its writer sends within PIPE_WAIT_SECONDS."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISFIFO(os.fstat(fd).st_mode):
+            os.set_blocking(fd, True)
+            with os.fdopen(os.dup(fd), "rb") as file:
+                return file.read(MAX_CONFIG_BYTES + 1)
+        deadline, chunks, size, writer_seen = time.monotonic() + PIPE_WAIT_SECONDS, [], 0, False
+        while size <= MAX_CONFIG_BYTES:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:  # a writer holds the pipe, nothing sent yet
+                writer_seen, chunk = True, None
+            if chunk:
+                writer_seen = True
+                chunks.append(chunk)
+                size += len(chunk)
+                continue
+            if chunk == b"" and writer_seen:  # the writer closed its end: the whole config
+                break
+            # b"" before any writer is "no writer yet", not the end of a config.
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConfigError(f"config {path} is a pipe nobody wrote a whole config to within "
+                                  f"{PIPE_WAIT_SECONDS:g} s")
+            select.select([fd], [], [], min(0.05, left))  # back early when data comes
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 class _Refused(yaml.YAMLError):

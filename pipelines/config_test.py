@@ -232,3 +232,87 @@ def test_out_of_range_flags_are_exit_2_and_one_line(tmp_path, capsys, argv, mess
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "home").exists()
+
+
+def test_a_config_without_a_home_leaves_kubetfx_home_in_force(tmp_path, monkeypatch):
+    """`models`, `serve` and `monitor` look in $KUBETFX_HOME: a run given a config file that
+    names no home wrote to ./.kubetfx instead, and they found nothing."""
+    monkeypatch.setenv("KUBETFX_HOME", str(tmp_path / "env-home"))
+    bare, homed = tmp_path / "bare.yaml", tmp_path / "homed.yaml"
+    bare.write_text("train_steps: 50\n")
+    homed.write_text(f"home: {tmp_path / 'file-home'}\n")
+
+    def home(*argv):
+        return cli.config_from_args(cli.build_parser().parse_args(["run", *argv])).home
+    assert home("--config", str(bare)) == str(tmp_path / "env-home")
+    assert home("--config", str(homed)) == str(tmp_path / "file-home")  # the file's own choice stands
+    assert home("--config", str(homed), "--home", str(tmp_path / "flag")) == str(tmp_path / "flag")
+
+
+def test_other_data_named_in_a_config_file_is_its_own_pipeline(tmp_path):
+    """As with --data: else the run shared kubetfx-penguin's metadata, baseline and serving
+    dir, and its model replaced the penguins' one that `serve` answers with."""
+    config = tmp_path / "trips.yaml"
+    config.write_text("data: /x/Taxi Trips.csv\nlabel: fare\n")
+    args = cli.build_parser().parse_args(["run", "--config", str(config)])
+    assert cli.config_from_args(args).name == "kubetfx-taxi-trips"
+    args = cli.build_parser().parse_args(["run", "--config", str(config), "--data", "/y/rides.csv"])
+    assert cli.config_from_args(args).name == "kubetfx-rides"
+    config.write_text("name: trips\ndata: /x/Taxi Trips.csv\nlabel: fare\n")
+    assert cli.config_from_args(cli.build_parser().parse_args(["run", "--config", str(config)])).name == "trips"
+
+
+def test_unbalanced_quotes_in_beam_args_are_one_line(tmp_path, capsys):
+    assert cli.main(["run", "--home", str(tmp_path / "home"), "--beam-pipeline-args=--runner='Direct"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kubetfx: error: --beam-pipeline-args \"--runner='Direct\": No closing quotation"), err
+    assert err.count("\n") == 1
+
+
+def _read_in_thread(path, seconds: float = 10.0):
+    """from_yaml's answer (a config or the error), or None if it did not answer in time."""
+    import threading
+
+    answer = []
+
+    def read():
+        try:
+            answer.append(PipelineConfig.from_yaml(str(path)))
+        except ConfigError as err:
+            answer.append(err)
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return answer[0] if answer else None
+
+
+def test_a_named_pipe_nobody_writes_to_is_one_line_not_a_hang(tmp_path, monkeypatch):
+    """open() on a FIFO without a writer blocked `run`, `monitor` and `rollout` forever."""
+    import os
+
+    import kubetfx.pipelines.config as config_module
+
+    monkeypatch.setattr(config_module, "PIPE_WAIT_SECONDS", 0.5)
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+    answer = _read_in_thread(fifo)
+    assert isinstance(answer, ConfigError), answer
+    assert str(answer) == f"config {fifo} is a pipe nobody wrote a whole config to within 0.5 s"
+
+
+def test_a_config_written_into_a_pipe_is_read(tmp_path):
+    """`kubetfx run --config <(make_config)`: a pipe with a writer is a config like a file."""
+    import os
+    import threading
+
+    fifo = tmp_path / "config.yaml"
+    os.mkfifo(fifo)
+
+    def write():
+        with open(fifo, "w") as pipe:  # blocks until from_yaml has opened the other end
+            pipe.write("train_steps: 7\n")
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    answer = _read_in_thread(fifo)
+    writer.join(5)
+    assert isinstance(answer, PipelineConfig) and answer.train_steps == 7, answer
