@@ -159,3 +159,79 @@ def test_every_bad_input_is_one_line_and_exit_2(tmp_path, capsys, case, make, la
     assert code == 2 and message in err
     assert err.count("\n") == 1 and err.startswith("kubetfx: error: "), err
     assert not (tmp_path / "home").exists()  # nothing started, nothing written
+
+
+def _loop(path: Path) -> Path:
+    path.symlink_to(path.name)  # a link to itself: resolving it raises ELOOP (RuntimeError in 3.11's pathlib)
+    return path
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--data", "loop.csv is a symbolic link to loop.csv, which does not exist"),
+    ("--home", "kubetfx: error: the home {path} cannot be resolved (Symlink loop from"),
+])
+def test_a_symbolic_link_loop_is_one_line_and_exit_2(tmp_path, capsys, flag, message):
+    path = _loop(tmp_path / ("loop.csv" if flag == "--data" else "home"))
+    argv = ["run", flag, str(path)] + (["--label", "species", "--home", str(tmp_path / "h")] if flag == "--data" else [])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message.format(path=path) in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"feature": [{"name": "species"}]}', "is not a text-format TFDV schema: line 1:1 : "),
+    ("feature { name: 'species' type: BYTES }\nfeature { nme: 'island' }\n",
+     'line 2:11 : Message type "tensorflow.metadata.v0.Feature" has no field named "nme".'),
+    ("", "declares no feature"),
+    (b"\x08\x96\x01\xff\xfe", "is not text (a binary schema.pb?"),
+])
+def test_a_schema_file_tfx_cannot_parse_is_refused_before_the_run(tmp_path, capsys, content, message):
+    """It failed the first stage instead (ImportSchemaGen: exit 1, after TensorFlow's import)."""
+    schema = tmp_path / "schema.pbtxt"
+    (schema.write_bytes if isinstance(content, bytes) else schema.write_text)(content)
+    assert cli.main(["run", "--home", str(tmp_path / "home"), "--schema-file", str(schema)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"kubetfx: error: --schema-file {schema} ") and message in err, err
+    assert err.count("\n") == 1 and not (tmp_path / "home" / "pipelines").exists()
+
+
+EXITING_MODULE = '''
+import sys
+
+
+def preprocessing_fn(inputs):
+    sys.exit(0)  # a script's habit: "done"
+
+
+def run_fn(fn_args):
+    pass
+'''
+
+
+@pytest.mark.slow
+def test_a_module_file_calling_sys_exit_fails_its_stage_not_the_run_as_a_success(tmp_path, run_kubetfx):
+    """In this process sys.exit(0) in preprocessing_fn ended `kubetfx run` with exit 0: no
+    summary, nothing pushed, the stage left RUNNING in ML Metadata."""
+    module = tmp_path / "exiting.py"
+    module.write_text(EXITING_MODULE)
+    home = tmp_path / "home"
+    result = run_kubetfx("run", "--home", home, "--module-file", module)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"Transform +FAILED after", result.stdout), result.stdout
+    assert "kubetfx: Transform failed: StageExitedError: Transform's code called sys.exit(0)" in result.stderr
+    assert f"{module}:6 in preprocessing_fn" in result.stderr, result.stderr
+    assert executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite")["Transform"] == ["FAILED"]
+
+
+@pytest.mark.parametrize("roles, message", [
+    ("{datetimes: [species]}", "column_roles.datetimes lists 'species', the label column: the label is what"),
+    ("{identifiers: [species, island]}", "column_roles.identifiers lists 'species', the label column"),
+    ("{features: [speceis]}", "column_roles names 'speceis', not a column of"),
+])
+def test_column_roles_naming_the_label_or_no_column_are_one_line_and_exit_2(tmp_path, capsys, roles, message):
+    config = tmp_path / "roles.yaml"
+    config.write_text(f"column_roles: {roles}\n")
+    assert cli.main(["run", "--home", str(tmp_path / "home"), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("kubetfx: error: " + message) and err.count("\n") == 1, err
+    assert not (tmp_path / "home" / "pipelines").exists()

@@ -131,6 +131,9 @@ def _run_containers(config, out, containers: Optional[Callable]) -> int:
         crash = None
     except exit_codes.UserError:
         raise  # one line, exit 2 (cli.main)
+    except home_lock.RunLockedError as err:  # as a local run on a held home: exit 5, not a crash
+        print(f"kubetfx: error: {err}", file=sys.stderr)
+        return exit_codes.BUSY
     except Exception as err:  # the task's own log has the trace; the summary says where
         result, crash = None, err
     if result:

@@ -48,8 +48,19 @@ class Listener:
         was cached), before the nodes downstream of it are launched."""
 
 
-def record_failure(connection_config, run_id: str, node_id: str, error: BaseException) -> None:
-    """Puts the error and its traceback on the node's FAILED execution of this run.
+class StageExitedError(RuntimeError):
+    """Code run by a stage (a module file's run_fn or preprocessing_fn) called sys.exit()."""
+
+    def __init__(self, node_id: str, code):
+        super().__init__(f"{node_id}'s code called sys.exit({code!r}); a stage must return or raise "
+                         "(sys.exit would end the whole run)")
+
+
+def record_failure(connection_config, run_id: str, node_id: str, error: BaseException,
+                   unfinished: bool = False) -> None:
+    """Puts the error and its traceback on the node's FAILED execution of this run; with
+    `unfinished`, its RUNNING execution is the one, and is marked FAILED (TFX's launcher
+    publishes a failure only for an Exception: a SystemExit passes it by).
 
     TFX's launcher records a result message only when an executor returns a non-zero code
     (TFX 1.16 tfx/orchestration/portable/launcher.py launch: `e.executor_output if
@@ -62,10 +73,14 @@ def record_failure(connection_config, run_id: str, node_id: str, error: BaseExce
         if run is None:
             return
         node_ctx_type = m.store.get_context_type("node")
+        states = {metadata_store_pb2.Execution.FAILED}
+        if unfinished:
+            states.add(metadata_store_pb2.Execution.RUNNING)
         for execution in m.store.get_executions_by_context(run.id):
             contexts = m.store.get_contexts_by_execution(execution.id)
-            if execution.last_known_state == metadata_store_pb2.Execution.FAILED and any(
+            if execution.last_known_state in states and any(
                     c.type_id == node_ctx_type.id and c.name.endswith("." + node_id) for c in contexts):
+                execution.last_known_state = metadata_store_pb2.Execution.FAILED
                 result = execution_result_pb2.ExecutionResult(code=1, result_message=text)
                 execution_lib.set_execution_result(result, execution)
                 m.store.put_executions([execution])
@@ -119,7 +134,12 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
             try:
                 self._listener.started(node_id)
                 stage_start_mb = freed_memory.resident_mb()
-                execution_info = launch(node_id)
+                try:
+                    execution_info = launch(node_id)
+                except SystemExit as exit_:
+                    # In this process a sys.exit(0) would end the run as a success, with no
+                    # summary and nothing pushed: it is this stage's failure instead.
+                    raise StageExitedError(node_id, exit_.code) from exit_
                 logging.info("Component %s is finished.", node_id)
                 outputs = getattr(self._listener, "outputs", None)  # a duck-typed listener may lack it
                 if outputs is not None and execution_info is not None and execution_info.output_dict:
@@ -131,7 +151,8 @@ class ParallelDagRunner(tfx_runner.IrBasedRunner):
             except BaseException as err:  # recorded here, raised by the scheduler
                 try:
                     if isinstance(err, Exception):
-                        record_failure(connection_config, run_id, node_id, err)
+                        record_failure(connection_config, run_id, node_id, err,
+                                       unfinished=isinstance(err, StageExitedError))
                     self._listener.finished(node_id, time.monotonic() - started, "failed", err)
                 except Exception:  # never hide the node's own error behind this one
                     logging.exception("Could not record the failure of %s.", node_id)
