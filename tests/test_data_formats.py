@@ -184,6 +184,56 @@ def test_monitor_reads_new_data_in_the_format_it_was_trained_on(tmp_path, run_ku
     assert words["bill_length_mm"] == words["island"] == "DRIFT"
 
 
+@pytest.fixture(scope="module")
+def store():
+    """(server, boto3 client): moto's S3 server on loopback, where the cluster has KFP's MinIO."""
+    from kubetfx.pipelines.kubeflow import object_store_server
+
+    with object_store_server.running_with_bucket() as running_and_client:
+        yield running_and_client
+
+
+def _upload_as_spark_writes(s3, prefix: str, table, folder) -> None:
+    """`table` in two Parquet part files under `prefix`, with the `_SUCCESS` marker and the
+    zero-byte folder object a Spark (or console) write leaves in a bucket."""
+    half = table.num_rows // 2
+    for index, part in enumerate((table.slice(0, half), table.slice(half))):
+        name = f"part-{index:05d}-c000.snappy.parquet"
+        s3.upload_file(str(data_formats.write_parquet(folder / name, part)), "mlpipeline", f"{prefix}/{name}")
+    s3.put_object(Bucket="mlpipeline", Key=f"{prefix}/_SUCCESS", Body=b"")
+    s3.put_object(Bucket="mlpipeline", Key=f"{prefix}/", Body=b"")
+
+
+@pytest.mark.slow
+@pytest.mark.serving
+def test_monitor_reads_a_parquet_folder_in_the_object_store(tmp_path, capsys, monkeypatch, trained, store):
+    """As the monitor CronJob runs (an empty home, the serving directory, new data in the
+    store, in process): a fresh Parquet sample is ok, a shifted one is DRIFT in the shifted
+    features only, each named by its URI."""
+    from kubetfx.pipelines import cli
+
+    home, _ = trained("Parquet")
+    running, s3 = store
+    monkeypatch.setenv("KUBETFX_OBJECT_STORE_ENDPOINT", running.endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", running.access_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", running.secret_key)
+    table = data_formats.csv_table(PENGUINS)
+    _upload_as_spark_writes(s3, "incoming/fresh", _as_pandas_writes_it(_sample(table, 150, seed=1)), tmp_path / "fresh")
+    _upload_as_spark_writes(s3, "incoming/shifted", _shifted(_sample(table, 150, seed=2)), tmp_path / "shifted")
+    [pipeline] = os.listdir(home / "serving")
+    args = ["monitor", "--home", str(tmp_path / "pod-home"), "--serving-dir", str(home / "serving" / pipeline), "--data"]
+
+    assert cli.main([*args, "minio://mlpipeline/incoming/fresh"]) == 0, capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "minio://mlpipeline/incoming/fresh (150 rows)" in out, out
+    assert cli.main([*args, "minio://mlpipeline/incoming/shifted/"]) == 11
+    out = capsys.readouterr().out
+    assert "minio://mlpipeline/incoming/shifted/ (150 rows)" in out, out
+    words = verdicts(out)
+    assert {f for f, word in words.items() if word != "ok"} == {"bill_length_mm", "island"}, out
+    assert words["bill_length_mm"] == words["island"] == "DRIFT"
+
+
 @pytest.mark.slow
 @pytest.mark.serving
 def test_monitor_refuses_a_folder_mixing_formats_in_one_line(tmp_path, run_kubetfx, trained, penguin_formats):
