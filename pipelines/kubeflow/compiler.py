@@ -14,6 +14,7 @@ node selector).
 No secret value ever enters the spec."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -309,10 +310,18 @@ def compile_spec(config: PipelineConfig, settings: Optional[ClusterSettings] = N
 
 
 def write_yaml(spec: dict, platform: dict, path: Path) -> Path:
+    """Written beside `path` and renamed over it: a full disk, a Ctrl-C or a kill mid-write
+    leaves the previous spec whole (a schedule's next `submit` may read it), never half a one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        f.write("# Compiled by kubetfx; regenerate with `make compile`.\n")
-        yaml.safe_dump_all([spec, platform], f, sort_keys=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        with open(partial, "w") as f:
+            f.write("# Compiled by kubetfx; regenerate with `make compile`.\n")
+            yaml.safe_dump_all([spec, platform], f, sort_keys=True)
+        os.replace(partial, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)
     return path
 
 

@@ -221,3 +221,26 @@ def test_compiled_spec_matches_the_golden_file(compiled):
         GOLDEN.write_text(text)
     assert GOLDEN.exists(), "no golden file: run `make regenerate`"
     assert text == GOLDEN.read_text(), "compiled spec drifted from the golden file: review, then `make regenerate`"
+
+
+def test_a_compile_stopped_mid_write_leaves_the_previous_spec_whole(tmp_path):
+    """A full disk (here the file-size limit, EFBIG, as `ulimit -f` sets it), a Ctrl-C or a
+    kill while writing truncated the spec a schedule's next `submit` reads; the old spec
+    stays whole, and no partial file is left beside it."""
+    import resource
+
+    output = tmp_path / "spec.yaml"
+    output.write_text("previous: spec\n")
+    big = {"root": {"dag": {"tasks": {f"task-{i}": {"x": "y" * 100} for i in range(200)}}}}
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # Python ignores SIGXFSZ: the write raises EFBIG
+    try:
+        with pytest.raises(OSError) as err:
+            kubeflow_compiler.write_yaml(big, {}, output)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert err.value.errno == 27  # EFBIG
+    assert output.read_text() == "previous: spec\n"
+    assert os.listdir(tmp_path) == ["spec.yaml"]
+    kubeflow_compiler.write_yaml(big, {}, output)
+    assert list(yaml.safe_load_all(output.read_text())) == [big, {}]

@@ -3,10 +3,12 @@ local KFP backend (flags added to `kubetfx run` by `add_run_flags`)."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Callable
 
 from kubetfx.pipelines.config import ConfigError, PipelineConfig
+from kubetfx.pipelines.kubeflow import image_reference
 from kubetfx.pipelines.kubeflow.local_backend import versions
 from kubetfx.pipelines.kubeflow.local_backend.options import DEFAULT_TASK_TIMEOUT, Options
 
@@ -39,8 +41,15 @@ def options_from_args(args) -> Options:
         versions.parse(args.kfp_version)
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    if args.task_timeout <= 0 or args.max_parallel_tasks < 1 or args.retry_backoff_scale < 0:
-        raise ConfigError("--task-timeout must be > 0, --max-parallel-tasks >= 1, --retry-backoff-scale >= 0")
+    # NaN passes every `<` (a task would never time out); inf cannot be slept or waited on.
+    finite = math.isfinite(args.task_timeout) and math.isfinite(args.retry_backoff_scale)
+    if not finite or args.task_timeout <= 0 or args.max_parallel_tasks < 1 or args.retry_backoff_scale < 0:
+        raise ConfigError("--task-timeout must be > 0, --max-parallel-tasks >= 1, --retry-backoff-scale >= 0, "
+                          "each a finite number")
+    if args.image is not None:
+        image_reference.check(args.image)
+    if args.image_repo is not None:
+        image_reference.check_repo(args.image_repo)
     return Options(kfp_version=args.kfp_version, task_timeout=args.task_timeout,
                            parallelism=args.max_parallel_tasks, backoff_scale=args.retry_backoff_scale, image=args.image,
                    image_repo=args.image_repo)
@@ -66,8 +75,16 @@ def run(config: PipelineConfig, options: Options = Options(), *,
     user fixes before anything starts, TaskFailedError when a task fails. `prepare`: as
     compiler.compile_spec takes it (run/inputs.prepare, passed in by the command)."""
     check_protobuf()
-    from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
     from kubetfx.pipelines.record.home_lock import exclusive_run
+
+    # The home is taken first: a second run on it is refused at once (exit 5), before an
+    # object store boots or a spec compiles for nothing.
+    with exclusive_run(config):
+        return _run_locked(config, options, prepare)
+
+
+def _run_locked(config: PipelineConfig, options: Options, prepare: Callable[[PipelineConfig], PipelineConfig]):
+    from kubetfx.pipelines.kubeflow import compiler as kubeflow_compiler
     from kubetfx.pipelines.kubeflow import object_store_server
     from kubetfx.pipelines.kubeflow import backend_rules
     from kubetfx.components.container import images
@@ -87,12 +104,11 @@ def run(config: PipelineConfig, options: Options = Options(), *,
         files = staged_files.uploads(spec, staged_files.user_files(config.module_file, config.schema_file))
         request = backend.RunRequest(pipeline=config.name, home=Path(config.home_path), data=Path(config.data),
                                      files=files)
-        with exclusive_run(config):
-            try:
-                return backend.run_spec(spec, platform, request, options, early)
-            except (docker.DockerUnavailable, images.MissingImageError, backend_rules.Rejected,
-                    object_store_server.ObjectStoreUnavailable) as err:
-                raise BackendUnavailable(str(err)) from None
+        try:
+            return backend.run_spec(spec, platform, request, options, early)
+        except (docker.DockerUnavailable, images.MissingImageError, backend_rules.Rejected,
+                object_store_server.ObjectStoreUnavailable) as err:
+            raise BackendUnavailable(str(err)) from None
     finally:
         if early is not None:
             early.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,36 @@ def test_without_a_docker_binary_the_run_says_so_in_one_line_and_exits_2(tmp_pat
     assert errors == ["kubetfx: error: the docker command is not installed or not on PATH; "
                       "--engine containers needs the Docker engine (or use --engine local)"]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("flags", [("--task-timeout", "nan"), ("--task-timeout", "inf"),
+                                   ("--retry-backoff-scale", "nan"), ("--retry-backoff-scale", "inf")])
+def test_a_bound_that_is_not_finite_is_refused(flags):
+    """nan passed `<= 0` (a task that never times out), inf cannot be slept (OverflowError
+    at the first retry, mid-run)."""
+    with pytest.raises(ConfigError, match="each a finite number"):
+        command.options_from_args(_args(*flags))
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--image", "kubetfx/Pipeline:0.1.0"), "--image 'kubetfx/Pipeline:0.1.0' is not an image reference"),
+    (("--image", ""), "--image '' is not an image reference"),
+    (("--image-repo", "my registry"), "--image-repo 'my registry' is not a repository"),
+])
+def test_an_image_no_cluster_can_pull_is_refused(flags, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        command.options_from_args(_args(*flags))
+
+
+def test_a_second_run_on_a_held_home_is_exit_5_at_once(tmp_path, capsys):
+    """As a local run is refused (exit 5), before an object store boots or a spec compiles."""
+    from kubetfx.pipelines import cli
+    from kubetfx.pipelines.record.home_lock import exclusive_run
+
+    home = tmp_path / "home"
+    with exclusive_run(PipelineConfig(home=str(home))):
+        code = cli.main(["run", "--engine", "containers", "--home", str(home)])
+    err = capsys.readouterr().err
+    assert code == exit_codes.BUSY, err
+    assert err.startswith("kubetfx: error: pipeline 'kubetfx-penguin' is already running in"), err
+    assert not (home / "object-store").exists() and not (home / "logs").exists()

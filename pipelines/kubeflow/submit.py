@@ -28,6 +28,7 @@ import contextlib
 import datetime
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -94,14 +95,29 @@ def add_parser(subparsers, handler) -> None:
                              "5-field expression runs at second 0. Each run fingerprints data_root when it starts: "
                              "new files there re-run ExampleGen and all after it, none hit the cache")
     parser.add_argument("--wait", action="store_true", help="wait for the run, printing task states")
-    parser.add_argument("--timeout", type=float, default=3600, help="seconds to wait with --wait (default 3600)")
-    parser.add_argument("--request-timeout", type=float, default=30, help="seconds per API call (default 30)")
+    parser.add_argument("--timeout", type=seconds, default=3600, help="seconds to wait with --wait (default 3600)")
+    parser.add_argument("--request-timeout", type=seconds, default=30, help="seconds per API call (default 30)")
     parser.add_argument("--token-file", help=f"file holding the bearer token (default: ${TOKEN_ENV})")
     parser.add_argument("--token", nargs="?", action=_RefuseToken, help=argparse.SUPPRESS)
     parser.add_argument("--namespace", help="KFP namespace (multi-user installs)")
     parser.add_argument("--verbose", action="store_true",
                         help="show the client libraries' own messages (retries, tracebacks) too")
     parser.set_defaults(func=handler)
+
+
+def seconds(text: str) -> float:
+    """A wait's bound: a finite number above 0. `nan` would never end a wait (every
+    comparison with it is false), `inf` neither; urllib3 raises on 0 or less."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number of seconds above 0 (every wait is bounded)")
+    return value
+
+
+MAX_TOKEN_BYTES = 64 << 10  # a bearer token (a JWT, a service account's) is a few kB
 
 
 def parse_params(items: list) -> dict:
@@ -119,11 +135,40 @@ def parse_params(items: list) -> dict:
 
 def read_token(token_file) -> str | None:
     if token_file:
+        return _token(_read_token_file(token_file), f"--token-file {token_file}")
+    return _token(os.environ.get(TOKEN_ENV) or "", f"${TOKEN_ENV}")
+
+
+def _read_token_file(token_file: str) -> str:
+    """Its text, read with a bound and only from a regular file: a FIFO nobody writes to
+    would block forever, /dev/zero would fill the memory."""
+    import stat
+
+    try:
+        fd = os.open(token_file, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            return Path(token_file).read_text().strip() or None
-        except OSError as err:
-            raise SubmitError(f"cannot read --token-file {token_file}: {err.strerror}", USAGE) from None
-    return os.environ.get(TOKEN_ENV) or None
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise SubmitError(f"--token-file {token_file} is not a regular file", USAGE)
+            with os.fdopen(fd, "rb", closefd=False) as file:
+                content = file.read(MAX_TOKEN_BYTES + 1)
+        finally:
+            os.close(fd)
+    except OSError as err:
+        raise SubmitError(f"cannot read --token-file {token_file}: {err.strerror}", USAGE) from None
+    if len(content) > MAX_TOKEN_BYTES:
+        raise SubmitError(f"--token-file {token_file} is larger than {MAX_TOKEN_BYTES >> 10} KiB: not a token",
+                          USAGE)
+    return content.decode("ascii", errors="replace")
+
+
+def _token(text: str, source: str) -> str | None:
+    """The token, or None; one that cannot go in an HTTP header is refused here, not met
+    as "cannot reach" when the request is built."""
+    token = text.strip()
+    if token and not all(33 <= ord(c) < 127 for c in token):
+        raise SubmitError(f"{source} is not a bearer token: it holds spaces, line breaks or characters outside "
+                          "printable ASCII", USAGE)
+    return token or None
 
 
 def cron_expression(schedule: str) -> str:

@@ -170,3 +170,42 @@ def test_a_token_over_plain_http_is_warned_about_once(spec):
     assert f"warning: the bearer token goes to {api.host} unencrypted (http://)" in warning
     assert "s3cret" not in result.stderr + result.stdout
     assert "2.2.0" in refusal
+
+
+@pytest.mark.parametrize("flag, value", [("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "0"),
+                                         ("--request-timeout", "nan"), ("--request-timeout", "-1")])
+def test_a_wait_bound_that_bounds_nothing_is_refused(spec, capsys, flag, value):
+    """--timeout nan waited forever (`monotonic() > nan` is never true); --request-timeout 0
+    or less was urllib3's ValueError traceback."""
+    from kubetfx.pipelines import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.build_parser().parse_args(["submit", "--host", "http://127.0.0.1:1", "--spec", str(spec), flag, value])
+    assert exit_.value.code == exit_codes.USAGE
+    assert f"argument {flag}: '{value}': give a finite number of seconds above 0" in capsys.readouterr().err
+
+
+def _fifo(path: Path) -> Path:
+    os.mkfifo(path)  # nobody writes to it: a plain read would block forever
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: (d / "token.bin").write_bytes(b"\x89PNG\r\n\x1a\n") and d / "token.bin", "is not a bearer token"),
+    (lambda d: (d / "token").write_text("abc def\n") and d / "token", "is not a bearer token"),
+    (lambda d: _fifo(d / "fifo"), "is not a regular file"),
+    (lambda d: Path("/dev/zero"), "is not a regular file"),
+    (lambda d: (d / "big").write_bytes(b"a" * (64 * 1024 + 1)) and d / "big", "is larger than 64 KiB"),
+], ids=["binary", "a space inside", "fifo", "dev-zero", "over 64 KiB"])
+def test_a_token_file_that_holds_no_token_is_one_line_at_once(spec, tmp_path, capsys, make, message):
+    """A binary file was a UnicodeDecodeError traceback, a FIFO blocked forever, /dev/zero
+    filled the memory; a token with a space failed as 'cannot reach' when the header was built."""
+    from kubetfx.pipelines import cli
+
+    token_file = make(tmp_path)
+    code = cli.main(["submit", "--host", f"http://127.0.0.1:{closed_port()}", "--spec", str(spec),
+                     "--token-file", str(token_file)])
+    err = capsys.readouterr().err
+    assert code == exit_codes.USAGE, err
+    assert err.startswith(f"kubetfx: error: --token-file {token_file} ") and message in err, err
+    assert err.count("\n") == 1
