@@ -232,6 +232,16 @@ def test_monitor_reads_a_parquet_folder_in_the_object_store(tmp_path, capsys, mo
     words = verdicts(out)
     assert {f for f, word in words.items() if word != "ok"} == {"bill_length_mm", "island"}, out
     assert words["bill_length_mm"] == words["island"] == "DRIFT"
+    # A refusal of the data names it in the store; before, the scratch copy gone with the command.
+    s3.put_object(Bucket="mlpipeline", Key="incoming/fresh/extra.csv", Body=PENGUINS.read_bytes())
+    s3.put_object(Bucket="mlpipeline", Key="incoming/broken/part-0.parquet", Body=b"species,x\nAdelie,1\n")
+    for uri, message in [("minio://mlpipeline/incoming/fresh", "folder minio://mlpipeline/incoming/fresh mixes data "
+                          "formats: CSV (extra.csv), Parquet (part-00000-c000.snappy.parquet ...)"),
+                         ("minio://mlpipeline/incoming/broken/", "minio://mlpipeline/incoming/broken/part-0.parquet "
+                          "is not a Parquet file kubetfx can read")]:
+        assert cli.main([*args, uri]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
 
 
 @pytest.mark.slow

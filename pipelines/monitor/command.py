@@ -312,10 +312,12 @@ def _retrain(args, config, served) -> int:
     return exit_codes.DRIFT if code == exit_codes.OK else code
 
 
-def _fetch_remote(args, scratch: Path) -> None:
-    """An object-store --data or --logs is downloaded; args then name the local copy."""
+def _fetch_remote(args, scratch: Path) -> dict:
+    """An object-store --data or --logs is downloaded; args then name the local copy.
+    {local copy: its URI}."""
     from kubetfx.pipelines.kubeflow import remote_source
 
+    copies = {}
     for field in ("data", "logs"):
         uri = getattr(args, field)
         if remote_source.is_remote(uri):
@@ -324,6 +326,8 @@ def _fetch_remote(args, scratch: Path) -> None:
             if local.is_file():  # one object: its name tells its format (x.parquet, y.csv)
                 local = local.rename(local.with_name(uri.rstrip("/").rsplit("/", 1)[-1] or local.name))
             setattr(args, field, str(local))
+            copies[str(local)] = uri.rstrip("/")
+    return copies
 
 
 def _fetch_and_monitor(args, config, result: dict | None = None) -> int:
@@ -333,11 +337,19 @@ def _fetch_and_monitor(args, config, result: dict | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="kubetfx-monitor-") as scratch:
         try:
-            _fetch_remote(args, Path(scratch))
+            copies = _fetch_remote(args, Path(scratch))
         except remote_source.StoreUnavailable as err:  # not bad input: the Job retries
             print(f"kubetfx: error: {err}", file=sys.stderr)
             return exit_codes.CRASH
-        return monitor(args, config, result)
+        try:
+            return monitor(args, config, result)
+        except (InputError, ConfigError) as err:  # name the data where the user put it, not the copy gone with us
+            message = str(err)
+            for local, uri in copies.items():
+                message = message.replace(local, uri)
+            if message == str(err):
+                raise
+            raise type(err)(message) from None
 
 
 def main(args) -> int:
