@@ -328,9 +328,9 @@ class HttpServer:
             loop.close()
 
     async def _stop(self, timeout: float) -> bool:
-        # Keep-alive clients under load send their next request as soon as they are answered,
-        # so the requests in flight never reached none and the stop cut every connection at its
-        # deadline. Each answer written from now on closes its connection instead.
+        # Each answer written from now on says Connection: close and ends its connection, so a
+        # keep-alive client learns from the answer that it must reconnect (to another replica)
+        # instead of meeting a closed connection with its next request.
         self.stopping = True
         self._http.stop()  # no new connections; the listening sockets are closed
         deadline = time.monotonic() + timeout

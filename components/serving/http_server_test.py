@@ -135,10 +135,10 @@ def test_shutdown_answers_the_request_in_flight_then_refuses(base):
 
 
 def test_an_answer_written_while_stopping_closes_its_keep_alive_connection(base):
-    """Under load, keep-alive clients send their next request the moment they are answered,
-    so the stop's wait for "no request in flight" did not end before its deadline, and then
-    every connection was cut, answers owed included. An answer written once the stop began
-    now says Connection: close and ends its connection: the load drains."""
+    """An answer written once a stop began says Connection: close and ends its connection, so a
+    keep-alive client learns it must reconnect instead of sending its next request into a
+    connection about to close (before: a keep-alive answer, then the close). Measured under
+    wrk -c64 with SIGTERM, before and after alike: stopped in 0.3 s, every answer logged."""
     hook_entered = threading.Event()
 
     def slow_hook(record):
