@@ -286,10 +286,10 @@ def test_retraining_pushes_a_second_version_with_the_new_weights(default_run, ru
     home, _ = default_run
     serving = home / "serving" / "kubetfx-penguin"
     # Another learning rate: the Trainer runs again (new weights; the same data and seed alone
-    # would give the same model, which the Pusher does not publish twice); any accuracy
-    # change is accepted.
+    # would give the same model, which the Pusher does not publish twice). The default gate:
+    # both models are right on every eval row, and its floor allows one row worse.
     config = tmp_path / "retrain.yaml"
-    config.write_text("learning_rate: 0.02\nchange_tolerance: 1.0\n")
+    config.write_text("learning_rate: 0.02\n")
     result = run_kubetfx("run", "--home", home, "--config", config)
     assert result.returncode == 0, result.stdout + result.stderr
     first, second = sorted(os.listdir(serving), key=int)
@@ -300,14 +300,13 @@ def test_retraining_pushes_a_second_version_with_the_new_weights(default_run, ru
 
 def test_a_model_below_the_acceptance_threshold_is_not_pushed(default_run, run_kubetfx, tmp_path):
     """Last: the Trainer's output is reused (cache); the Evaluator blesses it on the eval split
-    (any change from the served model accepted), then its acceptance test on the test split
-    cannot reach 1.01: NOT_BLESSED, nothing pushed, one line, exit 4, and the report says why."""
+    (no worse than the served model there, under the default gate), then its acceptance test
+    on the test split cannot reach 1.01: NOT_BLESSED, nothing pushed, one line, exit 4, and
+    the report says why."""
     home, _ = default_run
     serving = home / "serving" / "kubetfx-penguin"
     before = sorted(os.listdir(serving))
-    config = tmp_path / "accept.yaml"
-    config.write_text("change_tolerance: 1.0\n")
-    result = run_kubetfx("run", "--home", home, "--config", config, "--acceptance-threshold", "1.01")
+    result = run_kubetfx("run", "--home", home, "--acceptance-threshold", "1.01")
     assert result.returncode == 4, result.stdout + result.stderr
     assert _stage(executions_by_stage(home / "metadata" / "kubetfx-penguin.sqlite"), "Trainer")[-1] == "CACHED"
     assert "needs >= 1.01: FAILED" in result.stdout and "NOT blessed" in result.stdout
