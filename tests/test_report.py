@@ -167,3 +167,33 @@ def test_report_of_a_run_not_blessed_shows_the_baseline_and_the_failed_gate(not_
         applied = re.search(r"change tolerance (0\.\d+)", result.stdout)
         assert bound and applied and abs(float(bound.group(1)) - float(applied.group(1))) < 1e-4, text
     assert "serving_default" in text  # the trained model's signature, though not served
+
+
+def test_report_of_a_killed_run_says_interrupted_not_running(default_run, run_kubetfx, tmp_path):
+    """A run killed mid-stage (SIGKILL, out of memory, a reboot) leaves that stage RUNNING
+    in ML Metadata and nothing after it: the page said "running" and "Run incomplete", as if
+    it went on. Made here as a kill leaves it: a copy of a finished run's home with its last
+    Pusher execution set back to RUNNING (TFX records RUNNING at a stage's start; a killed
+    process records nothing more). While a run holds the home, running is running."""
+    import shutil
+
+    from ml_metadata.proto import metadata_store_pb2
+
+    from kubetfx.pipelines.config import PipelineConfig
+    from kubetfx.pipelines.record import home_lock, mlmd
+
+    home = tmp_path / "home"
+    shutil.copytree(default_run[0], home)
+    store = mlmd.open_store(home / "metadata" / "kubetfx-penguin.sqlite", writable=True)
+    pushers = {t.id for t in store.get_execution_types() if t.name.endswith("Pusher")}
+    pusher = max((e for e in store.get_executions() if e.type_id in pushers), key=lambda e: e.id)
+    pusher.last_known_state = metadata_store_pb2.Execution.RUNNING
+    store.put_execution(pusher, [], [])
+    del store
+
+    text = _report(run_kubetfx, home, "kubetfx-penguin", tmp_path / "killed.html").read_text()
+    assert "Interrupted at Pusher: the run ended while it ran" in text, text[:2000]
+    assert 'class="pill interrupted">interrupted<' in text and 'class="pill running"' not in text
+    with home_lock.exclusive_run(PipelineConfig(home=str(home), name="kubetfx-penguin")):
+        text = _report(run_kubetfx, home, "kubetfx-penguin", tmp_path / "live.html").read_text()
+    assert 'class="pill running">running<' in text and "Interrupted at" not in text

@@ -34,3 +34,21 @@ def exclusive_run(config: PipelineConfig):
         lock.write(f"pid {os.getpid()}")
         lock.flush()
         yield
+
+
+def held(config: PipelineConfig) -> bool:
+    """Whether a run (or a rollback) of the pipeline holds the home now. A shared lock
+    probe that writes nothing: a report reads a stage left "running" by a run that was
+    killed (SIGKILL, out of memory, a reboot) as interrupted, not as running."""
+    lock_path = config.home_path / "locks" / f"{config.name}.lock"
+    try:
+        lock = open(lock_path)
+    except OSError:  # no lock file: no run ever took it here
+        return False
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 
 SPLIT_COLOURS = ("#3b6fb6", "#e08a2c", "#4f9a63", "#b3476b", "#7a5fb5")
-STATE_COLOURS = {"complete": "#2e8b57", "cached": "#6c8ebf", "failed": "#c0392b",
+STATE_COLOURS = {"complete": "#2e8b57", "cached": "#6c8ebf", "failed": "#c0392b", "interrupted": "#c0392b",
                  "running": "#d4a017", "canceled": "#8a8a8a", "new": "#8a8a8a"}
 
 

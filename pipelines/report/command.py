@@ -30,10 +30,11 @@ def add_parser(subparsers) -> None:
 
 
 def write_report(config: PipelineConfig, run_id=None, output=None) -> Path:
+    from kubetfx.pipelines.record import home_lock
     from kubetfx.pipelines.report import page, run_record
 
     try:
-        record = run_record.read(str(config.metadata_path), config.name, run_id)
+        record = run_record.read(str(config.metadata_path), config.name, run_id, live=home_lock.held(config))
     except run_record.RunNotFound as err:
         raise ConfigError(str(err)) from None
     path = Path(output) if output else config.home_path / "reports" / config.name / f"{record.run_id}.html"

@@ -35,7 +35,7 @@ th { font-weight:600; color:var(--muted); font-size:12px; text-transform:upperca
 td.num, th.num { text-align:right; }
 .pill { display:inline-block; padding:1px 9px; border-radius:10px; font-size:12px; font-weight:600; color:#fff; }
 .pill.complete, .pill.yes { background:var(--ok); } .pill.cached { background:#6c8ebf; }
-.pill.failed, .pill.no { background:var(--bad); } .pill.running, .pill.canceled, .pill.new { background:#8a8a8a; }
+.pill.failed, .pill.no, .pill.interrupted { background:var(--bad); } .pill.running, .pill.canceled, .pill.new { background:#8a8a8a; }
 .pill.ERROR { background:var(--bad); } .pill.WARNING { background:var(--warn); }
 .feature { display:grid; grid-template-columns: 1fr 310px; gap:16px; padding:12px 0; border-bottom:1px solid var(--line); }
 .feature:last-child { border-bottom:0; }
@@ -64,7 +64,7 @@ def _guard(title: str, anchor: str, build) -> str:
 
 
 def _not_run(record: RunRecord, stage_name: str) -> str:
-    stopped = record.failed
+    stopped = record.failed or record.interrupted
     why = f" (the run stopped at {escape(stopped.node_id)})" if stopped else ""
     return f'<p class="muted">{escape(stage_name)} did not run in this run{why}.</p>'
 
@@ -83,6 +83,11 @@ def _fmt(x) -> str:
 def _banner(record: RunRecord) -> str:
     failed = record.failed
     _, pushed = record.output("PushedModel")
+    interrupted = record.interrupted
+    if failed is None and interrupted is not None:
+        return (f'<div class="banner banner-bad">Interrupted at {escape(interrupted.node_id)}: the run ended while '
+                f'it ran, and no kubetfx process holds the home (killed, out of memory, or the machine stopped)'
+                f'<small>Stages after it did not run; nothing was pushed.</small></div>')
     if failed is not None:
         reason = failure.explain_text(failed.error).error if failed.error else "see the run's log"
         first = reason.splitlines()[0] if reason else ""

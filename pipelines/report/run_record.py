@@ -58,6 +58,10 @@ class RunRecord:
         return None, None
 
     @property
+    def interrupted(self) -> Optional[StageRecord]:
+        return next((s for s in self.stages if s.state == INTERRUPTED), None)
+
+    @property
     def failed(self) -> Optional[StageRecord]:
         return next((s for s in self.stages if s.state == "failed"), None)
 
@@ -78,6 +82,11 @@ def _module_file(execution) -> Optional[str]:
     return value.string_value.split("@", 1)[0] + ".py" if value is not None and value.string_value else None
 
 
+def _state(execution, live: bool) -> str:
+    state = summary.STATE.get(execution.last_known_state, "?")
+    return INTERRUPTED if state == "running" and not live else state
+
+
 def run_ids(metadata_path: str, pipeline: str) -> list:
     """The runs of the pipeline recorded in this store, newest first."""
     store = mlmd.open_store(metadata_path)
@@ -89,7 +98,12 @@ def run_ids(metadata_path: str, pipeline: str) -> list:
     return [r.name for r in runs if any(e.id in mine for e in store.get_executions_by_context(r.id))]
 
 
-def read(metadata_path: str, pipeline: str, run_id: Optional[str] = None) -> RunRecord:
+INTERRUPTED = "interrupted"  # recorded running, but no process holds the run's lock
+
+
+def read(metadata_path: str, pipeline: str, run_id: Optional[str] = None, *, live: bool = True) -> RunRecord:
+    """`live`: whether a run of the pipeline holds the home now (home_lock.held); when none
+    does, a stage ML Metadata still records as running was interrupted."""
     if not os.path.exists(metadata_path):
         raise RunNotFound(f"no runs of pipeline {pipeline!r}: {metadata_path} does not exist")
     store = mlmd.open_store(metadata_path)
@@ -104,7 +118,7 @@ def read(metadata_path: str, pipeline: str, run_id: Optional[str] = None) -> Run
     for execution in sorted(store.get_executions_by_context(run_ctx.id), key=lambda e: (e.create_time_since_epoch, e.id)):
         stages.append(StageRecord(
             node_id=summary.node_id(store, execution, pipeline),
-            state=summary.STATE.get(execution.last_known_state, "?"),
+            state=_state(execution, live),
             started=execution.create_time_since_epoch / 1000.0,
             seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0,
             inputs=summary.artifacts_of(store, execution.id, metadata_store_pb2.Event.INPUT),
