@@ -45,6 +45,8 @@ CREATE TABLE IF NOT EXISTS predictions (request_id TEXT NOT NULL, idx INTEGER NO
     latency_ms REAL, status INTEGER, key_name TEXT, key_value TEXT, PRIMARY KEY (request_id, idx));
 CREATE INDEX IF NOT EXISTS predictions_key ON predictions (key_name, key_value);
 CREATE INDEX IF NOT EXISTS predictions_time ON predictions (timestamp_ms);
+CREATE TABLE IF NOT EXISTS read_shards (name TEXT PRIMARY KEY, size INTEGER NOT NULL, key_name TEXT,
+    last_request TEXT, last_idx INTEGER);
 """
 
 
@@ -138,26 +140,55 @@ def prediction_row(serialized: bytes, key_name: Optional[str]) -> Optional[tuple
 
 def read_log(db: sqlite3.Connection, log_directory, key_name: Optional[str] = None) -> int:
     """Adds the log's instances not yet in `predictions`; returns how many instances were read.
-    Instances of one request are told apart by their order in it (they are written in order)."""
+    Instances of one request are told apart by their order in it (they are written in order).
+    A closed shard is read once (per --key): it never changes, and re-reading the whole log
+    at every feedback and `rollout --auto` took 40 s for the default 128 MiB of shards."""
     from kubetfx.pipelines.serving import inference_log
 
+    done = {name: (size, key, last) for name, size, key, *last in
+            db.execute("SELECT name, size, key_name, last_request, last_idx FROM read_shards")}
     read, batch, seen = 0, [], {}
-    for serialized in inference_log.read_examples(log_directory):
-        row = prediction_row(serialized, key_name)
-        if row is None:
+    shards = inference_log.shards(log_directory)
+    for shard in shards:
+        closed = not shard.name.endswith(inference_log.OPEN_SUFFIX)
+        size = _file_size(shard)
+        known = done.get(shard.name)
+        if closed and known is not None and known[0] == size and key_name in (None, known[1]):
+            seen = {known[2][0]: known[2][1]} if known[2][0] is not None else {}
             continue
-        read += 1
-        # a request's instances are consecutive in one shard: the index restarts per request
-        idx = seen[row[0]] + 1 if row[0] in seen else 0
-        seen = {row[0]: idx}
-        batch.append((row[0], idx, *row[1:7], key_name, row[7]))
-        if len(batch) >= BATCH:
+        for serialized in inference_log.read_shard(shard):
+            row = prediction_row(serialized, key_name)
+            if row is None:
+                continue
+            read += 1
+            # a request's instances are consecutive (a request split across shards continues
+            # in the next one): the index restarts per request
+            idx = seen[row[0]] + 1 if row[0] in seen else 0
+            seen = {row[0]: idx}
+            batch.append((row[0], idx, *row[1:7], key_name, row[7]))
+            if len(batch) >= BATCH:
+                _insert_predictions(db, batch)
+                batch = []
+        if closed and size is not None:
+            last = next(iter(seen.items()), (None, None))
             _insert_predictions(db, batch)
             batch = []
+            db.execute("INSERT OR REPLACE INTO read_shards VALUES (?, ?, ?, ?, ?)",
+                       (shard.name, size, key_name if key_name is not None else (known or (0, None))[1], *last))
     _insert_predictions(db, batch)
+    names = {shard.name for shard in shards}
+    gone = [(name,) for name in done if name not in names]  # deleted by the log's retention
+    db.executemany("DELETE FROM read_shards WHERE name = ?", gone)
     _prune(db, "predictions", "timestamp_ms")
     db.commit()
     return read
+
+
+def _file_size(path) -> Optional[int]:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return None
 
 
 def _insert_predictions(db, rows) -> None:

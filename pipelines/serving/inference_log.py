@@ -373,24 +373,28 @@ def read_examples(directory):
     """Serialized tf.Examples of every shard, closed and open, oldest first; a torn tail
     record (a shard being written, or cut short by a crash) is skipped, and a shard closed
     or deleted while this reads is read under its new name or skipped."""
+    for shard in shards(directory):
+        yield from read_shard(shard)
+
+
+def read_shard(shard: Path):
+    """Serialized tf.Examples of one shard as read_examples() reads each."""
     import tensorflow as tf
 
-    for shard in shards(directory):
-        candidates = [shard]
-        if shard.name.endswith(OPEN_SUFFIX):  # closed since it was listed: its new name
-            candidates.append(shard.with_name(shard.name[:-len(OPEN_SUFFIX)]))
-        for candidate in candidates:
+    candidates = [shard]
+    if shard.name.endswith(OPEN_SUFFIX):  # closed since it was listed: its new name
+        candidates.append(shard.with_name(shard.name[:-len(OPEN_SUFFIX)]))
+    for candidate in candidates:
+        try:
+            iterator = iter(tf.data.TFRecordDataset(str(candidate)))
+            first = next(iterator).numpy()
+        except tf.errors.NotFoundError:  # renamed or deleted before it was opened
+            continue
+        except (StopIteration, tf.errors.DataLossError):
+            return
+        yield first
+        while True:  # the file is open now: a rename or unlink does not cut it short
             try:
-                iterator = iter(tf.data.TFRecordDataset(str(candidate)))
-                first = next(iterator).numpy()
-            except tf.errors.NotFoundError:  # renamed or deleted before it was opened
-                continue
-            except (StopIteration, tf.errors.DataLossError):
-                break
-            yield first
-            while True:  # the file is open now: a rename or unlink does not cut it short
-                try:
-                    yield next(iterator).numpy()
-                except (StopIteration, tf.errors.DataLossError):  # the end, or a torn last record
-                    break
-            break
+                yield next(iterator).numpy()
+            except (StopIteration, tf.errors.DataLossError):  # the end, or a torn last record
+                return
