@@ -198,6 +198,20 @@ def test_a_renamed_column_and_an_added_id_are_named_not_silently_dropped(home, r
     assert "  not in the model's schema, not judged: bill_length, row_id" in result.stderr.splitlines()
 
 
+def test_models_of_a_cleaned_serving_directory_names_the_recorded_versions(home, run_kubetfx, tmp_path):
+    """Every version directory deleted (a cleanup, a volume not mounted): `models` said "no
+    pushed model" as for a home that never pushed, though ML Metadata records the pushes."""
+    import shutil
+
+    (served,) = _models(run_kubetfx, home)
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    shutil.rmtree(copy / "serving" / NAME / served["version"])
+    result = run_kubetfx("models", "--home", copy)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"records 1 pushed version(s) ({served['version']}) whose directories are gone" in result.stdout
+
+
 def test_a_long_value_is_cut_to_a_readable_width(home, run_kubetfx, tmp_path):
     """A few rows with islands the schema does not know: TFDV's anomaly text lists them all."""
     rows = _sample(_rows(), 150, seed=6)

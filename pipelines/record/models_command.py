@@ -77,6 +77,13 @@ def _cmd_models(args) -> int:
     if not records and not args.json:
         from kubetfx.pipelines.record import home_pipelines
 
+        gone = [] if args.serving_dir else pushed_models.recorded_versions(config.metadata_path, config.name)
+        if gone:  # the serving directory was cleaned, moved or not mounted: say so, not "none"
+            shown = ", ".join(gone[-5:]) + (f" and {len(gone) - 5} earlier" if len(gone) > 5 else "")
+            print(f"no pushed model for pipeline {config.name} in {serving_dir}, but {config.metadata_path} "
+                  f"records {len(gone)} pushed version(s) ({shown}) whose directories are gone from it: "
+                  "was it cleaned or moved? (--serving-dir DIR reads another)")
+            return exit_codes.OK
         print(f"no pushed model for pipeline {config.name} in {serving_dir}; "
               f"{home_pipelines.listing(config.home_path)}")
         return exit_codes.OK

@@ -262,5 +262,14 @@ def pushed_versions(metadata_path, pipeline_name: str, serving_dir, *, with_metr
     return records
 
 
+def recorded_versions(metadata_path, pipeline_name: str) -> list:
+    """The versions ML Metadata records as pushed (oldest first), whether or not their
+    directories are still in the serving directory."""
+    if not Path(metadata_path).exists():
+        return []
+    found = _pushed_artifacts(Lineage(mlmd.open_store(metadata_path)), pipeline_name)
+    return sorted(found, key=lambda v: (len(v), v))
+
+
 def find(records: list, version: str) -> Optional[PushedVersion]:
     return next((r for r in records if r.version == str(version)), None)
