@@ -60,7 +60,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
-from kubetfx.components.serving import rest_api, traffic_split
+from kubetfx.components.serving import failure_reports, rest_api, traffic_split
 from kubetfx.components.serving.request_schema import RequestSchema
 from kubetfx.components.serving.tracks import TrackFollower
 from kubetfx.components.serving.version_follower import VersionFollower, load_version
@@ -139,7 +139,7 @@ class ModelServer:
         self.tracks = TrackFollower(base, loader=self._load_version)
         self._on_request = on_request
         self._hook_lock = threading.Lock()
-        self._hook_failures = 0
+        self._hook_failures = failure_reports.DoublingReport()
         self._stop = threading.Event()
         self._first_poll = threading.Event()  # the versions and the rollout state read once
         self.limits = (limits or default_limits()).validate()
@@ -358,10 +358,10 @@ class ModelServer:
                 with self._hook_lock:
                     self._on_request(record)
             except Exception:  # noqa: BLE001 - logging must not fail the answer
-                self._hook_failures += 1
-                if self._hook_failures & (self._hook_failures - 1) == 0:  # 1, 2, 4, ...: a failing hook fails every request
+                failures = self._hook_failures.count()  # 1, 2, 4, ...: a failing hook fails every request
+                if failures:
                     log.exception("on_request hook failed for a request to version %d (%d failures so far)",
-                                  loaded.version, self._hook_failures)
+                                  loaded.version, failures)
 
         # concurrent requests to one version and signature share a model call (batching.py)
         try:

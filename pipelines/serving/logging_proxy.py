@@ -61,7 +61,7 @@ import urllib.request
 
 import numpy as np
 
-from kubetfx.components.serving import http_server, rollout_state, traffic_split
+from kubetfx.components.serving import failure_reports, http_server, rollout_state, traffic_split
 
 log = logging.getLogger("kubetfx.logging_proxy")
 PREDICT = re.compile(r"/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>[0-9]+))?:predict\Z")
@@ -329,6 +329,8 @@ class LoggingProxy:
         self.fallbacks = 0        # candidate requests answered by stable (candidate down or not ready)
         self._candidate_down = False
         self._counts_lock = threading.Lock()
+        # a log that cannot take records fails every request: 1st, 2nd, 4th, ... are reported
+        self.not_logged = failure_reports.DoublingReport()
 
     def start(self, port: int = 0, host: str = "127.0.0.1") -> int:
         http = http_server.HttpServer(self.forward, self.limits, name="logging-proxy")
@@ -456,7 +458,8 @@ class LoggingProxy:
                 latency_ms=(time.time() - arrived) * 1000.0))
             self.logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail an answered request for its log
-            log.warning("request to %s answered but not logged: %s", path, err)
+            if reported := self.not_logged.count():
+                log.warning("request to %s answered but not logged: %s (%d not logged so far)", path, err, reported)
 
     def record_failure(self, path: str, body: bytes, status: int, answered_version, arrived: float,
                        request_id: str, track: str, upstream: Upstream | None) -> None:
@@ -488,4 +491,6 @@ class LoggingProxy:
             with self._counts_lock:
                 self.failures_logged += len(instances)
         except Exception as err:  # noqa: BLE001 — never fail the answer for its log
-            log.warning("failed request to %s (%d) not logged: %s", path, status, err)
+            if reported := self.not_logged.count():
+                log.warning("failed request to %s (%d) not logged: %s (%d not logged so far)",
+                            path, status, err, reported)

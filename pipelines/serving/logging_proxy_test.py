@@ -189,3 +189,21 @@ def test_a_gzip_body_is_forwarded_uncompressed_and_logged(upstream, tmp_path):
         log.close()
     (logged,) = _logged(tmp_path / "log")
     assert logged["x"].float_list.value == [1.5] and logged["prediction_scaled"].float_list.value == [3.0]
+
+
+def test_a_log_that_fails_every_request_is_reported_at_the_1st_2nd_4th_failure(upstream, caplog):
+    """A full disk fails every record: one warning per request would bury the proxy's log."""
+    def failing(record):
+        raise OSError("No space left on device")
+
+    proxy = logging_proxy.LoggingProxy(logging_proxy.Upstream(upstream, 30), failing)
+    url = f"http://127.0.0.1:{proxy.start(0)}"
+    try:
+        with caplog.at_level("WARNING", logger=logging_proxy.log.name):
+            for _ in range(5):
+                assert _post(f"{url}/v1/models/{NAME}:predict", {"instances": [{"x": 1.0}]})[0] == 200
+    finally:
+        proxy.shutdown()
+    lines = [r.getMessage() for r in caplog.records if "not logged" in r.getMessage()]
+    assert len(lines) == 3 and lines[0].endswith("(1 not logged so far)") and lines[2].endswith("(4 not logged so far)")
+    assert proxy.logged == 0
