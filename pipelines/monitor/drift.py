@@ -18,7 +18,7 @@ or an empty value list (older ExampleGen) on either side.
 A sample's measures move by chance, the more the fewer rows it has (a 1-row sample is at
 L-infinity 0.5 or more from any distribution of two or more values): each limit is at least
 the measure's noise floor, what a healthy sample of that many rows exceeds less than once in
-a hundred (noise_floor), so a quiet hour's 10 requests are not DRIFT; at the sizes the
+a thousand per feature (noise_floor), so a quiet hour's 10 requests are not DRIFT; at the sizes the
 defaults were set for (100 rows and more) the defaults decide.
 
 One verdict word per feature, the most serious first: DRIFT (SKEW for requests), MISSING,
@@ -198,17 +198,17 @@ def _values(statistics, name: str) -> int:
     return getattr(feature, kind).common_stats.num_non_missing if kind else 0
 
 
-def _chi2_99(df: int) -> float:
-    """The 99% quantile of chi-squared with df degrees of freedom (Wilson-Hilferty)."""
+def _chi2_999(df: int) -> float:
+    """The 99.9% quantile of chi-squared with df degrees of freedom (Wilson-Hilferty)."""
     h = 2 / (9 * df)
     return df * (1 - h + _Z_ONE_SIDED * math.sqrt(h)) ** 3
 
 
 def noise_floor(feature: schema_pb2.Feature, new, training) -> Optional[float]:
     """The drift/skew measure a healthy sample of the new data's size exceeds by chance in
-    fewer than 1 of 100 draws (None: nothing to bound). Two samples of n and N values of
+    fewer than 1 of 1,000 draws (None: nothing to bound). Two samples of n and N values of
     one distribution: a share differs by sqrt(p(1-p)(1/n + 1/N)), at most half that root,
-    so L-infinity stays within 2.576 of those; Jensen-Shannon (bits) of two close
+    so L-infinity stays within 3.291 of those; Jensen-Shannon (bits) of two close
     histograms is chi-squared over k-1 degrees of freedom (k: the training histogram's
     non-empty buckets) times (1/n + 1/N) / (8 ln 2)."""
     n, big_n = _values(new, feature.name), _values(training, feature.name)
@@ -221,12 +221,12 @@ def noise_floor(feature: schema_pb2.Feature, new, training) -> Optional[float]:
     histogram = next((h for h in trained.num_stats.histograms if h.type == h.STANDARD), None) \
         if trained.HasField("num_stats") else None
     buckets = sum(1 for b in histogram.buckets if b.sample_count > 0) if histogram else 0
-    return _chi2_99(buckets - 1) * spread / (8 * math.log(2)) if buckets > 1 else None
+    return _chi2_999(buckets - 1) * spread / (8 * math.log(2)) if buckets > 1 else None
 
 
 def missing_floor(training_rate: float, rows: int, training_rows: int) -> float:
     """The missing-rate move a healthy sample of `rows` reaches by chance in fewer than 1 of
-    100 draws: 2.576 standard deviations of the difference of two shares, plus one row."""
+    1,000 draws: 3.291 standard deviations of the difference of two shares, plus one row."""
     spread = 1 / rows + 1 / training_rows
     return _Z_TWO_SIDED * math.sqrt(training_rate * (1 - training_rate) * spread) + 1 / rows
 
