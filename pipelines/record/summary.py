@@ -1,4 +1,9 @@
-"""A run's outcome read back from ML Metadata: each stage, its duration and key result."""
+"""A run's outcome read back from ML Metadata: each stage, its duration and key result.
+
+Also the two rules every view of a run shares (`kubetfx run`'s summary and --json, `kubetfx
+report`): the state a stage is shown in (`stage_state`: RUNNING with no live run is
+interrupted) and the order of runs and stages (`runs_newest_first`, `in_run_order`: by ML
+Metadata's ids, which only grow, never by create times a clock stepped back can reorder)."""
 from __future__ import annotations
 
 import dataclasses
@@ -20,6 +25,33 @@ STATE = _STATE = {
     metadata_store_pb2.Execution.NEW: "new",
     metadata_store_pb2.Execution.CANCELED: "canceled",
 }
+INTERRUPTED = "interrupted"  # recorded running, but no process holds the home's run lock
+
+
+def stage_state(execution, live: bool) -> str:
+    """The state to show for a stage. `live`: whether a run of the pipeline holds the home
+    now (home_lock.held); when none does, a stage ML Metadata still records as RUNNING was
+    left so by a killed run (SIGKILL, out of memory, a reboot): it is interrupted."""
+    state = STATE.get(execution.last_known_state, "?")
+    return INTERRUPTED if state == "running" and not live else state
+
+
+def runs_newest_first(store, pipeline_name: str):
+    """The names of the pipeline's runs, newest first. By context id: ML Metadata gives ids in
+    increasing order, while create times follow the clock, which can step back (NTP, a VM
+    restored from a snapshot) and put a newer run behind an older one."""
+    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
+    if pipeline_ctx is None:
+        return
+    mine = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
+    for run in sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: -c.id):
+        if any(e.id in mine for e in store.get_executions_by_context(run.id)):
+            yield run.name
+
+
+def in_run_order(executions) -> list:
+    """A run's executions in the order they started (ids grow; create times may step back)."""
+    return sorted(executions, key=lambda e: e.id)
 
 
 @dataclasses.dataclass
@@ -63,10 +95,11 @@ class RunSummary:
 
     def table(self) -> str:
         width = max([len(s.stage) for s in self.stages] + [5])
+        states = max([len(s.state) for s in self.stages] + [9])  # "interrupted" is wider
         lines = [f"Run {self.run_id} of {self.pipeline}",
-                 f"  {'stage':<{width}}  {'state':<9} {'time':>7}  result"]
+                 f"  {'stage':<{width}}  {'state':<{states}} {'time':>7}  result"]
         for s in self.stages:
-            lines.append(f"  {s.stage:<{width}}  {s.state:<9} {s.seconds:>6.1f}s  {s.result}")
+            lines.append(f"  {s.stage:<{width}}  {s.state:<{states}} {s.seconds:>6.1f}s  {s.result}")
         return "\n".join(lines)
 
 
@@ -78,15 +111,7 @@ def _prop(artifact, name):
 
 
 def latest_run_id(store, pipeline_name: str) -> Optional[str]:
-    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_ctx is None:
-        return None
-    mine = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
-    runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: -c.create_time_since_epoch)
-    for run in runs:
-        if any(e.id in mine for e in store.get_executions_by_context(run.id)):
-            return run.name
-    return None
+    return next(runs_newest_first(store, pipeline_name), None)
 
 
 def node_id(store, execution, pipeline_name: str = "") -> str:
@@ -125,7 +150,9 @@ def _error_line(execution) -> str:
     return failure.explain_text(text).error.splitlines()[0] if text else ""
 
 
-def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None) -> Optional[RunSummary]:
+def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = None, *,
+              live: bool) -> Optional[RunSummary]:
+    """`live`: whether a run holds the home now (home_lock.held), as for stage_state."""
     if not os.path.exists(metadata_path):
         return None
     store = mlmd.open_store(metadata_path)
@@ -136,11 +163,11 @@ def summarize(metadata_path: str, pipeline_name: str, run_id: Optional[str] = No
     if run_ctx is None:  # the run could not record itself (a full disk, a read-only store)
         return None
     summary = RunSummary(pipeline=pipeline_name, run_id=run_id, stages=[])
-    for execution in sorted(store.get_executions_by_context(run_ctx.id), key=lambda e: e.create_time_since_epoch):
+    for execution in in_run_order(store.get_executions_by_context(run_ctx.id)):
         stage = node_id(store, execution, pipeline_name)
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
         outputs = _outputs(store, execution.id)
-        state = _STATE.get(execution.last_known_state, "?")
+        state = stage_state(execution, live)
         result = _error_line(execution) if state == "failed" else stage_outputs.describe(stage, outputs)
         summary.stages.append(StageResult(stage, state, seconds, result))
         if "ModelBlessing" in outputs:

@@ -22,7 +22,7 @@ class RunNotFound(LookupError):
 @dataclasses.dataclass
 class StageRecord:
     node_id: str
-    state: str                 # complete, cached, failed, running, canceled
+    state: str                 # complete, cached, failed, running, interrupted, canceled
     started: float             # seconds since the epoch
     seconds: float
     inputs: dict               # artifact type name -> MLMD artifact
@@ -82,23 +82,12 @@ def _module_file(execution) -> Optional[str]:
     return value.string_value.split("@", 1)[0] + ".py" if value is not None and value.string_value else None
 
 
-def _state(execution, live: bool) -> str:
-    state = summary.STATE.get(execution.last_known_state, "?")
-    return INTERRUPTED if state == "running" and not live else state
-
-
 def run_ids(metadata_path: str, pipeline: str) -> list:
     """The runs of the pipeline recorded in this store, newest first."""
-    store = mlmd.open_store(metadata_path)
-    pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline)
-    if pipeline_ctx is None:
-        return []
-    mine = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
-    runs = sorted(store.get_contexts_by_type("pipeline_run"), key=lambda c: -c.create_time_since_epoch)
-    return [r.name for r in runs if any(e.id in mine for e in store.get_executions_by_context(r.id))]
+    return list(summary.runs_newest_first(mlmd.open_store(metadata_path), pipeline))
 
 
-INTERRUPTED = "interrupted"  # recorded running, but no process holds the run's lock
+INTERRUPTED = summary.INTERRUPTED
 
 
 def read(metadata_path: str, pipeline: str, run_id: Optional[str] = None, *, live: bool = True) -> RunRecord:
@@ -115,10 +104,10 @@ def read(metadata_path: str, pipeline: str, run_id: Optional[str] = None, *, liv
                           if run_id else f"pipeline {pipeline!r} has no runs in {metadata_path}")
     run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
     stages = []
-    for execution in sorted(store.get_executions_by_context(run_ctx.id), key=lambda e: (e.create_time_since_epoch, e.id)):
+    for execution in summary.in_run_order(store.get_executions_by_context(run_ctx.id)):
         stages.append(StageRecord(
             node_id=summary.node_id(store, execution, pipeline),
-            state=_state(execution, live),
+            state=summary.stage_state(execution, live),
             started=execution.create_time_since_epoch / 1000.0,
             seconds=(execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0,
             inputs=summary.artifacts_of(store, execution.id, metadata_store_pb2.Event.INPUT),

@@ -49,7 +49,9 @@ def run(config: PipelineConfig, engine: str = "local", *, verbose: bool = False,
         return exit_codes.BUSY
     served_build.record_build(str(config.metadata_path), run_id, served_build.build_key(given.validate()))
     with _quiet_libraries(verbose):
-        result = summary.summarize(str(config.metadata_path), config.name, run_id)
+        # The run has let go of the home: a stage it left RUNNING (a killed stage process)
+        # shows as interrupted, as `kubetfx report` shows it.
+        result = summary.summarize(str(config.metadata_path), config.name, run_id, live=home_lock.held(config))
     if result:
         result.compare_with_served(served_before)
     if result:
