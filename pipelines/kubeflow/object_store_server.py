@@ -5,7 +5,11 @@ server mode, from its own environment (`make object-store-env` -> .venv-objectst
         s3 = object_store.client(store.endpoint, store.access_key, store.secret_key)
 
 Started on 127.0.0.1 only, on a free port, with a bounded wait for it to answer, and
-stopped (its whole process group) when the block ends. Data lives in the server's memory:
+stopped (its whole process group) when the block ends. It runs in its own session (a ^C
+at the terminal is the run's to handle), so a run killed by SIGKILL, which ends no block,
+would leave it behind holding its port and memory: it is started under a small watchdog
+that holds a pipe from the run and stops the server when the pipe closes, which happens
+when the run's process is gone, however it ended. Data lives in the server's memory:
 a run's artifacts last as long as the server (the local backend keeps one per run home).
 """
 from __future__ import annotations
@@ -74,18 +78,39 @@ def _wait_until_answering(endpoint: str, process: subprocess.Popen, timeout: flo
     raise ObjectStoreUnavailable(f"object-store server at {endpoint} did not answer within {timeout:.0f} s")
 
 
+# Runs moto_server (argv[1:]) and waits for EOF on stdin: the write end is held by the
+# process that started it only (pipes are not inherited by its other children), so EOF means
+# that process is gone. The server ends then, or when it ends by itself.
+_WATCHDOG = r"""
+import os, signal, subprocess, sys, threading
+server = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL)
+signal.signal(signal.SIGTERM, lambda *_: server.terminate())  # the thread below exits with it
+threading.Thread(target=lambda: os._exit(server.wait()), daemon=True).start()
+while sys.stdin.buffer.read(4096):
+    pass
+server.terminate()
+try:
+    server.wait(10)
+except subprocess.TimeoutExpired:
+    server.kill()
+os._exit(0)
+"""
+
+
 @contextlib.contextmanager
 def running(port: Optional[int] = None, log: Optional[Path] = None,
             timeout: float = START_TIMEOUT_SECONDS) -> Iterator[RunningStore]:
     port = port or _free_port()
     endpoint = f"http://127.0.0.1:{port}"
     out = open(log, "ab") if log else subprocess.DEVNULL
-    process = subprocess.Popen([str(server_binary()), "-H", "127.0.0.1", "-p", str(port)],
-                               stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-S", "-c", _WATCHDOG,
+                                str(server_binary()), "-H", "127.0.0.1", "-p", str(port)],
+                               stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         _wait_until_answering(endpoint, process, timeout)
         yield RunningStore(endpoint)
     finally:
+        process.stdin.close()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
         try:
