@@ -10,7 +10,7 @@ import sys
 import warnings
 
 from kubetfx.pipelines import exit_codes
-from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+from kubetfx.pipelines.config import ConfigError, PipelineConfig, home_for
 from kubetfx.pipelines.report import command as report_command
 from kubetfx.pipelines.monitor import command as monitor_command
 from kubetfx.pipelines.serving import feedback, proxy_command, rollout_command, serve_command
@@ -58,11 +58,8 @@ def config_from_args(args) -> PipelineConfig:
     config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
     if args.data and not args.label and not (args.config and config.label != PipelineConfig.label):
         raise ConfigError("--data needs --label COLUMN (the column to predict)")
-    # --home, then the config file's home, then KUBETFX_HOME, then ./.kubetfx: a config that
-    # names no home must not send the run away from where `models` and `serve` look.
-    config_home = args.config and config.home != PipelineConfig.home
     config = config.replace(
-        home=None if (config_home and not args.home) else resolve_home(args.home),
+        home=home_for(args.home, args.config, config),
         name=args.name, data=args.data, label=args.label, task=args.task,
         module_file=args.module_file, schema_file=args.schema_file,
         eval_threshold=args.eval_threshold, acceptance_threshold=args.acceptance_threshold,

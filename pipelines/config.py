@@ -369,3 +369,12 @@ def _short_repr(value: Any, limit: int = 80) -> str:
 def resolve_home(flag_value: Optional[str]) -> str:
     """--home wins, then KUBETFX_HOME, then ./.kubetfx."""
     return flag_value or os.environ.get("KUBETFX_HOME") or DEFAULT_HOME
+
+
+def home_for(flag_value: Optional[str], config_file: Optional[str], config: "PipelineConfig") -> str:
+    """The home of every command taking --config: --home, then the config file's `home:`,
+    then KUBETFX_HOME, then ./.kubetfx. A config that names no home must not send one
+    command away from where the others (models, serve, monitor) look."""
+    if config_file and not flag_value and config.home != PipelineConfig.home:
+        return config.home
+    return resolve_home(flag_value)

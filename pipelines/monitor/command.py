@@ -27,7 +27,7 @@ from pathlib import Path
 
 from kubetfx.pipelines import exit_codes
 from kubetfx.components.example_gen.csv_input import InputError
-from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+from kubetfx.pipelines.config import ConfigError, PipelineConfig, home_for
 
 
 def add_parser(subparsers) -> None:
@@ -42,7 +42,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--serving-dir", metavar="DIR",
                         help="the served model's base directory of versions (default <home>/serving/<name>/)")
     parser.add_argument("--name", help="pipeline name (default: the pipeline of the latest run in the home)")
-    parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
+    parser.add_argument("--home", help="where runs write (default: the --config file's home:, "
+                                       "else $KUBETFX_HOME or ./.kubetfx)")
     parser.add_argument("--config", help="YAML file of PipelineConfig fields (drift_* thresholds)")
     parser.add_argument("--threshold", action="append", default=[], metavar="FEATURE=VALUE",
                         help="drift/skew threshold of one feature (repeatable); overrides the config")
@@ -68,7 +69,7 @@ def _config(args) -> PipelineConfig:
             raise ConfigError(f"--threshold {item!r} must be FEATURE=NUMBER, e.g. bill_length_mm=0.3")
     from kubetfx.pipelines.record import home_pipelines
 
-    config = config.replace(home=resolve_home(args.home) if (args.home or not args.config) else None,
+    config = config.replace(home=home_for(args.home, args.config, config),
                             name=args.name, drift_feature_thresholds=per_feature)
     if args.name is None and config.name == PipelineConfig.name:  # neither the flag nor the config names one
         config = config.replace(name=home_pipelines.latest(config.home_path))

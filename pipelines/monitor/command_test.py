@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from kubetfx.pipelines import cli
+from kubetfx.pipelines.monitor import command as monitor_command
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -84,3 +85,30 @@ def test_damaged_training_statistics_or_schema_is_one_line_and_exit_2(training_f
     with pytest.raises(command.ConfigError, match=words) as raised:
         command._training(served)
     assert str(path) in str(raised.value) and "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("command", [["monitor", "--data", "x.csv"], ["rollout", "status"]])
+def test_a_config_without_a_home_leaves_kubetfx_home_in_force_for_every_command(tmp_path, monkeypatch, capsys,
+                                                                                 command):
+    """`monitor --config FILE` (and `rollout`) used ./.kubetfx when FILE names no home, while
+    `run` with the same file wrote to $KUBETFX_HOME: one order for every command taking
+    --config (config.home_for): --home, the file's home:, $KUBETFX_HOME, ./.kubetfx."""
+    from kubetfx.pipelines.serving import rollout_command
+
+    monkeypatch.setenv("KUBETFX_HOME", str(tmp_path / "env-home"))
+    monkeypatch.chdir(tmp_path)
+    bare, homed = tmp_path / "bare.yaml", tmp_path / "homed.yaml"
+    bare.write_text("name: kubetfx-penguin\n")
+    homed.write_text(f"name: kubetfx-penguin\nhome: {tmp_path / 'file-home'}\n")
+
+    def home(*argv):
+        args = cli.build_parser().parse_args([*command, *argv])
+        config = monitor_command._config(args) if command[0] == "monitor" else rollout_command.config_of(args)
+        return config.home_path
+    assert home("--config", str(bare)) == tmp_path / "env-home"
+    assert home("--config", str(homed)) == tmp_path / "file-home"  # the file's own choice stands
+    assert home("--config", str(bare), "--home", str(tmp_path / "flag")) == tmp_path / "flag"
+    assert home() == tmp_path / "env-home"
+    if command[0] == "monitor":  # and the command itself looks there
+        assert cli.main([*command, "--config", str(bare)]) == 2
+        assert f"serves no model in {tmp_path / 'env-home' / 'serving' / 'kubetfx-penguin'}" in capsys.readouterr().err

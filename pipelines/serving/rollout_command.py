@@ -28,7 +28,7 @@ from typing import Optional
 
 from kubetfx.components.serving import rollout_state
 from kubetfx.pipelines import exit_codes
-from kubetfx.pipelines.config import ConfigError, PipelineConfig, resolve_home
+from kubetfx.pipelines.config import ConfigError, PipelineConfig, home_for
 from kubetfx.pipelines.serving import rollout_rule
 
 ACTIONS = ("start", "status", "advance", "promote", "abort")
@@ -258,15 +258,15 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--stable", type=int, help="start: the stable version (default: the one served to everybody)")
     parser.add_argument("--config", help="YAML file whose rollout: section sets plan, budgets and the rule")
     parser.add_argument("--name", help="pipeline name (default: kubetfx-penguin, or the config's)")
-    parser.add_argument("--home", help="where runs write (default: $KUBETFX_HOME or ./.kubetfx)")
+    parser.add_argument("--home", help="where runs write (default: the --config file's home:, "
+                                       "else $KUBETFX_HOME or ./.kubetfx)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=main)
 
 
 def config_of(args) -> PipelineConfig:
     config = PipelineConfig.from_yaml(args.config) if args.config else PipelineConfig()
-    home = resolve_home(args.home) if (args.home or not args.config) else None
-    return config.replace(home=home, name=args.name).validate()
+    return config.replace(home=home_for(args.home, args.config, config), name=args.name).validate()
 
 
 def _state_dict(state) -> Optional[dict]:
