@@ -194,6 +194,14 @@ def test_report_of_a_killed_run_says_interrupted_not_running(default_run, run_ku
     text = _report(run_kubetfx, home, "kubetfx-penguin", tmp_path / "killed.html").read_text()
     assert "Interrupted at Pusher: the run ended while it ran" in text, text[:2000]
     assert 'class="pill interrupted">interrupted<' in text and 'class="pill running"' not in text
-    with home_lock.exclusive_run(PipelineConfig(home=str(home), name="kubetfx-penguin")):
+    # `kubetfx run`'s table and --json read the same store through the same rule.
+    from kubetfx.pipelines.record import summary
+
+    config = PipelineConfig(home=str(home), name="kubetfx-penguin")
+    killed = summary.summarize(str(config.metadata_path), config.name, live=home_lock.held(config))
+    assert (killed.stages[-1].stage, killed.stages[-1].state) == ("Pusher", "interrupted"), killed.table()
+    with home_lock.exclusive_run(config):
         text = _report(run_kubetfx, home, "kubetfx-penguin", tmp_path / "live.html").read_text()
+        live = summary.summarize(str(config.metadata_path), config.name, live=home_lock.held(config))
     assert 'class="pill running">running<' in text and "Interrupted at" not in text
+    assert live.stages[-1].state == "running"
