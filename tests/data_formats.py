@@ -39,6 +39,22 @@ def write_parquet(path: Path, table: pa.Table) -> Path:
     return path
 
 
+def write_partitioned(root: Path, parts: dict, shard: int = 7) -> Path:
+    """{dt: table} as Spark writes `df.write.partitionBy("dt", "shard").parquet(root)`:
+    `dt=<dt>/shard=<shard>/part-0000N-<uuid>.c000.snappy.parquet`, the `_SUCCESS` marker,
+    Databricks' `_started_*`/`_committed_*` and Hadoop's hidden `.crc` beside each file."""
+    for i, (dt, table) in enumerate(parts.items()):
+        folder = root / f"dt={dt}" / f"shard={shard}"
+        name = f"part-{i:05d}-5e1d2c9a-0b4f-4c1e-9d2a-1f3b5c7d9e0{i}.c000.snappy.parquet"
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, folder / name, compression="snappy")
+        (folder / f".{name}.crc").write_bytes(b"crc\0")
+        (folder / "_started_4410").write_text("")
+        (folder / "_committed_4410").write_text('{"added":["%s"],"removed":[]}' % name)
+    (root / "_SUCCESS").write_text("")
+    return root
+
+
 def csv_table(csv_path) -> pa.Table:
     """A CSV file as Arrow reads it with kubetfx's missing-value markers (types inferred)."""
     from kubetfx.components.example_gen import csv_input

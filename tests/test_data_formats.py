@@ -26,7 +26,10 @@ def penguin_formats(tmp_path_factory):
     parquet = data_formats.write_parquet(root / "penguins_parquet" / "part-0.parquet", data_formats.csv_table(PENGUINS))
     tfrecords = data_formats.write_tfrecords(root / "penguins_tfrecord" / "data_tfrecord-00000-of-00001.gz",
                                              data_formats.penguin_examples(PENGUINS), compress=True)
-    return {"Parquet": parquet.parent, "TFRecord": tfrecords.parent}
+    table = data_formats.csv_table(PENGUINS)
+    partitioned = data_formats.write_partitioned(root / "penguins_partitioned",
+                                                 {"2026-12-01": table.slice(0, 172), "2026-12-02": table.slice(172)})
+    return {"Parquet": parquet.parent, "TFRecord": tfrecords.parent, "Parquet-partitioned": partitioned}
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +155,74 @@ def _shifted(table):
 def _examples_of(table) -> list:
     """Each row as a serialized tf.Example (nulls left out, as ExampleGen leaves them)."""
     return [data_formats.example(**{k: v for k, v in row.items() if v is not None}) for row in table.to_pylist()]
+
+
+def _feature_totals(home) -> dict:
+    """{feature: (type, values present, sum of numbers)} over every split of StatisticsGen's output."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    totals = {}
+    for path in home.rglob("FeatureStats.pb"):
+        if "/StatisticsGen/" not in str(path):
+            continue
+        stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(path.read_bytes())
+        for dataset in stats.datasets:
+            for feature in dataset.features:
+                common = (feature.num_stats.common_stats if feature.HasField("num_stats")
+                          else feature.string_stats.common_stats)
+                mean = feature.num_stats.mean if feature.HasField("num_stats") else 0.0
+                kind, present, total = totals.get(feature.path.step[0], (feature.type, 0, 0.0))
+                totals[feature.path.step[0]] = (kind, present + common.num_non_missing,
+                                                total + mean * common.num_non_missing)
+    return totals
+
+
+def _schema_types(home) -> dict:
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    [path] = [p for p in home.rglob("schema.pbtxt") if "/SchemaGen/" in str(p)]
+    schema = text_format.Parse(path.read_text(), schema_pb2.Schema())
+    return {f.name: f.type for f in schema.feature}
+
+
+@pytest.mark.slow
+@pytest.mark.serving
+def test_a_partitioned_parquet_folder_runs_as_the_flat_file_plus_its_key_columns(trained, penguin_formats):
+    """Spark's `partitionBy("dt", "shard")` of the penguins (markers, .crc files beside):
+    the same statistics and schema as the flat file, plus `dt` (text) and `shard` (an int,
+    one value everywhere), and a model pushed. Before: "holds no .csv file", exit 2."""
+    from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
+
+    home, result = trained("Parquet-partitioned")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"^\s+ParquetExampleGen\s+complete", result.stdout, re.M), result.stdout
+    assert "model pushed to" in result.stdout
+    flat, _ = trained("Parquet")
+    flat_totals, totals = _feature_totals(flat), _feature_totals(home)
+    assert set(totals) == set(flat_totals) | {"dt", "shard"}, sorted(totals)
+    for name, (kind, present, total) in flat_totals.items():
+        assert totals[name][:2] == (kind, present), name
+        assert totals[name][2] == pytest.approx(total, rel=1e-6), name
+    Stats = statistics_pb2.FeatureNameStatistics
+    assert totals["dt"][:2] == (Stats.STRING, 344) and totals["shard"] == (Stats.INT, 344, 7 * 344)
+    types = _schema_types(home)
+    assert types == {**_schema_types(flat), "dt": schema_pb2.BYTES, "shard": schema_pb2.INT}
+
+
+@pytest.mark.slow
+@pytest.mark.serving
+def test_monitor_reads_a_fresh_partitioned_sample_as_ok(tmp_path, run_kubetfx, trained):
+    """New data partitioned as the training data was (its rows in the same days) is ok."""
+    home, _ = trained("Parquet-partitioned")
+    table = data_formats.csv_table(PENGUINS)
+    picked = sorted(__import__("random").Random(3).sample(range(table.num_rows), 150))
+    fresh = data_formats.write_partitioned(tmp_path / "fresh", {
+        "2026-12-01": table.take([i for i in picked if i < 172]), "2026-12-02": table.take([i for i in picked if i >= 172])})
+    result = run_kubetfx("monitor", "--home", home, "--data", fresh)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{fresh} (150 rows)" in result.stdout, result.stdout
+    assert set(verdicts(result.stdout).values()) == {"ok"}, result.stdout
 
 
 def _new_data(kind: str, folder, table):
@@ -343,6 +414,36 @@ HOSTILE = [
     ("tfrecord-feature-without-name", lambda d: data_formats.write_tfrecords(
         d / "n.tfrecord", [data_formats.example(species=s, **{"": 1.0}) for s in ["Adelie", "Gentoo"] * 6]),
      "a feature has no name ('')"),
+]
+
+def _partitioned(*files):
+    """Parquet files (or other bytes) at the given paths under the data folder."""
+    def make(d):
+        for name in files:
+            if name.endswith(".parquet"):
+                data_formats.write_parquet(d / "data" / name, _table())
+            else:
+                (d / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+                (d / "data" / name).write_text("species,bill_length_mm\nAdelie,1\n")
+        return d / "data"
+    return make
+
+
+# Partitioned folders that are not one table (before each was "holds no .csv file", or
+# read in part).
+HOSTILE += [
+    ("partitioned-files-beside-partitions", _partitioned("dt=1/a.parquet", "b.parquet"),
+     "holds both files (b.parquet) and partition folders (dt=1)"),
+    ("partitioned-other-keys-per-branch", _partitioned("dt=1/a.parquet", "day=2/b.parquet"),
+     "has other partition keys in dt=1 than in day=2: dt vs day"),
+    ("partitioned-csv-inside", _partitioned("dt=1/a.parquet", "dt=2/b.csv"),
+     "b.csv is not a Parquet file (.parquet) inside the partitioned folder"),
+    ("partitioned-folder-not-key-value", _partitioned("dt=1/a.parquet", "dt=2/misc/b.parquet"),
+     "misc is not a key=value partition folder"),
+    ("partitioned-key-also-a-column", _partitioned("species=Adelie/a.parquet"),
+     "the column 'species' is also its folder's partition key"),
+    ("partitioned-delta-table", _partitioned("dt=1/a.parquet", "_delta_log/00000.json"),
+     "is a Delta table (_delta_log)"),
 ]
 # `run` only: the label's own refusals.
 HOSTILE_RUN = HOSTILE + [

@@ -9,6 +9,7 @@ half is the dataset?) instead of read in part. A single file of another name is 
 before, unless its first bytes are Parquet's magic or a TFRecord frame (gzip or not)."""
 from __future__ import annotations
 
+import collections
 import unicodedata
 from pathlib import Path
 from typing import Optional
@@ -68,13 +69,72 @@ def _tfrecord_frame(path, head: bytes) -> bool:
     return len(frame) == 12 and tfrecord_input._masked_crc(frame[:8]) == struct.unpack("<I", frame[8:])[0]
 
 
+# A table partitioned as Spark, Hive and warehouses write it: `dt=2026-12-01/part-0.parquet`,
+# with `_SUCCESS`, `_committed_*`/`_started_*` (Databricks) and `.crc` (Hadoop) beside.
+PARTITION_FILES_MAX = 100_000  # a folder listing is held in memory: bounded
+
+
+def ignored(name: str) -> bool:
+    """Markers, checksums and writers' temporary folders (`_temporary`, `.spark-staging`),
+    as Spark and Hadoop skip them (names starting `_` or `.`)."""
+    return name.startswith(("_", ".")) or name.endswith(".crc")
+
+
+def partitioned_files(data: str) -> Optional[tuple]:
+    """(key names, sorted Parquet files) of a Hive-style partitioned folder, None for a
+    folder without `key=value` sub-folders. A layout that is not one table is refused in
+    one line: data files beside the partition folders, other keys in one branch, a
+    sub-folder not named key=value, a file that is not Parquet."""
+    root = Path(data)
+    if not any(c.is_dir() and "=" in c.name and not ignored(c.name) for c in root.iterdir()):
+        return None
+    if (root / "_delta_log").is_dir():
+        raise InputError(f"{data} is a Delta table (_delta_log): its folder holds removed files too; "
+                         "export a snapshot (df.write.parquet) and give that folder")
+    files, keys = [], None
+    pending = collections.deque([(root, ())])  # breadth first: sorted names, first found first
+    while pending:
+        folder, path_keys = pending.popleft()
+        entries = [c for c in sorted(folder.iterdir()) if not ignored(c.name)]
+        subfolders = [c for c in entries if c.is_dir()]
+        leaves = [c for c in entries if not c.is_dir()]
+        if subfolders and leaves:
+            raise InputError(f"{folder} holds both files ({leaves[0].name}) and partition folders "
+                             f"({subfolders[0].name}): put every file in a key=value folder or none")
+        for sub in subfolders:
+            if "=" not in sub.name:
+                raise InputError(f"{sub} is not a key=value partition folder: a partitioned table's folders "
+                                 "are named like dt=2026-12-01; move it out")
+            pending.append((sub, path_keys + (sub.name.split("=", 1)[0],)))
+        for leaf in leaves:
+            if format_of_name(leaf.name) != PARQUET:
+                raise InputError(f"{leaf} is not a Parquet file (.parquet) inside the partitioned folder {data}; "
+                                 "move it out (kubetfx reads partitioned folders of Parquet)")
+            if keys is not None and path_keys != keys:
+                raise InputError(f"{data} has other partition keys in {leaf.parent.relative_to(root)} than in "
+                                 f"{files[0].parent.relative_to(root)}: {'/'.join(path_keys)} vs {'/'.join(keys)}; "
+                                 "one table has one partition layout")
+            keys = path_keys
+            files.append(leaf)
+            if len(files) > PARTITION_FILES_MAX:
+                raise InputError(f"{data} holds more than {PARTITION_FILES_MAX} Parquet files; compact them "
+                                 "(df.repartition(n).write) and give that folder")
+    if not files:
+        raise InputError(f"{data} holds partition folders but no Parquet file in them")
+    return keys, sorted(files)
+
+
 def data_files(data: str) -> tuple:
     """(format, sorted files) of a file or folder. A folder's files are those of its one
-    format; another format beside them is refused in one line."""
+    format; another format beside them is refused in one line. A folder of Hive-style
+    partitions (partitioned_files) is Parquet, its files those of every partition."""
     path = Path(data)
     if not path.exists() or not path.is_dir():
         files = csv_input.csv_files(data)  # missing path, dangling link, device, unreadable
         return format_of_file(files[0]), files
+    partitioned = partitioned_files(data)
+    if partitioned is not None:
+        return PARQUET, csv_input.readable(csv_input.regular_files(partitioned[1]))
     found = {}
     for candidate in sorted(path.iterdir()):
         kind = format_of_name(candidate.name)
@@ -106,6 +166,12 @@ def input_pattern(data: str, kind: Optional[str] = None) -> tuple:
     path = Path(data)
     if path.is_file():
         return str(path.parent), path.name
+    try:
+        partitioned = partitioned_files(data) if path.is_dir() else None
+    except (InputError, OSError):
+        partitioned = None
+    if partitioned is not None:  # a glob both TFX's driver and the executor take alike
+        return str(path), "*=*/" * len(partitioned[0]) + FOLDER_PATTERNS[PARQUET]
     return str(path), FOLDER_PATTERNS[kind or format_of(data)]
 
 

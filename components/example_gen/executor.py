@@ -387,6 +387,11 @@ class Executor(csv_executor.Executor):
         pattern = os.path.join(exec_properties[standard_component_specs.INPUT_BASE_KEY], input_config.splits[0].pattern)
         paths = sorted(glob.glob(pattern))
         kind = data_format.format_of_file(paths[0]) if paths else data_format.format_of_name(pattern)
+        if kind == data_format.PARQUET and "=" in pattern:  # its key columns come from folder names
+            raise csv_input.InputError(
+                f"{input_config.splits[0].pattern} under {exec_properties[standard_component_specs.INPUT_BASE_KEY]}: "
+                "a partitioned Parquet folder is read by kubetfx's in-process ExampleGen only (TFX's Parquet "
+                "executor would drop its key columns); run without other Beam runners, or write it unpartitioned")
         if kind == data_format.PARQUET:
             from tfx.components.example_gen.custom_executors import parquet_executor as stock
         elif kind == data_format.TFRECORD:

@@ -18,10 +18,20 @@ a float NaN (CSV's "NaN" is a missing-value marker); a row with every value miss
 dropped as a blank CSV row is. Rows are placed in the splits by the hash of their Example,
 as TFX places every record (executor.splits_of). Files are read a batch of rows at a time
 through a bounded buffer per column: memory stays bounded whatever the file's or its row
-groups' size."""
+groups' size.
+
+A folder partitioned as Spark and Hive write it (`dt=2026-12-01/part-0.parquet`, folders
+found by data_format.partitioned_files) is one table: each `key=value` folder directly
+above a file gives its rows a column `key`, as Spark and pyarrow.dataset's
+`partitioning="hive"` do. Its kind is the narrowest that holds every folder's value (all
+whole numbers: int; all numbers: float; else text, so `2026-12-01` stays the text it is);
+`__HIVE_DEFAULT_PARTITION__` (Spark's null) is a missing value and a value is URL-unquoted
+as Spark escapes it. A file's own column of a key's name is refused (which one is meant?)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +45,29 @@ BATCH_ROWS = 64 * 1024
 SAMPLE_ROWS = 10_000
 READ_BUFFER_BYTES = 256 << 10  # per column: 256 MB for a table of 1,000 columns
 _INT64_MAX = 2**63 - 1
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_WHOLE = re.compile(r"[+-]?\d{1,18}")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def partition_values(path) -> dict:
+    """{key: value or None} of the `key=value` folders directly above the file, outermost
+    first. Names only: no folder is listed."""
+    found = []
+    for parent in Path(path).parents:
+        if "=" not in parent.name or data_format.ignored(parent.name):
+            break
+        key, value = parent.name.split("=", 1)
+        found.append((unquote(key), None if value == HIVE_NULL else unquote(value)))
+    return dict(reversed(found))
+
+
+def _value_kind(value) -> int:
+    if value is None:
+        return UNKNOWN
+    if _WHOLE.fullmatch(value):
+        return INT
+    return FLOAT if _NUMBER.fullmatch(value) else STRING
 
 
 def kind_of(path, field: pa.Field) -> int:
@@ -73,7 +106,13 @@ def open_file(path) -> pq.ParquetFile:
 
 def file_kinds(path) -> dict:
     schema = open_file(path).schema_arrow
-    return {field.name: kind_of(path, field) for field in schema}
+    kinds = {field.name: kind_of(path, field) for field in schema}
+    for key, value in partition_values(path).items():
+        if key in kinds:
+            raise InputError(f"{path}: the column {key!r} is also its folder's partition key ({key}=...); "
+                             "drop the column from the files or rename the folders")
+        kinds[key] = _value_kind(value)
+    return kinds
 
 
 def _check_int64_range(path, schema: pa.Schema) -> None:
@@ -97,7 +136,8 @@ def check_files(files: list, label: str = "") -> list:
     for path in files:
         schema = open_file(path).schema_arrow
         data_format.check_names(path, schema.names)
-        kinds = file_kinds(path)
+        kinds = file_kinds(path)  # a key that is also a column: refused there
+        data_format.check_names(path, list(partition_values(path)), "partition key")
         these = list(kinds)
         _check_int64_range(path, schema)
         if columns is not None and sorted(these) != sorted(columns):
@@ -131,8 +171,12 @@ def column_kinds(files: list, wanted: dict | None = None) -> dict:
 def _converts(files: list, name: str, kind: int) -> bool:
     """Whether every value of the column converts to `kind` without loss (one pass over it)."""
     for path in files:
-        for batch in open_file(path).iter_batches(batch_size=BATCH_ROWS, columns=[name]):
-            column = _plain(batch.column(0))
+        parts = partition_values(path)
+        if name in parts:
+            values = [pa.array([parts[name]], pa.string())]
+        else:
+            values = (_plain(b.column(0)) for b in open_file(path).iter_batches(batch_size=BATCH_ROWS, columns=[name]))
+        for column in values:
             try:
                 typed(column, kind)  # a safe cast: 2.0 is 2, 1.5 is refused
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -163,11 +207,24 @@ def typed(column: pa.Array, kind: int) -> pa.Array:
     return column
 
 
-def batches(path, columns: list):
-    """The file's rows, a bounded batch at a time, without rows of only missing values."""
-    for batch in open_file(path).iter_batches(batch_size=BATCH_ROWS, columns=columns):
+def batches(path, columns: list | None):
+    """The file's rows, a bounded batch at a time, without rows of only missing values;
+    its partition keys as text columns after the file's own (`columns` None: all)."""
+    parts = partition_values(path)
+    keys = list(parts) if columns is None else [c for c in columns if c in parts]
+    own = None if columns is None else [c for c in columns if c not in parts]
+    for batch in open_file(path).iter_batches(batch_size=BATCH_ROWS, columns=own):
         batch = pa.RecordBatch.from_arrays([_plain(c) for c in batch.columns], names=batch.schema.names)
-        yield csv_input.drop_blank_rows(batch)
+        batch = csv_input.drop_blank_rows(batch)  # a row is blank by its own values
+        if keys:
+            batch = pa.RecordBatch.from_arrays(
+                list(batch.columns) + [_constant(parts[k], batch.num_rows) for k in keys],
+                names=batch.schema.names + keys)
+        yield batch
+
+
+def _constant(value, rows: int) -> pa.Array:
+    return pa.nulls(rows, pa.string()) if value is None else pa.repeat(pa.scalar(value, pa.string()), rows)
 
 
 def encoded_batches(files: list, wanted: dict | None = None):
@@ -213,6 +270,14 @@ def sample(files: list) -> pa.Table:
         elif pa.types.is_integer(column.type) or pa.types.is_boolean(column.type):
             column = pc.cast(column, pa.int64())
         columns[name] = column
+    kinds = {}
+    for path in files:  # a key's kind over every partition, as column_kinds says it
+        for key, value in partition_values(path).items():
+            kinds[key] = max(kinds.get(key, UNKNOWN), _value_kind(value))
+    for key, value in partition_values(files[0]).items():
+        column = _constant(value, first.num_rows)
+        columns[key] = pc.cast(column, pa.int64() if kinds[key] == INT else pa.float64()) \
+            if kinds[key] in (INT, FLOAT) else column
     return pa.table(columns)
 
 
