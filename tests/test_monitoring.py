@@ -456,18 +456,23 @@ def test_requests_through_the_logging_proxy_reach_the_store_and_monitor_reports_
     assert f"{uri} (150 rows) against version {served}" in result.stdout
 
 
-def test_retrain_on_drift_pushes_a_new_version_and_rollback_restores_the_first(home, run_kubetfx, tmp_path):
+def test_retrain_on_drift_pushes_a_new_version_and_rollback_restores_the_first(home, run_kubetfx, tmp_path, store):
     (first,) = _models(run_kubetfx, home)
     # Drifted but within the curated schema (bill lengths stay under its 70 mm bound), so
-    # the gates, not the validator, decide.
-    data = _write(tmp_path / "drifted.csv", _shift(_rows(), bill_mm=4))
-    result = run_kubetfx("monitor", "--home", home, "--data", data, "--retrain")
+    # the gates, not the validator, decide. From the store, as the CronJob reads it: the
+    # new version records that address, not the scratch copy deleted when monitor ends.
+    running, s3 = store
+    s3.upload_file(str(_write(tmp_path / "drifted.csv", _shift(_rows(), bill_mm=4))),
+                   "mlpipeline", "kubetfx/incoming/drifted/part-0.csv")
+    data = "minio://mlpipeline/kubetfx/incoming/drifted"
+    result = run_kubetfx("monitor", "--home", home, "--data", data, "--retrain", env=_store_env(running))
     assert result.returncode == 11, result.stdout + result.stderr
     assert "DRIFT in" in result.stderr and "model pushed to" in result.stdout
+    assert f"retraining {NAME} on {data} " in result.stdout
     versions = _models(run_kubetfx, home)
     assert [v["version"] for v in versions][0] == first["version"] and len(versions) == 2
     second = versions[1]
-    assert second["serving"] and second["data"]["input_base"] == str(tmp_path) and second["blessed"]
+    assert second["serving"] and second["data"]["input_base"] == data and second["blessed"]
     assert _digest(second["path"]) != _digest(first["path"])
 
     server = _Server(home, tmp_path)

@@ -307,10 +307,38 @@ def _retrain(args, config, served) -> int:
     label = args.label or served.data.label
     if not label:
         raise ConfigError("--retrain needs --label: the served model's label is not recorded")
-    print(f"kubetfx monitor: retraining {config.name} on {args.data} (label {label}); the gates decide the push",
+    uri = getattr(args, "data_uri", None)  # --data in the store: trained on a copy deleted when we end
+    print(f"kubetfx monitor: retraining {config.name} on {uri or args.data} (label {label}); the gates decide the push",
           flush=True)
-    code = run_command.run(config.replace(data=os.path.abspath(args.data), label=label, task=served.data.task))
+    retrained = config.replace(data=os.path.abspath(args.data), label=label, task=served.data.task)
+    try:
+        code = run_command.run(retrained)
+    finally:
+        if uri:
+            _record_data_uri(retrained, uri)
     return exit_codes.DRIFT if code == exit_codes.OK else code
+
+
+def _record_data_uri(config, uri: str) -> None:
+    """ExampleGen's recorded input_base names the store address the user gave, as a
+    `--engine containers` run records its data_root, not the scratch copy (gone when the
+    command ends): `models` and the next monitor say where the version's data is."""
+    from kubetfx.pipelines.record import mlmd
+
+    local = config.data.rstrip("/")
+    # one object: ExampleGen reads its folder (input_base) with the file's name as pattern
+    bases = {local: uri} if os.path.isdir(local) else {os.path.dirname(local): uri.rsplit("/", 1)[0]}
+    if not config.metadata_path.exists():
+        return
+    store = mlmd.open_store(str(config.metadata_path), writable=True)
+    changed = []
+    for execution in store.get_executions():
+        value = execution.custom_properties.get("input_base")
+        if value is not None and value.string_value in bases:
+            value.string_value = bases[value.string_value]
+            changed.append(execution)
+    if changed:
+        store.put_executions(changed)
 
 
 def _fetch_remote(args, scratch: Path) -> dict:
@@ -327,6 +355,7 @@ def _fetch_remote(args, scratch: Path) -> dict:
             if local.is_file():  # one object: its name tells its format (x.parquet, y.csv)
                 local = local.rename(local.with_name(uri.rstrip("/").rsplit("/", 1)[-1] or local.name))
             setattr(args, field, str(local))
+            setattr(args, f"{field}_uri", uri.rstrip("/"))
             copies[str(local)] = uri.rstrip("/")
     return copies
 
