@@ -121,6 +121,9 @@ class PipelineConfig:
     task: Optional[Literal[TASKS]] = None
     # csv | parquet | tfrecord; None = from the data's file names (example_gen/data_format.py).
     data_format: Optional[Literal["csv", "parquet", "tfrecord"]] = None
+    # ExampleGen's input pattern of a partitioned Parquet folder (`*=*/*.parquet`), read from
+    # the local files as data_format is: the compiled spec's data is a cluster location.
+    data_pattern: Optional[str] = None
     module_file: Optional[str] = None
     # Curated schema (schema.pbtxt) imported instead of inferred; None = infer.
     schema_file: Optional[str] = None

@@ -62,7 +62,8 @@ def test_the_penguins_in_each_format_train_and_push(trained, kind, example_gen):
 
 
 @pytest.mark.parametrize("kind, example_gen, pattern", [("Parquet", "ParquetExampleGen", "*.parquet"),
-                                                        ("TFRecord", "ImportExampleGen", "*tfrecord*")])
+                                                        ("TFRecord", "ImportExampleGen", "*tfrecord*"),
+                                                        ("Parquet-partitioned", "ParquetExampleGen", "*=*/*=*/*.parquet")])
 def test_the_compiled_spec_reads_the_staged_data_with_the_formats_example_gen(
         tmp_path, penguin_formats, kind, example_gen, pattern):
     from kubetfx.pipelines.config import PipelineConfig
@@ -84,7 +85,8 @@ def test_the_compiled_spec_reads_the_staged_data_with_the_formats_example_gen(
     assert "kubetfx.components.example_gen.executor.Executor" in " ".join(executor["container"]["args"])
 
 
-@pytest.mark.parametrize("kind, pattern", [("Parquet", "*.parquet"), ("TFRecord", "*tfrecord*")])
+@pytest.mark.parametrize("kind, pattern", [("Parquet", "*.parquet"), ("TFRecord", "*tfrecord*"),
+                                           ("Parquet-partitioned", "*=*/*=*/*.parquet")])
 def test_in_a_container_example_gen_reads_the_staged_data_through_the_entrypoint(
         tmp_path, monkeypatch, penguin_formats, kind, pattern):
     """What a stage's container runs (components/container/entrypoint.py, the OSS driver's

@@ -19,7 +19,7 @@ def build(config):
     TFRecords of tf.Examples an ImportExampleGen: each with the one kubetfx executor, which
     reads the format its files are in (data_format.py)."""
     kind = getattr(config, "data_format", None) or data_format.format_of(config.data)
-    input_base, pattern = data_format.input_pattern(config.data, kind)
+    input_base, pattern = data_format.input_pattern(config.data, kind, getattr(config, "data_pattern", None))
     inputs = dict(input_base=input_base,
                   input_config=tfx.proto.Input(splits=[tfx.proto.Input.Split(name="single_split", pattern=pattern)]),
                   output_config=output_config())

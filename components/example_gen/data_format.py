@@ -159,20 +159,26 @@ def format_of(data: str) -> str:
         return CSV
 
 
-def input_pattern(data: str, kind: Optional[str] = None) -> tuple:
-    """(input_base, pattern) of ExampleGen's one input split; `kind` for a location only
-    the cluster sees (the compiled spec's data_root: the format was read from the local
-    data when the run was prepared)."""
+def partitioned_pattern(data: str) -> Optional[str]:
+    """ExampleGen's input pattern of a partitioned folder (`*=*/*=*/*.parquet` for two
+    keys), None for other data: a glob TFX's driver (its fingerprint) and the executor
+    take alike."""
     path = Path(data)
-    if path.is_file():
-        return str(path.parent), path.name
     try:
         partitioned = partitioned_files(data) if path.is_dir() else None
     except (InputError, OSError):
-        partitioned = None
-    if partitioned is not None:  # a glob both TFX's driver and the executor take alike
-        return str(path), "*=*/" * len(partitioned[0]) + FOLDER_PATTERNS[PARQUET]
-    return str(path), FOLDER_PATTERNS[kind or format_of(data)]
+        return None
+    return None if partitioned is None else "*=*/" * len(partitioned[0]) + FOLDER_PATTERNS[PARQUET]
+
+
+def input_pattern(data: str, kind: Optional[str] = None, pattern: Optional[str] = None) -> tuple:
+    """(input_base, pattern) of ExampleGen's one input split; `kind` and `pattern` for a
+    location only the cluster sees (the compiled spec's data_root: both were read from the
+    local data when the run was prepared)."""
+    path = Path(data)
+    if path.is_file():
+        return str(path.parent), path.name
+    return str(path), pattern or partitioned_pattern(data) or FOLDER_PATTERNS[kind or format_of(data)]
 
 
 def _reader(kind: str):

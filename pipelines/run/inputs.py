@@ -41,7 +41,8 @@ def prepare(config: PipelineConfig) -> PipelineConfig:
     roles = column_roles.resolve(column_roles.infer(files, config.label, sample=sample), config.column_roles)
     # The format travels in the config: the compiled spec's data is a location only the
     # cluster sees, its ExampleGen is chosen from the local files read here.
-    config = config.replace(task=task, column_roles=roles, data_format=data_format.format_of(config.data))
+    config = config.replace(task=task, column_roles=roles, data_format=data_format.format_of(config.data),
+                            data_pattern=data_format.partitioned_pattern(config.data))
     if config.served_baseline_version is None:
         # The same config and data as the run that pushed what is served: that run's
         # decisions, so every stage is a cache hit and nothing new is pushed.
