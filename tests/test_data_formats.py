@@ -128,6 +128,12 @@ def test_in_a_container_example_gen_reads_the_staged_data_through_the_entrypoint
     rows = sum(1 for split in os.listdir(examples)
                for _ in tf.data.TFRecordDataset(tf.io.gfile.glob(f"{examples}/{split}/*.gz"), compression_type="GZIP"))
     assert sorted(os.listdir(examples)) == sorted(f"Split-{s['name']}" for s in splits) and rows == 344
+    if kind == "Parquet-partitioned":  # the keys, from the staged folders' names
+        record = next(iter(tf.data.TFRecordDataset(tf.io.gfile.glob(f"{examples}/Split-train/*.gz"),
+                                                   compression_type="GZIP")))
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        assert features["shard"].int64_list.value == [7]
+        assert features["dt"].bytes_list.value[0] in (b"2026-12-01", b"2026-12-02")
 
 
 def _sample(table, rows: int, seed: int):
