@@ -233,6 +233,25 @@ def test_monitor_reads_a_fresh_partitioned_sample_as_ok(tmp_path, run_kubetfx, t
     assert set(verdicts(result.stdout).values()) == {"ok"}, result.stdout
 
 
+def test_partition_keys_are_typed_as_their_values_say(tmp_path):
+    """Whole numbers an int, numbers a float, the rest text (a date, an escaped time);
+    Spark's null folder a missing value; markers beside the files skipped."""
+    from kubetfx.components.example_gen import data_format, example_bytes, parquet_input
+
+    for folder in ("n=1/x=0.5/t=2026-12-01 10%3A00%3A00", "n=2/x=2/t=__HIVE_DEFAULT_PARTITION__"):
+        data_formats.write_parquet(tmp_path / "data" / folder / "part-0.snappy.parquet", _table())
+        (tmp_path / "data" / folder / "_committed_1").write_text("{}")
+    (tmp_path / "data" / "_SUCCESS").write_text("")
+    kind, files = data_format.data_files(str(tmp_path / "data"))
+    assert kind == "parquet" and len(files) == 2
+    kinds = parquet_input.column_kinds(files)
+    assert (kinds["n"], kinds["x"], kinds["t"]) == (example_bytes.INT, example_bytes.FLOAT, example_bytes.STRING)
+    rows = [next(parquet_input.batches(f, ["species", "n", "x", "t"])) for f in files]
+    assert [r.column("t")[0].as_py() for r in rows] == ["2026-12-01 10:00:00", None]
+    assert [r.num_rows for r in rows] == [12, 12]
+    assert data_format.input_pattern(str(tmp_path / "data")) == (str(tmp_path / "data"), "*=*/*=*/*=*/*.parquet")
+
+
 def _new_data(kind: str, folder, table):
     if kind == "Parquet":
         return data_formats.write_parquet(folder / "part-0.parquet", table).parent
