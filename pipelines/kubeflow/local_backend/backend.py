@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import sys
 import threading
 import time
 import uuid
@@ -32,6 +33,8 @@ from kubetfx.pipelines.record.summary import RunSummary, StageResult
 # KFP 2.5.0 backend/src/v2/config/env.go: the run's root, else the launcher config's, else this.
 DEFAULT_PIPELINE_ROOT = "minio://mlpipeline/v2/artifacts"
 DATA_PREFIX = "minio://mlpipeline/kubetfx/data"   # where `kubetfx submit` puts the data too
+# On each task container: a killed run's are removed by the next run of its pipeline and home.
+HOME_LABEL, PIPELINE_LABEL = "kubetfx.home", "kubetfx.pipeline"
 @dataclasses.dataclass
 class RunRequest:
     pipeline: str
@@ -119,6 +122,7 @@ class _Run:
         self.run_as_user = versions.run_as_user(self.version, options.run_as_user)
         self.early = early
         self.run_id = early.run_id if early else str(uuid.uuid4())
+        self.owner_labels = {HOME_LABEL: str(Path(request.home).resolve()), PIPELINE_LABEL: request.pipeline}
         self.pipeline = spec["pipelineInfo"]["name"]
         self.root = spec.get("defaultPipelineRoot") or DEFAULT_PIPELINE_ROOT
         backend_dir = request.home / "kfp-backend" / request.pipeline
@@ -203,7 +207,7 @@ class _Run:
             try:
                 produced = attempt.run(f"kubetfx-{self.run_id[:8]}-{name.lower()}-{attempt_number}", executor_input,
                                        component, container, image, volumes, timeout,
-                                       {"kubetfx.run": self.run_id, "kubetfx.task": name})
+                                       {"kubetfx.run": self.run_id, "kubetfx.task": name, **self.owner_labels})
                 return produced, attempt.output_parameters
             except docker.TaskTimedOut as err:
                 if timeout < self.options.task_timeout:  # Argo's kill at ARGO_DEADLINE; no retry past it
@@ -253,6 +257,8 @@ class _Run:
         needed = sorted({self.options.image or e["container"]["image"] for e in executors.values() if "container" in e})
         docker.binary()  # a missing docker command is said as such, before the images
         images.require_images(needed)
+        for name in docker.remove_left_over(self.owner_labels):
+            print(f"kubetfx: removed container {name}, left running by a killed run on this home", file=sys.stderr)
         for directory in (self.request.home / "kfp-backend", self.logs, self.request.home / "object-store"):
             directory.mkdir(parents=True, exist_ok=True)
             os.chmod(directory, 0o700)

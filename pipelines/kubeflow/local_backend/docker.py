@@ -96,6 +96,18 @@ def ensure_volume(name: str, image: str, labels: dict) -> None:
             "--entrypoint", "sh", image, "-c", "chown 0:0 /volume && chmod 0777 /volume")
 
 
+def remove_left_over(labels: dict) -> list:
+    """Removes every container carrying all of `labels`; returns their names. A run killed by
+    SIGKILL runs no cleanup: its `docker start -a` lives on, and so does the container, past
+    the time limit the run enforced, until its task ends; then it stays, stopped. The next run on the
+    same home and pipeline, which holds their lock (none of their runs is alive), removes them."""
+    filters = [f"--filter=label={key}={value}" for key, value in labels.items()]
+    found = _docker("ps", "-a", *filters, "--format", "{{.Names}}").stdout.split()
+    if found:
+        _docker("rm", "-f", "-v", *found, check=False)
+    return found
+
+
 def pod_env(pod_name: str) -> dict:
     """What KFP's executor template gives every run pod (argocompiler/common.go commonEnvs)."""
     return {"KFP_POD_NAME": pod_name, "KFP_POD_UID": str(uuid.uuid4())}
