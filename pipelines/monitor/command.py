@@ -200,7 +200,9 @@ def _trained_on(input_base) -> str:
         return f"the data files of {input_base} (not readable here)"
     if len(files) == 1:
         return str(files[0])
-    shown = ", ".join(f.name for f in files[:3]) + (f", +{len(files) - 3} more" if len(files) > 3 else "")
+    # Relative to the folder, not bare names: a partitioned folder's dt=.../ says which days.
+    shown = ", ".join(os.path.relpath(f, input_base) for f in files[:3]) + (
+        f", +{len(files) - 3} more" if len(files) > 3 else "")
     return f"{input_base}/{{{shown}}}"
 
 

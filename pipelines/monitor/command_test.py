@@ -112,3 +112,18 @@ def test_a_config_without_a_home_leaves_kubetfx_home_in_force_for_every_command(
     if command[0] == "monitor":  # and the command itself looks there
         assert cli.main([*command, "--config", str(bare)]) == 2
         assert f"serves no model in {tmp_path / 'env-home' / 'serving' / 'kubetfx-penguin'}" in capsys.readouterr().err
+
+
+def test_the_trained_on_line_names_partitioned_files_with_their_folders(tmp_path):
+    """A partitioned folder's files are shown under their key=value folders (which days the
+    model was trained on), not as bare part-00000 names that say nothing."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from kubetfx.pipelines.monitor import command
+
+    for day in ("dt=2026-12-01", "dt=2026-12-02"):
+        (tmp_path / day).mkdir()
+        pq.write_table(pa.table({"x": [1.0, 2.0]}), tmp_path / day / "part-00000.parquet")
+    line = command._trained_on(str(tmp_path))
+    assert "dt=2026-12-01/part-00000.parquet" in line and "dt=2026-12-02/part-00000.parquet" in line, line
