@@ -8,15 +8,17 @@ import threading
 
 
 class DoublingReport:
-    """Counts occurrences; `count()` returns the new total when it is to be reported
-    (1, 2, 4, ...), else 0. Safe from several threads."""
+    """Counts occurrences; `count(n)` adds n and returns the new total when it has reached a
+    power of two it had not reached before (1, 2, 4, ...; a count that jumps from 3 to 9
+    reports once), else 0. Safe from several threads."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self.total = 0
 
-    def count(self) -> int:
+    def count(self, n: int = 1) -> int:
         with self._lock:
-            self.total += 1
+            before = self.total
+            self.total += n
             total = self.total
-        return total if total & (total - 1) == 0 else 0
+        return total if n and before.bit_length() != total.bit_length() else 0

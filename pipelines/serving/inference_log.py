@@ -44,6 +44,8 @@ from typing import Callable, Collection, Optional
 
 import numpy as np
 
+from kubetfx.components.serving import failure_reports
+
 log = logging.getLogger("kubetfx.inference_log")
 SHARD_SUFFIX = ".tfrecord"
 OPEN_SUFFIX = ".open"           # appended to SHARD_SUFFIX while a writer holds the shard
@@ -158,8 +160,8 @@ class InferenceLog:
         self.features = features
         self.max_shard_bytes, self.max_shard_seconds = max_shard_bytes, max_shard_seconds
         self.max_shards, self.max_total_bytes = max_shards, max_total_bytes
-        self.dropped = 0       # instances larger than a shard, not logged
-        self.lost = 0          # instances not logged because a write failed (disk full, folder unwritable)
+        self._dropped = failure_reports.DoublingReport()  # instances larger than a shard, not logged
+        self._lost = failure_reports.DoublingReport()  # not logged because a write failed (disk full, ...)
         self.retry_seconds = retry_seconds  # after a failed write, a new shard is tried no sooner
         self._retry_at = 0.0
         self._last_error = ""
@@ -169,6 +171,14 @@ class InferenceLog:
         self._path: Path | None = None
         self._opened = 0.0
         self._bytes = 0
+
+    @property
+    def dropped(self) -> int:
+        return self._dropped.total
+
+    @property
+    def lost(self) -> int:
+        return self._lost.total
 
     def __call__(self, record) -> None:
         examples = to_examples(record, self.features(record.model_version) if self.features else None)
@@ -181,8 +191,7 @@ class InferenceLog:
             for example in examples:
                 size = len(example) + FRAMING_BYTES
                 if size > self.max_shard_bytes:
-                    self.dropped += 1
-                    if self.dropped & (self.dropped - 1) == 0:  # 1, 2, 4, ...: seen, not a flood
+                    if self._dropped.count():  # 1, 2, 4, ...: seen, not a flood
                         log.warning("an instance of request %s is %d bytes, over the %d-byte shard bound: not logged "
                                     "(%d so far)", getattr(record, "request_id", "") or "-", size,
                                     self.max_shard_bytes, self.dropped)
@@ -216,10 +225,9 @@ class InferenceLog:
         self._lose(records, err)
 
     def _lose(self, records: int, err: Exception | None) -> None:
-        before, self.lost = self.lost, self.lost + records
         if err is not None:
             self._last_error = " ".join(f"{type(err).__name__}: {err}".split())[:300]
-        if records and (before == 0 or before.bit_length() != self.lost.bit_length()):  # 1, 2, 4, ...: no flood
+        if self._lost.count(records):  # 1, 2, 4, ...: no flood
             log.warning("inference log %s cannot be written (%s): %d records not logged so far; a new shard is "
                         "tried every %g s", self.directory, self._last_error, self.lost, self.retry_seconds)
 
